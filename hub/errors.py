@@ -1,0 +1,88 @@
+"""One error hierarchy for the whole server.
+
+Each error knows its RTSP and HTTP status. Only the RTSP request dispatcher
+and the Starlette exception handlers turn these into responses; handlers
+raise, they never pick a status inline.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    rtsp_status: int = 500
+    http_status: int = 500
+    reason: str = "Internal Server Error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.reason)
+        self.message = message or self.reason
+
+
+class ProtocolError(HubError):
+    """The peer sent bytes that do not parse (request line, header, frame)."""
+
+    rtsp_status = 400
+    http_status = 400
+    reason = "Bad Request"
+
+
+class BadRequest(ProtocolError):
+    """Well-formed but unacceptable input (validation)."""
+
+
+class Unauthorized(HubError):
+    rtsp_status = 401
+    http_status = 401
+    reason = "Unauthorized"
+
+
+class Forbidden(HubError):
+    rtsp_status = 403
+    http_status = 403
+    reason = "Forbidden"
+
+
+class NotFound(HubError):
+    rtsp_status = 404
+    http_status = 404
+    reason = "Not Found"
+
+
+class MethodNotAllowed(HubError):
+    rtsp_status = 405
+    http_status = 405
+    reason = "Method Not Allowed"
+
+
+class SessionNotFound(HubError):
+    rtsp_status = 454
+    http_status = 404
+    reason = "Session Not Found"
+
+
+class MethodNotValidInState(HubError):
+    rtsp_status = 455
+    http_status = 409
+    reason = "Method Not Valid in This State"
+
+
+class UnsupportedTransport(HubError):
+    rtsp_status = 461
+    http_status = 400
+    reason = "Unsupported Transport"
+
+
+class ServiceUnavailable(HubError):
+    rtsp_status = 503
+    http_status = 503
+    reason = "Service Unavailable"
+
+
+class IpcError(HubError):
+    """An IPC link broke or a peer answered with an error."""
+
+
+class IpcTimeout(IpcError):
+    rtsp_status = 503
+    http_status = 503
+    reason = "Service Unavailable"
