@@ -1,0 +1,112 @@
+"""Shared fixtures: a real server process tree on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HubServer:
+    port: int
+    data: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rtsp_url(self, path: str) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def get_json(self, path: str, timeout: float = 5.0) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[Any]:
+        import psutil
+
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                self.get_json("/api/v1/server", timeout=1.0)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                 ready: bool = True) -> HubServer:
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    log_path = tmp_path / f"server-{port}.log"
+    cmd = [sys.executable, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(data), *args]
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("HUB_ADMIN_PASSWORD", "admin")
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=full_env)
+    logf.close()
+    srv = HubServer(port, data, proc, log_path, list(args))
+    if ready:
+        srv.wait_ready()
+    return srv
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
+    started: list[HubServer] = []
+
+    def make(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> HubServer:
+        srv = start_server(tmp_path, *args, env=env, ready=ready)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def hub(hub_factory: Callable[..., HubServer]) -> HubServer:
+    return hub_factory("--shards", "2", "--fronts", "2")
