@@ -1,0 +1,243 @@
+"""The single writer of a stream's ring (lives in the owning shard).
+
+The writer never waits for anyone: it overwrites the oldest entries, and a
+reader that was too slow finds out on its own (see `reader.py`). Publishing
+order is what makes that safe without locks:
+
+1. raise the header's write position to the entry's end (announce which old
+   bytes are about to be overwritten),
+2. copy the entry's bytes into the circular data area (split at the end),
+3. invalidate the slot (seq = 0), fill its fields, then store its seq,
+4. if a keyframe, store the header's last-keyframe seq,
+5. store the header's write seq.
+
+Each store is one aligned 8-byte word; on x86-64 stores become visible in
+program order, so a reader that sees step 5 sees 1-4.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from multiprocessing import resource_tracker
+from multiprocessing.shared_memory import SharedMemory
+from types import TracebackType
+from typing import Union
+
+from hub.ring import layout as L
+
+Buffer = Union[bytes, bytearray, memoryview]
+"""A byte buffer: bytes, bytearray or a 1-D memoryview of bytes."""
+
+
+class RingWriter:
+    """Creates a ring segment and appends entries to it.
+
+    An entry is one access unit (a video frame as length-prefixed NAL units,
+    or an audio frame) with its track, flags and timestamps. Mark only the
+    entries a new player can start from as keyframes: video IDR frames, or
+    every frame of an audio-only stream (an audio keyframe in a video stream
+    would make new players start without a picture).
+    """
+
+    __slots__ = (
+        "_shm", "_name", "_hdr", "_sq", "_si", "_data", "_slot_mask",
+        "_data_size", "_data_mask", "_seq", "_pos", "_last_key", "_closed",
+    )
+
+    def __init__(self, shm: SharedMemory, slots: int, data_size: int) -> None:
+        """Use `create`; this only binds an already initialised segment."""
+        self._shm = shm
+        self._name = shm.name
+        buf = shm.buf
+        if buf is None:  # only after shm.close(); never for a fresh segment
+            raise ValueError("shared memory segment is closed")
+        doff = L.data_offset(slots)
+        self._hdr = buf[: L.HEADER_BYTES].cast("Q")
+        self._sq = buf[L.HEADER_BYTES : doff].cast("Q")
+        self._si = buf[L.HEADER_BYTES : doff].cast("q")
+        self._data = buf[doff : doff + data_size]
+        self._slot_mask = slots - 1
+        self._data_size = data_size
+        self._data_mask = data_size - 1
+        self._seq = 0
+        self._pos = 0
+        self._last_key = 0
+        self._closed = False
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        slots: int = L.DEFAULT_SLOTS,
+        data_size: int = L.DEFAULT_DATA_SIZE,
+        replace: bool = False,
+    ) -> RingWriter:
+        """Create the segment `name` (FileExistsError if it exists).
+
+        `replace=True` first unlinks a leftover segment of that name, e.g.
+        one left by a crashed earlier writer of the same stream; readers
+        still attached to it keep their old mapping.
+        """
+        L.check_geometry(slots, data_size)
+        if replace:
+            _unlink_quietly(name)
+        shm = SharedMemory(name=name, create=True, size=L.segment_size(slots, data_size))
+        try:
+            writer = cls(shm, slots, data_size)
+            hdr = writer._hdr
+            hdr[L.H_VERSION] = L.LAYOUT_VERSION
+            hdr[L.H_SLOTS] = slots
+            hdr[L.H_DATA_SIZE] = data_size
+            hdr[L.H_MAGIC] = L.MAGIC  # last: a half-built segment never looks valid
+        except BaseException:
+            shm.close()
+            shm.unlink()
+            raise
+        return writer
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def write_seq(self) -> int:
+        """Seq of the last entry written; 0 if none."""
+        return self._seq
+
+    @property
+    def last_key_seq(self) -> int:
+        """Seq of the last keyframe entry; 0 if none."""
+        return self._last_key
+
+    @property
+    def slots(self) -> int:
+        return self._slot_mask + 1
+
+    @property
+    def data_size(self) -> int:
+        return self._data_size
+
+    def set_description_version(self, v: int) -> None:
+        """Tell readers the stream description changed (they re-fetch it)."""
+        self._hdr[L.H_DESC_VER] = v
+
+    def write(
+        self,
+        data: Buffer | Sequence[Buffer],
+        *,
+        track: int,
+        keyframe: bool,
+        pts: int,
+        dts: int,
+        flags: int = 0,
+    ) -> int:
+        """Append one entry and return its seq.
+
+        `data` may be a list of buffers (e.g. a header and a payload), which
+        are stored back to back without being joined first. An entry larger
+        than the data area is refused with ValueError. `track` and `flags`
+        are unsigned 64-bit, `pts` and `dts` signed 64-bit.
+        """
+        if self._closed:
+            raise ValueError("ring writer is closed")
+        bufs: Sequence[Buffer]
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            bufs = (data,)
+        else:
+            bufs = data
+        n = 0
+        for b in bufs:
+            n += b.nbytes if isinstance(b, memoryview) else len(b)
+        size = self._data_size
+        if n > size:
+            raise ValueError(f"ring entry of {n} bytes exceeds the data area ({size})")
+
+        pos = self._pos
+        end = pos + n
+        self._hdr[L.H_WRITE_POS] = end  # 1. announce the overwrite
+        dst = self._data
+        off = pos & self._data_mask
+        for b in bufs:  # 2. copy, splitting at the end of the area
+            if isinstance(b, memoryview) and (b.format != "B" or b.ndim != 1):
+                b = b.cast("B")
+            m = len(b)
+            if off + m <= size:
+                dst[off : off + m] = b
+                off += m
+                if off == size:
+                    off = 0
+            else:
+                head = size - off
+                mv = memoryview(b)
+                dst[off:] = mv[:head]
+                dst[: m - head] = mv[head:]
+                off = m - head
+
+        seq = self._seq + 1
+        sq = self._sq
+        base = (seq & self._slot_mask) << L.SLOT_SHIFT
+        sq[base] = 0  # 3. invalidate, fill, then publish the slot
+        sq[base + L.S_POS] = pos
+        sq[base + L.S_LENGTH] = n
+        sq[base + L.S_TRACK] = track
+        sq[base + L.S_FLAGS] = flags
+        si = self._si
+        si[base + L.S_PTS] = pts
+        si[base + L.S_DTS] = dts
+        sq[base + L.S_KEY] = 1 if keyframe else 0
+        sq[base] = seq
+        hdr = self._hdr
+        if keyframe:  # 4.
+            hdr[L.H_LAST_KEY] = seq
+            self._last_key = seq
+        hdr[L.H_WRITE_SEQ] = seq  # 5.
+        self._seq = seq
+        self._pos = end
+        return seq
+
+    def close(self, unlink: bool = True) -> None:
+        """Mark end of stream for readers, unmap, and (by default) unlink.
+
+        With `unlink=False` the segment outlives this process: it is taken
+        off this process's resource tracker, which would otherwise remove it
+        at exit.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._hdr[L.H_CLOSED] = 1  # first: readers see end of stream
+        for view in (self._hdr, self._sq, self._si, self._data):
+            view.release()
+        self._shm.close()
+        if unlink:
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:  # cleaned up by someone else already
+                resource_tracker.unregister(_tracker_name(self._shm), "shared_memory")
+        else:
+            resource_tracker.unregister(_tracker_name(self._shm), "shared_memory")
+
+    def __enter__(self) -> RingWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _tracker_name(shm: SharedMemory) -> str:
+    """The name SharedMemory registered with the resource tracker ("/name")."""
+    return str(getattr(shm, "_name", "/" + shm.name))
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(os.path.join(L.SHM_DIR, name))
+    except FileNotFoundError:
+        pass
