@@ -145,11 +145,13 @@ class RingReader:
         key = self._hdr[L.H_LAST_KEY]
         self._next = key if key else ws + 1
         self._wait_key = False
+        self._after_lap = False  # a seek is the caller's own jump: no lap to report
 
     def seek_latest(self) -> None:
         """Next read returns only entries written after this call."""
         self._next = self._hdr[L.H_WRITE_SEQ] + 1
         self._wait_key = False
+        self._after_lap = False
 
     def read(self, max_entries: int = 256) -> list[RingEntry]:
         """Copy out up to `max_entries` new entries; [] if nothing new.
