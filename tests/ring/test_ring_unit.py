@@ -37,7 +37,7 @@ def name() -> Iterator[str]:
     cleanup_stale(n)
 
 
-def w(writer: RingWriter, data: bytes, key: bool = False, **kw: int) -> int:
+def w(writer: RingWriter, data: bytes | list[bytes], key: bool = False, **kw: int) -> int:
     return writer.write(data, track=kw.get("track", 0), keyframe=key,
                         pts=kw.get("pts", 0), dts=kw.get("dts", 0), flags=kw.get("flags", 0))
 
