@@ -157,6 +157,7 @@ class RingWriter:
         pos = self._pos
         end = pos + n
         self._hdr[L.H_WRITE_POS] = end  # 1. announce the overwrite
+        self._pos = end  # now, so a bad argument below cannot move it back
         dst = self._data
         off = pos & self._data_mask
         for b in bufs:  # 2. copy, splitting at the end of the area
@@ -194,7 +195,6 @@ class RingWriter:
             self._last_key = seq
         hdr[L.H_WRITE_SEQ] = seq  # 5.
         self._seq = seq
-        self._pos = end
         return seq
 
     def close(self, unlink: bool = True) -> None:

@@ -159,6 +159,18 @@ def test_memoryview_of_wider_items_is_written_as_bytes(name: str) -> None:
         assert rd.read()[0].data == bytes(memoryview(a).cast("B"))
 
 
+def test_bad_field_value_leaves_ring_consistent(name: str) -> None:
+    with RingWriter.create(name, slots=4, data_size=64) as wr, RingReader.attach(name) as rd:
+        w(wr, b"a" * 8, key=True)
+        with pytest.raises((ValueError, OverflowError, TypeError)):
+            w(wr, b"b" * 8, track=-1)  # bytes copied, slot not published
+        assert wr.write_seq == 1
+        w(wr, b"c" * 4)
+        # the failed write's 8 bytes stay claimed: write position 8 + 8 + 4
+        assert raw(name)[64:72] == bytes.fromhex("1400000000000000")
+        assert [(e.seq, e.data) for e in rd.read()] == [(1, b"a" * 8), (2, b"c" * 4)]
+
+
 def test_geometry_checked(name: str) -> None:
     for slots, size in ((3, 4096), (0, 4096), (1, 4096), (16, 1000), (16, 32)):
         with pytest.raises(ValueError):
