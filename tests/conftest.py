@@ -52,16 +52,27 @@ class HubServer:
 
         return psutil.Process(self.proc.pid).children(recursive=True)
 
+    def expected_processes(self) -> int:
+        def count(flag: str) -> int:
+            if flag in self.extra_args:
+                return int(self.extra_args[self.extra_args.index(flag) + 1])
+            return os.cpu_count() or 1
+        return 1 + count("--shards") + count("--fronts")
+
     def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until every child answers (runtime?extra=1 lists them all)."""
         deadline = time.monotonic() + timeout
+        want = self.expected_processes()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
             try:
-                self.get_json("/api/v1/server", timeout=1.0)
-                return
+                rt = self.get_json("/api/v1/runtime?extra=1", timeout=1.0)
+                if len(rt["extra"]["processes"]) >= want:
+                    return
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
 
     def stop(self, timeout: float = 10.0) -> int:

@@ -1,0 +1,73 @@
+"""The Starlette app: the REST API and everything that is not a media path.
+
+Media requests (`/streams/...`, `/ws/...`) never reach this app: the sniffing
+protocol hands them to the raw media protocols first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import BadRequest, HubError
+from .responses import CORS, CROSSDOMAIN_XML, error_body, json_body
+
+if TYPE_CHECKING:
+    from .front import FrontContext
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200) -> None:
+        super().__init__(json_body(content), status_code=status_code, headers=CORS)
+
+
+def _front(request: Request) -> FrontContext:
+    front: FrontContext = request.app.state.front
+    return front
+
+
+async def server_info(request: Request) -> Response:
+    return JsonResponse(await _front(request).supervisor_request("server_info", {}))
+
+
+async def runtime(request: Request) -> Response:
+    extra = request.query_params.get("extra", "0")
+    if extra not in ("0", "1", "", "true", "false"):
+        raise BadRequest("extra must be 0 or 1")
+    return JsonResponse(await _front(request).supervisor_request(
+        "runtime", {"extra": extra in ("1", "true")}))
+
+
+async def crossdomain(request: Request) -> Response:
+    return Response(CROSSDOMAIN_XML, media_type="application/xml")
+
+
+async def hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError)
+    return Response(error_body(exc.message), status_code=exc.http_status,
+                    media_type="application/json", headers=CORS)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: "404 page not found", 405: "method not allowed"}.get(exc.status_code, exc.detail)
+    return Response(error_body(message), status_code=exc.status_code,
+                    media_type="application/json", headers={**CORS, **(exc.headers or {})})
+
+
+def build_app(front: FrontContext) -> Starlette:
+    routes = [
+        Route("/api/v1/server", server_info, methods=["GET"]),
+        Route("/api/v1/runtime", runtime, methods=["GET"]),
+        Route("/api/crossdomain.xml", crossdomain, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error})
+    app.state.front = front
+    return app

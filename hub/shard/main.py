@@ -1,0 +1,93 @@
+"""The shard process: owns the streams whose paths hash to it.
+
+It listens on a Unix socket in the instance's run folder for the fronts'
+links (open stream, consumers, socket hand-offs) and keeps its link to the
+supervisor (heartbeats, stats, stores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ..child import ChildArgs, shard_socket_path
+from ..errors import HubError, NotFound
+from ..ipc.channel import IpcChannel, serve_unix
+from ..procstats import process_extra
+from .streams import StreamTable
+
+log = logging.getLogger("hub.shard")
+
+
+class Shard:
+    def __init__(self, args: ChildArgs) -> None:
+        self.args = args
+        self.streams = StreamTable(args)
+        self.fronts: set[IpcChannel] = set()
+        self.stop = asyncio.Event()
+
+    # -- requests from the supervisor and the fronts ------------------------
+    async def handle(self, method: str, args: dict[str, Any]) -> Any:
+        if method == "ping":
+            return "pong"
+        if method == "stats":
+            out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0}}
+            if args.get("extra"):
+                out["extra"] = process_extra(self.args.name)
+            return out
+        if method == "open_stream":
+            return self.streams.open(str(args["path"]))
+        raise NotFound(f"unknown method {method!r}")
+
+
+class _Link:
+    def __init__(self, shard: Shard, is_supervisor: bool) -> None:
+        self.shard = shard
+        self.is_supervisor = is_supervisor
+
+    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
+        return await self.shard.handle(method, args)
+
+    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
+        pass
+
+    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
+        os.close(fd)
+
+    def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
+        if self.is_supervisor:
+            log.warning("supervisor link closed; exiting")
+            self.shard.stop.set()
+        else:
+            self.shard.fronts.discard(ch)
+
+
+async def run_shard(args: ChildArgs) -> None:
+    shard = Shard(args)
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shard.stop.set)
+    sup = IpcChannel.from_fd(args.ipc_fd, _Link(shard, True))
+    path = shard_socket_path(args.run_dir, args.index)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+    def on_front(ch: IpcChannel) -> None:
+        shard.fronts.add(ch)
+
+    server = await serve_unix(path, lambda: _Link(shard, False), on_connect=on_front)
+    log.info("serving fronts on %s", path)
+    try:
+        await shard.stop.wait()
+    finally:
+        server.close()
+        shard.streams.close_all()
+        for ch in list(shard.fronts):
+            ch.close()
+        sup.close()

@@ -1,0 +1,161 @@
+"""The supervisor process: starts the tree, answers its children, stops it.
+
+It binds nothing it serves: every front binds the listen address itself with
+SO_REUSEPORT. The supervisor only checks first that nobody else holds the
+address, so two instances never silently share a port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from typing import Any
+
+from ..config import Config
+from ..errors import HubError, NotFound
+from ..ipc.channel import IpcChannel
+from ..logs import set_process_title, setup_logging
+from ..ring import cleanup_stale
+from .stats import RuntimeStats
+from .tree import Child, ProcessTree, pid_alive
+
+log = logging.getLogger("hub.supervisor")
+
+RUN_DIR_PREFIX = "ipchub-"
+SHM_PREFIX = "hub-"
+
+
+def instance_name() -> str:
+    return str(os.getpid())
+
+
+def remove_stale(shm_dir: str = "/dev/shm", tmp_dir: str | None = None) -> list[str]:
+    """Remove segments and run folders of earlier instances that are dead.
+
+    Names carry the supervisor's pid (`hub-<pid>-...`, `ipchub-<pid>`), so a
+    live instance's files are never touched.
+    """
+    removed: list[str] = []
+    dead: set[str] = set()
+    try:
+        names = os.listdir(shm_dir)
+    except OSError:
+        names = []
+    for name in names:
+        if not name.startswith(SHM_PREFIX):
+            continue
+        pid_text = name[len(SHM_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
+            dead.add(pid_text)
+    for pid_text in dead:
+        removed += cleanup_stale(f"{SHM_PREFIX}{pid_text}-")
+    tmp_dir = tmp_dir or tempfile.gettempdir()
+    for name in os.listdir(tmp_dir):
+        if name.startswith(RUN_DIR_PREFIX):
+            pid_text = name[len(RUN_DIR_PREFIX):]
+            if pid_text.isdigit() and not pid_alive(int(pid_text)):
+                shutil.rmtree(os.path.join(tmp_dir, name), ignore_errors=True)
+                removed.append(name)
+    return removed
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Fail early (and clearly) when the listen address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise SystemExit(f"ipchub: {host}:{port} is already in use") from None
+        raise SystemExit(f"ipchub: cannot bind {host}:{port}: {e.strerror}") from None
+    finally:
+        s.close()
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.instance = instance_name()
+        self.run_dir = os.path.join(tempfile.gettempdir(), f"{RUN_DIR_PREFIX}{self.instance}")
+        self.tree = ProcessTree(config, self.instance, self.run_dir, self._handler_for)
+        self.stats = RuntimeStats(self.tree)
+        self._stop = asyncio.Event()
+
+    # -- IPC from children ----------------------------------------------
+    def _handler_for(self, child: Child) -> _ChildLink:
+        return _ChildLink(self, child)
+
+    async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
+        if method == "runtime":
+            return await self.stats.runtime(extra=bool(args.get("extra")))
+        if method == "server_info":
+            return self.stats.server_info()
+        raise NotFound(f"unknown supervisor method {method!r}")
+
+    # -- life cycle -------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        os.makedirs(self.config.data, exist_ok=True)
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        log.info("instance %s: %d shards, %d fronts, listening on %s",
+                 self.instance, self.config.shard_count, self.config.front_count, self.config.listen)
+        try:
+            await self.tree.start()
+            await self._stop.wait()
+            log.info("stopping")
+        finally:
+            await self.tree.stop()
+            removed = cleanup_stale(f"{SHM_PREFIX}{self.instance}-")
+            if removed:
+                log.info("unlinked %d segments left by children", len(removed))
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        return 0
+
+
+class _ChildLink:
+    """IpcHandler for one child's link."""
+
+    def __init__(self, sup: Supervisor, child: Child) -> None:
+        self.sup = sup
+        self.child = child
+
+    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
+        return await self.sup.on_child_request(self.child, method, args)
+
+    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
+        log.debug("notice %s from %s", method, self.child.name)
+
+    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
+        os.close(fd)
+
+    def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, HubError):
+            log.warning("link to %s closed: %r", self.child.name, exc)
+        elif exc is not None:
+            log.warning("link to %s closed: %s", self.child.name, exc)
+            # A malformed frame closed the link: the child cannot be reached
+            # any more, so replace it (its watcher restarts it).
+            proc = self.child.proc
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+
+
+def run(config: Config) -> int:
+    set_process_title("supervisor")
+    setup_logging("supervisor", config.log)
+    removed = remove_stale()
+    if removed:
+        log.info("removed %d leftovers of dead instances", len(removed))
+    check_address_free(config.host, config.port)
+    import uvloop
+
+    return uvloop.run(Supervisor(config).run())

@@ -1,0 +1,199 @@
+"""The process tree: spawn shards and fronts, watch them, replace the dead.
+
+A child is watched two ways: its exit (the asyncio child watcher wakes us at
+once) and a heartbeat over its IPC link (a child that stops answering is
+killed and replaced). Restarts back off (0.1 s doubling to 5 s) so a child
+that crashes at start cannot spin the machine; a child that has run for a
+while starts again from the shortest delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..child import child_argv, child_env
+from ..config import Config
+from ..errors import IpcError
+from ..ipc.channel import IpcChannel, IpcHandler
+
+log = logging.getLogger("hub.supervisor")
+
+HEARTBEAT_INTERVAL = 0.5
+HEARTBEAT_TIMEOUT = 1.0
+HEARTBEAT_MISSES = 3
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 5.0
+STABLE_AFTER = 10.0
+
+
+@dataclass
+class Child:
+    kind: str
+    index: int
+    proc: asyncio.subprocess.Process | None = None
+    channel: IpcChannel | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = BACKOFF_MIN
+    misses: int = 0
+    watcher: asyncio.Task[None] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.index}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+class ProcessTree:
+    """Owns every child process; `handler_for(child)` serves each link."""
+
+    def __init__(self, config: Config, instance: str, run_dir: str,
+                 handler_for: Callable[[Child], IpcHandler]) -> None:
+        self.config = config
+        self.instance = instance
+        self.run_dir = run_dir
+        self._handler_for = handler_for
+        self.children: list[Child] = (
+            [Child("shard", i) for i in range(config.shard_count)]
+            + [Child("front", i) for i in range(config.front_count)])
+        self._stopping = False
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for child in self.children:
+            await self._spawn(child)
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+
+    async def _spawn(self, child: Child) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            child.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *child_argv(child.kind, child.index, theirs.fileno(), self.instance, self.run_dir),
+                pass_fds=(theirs.fileno(),), env=child_env(self.config),
+                stdin=asyncio.subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        child.channel = IpcChannel.from_fd(ours.detach(), self._handler_for(child))
+        child.started_at = time.monotonic()
+        child.misses = 0
+        child.ready.clear()
+        child.watcher = asyncio.create_task(self._watch(child), name=f"watch-{child.name}")
+        log.info("started %s pid %d", child.name, child.proc.pid)
+
+    async def _watch(self, child: Child) -> None:
+        assert child.proc is not None
+        rc = await child.proc.wait()
+        if child.channel is not None:
+            child.channel.close()
+            child.channel = None
+        if self._stopping:
+            return
+        lived = time.monotonic() - child.started_at
+        if lived >= STABLE_AFTER:
+            child.backoff = BACKOFF_MIN
+        delay = child.backoff
+        child.backoff = min(BACKOFF_MAX, child.backoff * 2)
+        child.restarts += 1
+        log.warning("%s pid %d exited (%s) after %.1f s; restarting in %.1f s",
+                    child.name, child.proc.pid, rc, lived, delay)
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            await self._spawn(child)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            await asyncio.gather(*(self._ping(c) for c in self.children))
+
+    async def _ping(self, child: Child) -> None:
+        ch, proc = child.channel, child.proc
+        if ch is None or proc is None or proc.returncode is not None:
+            return
+        try:
+            await ch.request("ping", {}, timeout=HEARTBEAT_TIMEOUT)
+            child.misses = 0
+            child.ready.set()
+        except IpcError:
+            child.misses += 1
+            # A child that has not answered its first ping gets a grace period
+            # for its start-up (imports take a moment on a loaded machine).
+            limit = HEARTBEAT_MISSES + (6 if not child.ready.is_set() else 0)
+            if child.misses >= limit and proc.returncode is None:
+                log.error("%s pid %d missed %d heartbeats; killing it", child.name, proc.pid, child.misses)
+                proc.kill()
+
+    async def request_all(self, method: str, args: dict[str, Any], kinds: tuple[str, ...] = ("shard", "front"),
+                          timeout: float = 2.0) -> list[tuple[Child, Any]]:
+        """Ask every live child of the given kinds; children that fail are left out."""
+        targets = [c for c in self.children if c.kind in kinds and c.channel is not None]
+
+        async def one(c: Child) -> tuple[Child, Any] | None:
+            assert c.channel is not None
+            try:
+                return c, await c.channel.request(method, args, timeout=timeout)
+            except IpcError as e:
+                log.warning("%s did not answer %s: %s", c.name, method, e)
+                return None
+
+        results = await asyncio.gather(*(one(c) for c in targets))
+        return [r for r in results if r is not None]
+
+    def notify_all(self, method: str, args: dict[str, Any]) -> None:
+        for c in self.children:
+            if c.channel is not None:
+                c.channel.notify(method, args)
+
+    async def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM every child, SIGKILL what is left after `grace` seconds."""
+        self._stopping = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        procs = [c.proc for c in self.children if c.proc is not None and c.proc.returncode is None]
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                await asyncio.wait_for(p.wait(), max(0.01, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                log.warning("pid %d ignored SIGTERM; killing it", p.pid)
+                p.kill()
+                await p.wait()
+        watchers = [c.watcher for c in self.children if c.watcher is not None]
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        for c in self.children:
+            if c.channel is not None:
+                c.channel.close()
+                c.channel = None
+
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self.children if c.proc is not None and c.proc.returncode is None]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
