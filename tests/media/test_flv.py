@@ -264,7 +264,7 @@ def video_clip(codec: str, slices: int = 1) -> VideoClip:
     enc.time_base, enc.framerate, enc.gop_size = Fraction(1, FPS), Fraction(FPS), 25
     enc.thread_count = 1  # else x264 uses sliced threads and picks its own slice count
     if codec == "h265":
-        enc.options = {"preset": "ultrafast", "x265-params": "log-level=none:bframes=2"}
+        enc.options = {"preset": "ultrafast", "x265-params": "log-level=none:bframes=2:open-gop=0"}
     else:
         enc.options = {"preset": "veryfast", "x264-params": f"slices={slices}"}
     graph = av.filter.Graph()
