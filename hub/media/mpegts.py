@@ -50,6 +50,10 @@ _PARAM_TYPES_H265 = frozenset((32, 33, 34))
 
 VideoCodec = Literal["h264", "h265"]
 
+#: Headers of middle packets (no PUSI, payload only), per PID and counter.
+_PLAIN_HEADERS = {pid: tuple(bytes((SYNC, pid >> 8, pid & 0xFF, 0x10 | cc)) for cc in range(16))
+                  for pid in (PID_VIDEO, PID_AUDIO)}
+
 
 def _crc_table() -> tuple[int, ...]:
     table = []
@@ -180,36 +184,55 @@ class TsMuxer:
         return self._psi_packet(PID_PAT, self._pat) + self._psi_packet(PID_PMT, self._pmt)
 
     def _packetize(self, pid: int, pes: bytes, pcr: int | None, random_access: bool) -> bytes:
-        out = bytearray()
+        """Split a PES into packets: the first carries PUSI and the optional
+        PCR/RAI adaptation field, the last is padded by adaptation-field
+        stuffing; full packets in between take a precomputed header."""
         view = memoryview(pes)
-        pos, total, first = 0, len(pes), True
-        while pos < total:
-            af: bytearray | None = None
-            if first and (pcr is not None or random_access):
-                af = bytearray(((0x40 if random_access else 0) | (0x10 if pcr is not None else 0),))
-                if pcr is not None:
-                    af += encode_pcr(pcr)
-            space = TS_PAYLOAD - (1 + len(af) if af is not None else 0)
-            remaining = total - pos
-            if remaining < space:
-                stuff = space - remaining
-                if af is not None:
-                    af += b"\xFF" * stuff
-                elif stuff == 1:
-                    af = bytearray()
-                else:
-                    af = bytearray(b"\x00" + b"\xFF" * (stuff - 2))
-                space = remaining
-            control = 0x30 if af is not None else 0x10
-            out += bytes((SYNC, (0x40 if first else 0) | (pid >> 8), pid & 0xFF,
-                          control | self._next_cc(pid)))
-            if af is not None:
-                out.append(len(af))
-                out += af
-            out += view[pos:pos + space]
-            pos += space
-            first = False
+        total = len(pes)
+        out = bytearray()
+        cc = self._cc[pid]
+        af: bytearray | None = None
+        if pcr is not None or random_access:
+            af = bytearray(((0x40 if random_access else 0) | (0x10 if pcr is not None else 0),))
+            if pcr is not None:
+                af += encode_pcr(pcr)
+        pos = self._packet(out, pid, 0x40, cc, af, view, 0)
+        cc = (cc + 1) & 0x0F
+        plain = _PLAIN_HEADERS[pid]
+        while total - pos >= TS_PAYLOAD:
+            out += plain[cc]
+            out += view[pos:pos + TS_PAYLOAD]
+            pos += TS_PAYLOAD
+            cc = (cc + 1) & 0x0F
+        if pos < total:
+            self._packet(out, pid, 0, cc, None, view, pos)
+            cc = (cc + 1) & 0x0F
+        self._cc[pid] = cc
         return bytes(out)
+
+    @staticmethod
+    def _packet(out: bytearray, pid: int, pusi: int, cc: int, af: bytearray | None,
+                view: memoryview, pos: int) -> int:
+        """Append one packet taking as much of ``view[pos:]`` as fits, stuffing
+        the adaptation field when less than a full payload is left."""
+        space = TS_PAYLOAD - (1 + len(af) if af is not None else 0)
+        remaining = len(view) - pos
+        if remaining < space:
+            stuff = space - remaining
+            if af is not None:
+                af += b"\xFF" * stuff
+            elif stuff == 1:
+                af = bytearray()
+            else:
+                af = bytearray(b"\x00" + b"\xFF" * (stuff - 2))
+            space = remaining
+        control = 0x30 if af is not None else 0x10
+        out += bytes((SYNC, pusi | (pid >> 8), pid & 0xFF, control | cc))
+        if af is not None:
+            out.append(len(af))
+            out += af
+        out += view[pos:pos + space]
+        return pos + space
 
     def annexb(self, au_avcc: bytes | memoryview, keyframe: bool,
                params: Sequence[bytes]) -> bytes:
