@@ -22,10 +22,11 @@ from ..child import ChildArgs, shard_socket_path
 from ..config import Config
 from ..errors import HubError, IpcError, ServiceUnavailable
 from ..ipc.channel import IpcChannel, connect_unix
-from ..placement import canonical_path, shard_of
+from ..placement import shard_of
 from ..procstats import process_extra
 from .app import build_app
 from .sniff import SniffProtocol
+from .views import StreamViews
 
 log = logging.getLogger("hub.api.front")
 
@@ -41,14 +42,13 @@ class FrontCounters:
     flv_active: int = 0
     wsp_total: int = 0
     wsp_active: int = 0
-    consumers: int = 0
     bad_connections: int = 0
 
     def as_stats(self) -> dict[str, Any]:
         return {"rtsp": {"total": self.rtsp_total, "active": self.rtsp_active},
                 "flv": {"total": self.flv_total, "active": self.flv_active},
                 "wsp": {"total": self.wsp_total, "active": self.wsp_active},
-                "streams": {"sources": 0, "consumers": self.consumers}}
+                "streams": {"sources": 0, "consumers": 0}}
 
 
 @dataclass
@@ -60,6 +60,10 @@ class FrontContext:
     supervisor: IpcChannel | None = None
     shards: list[IpcChannel | None] = field(default_factory=list)
     shard_ready: list[asyncio.Event] = field(default_factory=list)
+    views: StreamViews = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.views = StreamViews(self)
 
     @property
     def config(self) -> Config:
@@ -84,9 +88,10 @@ class FrontContext:
                 raise ServiceUnavailable(f"shard {sid} is not reachable")
         return await ch.request(method, args, timeout=timeout)
 
-    async def open_stream(self, path: str) -> Any:
-        path = canonical_path(path)
-        return await self.shard_request(path, "open_stream", {"path": path})
+    def notify_shard(self, path: str, method: str, args: dict[str, Any]) -> None:
+        ch = self.shards[shard_of(path, len(self.shards))] if self.shards else None
+        if ch is not None:
+            ch.notify(method, args)
 
 
 class _SupervisorLink:
@@ -99,6 +104,7 @@ class _SupervisorLink:
             return "pong"
         if method == "stats":
             out = self.front.counters.as_stats()
+            out["streams"]["consumers"] = len(self.front.views.all_consumers())
             if args.get("extra"):
                 out["extra"] = process_extra(self.front.args.name)
             return out
@@ -128,12 +134,19 @@ class _ShardLink:
         raise HubError(f"unknown method {method!r}")
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        pass
+        if method == "wake":
+            self.front.views.on_wake(args["s"])
+        elif method == "stream_ended":
+            self.front.views.on_stream_ended(int(args["stream_id"]))
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
+        # The shard is gone, and with it every stream it owned.
+        for view in list(self.front.views.by_id.values()):
+            if shard_of(view.desc.path, len(self.front.shards)) == self.index:
+                view.close()
         if self.front.shards[self.index] is ch:
             self.front.shards[self.index] = None
             self.front.shard_ready[self.index].clear()

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import HubError, NotFound, ProtocolError
 from ..media.http1 import HttpRequestHead, parse_request_head
+from ..media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
+from .consumer import Consumer, cap_send_buffer
+from .flv_out import FlvFanout
 from .responses import CROSSDOMAIN_XML, error_body, raw_http_response
 
 if TYPE_CHECKING:
@@ -25,6 +28,9 @@ log = logging.getLogger("hub.api.media")
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
+
+#: Bytes a client may send while its request is being decided.
+MAX_PENDING = 64 * 1024
 
 _TS_RE = re.compile(r"^(?P<path>/.+)/(?P<seq>[^/]+)\.ts$")
 
@@ -66,13 +72,20 @@ class MediaHttpProtocol(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
+        self._consumer: Consumer | None = None
+        self._ws: WsFrameDecoder | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        if self._consumer is not None:
+            self._on_player_bytes(data)
+            return
         if self._task is not None:
-            return  # a request is being served; media clients send nothing more
+            if len(self._buf) < MAX_PENDING:
+                self._buf += data
+            return
         self._buf += data
         try:
             parsed = parse_request_head(self._buf)
@@ -88,6 +101,8 @@ class MediaHttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._consumer is not None:
+            self._consumer.close()
 
     async def _serve(self, head: HttpRequestHead) -> None:
         try:
@@ -97,8 +112,11 @@ class MediaHttpProtocol(asyncio.Protocol):
             if head.method not in ("GET", "HEAD"):
                 raise NotFound("404 page not found")
             req = classify(head)
-            await self.front.open_stream(req.path)
-            # Players of each format are served by the issues that build them.
+            if req.kind == "flv":
+                await self._serve_flv(head, req)
+                return
+            # Players of the other formats are served by the issues that build them.
+            await self.front.views.open(req.path)
             raise NotFound("404 page not found")
         except HubError as e:
             self._respond_error(e)
@@ -107,6 +125,64 @@ class MediaHttpProtocol(asyncio.Protocol):
         except Exception:
             log.exception("media request %s failed", head.target)
             self._respond_error(HubError("internal error"))
+
+    async def _serve_flv(self, head: HttpRequestHead, req: MediaRequest) -> None:
+        assert self._transport is not None
+        view = await self.front.views.open(req.path)
+        hevc_mode = "legacy" if head.query.get("hevc") == "legacy" else "enhanced"
+        ws = head.is_websocket
+        if ws:
+            key = head.header("sec-websocket-key")
+            if not key:
+                raise ProtocolError("missing Sec-WebSocket-Key")
+            self._ws = WsFrameDecoder()
+            self._transport.write(raw_http_response(
+                101, "Switching Protocols", extra={"Upgrade": "websocket", "Connection": "Upgrade",
+                                                  "Sec-WebSocket-Accept": accept_key(key)}, close=False))
+            extra = f"net=ws-flv,{self._peer()}"
+        else:
+            self._transport.write(raw_http_response(
+                200, "OK", content_type="video/x-flv", length=None,
+                extra={"Cache-Control": "no-cache"}))
+            extra = f"net=http-flv,{self._peer()}"
+        cap_send_buffer(self._transport)
+        counters = self.front.counters
+        counters.flv_total += 1
+        counters.flv_active += 1
+
+        def gone(c: Consumer) -> None:
+            counters.flv_active -= 1
+            view.drop_consumer(c)
+
+        self._consumer = Consumer(self._transport, "FLV", extra, on_close=gone)
+        fanout = view.fanout(f"flv-{'ws' if ws else 'http'}-{hevc_mode}",
+                             lambda v: FlvFanout(v, ws=ws, hevc_mode=hevc_mode))
+        fanout.join(self._consumer)
+
+    def _peer(self) -> str:
+        assert self._transport is not None
+        peer = self._transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else ""
+
+    def _on_player_bytes(self, data: bytes) -> None:
+        """A player talks only to close (WebSocket) or not at all (HTTP)."""
+        c = self._consumer
+        assert c is not None
+        c.inbytes += len(data)
+        if self._ws is None:
+            return
+        try:
+            self._ws.feed(data)
+            while (ev := self._ws.next_event()) is not None:
+                if isinstance(ev, WsPing):
+                    c.write_direct(encode_frame(ev.data, opcode=PONG))
+                elif isinstance(ev, WsClose):
+                    c.write_direct(encode_close())
+                    c.close()
+                    return
+        except ProtocolError:
+            c.write_direct(encode_close(1002))
+            c.close()
 
     def _respond_error(self, e: HubError) -> None:
         status = e.http_status

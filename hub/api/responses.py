@@ -25,13 +25,17 @@ def error_body(message: str) -> bytes:
 
 def raw_http_response(status: int, reason: str, body: bytes = b"",
                       content_type: str = "application/json",
-                      extra: dict[str, str] | None = None, close: bool = True) -> bytes:
-    """A complete HTTP/1.1 response for the raw (non-ASGI) media paths."""
+                      extra: dict[str, str] | None = None, close: bool = True,
+                      length: int | None = -1) -> bytes:
+    """A complete HTTP/1.1 response head (+ body) for the raw media paths.
+
+    `length=None` leaves Content-Length out: a stream delimited by close."""
     lines = [f"HTTP/1.1 {status} {reason}"]
     headers = {**CORS, **(extra or {})}
-    if body or status not in (101, 204, 304):
+    if status not in (101, 204, 304):
         headers.setdefault("Content-Type", content_type)
-        headers["Content-Length"] = str(len(body))
+        if length is not None:
+            headers["Content-Length"] = str(len(body))
     if close:
         headers["Connection"] = "close"
     lines += [f"{k}: {v}" for k, v in headers.items()]

@@ -16,6 +16,7 @@ from ..child import ChildArgs, shard_socket_path
 from ..errors import HubError, NotFound
 from ..ipc.channel import IpcChannel, serve_unix
 from ..procstats import process_extra
+from .stream import Stream
 from .streams import StreamTable
 
 log = logging.getLogger("hub.shard")
@@ -24,12 +25,21 @@ log = logging.getLogger("hub.shard")
 class Shard:
     def __init__(self, args: ChildArgs) -> None:
         self.args = args
-        self.streams = StreamTable(args)
+        self.streams = StreamTable(args, self._send_wake)
+        self.streams.on_stream_closed.append(self._announce_end)
         self.fronts: set[IpcChannel] = set()
         self.stop = asyncio.Event()
 
+    @staticmethod
+    def _send_wake(reader: Any, streams: dict[int, int]) -> None:
+        reader.notify("wake", {"s": streams})
+
+    def _announce_end(self, stream: Stream) -> None:
+        for ch in stream.readers:
+            ch.notify("stream_ended", {"stream_id": stream.stream_id})
+
     # -- requests from the supervisor and the fronts ------------------------
-    async def handle(self, method: str, args: dict[str, Any]) -> Any:
+    async def handle(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
         if method == "ping":
             return "pong"
         if method == "stats":
@@ -38,8 +48,17 @@ class Shard:
                 out["extra"] = process_extra(self.args.name)
             return out
         if method == "open_stream":
-            return self.streams.open(str(args["path"]))
+            return self.streams.open(str(args["path"]), ch)
+        if method == "describe":
+            stream = self.streams.by_id(int(args["stream_id"]))
+            if stream is None:
+                raise NotFound("stream ended")
+            return stream.describe()
         raise NotFound(f"unknown method {method!r}")
+
+    def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
+        if method == "release_stream":
+            self.streams.release(int(args["stream_id"]), ch)
 
 
 class _Link:
@@ -48,10 +67,10 @@ class _Link:
         self.is_supervisor = is_supervisor
 
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        return await self.shard.handle(method, args)
+        return await self.shard.handle(ch, method, args)
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        pass
+        self.shard.notice(ch, method, args)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)
@@ -62,6 +81,7 @@ class _Link:
             self.shard.stop.set()
         else:
             self.shard.fronts.discard(ch)
+            self.shard.streams.drop_reader(ch)
 
 
 async def run_shard(args: ChildArgs) -> None:

@@ -1,0 +1,110 @@
+"""One player's connection, as the fan-out sees it.
+
+Every player of a stream in this front gets the same bytes, written with one
+transport call per loop turn. What differs per player is only how far behind
+it is: past a write-buffer bound it skips to the next keyframe; stuck past a
+time bound it is closed. A slow player never slows the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..gotime import rfc3339nano
+
+log = logging.getLogger("hub.api.consumer")
+
+#: Kernel send buffer per player socket. Uncapped, Linux lets ~18 s of a
+#: 2 Mbit/s stream queue before the transport ever reports back-pressure.
+SNDBUF = 256 * 1024
+#: Bytes queued in the transport past which the player skips to a keyframe.
+HIGH_WATER = 1 << 20
+#: A player whose transport stays over HIGH_WATER this long is closed.
+STUCK_SECONDS = 10.0
+
+_ids = itertools.count(1)
+
+
+def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError:
+        pass
+
+
+class Consumer:
+    """A player attached to a stream view, whatever its protocol."""
+
+    def __init__(self, transport: asyncio.Transport, packet_type: str, extra: str,
+                 on_close: Callable[[Consumer], None] | None = None) -> None:
+        self.cid = next(_ids)
+        self.transport = transport
+        self.packet_type = packet_type  # "RTP" | "FLV" | "TS"
+        self.extra = extra
+        self.start_on = rfc3339nano(datetime.now(timezone.utc))
+        self.inbytes = 0
+        self.outbytes = 0
+        self.skipping = False  # waiting for a keyframe after falling behind
+        self.dropped_batches = 0
+        self._stuck_since = 0.0
+        self._on_close = on_close
+        self.closed = False
+
+    def send(self, blob: bytes | memoryview, key_offset: int) -> None:
+        """Queue this turn's bytes; `key_offset` is where the first keyframe
+        starts in `blob` (-1 when there is none)."""
+        if self.closed:
+            return
+        t = self.transport
+        if t.is_closing():
+            self.close()
+            return
+        queued = t.get_write_buffer_size()
+        if queued > HIGH_WATER:
+            now = time.monotonic()
+            if not self._stuck_since:
+                self._stuck_since = now
+            elif now - self._stuck_since > STUCK_SECONDS:
+                log.info("consumer %d stuck for %.0f s; closing", self.cid, STUCK_SECONDS)
+                self.close()
+                return
+            self.skipping = True
+            self.dropped_batches += 1
+            return
+        self._stuck_since = 0.0
+        if self.skipping:
+            if key_offset < 0:
+                self.dropped_batches += 1
+                return
+            self.skipping = False
+            blob = memoryview(blob)[key_offset:]
+        t.write(blob)
+        self.outbytes += len(blob)
+
+    def write_direct(self, data: bytes) -> None:
+        """Per-player bytes (headers at join), outside the shared fan-out."""
+        if not self.closed and not self.transport.is_closing():
+            self.transport.write(data)
+            self.outbytes += len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.transport.is_closing():
+            self.transport.close()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.cid, "start_on": self.start_on, "packet_type": self.packet_type,
+                "extra": self.extra, "flow": {"inbytes": self.inbytes, "outbytes": self.outbytes}}

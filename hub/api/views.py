@@ -1,0 +1,194 @@
+"""A front's view of the streams its players watch.
+
+One `StreamView` per stream per front: it holds the ring reader (attached to
+the owning shard's segment), copies each new entry out once, and hands the
+batch to one fan-out per output format (FLV, WS-FLV, RTP ...), which muxes it
+once and writes the same bytes to every player of that format.
+
+The shard wakes the view with a coalesced `wake` notice; nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+
+from ..media.stream_desc import StreamDesc
+from ..placement import canonical_path
+from ..ring import RingEntry, RingReader
+from .consumer import Consumer
+
+if TYPE_CHECKING:
+    from .front import FrontContext
+
+log = logging.getLogger("hub.api.views")
+
+#: Entries read per ring pass (a pass repeats until the ring is drained).
+READ_BATCH = 512
+
+
+class Fanout(Protocol):
+    consumers: list[Consumer]
+
+    def feed(self, entries: list[RingEntry]) -> None: ...
+
+    def on_desc(self, desc: StreamDesc) -> None: ...
+
+
+F = TypeVar("F", bound=Fanout)
+
+
+class StreamView:
+    def __init__(self, views: StreamViews, desc: StreamDesc, reader: RingReader) -> None:
+        self.views = views
+        self.desc = desc
+        self.reader = reader
+        self.fanouts: dict[str, Fanout] = {}
+        self.closed = False
+        self._refreshing: asyncio.Task[None] | None = None
+
+    @property
+    def stream_id(self) -> int:
+        return self.desc.stream_id
+
+    def fanout(self, key: str, factory: Callable[[StreamView], F]) -> F:
+        f = self.fanouts.get(key)
+        if f is None:
+            f = factory(self)
+            self.fanouts[key] = f
+        return f  # type: ignore[return-value]
+
+    def consumers(self) -> list[Consumer]:
+        return [c for f in self.fanouts.values() for c in f.consumers]
+
+    def gop(self) -> list[RingEntry]:
+        """Entries from the ring's last keyframe up to what the view has read:
+        what a joining player needs to show a picture at once."""
+        if not self.views.ctx.config.cache_gop:
+            return []
+        with RingReader.attach(self.reader.name) as r:
+            r.seek_last_keyframe()
+            out: list[RingEntry] = []
+            stop = self.reader.next_seq
+            while True:
+                batch = r.read(READ_BATCH)
+                if not batch:
+                    break
+                for e in batch:
+                    if e.seq >= stop:
+                        return out
+                    out.append(e)
+            return out
+
+    def pump(self) -> None:
+        """Read everything new and fan it out (called on wake)."""
+        if self.closed:
+            return
+        while True:
+            entries = self.reader.read(READ_BATCH)
+            if not entries:
+                break
+            for f in list(self.fanouts.values()):
+                f.feed(entries)
+            if len(entries) < READ_BATCH:
+                break
+        if self.reader.description_version != self.desc.version and self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+        if self.reader.closed:
+            self.close()
+
+    async def _refresh(self) -> None:
+        try:
+            wire = await self.views.ctx.shard_request(self.desc.path, "describe", {"stream_id": self.stream_id})
+            desc = StreamDesc.from_wire(wire)
+            if desc.stream_id == self.stream_id:
+                self.desc = desc
+                for f in self.fanouts.values():
+                    f.on_desc(desc)
+        except Exception as e:  # the stream may have ended meanwhile
+            log.debug("refresh of %s failed: %s", self.desc.path, e)
+        finally:
+            self._refreshing = None
+
+    def drop_consumer(self, c: Consumer) -> None:
+        for f in self.fanouts.values():
+            if c in f.consumers:
+                f.consumers.remove(c)
+        if not self.consumers():
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for c in self.consumers():
+            c.close()
+        self.fanouts.clear()
+        self.views.forget(self)
+        self.reader.close()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+
+
+class StreamViews:
+    """The front's registry of stream views, by stream id and by path."""
+
+    def __init__(self, ctx: FrontContext) -> None:
+        self.ctx = ctx
+        self.by_id: dict[int, StreamView] = {}
+        self.by_path: dict[str, StreamView] = {}
+        self._opening: dict[str, asyncio.Future[StreamView]] = {}
+
+    async def open(self, path: str) -> StreamView:
+        """The view of a live stream (NotFound if it is not live)."""
+        path = canonical_path(path)
+        view = self.by_path.get(path)
+        if view is not None and not view.closed:
+            return view
+        pending = self._opening.get(path)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[StreamView] = asyncio.get_running_loop().create_future()
+        self._opening[path] = fut
+        try:
+            wire = await self.ctx.shard_request(path, "open_stream", {"path": path})
+            desc = StreamDesc.from_wire(wire)
+            reader = RingReader.attach(desc.ring)
+            reader.seek_latest()
+            view = StreamView(self, desc, reader)
+            old = self.by_id.get(desc.stream_id)
+            if old is not None:
+                old.close()
+            self.by_id[desc.stream_id] = view
+            self.by_path[path] = view
+            fut.set_result(view)
+            return view
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # consumed here; waiters re-raise it
+            raise
+        finally:
+            del self._opening[path]
+
+    def on_wake(self, streams: dict[Any, Any]) -> None:
+        for sid in streams:
+            view = self.by_id.get(int(sid))
+            if view is not None:
+                view.pump()
+
+    def on_stream_ended(self, stream_id: int) -> None:
+        view = self.by_id.get(stream_id)
+        if view is not None:
+            view.pump()
+            view.close()
+
+    def forget(self, view: StreamView) -> None:
+        if self.by_id.get(view.stream_id) is view:
+            del self.by_id[view.stream_id]
+        if self.by_path.get(view.desc.path) is view:
+            del self.by_path[view.desc.path]
+        self.ctx.notify_shard(view.desc.path, "release_stream", {"stream_id": view.stream_id})
+
+    def all_consumers(self) -> list[tuple[StreamView, Consumer]]:
+        return [(v, c) for v in self.by_id.values() for c in v.consumers()]

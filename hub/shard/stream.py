@@ -1,0 +1,99 @@
+"""A live stream in its owning shard: the ring writer and who reads it.
+
+Sources (an RTSP publisher, a route pull) call `write()` with access units;
+the stream writes them into its ring and marks itself for the coalesced
+wake-up of the fronts that read it. The source never waits for a reader.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Hashable
+
+from ..gotime import rfc3339nano
+from ..media.stream_desc import StreamDesc, TrackDesc
+from ..ring import RingWriter, ring_name
+from .wake import WakeCoalescer
+
+log = logging.getLogger("hub.shard.stream")
+
+#: Ring geometry: ~30 s of a 2 Mbit/s stream, several GOPs of history.
+RING_SLOTS = 4096
+RING_DATA = 8 << 20
+
+
+class Stream:
+    def __init__(self, stream_id: int, instance: str, path: str, sdp: str, tracks: list[TrackDesc],
+                 addr: str, wake: WakeCoalescer, on_close: Callable[[Stream], None] | None = None) -> None:
+        self.stream_id = stream_id
+        self.path = path
+        self.sdp = sdp
+        self.tracks = tracks
+        self.addr = addr
+        self.start_on = rfc3339nano(datetime.now(timezone.utc))
+        self.started = time.monotonic()
+        self.version = 1
+        self.size = 0  # bytes received from the source (RTP/RTCP payload as read)
+        self.readers: set[Hashable] = set()  # IPC links of fronts reading this stream
+        self.ring = RingWriter.create(ring_name(instance, self.stream_id), slots=RING_SLOTS,
+                                      data_size=RING_DATA, replace=True)
+        self.ring.set_description_version(self.version)
+        self._wake = wake
+        self._on_close = on_close
+        self.closed = False
+        self.source: Any = None  # the publisher or puller, for DELETE
+
+    # -- writing ----------------------------------------------------------
+    def write(self, track: int, data: bytes | memoryview | list[bytes], pts: int, dts: int,
+              keyframe: bool, flags: int = 0) -> None:
+        if self.closed:
+            return
+        try:
+            seq = self.ring.write(data, track=track, keyframe=keyframe, pts=pts, dts=dts, flags=flags)
+        except ValueError as e:  # larger than the ring: drop, never stall
+            log.warning("%s: dropped an entry: %s", self.path, e)
+            return
+        if self.readers:
+            self._wake.mark(self.stream_id, seq, self.readers)
+
+    def update_tracks(self, tracks: list[TrackDesc], sdp: str | None = None) -> None:
+        """New codec parameters (in-band SPS/PPS...): readers re-describe."""
+        self.tracks = tracks
+        if sdp is not None:
+            self.sdp = sdp
+        self.version += 1
+        self.ring.set_description_version(self.version)
+
+    # -- reading side bookkeeping --------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return StreamDesc(self.stream_id, self.path, self.ring.name, self.version, self.sdp,
+                          self.tracks, self.addr, self.start_on).to_wire()
+
+    def info(self) -> dict[str, Any]:
+        """The stream object of the REST API, without consumers."""
+        video = next((t for t in self.tracks if t.kind == "video"), None)
+        audio = next((t for t in self.tracks if t.kind == "audio"), None)
+        out: dict[str, Any] = {"start_on": self.start_on, "path": self.path, "addr": self.addr,
+                               "size": self.size}
+        if video is not None:
+            out["video"] = {"codec": video.codec, "width": video.width, "height": video.height,
+                            "fixedframerate": bool(video.framerate), "framerate": video.framerate,
+                            "clockrate": video.clock_rate}
+        if audio is not None:
+            codec = "AAC" if audio.codec == "MPEG4-GENERIC" else audio.codec
+            out["audio"] = {"codec": codec, "samplerate": audio.sample_rate or audio.clock_rate,
+                            "samplesize": 16, "channels": audio.channels or 1, "datarate": 0}
+        return out
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.ring.close(unlink=True)
+        if self.readers:
+            # One last wake so readers see the closed flag at once.
+            self._wake.mark(self.stream_id, self.ring.write_seq, self.readers)
+        if self._on_close is not None:
+            self._on_close(self)
