@@ -5,9 +5,10 @@ data, which transports neither send nor receive. So the channel drives a
 non-blocking socket itself with `loop.add_reader` / `add_writer` (works the
 same under uvloop) and `recvmsg` / `sendmsg`.
 
-Writes are corked: `request`, `notify` and `send_fd` append to an output
-queue and one flush per loop iteration sends everything with as few syscalls
-as possible. A frame carrying an fd starts its own queue segment so that the
+Writes go through one output queue. Notices and fd frames are corked: one
+flush per loop iteration sends all of them with as few syscalls as possible.
+Requests and responses flush at once (someone is waiting for them), taking
+any corked frames ahead of them along, so order is always kept. A frame carrying an fd starts its own queue segment so that the
 fd is attached to the first byte of that frame and all earlier bytes go out
 before it; the receiver keeps arriving fds in a FIFO and gives the next one
 to each "fd" frame, which is exact because the kernel never delivers an fd
@@ -117,7 +118,7 @@ class IpcChannel:
         fut: asyncio.Future[Any] = self._loop.create_future()
         timer = self._loop.call_later(timeout, self._expire, rid, method, timeout)
         self._pending[rid] = (fut, timer)
-        self._enqueue(frame, None)
+        self._enqueue(frame, None, urgent=True)
         try:
             return await fut
         finally:
@@ -143,7 +144,8 @@ class IpcChannel:
         frame = encode_frame(M.fd_message(method, args))
         self._enqueue(frame, os.dup(fd))
 
-    def _enqueue(self, frame: bytes, fd: int | None) -> None:
+    def _enqueue(self, frame: bytes, fd: int | None, urgent: bool = False) -> None:
+        """Queue a frame; `urgent` (someone awaits it) flushes now instead of corking."""
         out = self._out
         if fd is None and out:
             out[-1].buf += frame
@@ -153,12 +155,19 @@ class IpcChannel:
         if self._queued > MAX_QUEUED:
             self._abort(IpcError(f"{self.name}: peer stopped reading ({self._queued} bytes queued)"))
             return
-        if not self._flush_scheduled and not self._writing:
+        if self._writing:
+            return  # the writer callback drains the queue in order
+        if urgent:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self._corked_flush)
+
+    def _corked_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         if self._closed:
             return
         try:
@@ -279,7 +288,7 @@ class IpcChannel:
                 log.error("%s: result of %r cannot be sent: %s", self.name, method, e)
                 reply = encode_frame(M.error_response(rid, error_body(e)))
         if not self._closed:
-            self._enqueue(reply, None)
+            self._enqueue(reply, None, urgent=True)
 
     def _expire(self, rid: int, method: str, timeout: float) -> None:
         entry = self._pending.pop(rid, None)
