@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import HubError, NotFound, ProtocolError
+from ..placement import canonical_path
+from ..hls_files import hls_root, stream_folder
 from ..media.http1 import HttpRequestHead, parse_request_head
 from ..media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from .consumer import Consumer, cap_send_buffer
@@ -115,7 +119,13 @@ class MediaHttpProtocol(asyncio.Protocol):
             if req.kind == "flv":
                 await self._serve_flv(head, req)
                 return
-            # Players of the other formats are served by the issues that build them.
+            if req.kind == "m3u8":
+                await self._serve_playlist(head, req)
+                return
+            if req.kind == "ts":
+                self._serve_segment(req)
+                return
+            # RTSP/WSP over WebSocket are served by the issue that builds them.
             await self.front.views.open(req.path)
             raise NotFound("404 page not found")
         except HubError as e:
@@ -158,6 +168,29 @@ class MediaHttpProtocol(asyncio.Protocol):
         fanout = view.fanout(f"flv-{'ws' if ws else 'http'}-{hevc_mode}",
                              lambda v: FlvFanout(v, ws=ws, hevc_mode=hevc_mode))
         fanout.join(self._consumer)
+
+    async def _serve_playlist(self, head: HttpRequestHead, req: MediaRequest) -> None:
+        path = canonical_path(req.path)
+        folder = await self.front.shard_request(path, "hls_open", {"path": path}, timeout=20.0)
+        try:
+            text = (Path(folder) / "index.m3u8").read_text()
+        except FileNotFoundError:
+            raise NotFound("404 page not found") from None
+        token = head.query.get("token")
+        if token:
+            suffix = "?" + urlencode({"token": token})
+            text = "\n".join(l + suffix if l and not l.startswith("#") else l for l in text.split("\n"))
+        self._write_close(raw_http_response(200, "OK", text.encode(), "application/x-mpegURL",
+                                            extra={"Cache-Control": "no-cache"}))
+
+    def _serve_segment(self, req: MediaRequest) -> None:
+        path = canonical_path(req.path)
+        folder = stream_folder(hls_root(self.front.config.hlspath, self.front.args.instance), path)
+        try:
+            data = (folder / f"{req.segment}.ts").read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("404 page not found") from None
+        self._write_close(raw_http_response(200, "OK", data, "video/mp2t"))
 
     def _peer(self) -> str:
         assert self._transport is not None

@@ -16,6 +16,8 @@ from ..child import ChildArgs, shard_socket_path
 from ..errors import HubError, NotFound
 from ..ipc.channel import IpcChannel, serve_unix
 from ..procstats import process_extra
+from ..hls_files import hls_root
+from .hls import HlsManager
 from .stream import Stream
 from .streams import StreamTable
 
@@ -27,6 +29,8 @@ class Shard:
         self.args = args
         self.streams = StreamTable(args, self._send_wake)
         self.streams.on_stream_closed.append(self._announce_end)
+        self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
+        self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
         self.stop = asyncio.Event()
 
@@ -49,6 +53,11 @@ class Shard:
             return out
         if method == "open_stream":
             return self.streams.open(str(args["path"]), ch)
+        if method == "hls_open":
+            stream = self.streams.get(str(args["path"]))
+            if stream is None:
+                raise NotFound("404 page not found")
+            return await self.hls.open(stream)
         if method == "describe":
             stream = self.streams.by_id(int(args["stream_id"]))
             if stream is None:
@@ -107,6 +116,7 @@ async def run_shard(args: ChildArgs) -> None:
         await shard.stop.wait()
     finally:
         server.close()
+        shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):
             ch.close()

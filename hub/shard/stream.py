@@ -7,6 +7,7 @@ wake-up of the fronts that read it. The source never waits for a reader.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime, timezone
@@ -44,6 +45,9 @@ class Stream:
         self._on_close = on_close
         self.closed = False
         self.source: Any = None  # the publisher or puller, for DELETE
+        # In-process readers (HLS segmenter), run once per loop turn after writes.
+        self.taps: list[Callable[[], None]] = []
+        self._taps_scheduled = False
 
     # -- writing ----------------------------------------------------------
     def write(self, track: int, data: bytes | memoryview | list[bytes], pts: int, dts: int,
@@ -57,6 +61,18 @@ class Stream:
             return
         if self.readers:
             self._wake.mark(self.stream_id, seq, self.readers)
+        if self.taps and not self._taps_scheduled:
+            self._taps_scheduled = True
+            asyncio.get_running_loop().call_soon(self._run_taps)
+
+    def _run_taps(self) -> None:
+        self._taps_scheduled = False
+        for tap in list(self.taps):
+            try:
+                tap()
+            except Exception:
+                log.exception("%s: in-process reader failed; detaching it", self.path)
+                self.taps.remove(tap)
 
     def update_tracks(self, tracks: list[TrackDesc], sdp: str | None = None) -> None:
         """New codec parameters (in-band SPS/PPS...): readers re-describe."""

@@ -20,6 +20,7 @@ from typing import Any
 from ..config import Config
 from ..errors import HubError, NotFound
 from ..ipc.channel import IpcChannel
+from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
 from .stats import RuntimeStats
@@ -35,7 +36,8 @@ def instance_name() -> str:
     return str(os.getpid())
 
 
-def remove_stale(shm_dir: str = "/dev/shm", tmp_dir: str | None = None) -> list[str]:
+def remove_stale(shm_dir: str = "/dev/shm", tmp_dir: str | None = None,
+                 hls_parent: str | None = None) -> list[str]:
     """Remove segments and run folders of earlier instances that are dead.
 
     Names carry the supervisor's pid (`hub-<pid>-...`, `ipchub-<pid>`), so a
@@ -56,12 +58,17 @@ def remove_stale(shm_dir: str = "/dev/shm", tmp_dir: str | None = None) -> list[
     for pid_text in dead:
         removed += cleanup_stale(f"{SHM_PREFIX}{pid_text}-")
     tmp_dir = tmp_dir or tempfile.gettempdir()
-    for name in os.listdir(tmp_dir):
-        if name.startswith(RUN_DIR_PREFIX):
-            pid_text = name[len(RUN_DIR_PREFIX):]
-            if pid_text.isdigit() and not pid_alive(int(pid_text)):
-                shutil.rmtree(os.path.join(tmp_dir, name), ignore_errors=True)
-                removed.append(name)
+    for folder, prefix in ((tmp_dir, RUN_DIR_PREFIX), (hls_parent or shm_dir, HLS_DIR_PREFIX)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(prefix):
+                pid_text = name[len(prefix):]
+                if pid_text.isdigit() and not pid_alive(int(pid_text)):
+                    shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                    removed.append(name)
     return removed
 
 
@@ -118,6 +125,7 @@ class Supervisor:
             if removed:
                 log.info("unlinked %d segments left by children", len(removed))
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            shutil.rmtree(hls_root(self.config.hlspath, self.instance), ignore_errors=True)
         return 0
 
 
@@ -152,7 +160,7 @@ class _ChildLink:
 def run(config: Config) -> int:
     set_process_title("supervisor")
     setup_logging("supervisor", config.log)
-    removed = remove_stale()
+    removed = remove_stale(hls_parent=config.hlspath or None)
     if removed:
         log.info("removed %d leftovers of dead instances", len(removed))
     check_address_free(config.host, config.port)
