@@ -16,7 +16,7 @@ class PortPairPool:
         pairs = (hi - lo + 1) // 2
         per = max(1, pairs // max(1, slices))
         first = lo + 2 * per * slice_index
-        self._ports = [first + 2 * i for i in range(per) if first + 2 * i + 1 <= hi]
+        self.ports = self._ports = [first + 2 * i for i in range(per) if first + 2 * i + 1 <= hi]
         self._next = 0
         self._used: set[int] = set()
 

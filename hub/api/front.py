@@ -25,6 +25,8 @@ from ..ipc.channel import IpcChannel, connect_unix
 from ..placement import shard_of
 from ..procstats import process_extra
 from .app import build_app
+from ..udp_ports import PortPairPool
+from .rtp_out import MulticastOut
 from .sniff import SniffProtocol
 from .views import StreamViews
 
@@ -64,6 +66,22 @@ class FrontContext:
 
     def __post_init__(self) -> None:
         self.views = StreamViews(self)
+        c = self.config
+        # Shards take the first slices of the RTP port range, fronts the rest.
+        self.udp_ports = PortPairPool(c.rtp_port_min, c.rtp_port_max,
+                                      slice_index=c.shard_count + self.args.index,
+                                      slices=c.shard_count + c.front_count)
+        self.multicast_ports = PortPairPool(c.multicast_port_min, c.multicast_port_max,
+                                            slice_index=self.args.index, slices=c.front_count)
+        self._mc_next = 0
+
+    def multicast_out(self, tracks: int) -> MulticastOut:
+        """A group port block for one stream's multicast players (2 ports a track)."""
+        c = self.config
+        ports = self.multicast_ports.ports
+        base = ports[self._mc_next % len(ports)]
+        self._mc_next += tracks
+        return MulticastOut(c.multicast_group, base, c.multicast_ttl, tracks)
 
     @property
     def config(self) -> Config:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..child import child_argv, child_env
 from ..config import Config
-from ..errors import IpcError
+from ..errors import HubError
 from ..ipc.channel import IpcChannel, IpcHandler
 
 log = logging.getLogger("hub.supervisor")
@@ -126,7 +126,7 @@ class ProcessTree:
             await ch.request("ping", {}, timeout=HEARTBEAT_TIMEOUT)
             child.misses = 0
             child.ready.set()
-        except IpcError:
+        except HubError:
             child.misses += 1
             # A child that has not answered its first ping gets a grace period
             # for its start-up (imports take a moment on a loaded machine).
@@ -144,7 +144,7 @@ class ProcessTree:
             assert c.channel is not None
             try:
                 return c, await c.channel.request(method, args, timeout=timeout)
-            except IpcError as e:
+            except HubError as e:
                 log.warning("%s did not answer %s: %s", c.name, method, e)
                 return None
 

@@ -19,7 +19,10 @@ SERVER_FIELDS = {"vendor", "name", "version", "os", "arch", "start_on", "duratio
 def _by_title(srv: HubServer) -> dict[str, psutil.Process]:
     out = {}
     for p in srv.children():
-        title = " ".join(p.cmdline())
+        try:
+            title = " ".join(p.cmdline())
+        except psutil.Error:  # exited meanwhile (a zombie until reaped)
+            continue
         for kind in ("shard", "front"):
             if f"ipchub: {kind}-" in title:
                 out[title.split("ipchub: ", 1)[1].split()[0]] = p

@@ -1,0 +1,315 @@
+"""RTP fan-out: RTSP players of one stream in a front.
+
+Each ring entry is packetised once per stream (one packetiser per track,
+shared by every player, so sequence numbers and timestamps are the same for
+all and continuous for each). TCP players with the same interleaved channels
+get one shared blob per batch; UDP players get the same packets, sent from
+their own server port; multicast players share one send per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..errors import UnsupportedTransport
+from ..media.rtsp import frame_header
+from ..media.rtsp.transport import TransportSpec
+from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, StreamDesc, TrackDesc
+from ..ring import RingEntry
+from ..udp_ports import PortPairPool
+from .consumer import Consumer, cap_send_buffer
+
+if TYPE_CHECKING:
+    from .front import FrontContext
+    from .views import StreamView
+
+log = logging.getLogger("hub.api.rtp")
+
+_SEQ = struct.Struct(">H")
+_HDR = struct.Struct(">BBHII")
+
+
+class Packetizer(Protocol):
+    def packetize(self, data: bytes, ts: int) -> list[bytes]: ...
+
+
+class PassthroughPacketizer:
+    """Other payloads (G.711, Opus...) go out as received, re-headed."""
+
+    def __init__(self, pt: int, ssrc: int, seq: int) -> None:
+        self.pt, self.ssrc, self.seq = pt, ssrc, seq
+
+    def packetize_flags(self, data: bytes, ts: int, marker: bool) -> list[bytes]:
+        head = _HDR.pack(0x80, (0x80 if marker else 0) | self.pt, self.seq, ts & 0xFFFFFFFF, self.ssrc)
+        self.seq = (self.seq + 1) & 0xFFFF
+        return [head + data]
+
+
+def make_packetizer(track: TrackDesc, ssrc: int, seq: int) -> Any:
+    from ..media import rtp_aac, rtp_h264, rtp_h265
+
+    if track.codec == "H264":
+        return rtp_h264.H264Packetizer(track.payload_type, ssrc, start_seq=seq)
+    if track.codec == "H265":
+        return rtp_h265.H265Packetizer(track.payload_type, ssrc, start_seq=seq)
+    if track.codec == AUDIO_AAC:
+        return rtp_aac.AacPacketizer(track.payload_type, ssrc, start_seq=seq)
+    return PassthroughPacketizer(track.payload_type, ssrc, seq)
+
+
+class TrackOut:
+    """Per-track output state shared by all players of the stream."""
+
+    def __init__(self, track: TrackDesc) -> None:
+        self.track = track
+        self.ssrc = random.getrandbits(32)
+        self.ts_offset = random.getrandbits(32)
+        self.next_seq = random.getrandbits(16)
+        self.packetizer = make_packetizer(track, self.ssrc, self.next_seq)
+        self.last_ts = self.ts_offset
+
+    def packets(self, e: RingEntry) -> list[bytes]:
+        ts = (e.pts + self.ts_offset) & 0xFFFFFFFF
+        self.last_ts = ts
+        p = self.packetizer
+        if isinstance(p, PassthroughPacketizer):
+            pkts = p.packetize_flags(e.data, ts, bool(e.flags & FLAG_MARKER))
+        elif e.flags & FLAG_RTP_PAYLOAD:
+            return []
+        else:
+            pkts = p.packetize(e.data, ts)
+        if pkts:
+            self.next_seq = (_SEQ.unpack_from(pkts[-1], 2)[0] + 1) & 0xFFFF
+        return pkts
+
+
+Batch = list[tuple[int, bool, bytes]]  # (track, starts a keyframe, packet)
+
+
+class RtpFanout:
+    def __init__(self, view: StreamView) -> None:
+        self.view = view
+        self.consumers: list[Consumer] = []  # for counts/kicks (the RTSP connections)
+        self.players: list[RtpPlayer] = []
+        self.tracks = [TrackOut(t) for t in view.desc.tracks]
+        self.multicast: MulticastOut | None = None
+
+    def on_desc(self, desc: StreamDesc) -> None:
+        # Codec parameters travel in-band for RTSP players (the depacketised
+        # access units keep their parameter sets); nothing to redo here.
+        for out, t in zip(self.tracks, desc.tracks):
+            out.track = t
+
+    def packetize(self, entries: list[RingEntry]) -> Batch:
+        batch: Batch = []
+        video = next((o.track.index for o in self.tracks if o.track.kind == "video"), -1)
+        for e in entries:
+            if e.track >= len(self.tracks):
+                continue
+            pkts = self.tracks[e.track].packets(e)
+            key = e.keyframe and (e.track == video or video < 0)
+            for i, p in enumerate(pkts):
+                batch.append((e.track, key and i == 0, p))
+        return batch
+
+    def feed(self, entries: list[RingEntry]) -> None:
+        live = [p for p in self.players if p.started]
+        if not live and self.multicast is None:
+            return
+        batch = self.packetize(entries)
+        if not batch:
+            return
+        blobs: dict[tuple[int, ...], tuple[bytes, int]] = {}
+        for p in live:
+            if p.tcp_channels is not None:
+                blob = blobs.get(p.tcp_channels)
+                if blob is None:
+                    blob = blobs[p.tcp_channels] = interleave(batch, p.tcp_channels)
+                p.consumer.send(*blob)
+            else:
+                p.send_udp(batch)
+        if self.multicast is not None:
+            self.multicast.send(batch)
+
+    def gop_batch(self) -> Batch:
+        """The cached GOP, packetised with sequence numbers that end right
+        where the live packets continue (so each track's numbering has no
+        gap for the joining player)."""
+        entries = self.view.gop()
+        if not entries:
+            return []
+        temp = [TrackOut(o.track) for o in self.tracks]
+        for t, o in zip(temp, self.tracks):
+            t.ts_offset = o.ts_offset
+            t.packetizer = make_packetizer(o.track, o.ssrc, 0)
+        batch = []
+        video = next((o.track.index for o in temp if o.track.kind == "video"), -1)
+        for e in entries:
+            if e.track >= len(temp):
+                continue
+            pkts = temp[e.track].packets(e)
+            for i, p in enumerate(pkts):
+                batch.append((e.track, e.keyframe and (e.track == video or video < 0) and i == 0, p))
+        counts = [0] * len(self.tracks)
+        for t, _k, _p in batch:
+            counts[t] += 1
+        seqs = [(o.next_seq - n) & 0xFFFF for o, n in zip(self.tracks, counts)]
+        out: Batch = []
+        for t, k, p in batch:
+            b = bytearray(p)
+            _SEQ.pack_into(b, 2, seqs[t])
+            seqs[t] = (seqs[t] + 1) & 0xFFFF
+            out.append((t, k, bytes(b)))
+        return out
+
+
+def interleave(batch: Batch, channels: tuple[int, ...]) -> tuple[bytes, int]:
+    parts: list[bytes] = []
+    pos = 0
+    key_offset = -1
+    for t, key, p in batch:
+        ch = channels[t] if t < len(channels) else -1
+        if ch < 0:
+            continue
+        if key and key_offset < 0:
+            key_offset = pos
+        head = frame_header(ch, len(p))
+        parts.append(head)
+        parts.append(p)
+        pos += len(head) + len(p)
+    return b"".join(parts), key_offset
+
+
+class MulticastOut:
+    """One group/port pair per stream per front, shared by its multicast players."""
+
+    def __init__(self, group: str, port: int, ttl: int, tracks: int) -> None:
+        self.group, self.port = group, port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        self.ports = [port + 2 * i for i in range(tracks)]
+
+    def send(self, batch: Batch) -> None:
+        for t, _k, p in batch:
+            try:
+                self.sock.sendto(p, (self.group, self.ports[t]))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RtpPlayer:
+    """One RTSP player session on this front: its transports per track."""
+
+    def __init__(self, front: FrontContext, view: StreamView, transport: asyncio.Transport,
+                 peer_host: str) -> None:
+        self.front = front
+        self.view = view
+        self.transport = transport
+        self.peer_host = peer_host
+        self.fanout: RtpFanout = view.fanout("rtp", RtpFanout)
+        self.started = False
+        self.tcp_channels: tuple[int, ...] | None = None
+        self._tcp: dict[int, int] = {}
+        self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
+        self._multicast: set[int] = set()
+        self._gop: Batch = []
+        counters = front.counters
+        self.consumer = Consumer(transport, "RTP", "net=rtsp-tcp", on_close=self._consumer_closed)
+        cap_send_buffer(transport)
+        self.fanout.consumers.append(self.consumer)
+        self.fanout.players.append(self)
+        self._counters = counters
+
+    def setup(self, track: int, spec: TransportSpec) -> TransportSpec:
+        if spec.is_tcp:
+            ch = spec.interleaved or (2 * track, 2 * track + 1)
+            self._tcp[track] = ch[0]
+            n = len(self.view.desc.tracks)
+            self.tcp_channels = tuple(self._tcp.get(i, -1) for i in range(n))
+            self.consumer.extra = "net=rtsp-tcp"
+            return TransportSpec(protocol="RTP/AVP/TCP", delivery="unicast", interleaved=ch)
+        if spec.is_multicast:
+            fan = self.fanout
+            if fan.multicast is None:
+                fan.multicast = self.front.multicast_out(len(self.view.desc.tracks))
+            mc = fan.multicast
+            self._multicast.add(track)
+            self.consumer.extra = "net=rtsp-multicast"
+            return TransportSpec(protocol="RTP/AVP", delivery="multicast", destination=mc.group,
+                                 port=(mc.ports[track], mc.ports[track] + 1),
+                                 ttl=self.front.config.multicast_ttl)
+        if not spec.client_port:
+            raise UnsupportedTransport("UDP needs client_port")
+        rtp, rtcp = self.front.udp_ports.bind_pair()
+        self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
+        self.consumer.extra = "net=rtsp-udp"
+        port = rtp.getsockname()[1]
+        return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
+                             server_port=(port, port + 1))
+
+    def rtp_info(self, base_url: str) -> str:
+        """RTP-Info for PLAY; also fixes the GOP this player starts with."""
+        self._gop = self.fanout.gop_batch()
+        first: dict[int, tuple[int, int]] = {}
+        for t, _k, p in self._gop:
+            if t not in first:
+                first[t] = (_SEQ.unpack_from(p, 2)[0], struct.unpack_from(">I", p, 4)[0])
+        parts = []
+        for o in self.fanout.tracks:
+            i = o.track.index
+            if i not in self._tcp and i not in self._udp and i not in self._multicast:
+                continue
+            seq, ts = first.get(i, (o.next_seq, o.last_ts))
+            parts.append(f"url={base_url}/trackID={i};seq={seq};rtptime={ts}")
+        return ",".join(parts)
+
+    def start(self) -> None:
+        if self.started:
+            return
+        if self.tcp_channels is not None:
+            blob, _k = interleave(self._gop, self.tcp_channels)
+            self.consumer.write_direct(blob)
+        elif self._udp:
+            self.send_udp(self._gop)
+        self._gop = []
+        self.started = True
+
+    def pause(self) -> None:
+        self.started = False
+
+    def send_udp(self, batch: Batch) -> None:
+        udp = self._udp
+        for t, _k, p in batch:
+            dest = udp.get(t)
+            if dest is not None:
+                try:
+                    dest[0].sendto(p, dest[2])
+                    self.consumer.outbytes += len(p)
+                except OSError:
+                    pass
+
+    def _consumer_closed(self, c: Consumer) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fan = self.fanout
+        if self in fan.players:
+            fan.players.remove(self)
+        for rtp, rtcp, _dest in self._udp.values():
+            self.front.udp_ports.release(rtp.getsockname()[1])
+            rtp.close()
+            rtcp.close()
+        self._udp.clear()
+        if not self.consumer.closed:
+            self.consumer.closed = True
+        self.view.drop_consumer(self.consumer)
