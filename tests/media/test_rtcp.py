@@ -17,8 +17,8 @@ SR = bytes.fromhex(
     "0000000a 000003e8"  # 10 packets, 1000 octets
     "55667788 05fffffe 00010010 00000020 a1b28000 00010000")  # block: lost -2
 RR = bytes.fromhex("80c9 0001 99999999")
-SDES = bytes.fromhex("81ca 0003 11223344 0103 6869 00 000000")[:16]
-BYE = bytes.fromhex("81cb 0003 11223344 03 627965 00000000")[:16]
+SDES = bytes.fromhex("81ca 0003 11223344 0103 6869 00000000")
+BYE = bytes.fromhex("81cb 0002 11223344 03 627965")
 
 
 def test_sender_report_fields_and_bytes() -> None:
