@@ -1,0 +1,90 @@
+"""RTSP: pushed over TCP and UDP, played over TCP, UDP and multicast."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable
+
+import pytest
+
+from tests.conftest import HubServer
+from tests.e2e.tools import Pusher, play
+
+pytestmark = pytest.mark.e2e
+
+CASES = [
+    ("h264", "tcp", "h264"),
+    ("h264", "udp", "h264"),
+    ("h265", "tcp", "hevc"),
+    ("h264_slices", "tcp", "h264"),
+]
+
+
+@pytest.mark.parametrize("variant, push_transport, codec", CASES)
+@pytest.mark.parametrize("play_transport", ["tcp", "udp"])
+def test_push_and_play(hub: HubServer, push: Callable[..., Pusher], variant: str,
+                       push_transport: str, codec: str, play_transport: str) -> None:
+    path = f"/live/{variant}_{push_transport}"
+    push(path, variant, transport=push_transport)
+    r = play(hub.rtsp_url(path), frames=50, timeout=20, options={"rtsp_transport": play_transport})
+    assert r.video_codec == codec and r.audio_codec == "aac"
+    assert (r.width, r.height) == (640, 360)
+    assert r.video_frames >= 50
+    assert r.first_video_key, "a player joining mid-GOP must get an IDR first"
+    assert r.decode_errors == 0, r.log[:10]
+    assert r.advancing()
+
+
+def test_play_multicast(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    push("/live/mc", "h264")
+    r = play(hub.rtsp_url("/live/mc"), frames=30, timeout=20, options={"rtsp_transport": "udp_multicast"})
+    assert r.video_codec == "h264" and (r.width, r.height) == (640, 360)
+    assert r.video_frames >= 30 and r.decode_errors == 0, r.log[:10]
+
+
+def test_streams_on_different_shards_play_at_once(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    from hub.placement import shard_of
+
+    a = "/live/a0"
+    b = next(f"/live/b{i}" for i in range(100) if shard_of(f"/live/b{i}", 2) != shard_of(a, 2))
+    push(a, "h264")
+    push(b, "h264")
+    ra = play(hub.rtsp_url(a), frames=25, timeout=15)
+    rb = play(hub.rtsp_url(b), frames=25, timeout=15)
+    assert ra.video_frames >= 25 and rb.video_frames >= 25
+
+
+def _rtsp(port: int, data: bytes, timeout: float = 3.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in out and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_bad_requests(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    push("/live/bad", "h264")
+    url = hub.rtsp_url("/live/bad")
+    assert _rtsp(hub.port, f"DESCRIBE {hub.rtsp_url('/live/none')} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()) \
+        .startswith(b"RTSP/1.0 404")
+    assert _rtsp(hub.port, f"PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: nope\r\n\r\n".encode()) \
+        .startswith(b"RTSP/1.0 455")
+    r = _rtsp(hub.port, f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/XYZ\r\n\r\n".encode())
+    assert r.startswith(b"RTSP/1.0 461"), r
+    r = _rtsp(hub.port, f"DESCRIBE {url} RTSP/1.0\r\nCSeq 4\r\n\r\n".encode())
+    assert r.startswith(b"RTSP/1.0 400"), r
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=3) as s:
+        s.sendall(f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 5\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n".encode())
+        resp = s.recv(4096)
+        assert resp.startswith(b"RTSP/1.0 200")
+        s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 6\r\nSession: wrong\r\n\r\n".encode())
+        assert s.recv(4096).startswith(b"RTSP/1.0 454")
+    # The stream and its other players are untouched.
+    r = play(url, frames=10, timeout=10)
+    assert r.video_frames >= 10
