@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import BadRequest, HubError
+from .streams_api import list_streams, stream_item
 from .responses import CORS, CROSSDOMAIN_XML, error_body, json_body
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/api/v1/server", server_info, methods=["GET"]),
         Route("/api/v1/runtime", runtime, methods=["GET"]),
         Route("/api/crossdomain.xml", crossdomain, methods=["GET"]),
+        Route("/api/v1/streams", list_streams, methods=["GET"]),
+        Route("/api/v1/streams/{path:path}", stream_item, methods=["GET", "DELETE"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error})
     app.state.front = front

@@ -29,6 +29,13 @@ HIGH_WATER = 1 << 20
 STUCK_SECONDS = 10.0
 
 _ids = itertools.count(1)
+_cid_suffix = 0
+
+
+def set_cid_suffix(front_index: int) -> None:
+    """Consumer ids are unique across fronts: the front's index is the low byte."""
+    global _cid_suffix
+    _cid_suffix = front_index & 0xFF
 
 
 def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> None:
@@ -46,7 +53,7 @@ class Consumer:
 
     def __init__(self, transport: asyncio.Transport, packet_type: str, extra: str,
                  on_close: Callable[[Consumer], None] | None = None) -> None:
-        self.cid = next(_ids)
+        self.cid = next(_ids) << 8 | _cid_suffix
         self.transport = transport
         self.packet_type = packet_type  # "RTP" | "FLV" | "TS"
         self.extra = extra

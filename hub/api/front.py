@@ -26,6 +26,7 @@ from ..placement import shard_of
 from ..procstats import process_extra
 from .app import build_app
 from ..udp_ports import PortPairPool
+from .consumer import set_cid_suffix
 from .rtp_out import MulticastOut
 from .sniff import SniffProtocol
 from .views import StreamViews
@@ -106,6 +107,19 @@ class FrontContext:
                 raise ServiceUnavailable(f"shard {sid} is not reachable")
         return await ch.request(method, args, timeout=timeout)
 
+    def local_consumers(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for view, c in self.views.all_consumers():
+            out.setdefault(view.desc.path, []).append(c.info())
+        return out
+
+    def kick_local(self, cid: int) -> bool:
+        for _view, c in self.views.all_consumers():
+            if c.cid == cid:
+                c.close()
+                return True
+        return False
+
     def notify_shard(self, path: str, method: str, args: dict[str, Any]) -> None:
         ch = self.shards[shard_of(path, len(self.shards))] if self.shards else None
         if ch is not None:
@@ -120,6 +134,10 @@ class _SupervisorLink:
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
         if method == "ping":
             return "pong"
+        if method == "consumers":
+            return self.front.local_consumers()
+        if method == "kick":
+            return self.front.kick_local(int(args["cid"]))
         if method == "stats":
             out = self.front.counters.as_stats()
             out["streams"]["consumers"] = len(self.front.views.all_consumers())
@@ -233,6 +251,7 @@ async def selftest(config: uvicorn.Config) -> None:
 
 async def run_front(args: ChildArgs) -> None:
     stop = asyncio.Event()
+    set_cid_suffix(args.index)
     front = FrontContext(args)
     n = args.config.shard_count
     front.shards = [None] * n

@@ -58,6 +58,18 @@ class Shard:
             if stream is None:
                 raise NotFound("404 page not found")
             return await self.hls.open(stream)
+        if method == "list_streams":
+            return [s.info() for s in self.streams]
+        if method == "stream_info":
+            stream = self.streams.get(str(args["path"]))
+            if stream is None:
+                raise NotFound("404 page not found")
+            return stream.info()
+        if method == "delete_stream":
+            stream = self.streams.get(str(args["path"]))
+            if stream is not None:
+                self.streams.close(stream)
+            return True
         if method == "describe":
             stream = self.streams.by_id(int(args["stream_id"]))
             if stream is None:

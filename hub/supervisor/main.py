@@ -104,6 +104,13 @@ class Supervisor:
             return await self.stats.runtime(extra=bool(args.get("extra")))
         if method == "server_info":
             return self.stats.server_info()
+        if method == "front_consumers":
+            skip = args.get("except")
+            replies = await self.tree.request_all("consumers", {}, kinds=("front",))
+            return [r for c, r in replies if c.index != skip]
+        if method == "kick_consumer":
+            replies = await self.tree.request_all("kick", {"cid": args["cid"]}, kinds=("front",))
+            return any(r for _c, r in replies)
         raise NotFound(f"unknown supervisor method {method!r}")
 
     # -- life cycle -------------------------------------------------------
