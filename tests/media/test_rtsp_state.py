@@ -37,7 +37,11 @@ ALLOWED: dict[tuple[RtspState, str], RtspState] = {
 METHODS = [m.value for m in RtspMethod]
 
 
-@pytest.mark.parametrize("state, method", sorted(ALLOWED, key=lambda k: (k[0].value, k[1])))
+def _order(key: tuple[RtspState, str]) -> tuple[str, str]:
+    return key[0].value, key[1]
+
+
+@pytest.mark.parametrize("state, method", sorted(ALLOWED, key=_order))
 def test_allowed_transition(state: RtspState, method: str) -> None:
     assert next_state(state, method) is ALLOWED[(state, method)]
     assert next_state(state, method.lower()) is ALLOWED[(state, method)]
