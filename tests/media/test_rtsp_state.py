@@ -41,7 +41,10 @@ def _order(key: tuple[RtspState, str]) -> tuple[str, str]:
     return key[0].value, key[1]
 
 
-@pytest.mark.parametrize("state, method", sorted(ALLOWED, key=_order))
+ALLOWED_KEYS: list[tuple[RtspState, str]] = sorted(ALLOWED, key=_order)
+
+
+@pytest.mark.parametrize("state, method", ALLOWED_KEYS)
 def test_allowed_transition(state: RtspState, method: str) -> None:
     assert next_state(state, method) is ALLOWED[(state, method)]
     assert next_state(state, method.lower()) is ALLOWED[(state, method)]
