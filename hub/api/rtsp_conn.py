@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from ..errors import (HubError, MethodNotValidInState, NotFound, ProtocolError, 
                       UnsupportedTransport)
 from ..ipc.handoff import send_socket
 from ..media.rtsp import NEED_DATA, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
+from ..media.rtsp.state import RtspServerSession, RtspState, new_session_id
 from ..media.rtsp.transport import Transport
 from ..placement import canonical_path, shard_of
 from .consumer import Consumer
@@ -64,7 +64,7 @@ class RtspConnection(asyncio.Protocol):
         self._queue: asyncio.Queue[RtspRequest] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
         self._raw_since_request = bytearray()
-        self.session_id = ""
+        self.session: RtspServerSession | None = None
         self.view: StreamView | None = None
         self.player: RtpPlayer | None = None
         self.consumer: Consumer | None = None
@@ -156,34 +156,30 @@ class RtspConnection(asyncio.Protocol):
             return await self._describe(req, cseq)
         if m == "SETUP":
             return await self._setup(req, cseq)
-        if m in ("PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):
-            sid = req.headers.get("Session", "") or ""
-            sid = sid.split(";", 1)[0].strip()
+        if m in ("PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER", "RECORD"):
+            sid = (req.headers.get("Session", "") or "").split(";", 1)[0].strip()
+            session = self.session
             if m in ("GET_PARAMETER", "SET_PARAMETER") and not sid:
                 return RtspResponse(200, headers=_headers(cseq))
-            if not self.session_id:
+            if session is None:
                 raise MethodNotValidInState(f"{m} before SETUP")
-            if sid != self.session_id:
+            if sid != session.id:
                 raise SessionNotFound(f"unknown session {sid!r}")
+            session.check(m)
             h = self._session_headers(cseq)
             if m == "PLAY":
                 assert self.player is not None
-                if self.player.started:
-                    return RtspResponse(200, headers=h)
-                h.add("Range", "npt=0.000-")
-                h.add("RTP-Info", self.player.rtp_info(self._base_url(req)))
-                return RtspResponse(200, headers=h)
-            if m == "PAUSE":
+                if session.state is not RtspState.PLAYING:
+                    h.add("Range", "npt=0.000-")
+                    h.add("RTP-Info", self.player.rtp_info(self._base_url(req)))
+            elif m == "PAUSE":
                 if self.player is not None:
                     self.player.pause()
                 self.playing = False
-                return RtspResponse(200, headers=h)
-            if m == "TEARDOWN":
+            elif m == "TEARDOWN":
                 self._teardown()
-                return RtspResponse(200, headers=h)
+            session.apply(m, time.monotonic())
             return RtspResponse(200, headers=h)
-        if m == "RECORD":
-            raise MethodNotValidInState("RECORD without ANNOUNCE")
         raise MethodNotValidInState(f"{m} is not supported here")
 
     # -- DESCRIBE / SETUP ----------------------------------------------------------
@@ -204,8 +200,8 @@ class RtspConnection(asyncio.Protocol):
         return RtspResponse(200, headers=h, body=view.desc.sdp.encode())
 
     async def _setup(self, req: RtspRequest, cseq: str | None) -> RtspResponse:
-        if self.playing:
-            raise MethodNotValidInState("SETUP while playing")
+        if self.session is not None:
+            self.session.check("SETUP")
         path, track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
         if self.view is None:
             self.view = await self.front.views.open(path)
@@ -227,19 +223,23 @@ class RtspConnection(asyncio.Protocol):
             raise UnsupportedTransport("unreadable Transport header") from None
         if spec is None or spec.is_record:
             raise UnsupportedTransport("only RTP/AVP play transports are served here")
+        if self.session is None:
+            self.session = RtspServerSession(new_session_id(os.urandom), time.monotonic(), SESSION_TIMEOUT)
+        self.session.check("SETUP")
         if self.player is None:
             assert self.transport is not None
             peer = self.transport.get_extra_info("peername")
-            self.session_id = secrets.token_hex(8)
             self.player = RtpPlayer(self.front, view, self.transport, peer[0] if peer else "127.0.0.1")
         answer = self.player.setup(track, spec)
+        self.session.apply("SETUP", time.monotonic())
         h = self._session_headers(cseq)
         h.add("Transport", str(answer))
         return RtspResponse(200, headers=h)
 
     def _session_headers(self, cseq: str | None):  # type: ignore[no-untyped-def]
         h = _headers(cseq)
-        h.add("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")
+        assert self.session is not None
+        h.add("Session", self.session.header)
         return h
 
     # -- publishing: hand the connection to the owning shard ------------------------
