@@ -76,6 +76,9 @@ def check_address_free(host: str, port: int) -> None:
     """Fail early (and clearly) when the listen address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR: connections of a just-stopped instance in TIME_WAIT do not
+    # block the port, a live listener (without our SO_REUSEPORT) still does.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
     except OSError as e:
