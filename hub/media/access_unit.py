@@ -9,11 +9,12 @@ into NALs and MPEG-TS turns it into Annex B with start codes.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Sequence
 
 from hub.errors import ProtocolError
 
-__all__ = ["avcc_join", "avcc_split", "annexb_split", "avcc_to_annexb", "annexb_to_avcc"]
+__all__ = ["AccessUnit", "DepacketizerStats", "avcc_join", "avcc_split", "annexb_split", "avcc_to_annexb", "annexb_to_avcc"]
 
 _START4 = b"\x00\x00\x00\x01"
 _U32 = struct.Struct(">I")
@@ -92,3 +93,39 @@ def avcc_to_annexb(data: bytes | bytearray | memoryview) -> bytes:
 def annexb_to_avcc(data: bytes | bytearray | memoryview) -> bytes:
     """Annex B to AVCC (for encoders and files that produce start codes)."""
     return avcc_join(annexb_split(data))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessUnit:
+    """One frame out of a depacketiser.
+
+    ``pts`` is the RTP timestamp extended to 64 bits, in the track's clock.
+    ``data`` is AVCC for video, one raw AAC frame for audio. ``nal_types``
+    lists the video NAL types in order (empty for audio).
+    """
+
+    pts: int
+    data: bytes
+    keyframe: bool
+    nal_types: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class DepacketizerStats:
+    """Packet-level trouble is counted here instead of raised.
+
+    ``lost`` counts missing sequence numbers, ``late`` packets that arrived
+    after a newer one (reordered or duplicated; they are discarded),
+    ``malformed`` payloads that did not parse, ``unsupported`` payload types
+    we do not handle (e.g. STAP-B, MTAP), ``dropped_units`` access units
+    thrown away as incomplete, ``oversize`` units over the size/count limits.
+    """
+
+    packets: int = 0
+    units: int = 0
+    lost: int = 0
+    late: int = 0
+    malformed: int = 0
+    unsupported: int = 0
+    dropped_units: int = 0
+    oversize: int = 0
