@@ -138,7 +138,12 @@ class RtpNalDepacketizer:
         return out
 
     def flush(self) -> list[AccessUnit]:
-        """Emit the frame in progress (end of stream); a pending fragment is dropped."""
+        """Emit the frame in progress (end of stream); a pending fragment is dropped.
+
+        Without a marker nothing proves the frame complete (its last packets
+        may be lost with no later packet to show the gap), so only call this
+        when the stream really ended, never on a timer.
+        """
         out: list[AccessUnit] = []
         if self._fu is not None:
             self._drop_fu()

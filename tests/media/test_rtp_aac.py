@@ -152,3 +152,25 @@ def test_pyav_round_trip() -> None:
             samples += out.samples
     assert samples >= 1024 * 19
 
+
+
+def test_ffmpeg_capture_several_aus_per_packet() -> None:
+    """FFmpeg's RTP muxer packs several AAC frames per packet (config 120856E500)."""
+    from tests.media.test_rtp_h264 import read_capture
+    raw = read_capture("rtp_ffmpeg_aac.bin")
+    packets = [RtpPacket.parse(p) for p in raw]
+    assert [bytes(p) for p in packets] == raw
+    d = AacDepacketizer()
+    aus: list[AccessUnit] = []
+    for p in packets:
+        aus += d.push(p)
+    first = packets[0].timestamp
+    assert [a.pts - first for a in aus] == [1024 * i for i in range(len(aus))]
+    assert len(aus) == 4 + 5 + 5 + 5  # AU-headers-length 64, then 80 bits: 16 bits per AU
+    cfg = AacConfig.parse(bytes.fromhex("120856E500"))
+    assert (cfg.object_type, cfg.sample_rate, cfg.channels) == (2, 44100, 1)
+    dec = av.CodecContext.create("aac", "r")
+    dec.extradata = bytes.fromhex("120856E500")
+    samples = sum(f.samples for a in aus for f in dec.decode(av.Packet(a.data)))
+    assert samples == 1024 * len(aus)
+    assert d.stats.malformed == 0 and d.stats.units == 19
