@@ -29,6 +29,7 @@ REFRESH = "refresh"
 TokenType = Literal["access", "refresh"]
 INVALID = "Token is not valid"
 MAX_TOKEN_LENGTH = 4096
+CACHE_SIZE = 1024
 
 # lookup(user) -> (user's token version, {session id: generation}) or None.
 SessionLookup = Callable[[str], Optional[Tuple[int, Mapping[str, int]]]]
@@ -61,6 +62,7 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._now = now
+        self._cache: dict[str, Claims] = {}
 
     def now(self) -> int:
         return int(self._now())
@@ -77,7 +79,23 @@ class TokenService:
                 self._sign(user, REFRESH, sid, gen, uv, iat, self.refresh_ttl))
 
     def decode(self, token: str, typ: TokenType) -> Claims:
-        """Signature, expiry, type and claim shapes; no revocation check."""
+        """Signature, expiry, type and claim shapes; no revocation check.
+
+        A token's signature and claims never change, so checked ones are kept
+        in a small cache: a player reconnecting or an API client polling pays
+        for HMAC and JSON once, not per request (expiry is still checked).
+        """
+        claims = self._cache.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._cache) >= CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[token] = claims
+        if claims.typ != typ or claims.exp <= self.now():
+            raise Unauthorized(INVALID)
+        return claims
+
+    def _decode(self, token: str) -> Claims:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized(INVALID)
         try:
@@ -97,8 +115,6 @@ class TokenService:
                             (claims.exp, int)):
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise Unauthorized(INVALID)
-        if claims.typ != typ or claims.exp <= self.now():
-            raise Unauthorized(INVALID)
         return claims
 
     def verify(self, token: str, typ: TokenType, lookup: SessionLookup) -> Claims:

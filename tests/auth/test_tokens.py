@@ -243,3 +243,17 @@ def test_load_or_create_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     short.write_bytes(b"abc")
     with pytest.raises(HubError):
         load_or_create_key(str(short))
+
+
+def test_checked_token_cache_is_bounded(svc: TokenService) -> None:
+    from hub.auth import tokens as mod
+    look = fixed_lookup(0, {"s": 1})
+    first = svc.issue("alice", 1, "s")[0]
+    svc.verify(first, "access", look)
+    for i in range(mod.CACHE_SIZE + 3):
+        jwt_tok = jwt.encode({"sub": "alice", "typ": "access", "sid": "s", "gen": 1, "uv": 0,
+                              "iat": int(T0), "exp": int(T0) + 60 + i}, KEY, algorithm="HS256")
+        svc.verify(jwt_tok, "access", look)
+    assert len(svc._cache) == mod.CACHE_SIZE
+    assert first not in svc._cache
+    svc.verify(first, "access", look)   # evicted tokens are simply checked again
