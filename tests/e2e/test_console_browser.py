@@ -32,7 +32,9 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
                                              tmp_path: Path) -> None:
     push(PATH, "h264")
     with chromium_page() as (page, log):
-        page.goto(hub.base + "/")
+        response = page.goto(hub.base + "/")
+        assert response is not None and response.status == 200, \
+            "GET / is not the console: the app must mount hub.api.console.console_routes()"
         page.fill("#login-user", "admin")
         page.fill("#login-password", "admin")
         page.click("#login-form button[type=submit]")
