@@ -1,0 +1,206 @@
+"""Per-track ingest: RTP packet → access units → the stream's ring.
+
+One `TrackIngest` per published track, fed by whichever transport carries
+it (interleaved `$` frames or a UDP socket). It is the publisher's hot path,
+so everything that can be decided once (which depacketiser, which flags,
+whether audio counts as keyframes, the time base) is decided in
+`__init__` or on the first packet, and a packet costs one parse, one
+depacketiser call and one ring write per finished access unit.
+
+Timestamps follow the contract of `hub.media.stream_desc`: the extended RTP
+timestamp minus this track's first one, plus how long after the stream's
+start that first packet arrived (in the track's clock), so the tracks of a
+stream share one time line without waiting for RTCP.
+
+Nothing a publisher sends is raised from here: a packet that does not parse
+is dropped and counted (`stats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import ProtocolError
+from ..media.rtcp import SenderReport, parse_compound
+from ..media.rtp import RtpPacket
+from ..media.sdp import aac_params, parse_fmtp
+from ..media.seqnum import TimestampUnwrapper
+from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, TrackDesc
+from .sdp_tracks import with_h264_params, with_h265_params
+from .stream import Stream
+
+log = logging.getLogger("hub.shard.rtp_in")
+
+__all__ = ["IngestStats", "TrackIngest", "make_depacketizer"]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    packets: int = 0  # RTP packets accepted
+    bad_rtp: int = 0  # did not parse: dropped
+    foreign_pt: int = 0  # payload type other than the track's: dropped
+    entries: int = 0  # ring entries written
+    rtcp: int = 0  # RTCP packets parsed
+    bad_rtcp: int = 0  # RTCP that did not parse: dropped
+    param_updates: int = 0  # in-band parameter sets that changed the track
+
+
+def make_depacketizer(desc: TrackDesc) -> Any | None:
+    """The depacketiser for `desc`'s codec, None for pass-through codecs."""
+    if desc.codec == "H264":
+        from ..media.rtp_h264 import H264Depacketizer
+
+        return H264Depacketizer()
+    if desc.codec == "H265":
+        from ..media.rtp_h265 import H265Depacketizer
+
+        return H265Depacketizer()
+    if desc.codec == AUDIO_AAC:
+        from ..media.rtp_aac import AacDepacketizer
+
+        p = aac_params(parse_fmtp(desc.fmtp))
+        return AacDepacketizer(size_length=p.sizelength, index_length=p.indexlength,
+                               index_delta_length=p.indexdeltalength)
+    return None
+
+
+class TrackIngest:
+    """RTP/RTCP of one track in, ring entries out.
+
+    `on_params(index, new_desc)` is called when in-band parameter sets
+    change the track's description (the session then re-describes the
+    stream); it gets a new TrackDesc, the old one is never mutated.
+    """
+
+    __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
+                 "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started", "_write",
+                 "_param_src", "_rtp_flags", "_is_video")
+
+    def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
+                 on_params: Callable[[int, TrackDesc], None] | None = None,
+                 started: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.index = index
+        self.desc = desc
+        self.pt = desc.payload_type
+        self.stats = IngestStats()
+        self.last_sr: SenderReport | None = None  # for a later A/V sync by NTP
+        self.last_sr_at = 0.0
+        self._depack = make_depacketizer(desc)
+        self._unwrap = TimestampUnwrapper()
+        self._base: int | None = None  # extended ts that maps to pts 0
+        # Audio of an audio-only stream: every frame is a start point.
+        self._key_all = audio_only and desc.kind != "video"
+        self._is_video = desc.kind == "video"
+        self._on_params = on_params
+        self._clock = clock
+        self._started = stream.started if started is None else started
+        self._write = stream.write
+        self._param_src: tuple[Any, ...] = ()
+        self._rtp_flags = FLAG_RTP_PAYLOAD
+
+    # -- RTP ------------------------------------------------------------------
+    def push_rtp(self, data: bytes | bytearray | memoryview) -> None:
+        """One RTP packet as received; never raises for what the peer sent."""
+        try:
+            pkt = RtpPacket.parse(data)
+        except ProtocolError:
+            self.stats.bad_rtp += 1
+            return
+        if pkt.payload_type != self.pt:
+            self.stats.foreign_pt += 1
+            return
+        self.stats.packets += 1
+        if self._base is None:
+            self._set_base(pkt.timestamp)
+        depack = self._depack
+        if depack is None:
+            self._pass_through(pkt)
+            return
+        aus = depack.push(pkt)
+        if aus:
+            base = self._base
+            assert base is not None
+            write = self._write
+            index = self.index
+            # Only video decides start points; an audio depacketiser's own
+            # keyframe flag (every AAC frame) must not move the GOP start.
+            key_all = self._key_all
+            video = self._is_video
+            for au in aus:
+                pts = au.pts - base
+                write(index, au.data, pts, pts, key_all or (video and au.keyframe))
+            self.stats.entries += len(aus)
+            if self._on_params is not None and self.desc.kind == "video":
+                self._check_params(depack)
+
+    def _set_base(self, first_ts: int) -> None:
+        """Map the first packet's timestamp to its arrival offset.
+
+        The depacketisers and our pass-through unwrapper both take the first
+        timestamp they see as is, so subtracting `base` from their extended
+        values counts from this packet.
+        """
+        offset = max(0.0, self._clock() - self._started)
+        self._base = first_ts - round(offset * self.desc.clock_rate)
+
+    def _pass_through(self, pkt: RtpPacket) -> None:
+        base = self._base
+        assert base is not None
+        pts = self._unwrap.extend(pkt.timestamp) - base
+        flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if pkt.marker else FLAG_RTP_PAYLOAD
+        self._write(self.index, pkt.payload, pts, pts, self._key_all, flags)
+        self.stats.entries += 1
+
+    def _check_params(self, depack: Any) -> None:
+        """In-band parameter sets that differ from the description → new desc.
+
+        The identity check makes the common case (nothing new since the last
+        access unit) three attribute loads; bytes are compared only when the
+        depacketiser holds different objects than last time.
+        """
+        src = (getattr(depack, "vps", None), depack.sps, depack.pps)
+        cached = self._param_src
+        if cached and src[0] is cached[0] and src[1] is cached[1] and src[2] is cached[2]:
+            return
+        self._param_src = src
+        vps, sps, pps = (bytes(x) if x else b"" for x in src)
+        desc = self.desc
+        if not sps or not pps:
+            return
+        if desc.codec == "H264":
+            if sps == desc.sps and pps == desc.pps:
+                return
+            new = with_h264_params(desc, sps, pps)
+        else:
+            if not vps or (vps == desc.vps and sps == desc.sps and pps == desc.pps):
+                return
+            new = with_h265_params(desc, vps, sps, pps)
+        self.desc = new
+        self.stats.param_updates += 1
+        assert self._on_params is not None
+        self._on_params(self.index, new)
+
+    # -- RTCP -----------------------------------------------------------------
+    def push_rtcp(self, data: bytes | bytearray | memoryview) -> None:
+        """A compound RTCP packet: keep the last SR; garbage is counted."""
+        try:
+            packets = parse_compound(data)
+        except ProtocolError:
+            self.stats.bad_rtcp += 1
+            return
+        self.stats.rtcp += 1
+        for p in packets:
+            if isinstance(p, SenderReport):
+                self.last_sr = p
+                self.last_sr_at = self._clock()
+
+    def push(self, data: bytes | bytearray | memoryview) -> None:
+        """A packet from a transport that muxes RTP and RTCP (RFC 5761)."""
+        if len(data) >= 2 and 192 <= data[1] <= 223:
+            self.push_rtcp(data)
+        else:
+            self.push_rtp(data)
