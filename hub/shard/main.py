@@ -16,8 +16,10 @@ from ..child import ChildArgs, shard_socket_path
 from ..errors import HubError, NotFound
 from ..ipc.channel import IpcChannel, serve_unix
 from ..procstats import process_extra
+from ..store.routes import RouteTable
 from ..hls_files import hls_root
 from .hls import HlsManager
+from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
 
@@ -33,6 +35,27 @@ class Shard:
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
         self.stop = asyncio.Event()
+        # -- route pulls (hub.shard.pull) --------------------------------------
+        # The lead keeps `route_table` current from the supervisor's route
+        # broadcasts; until those land, each shard reads routetable.json once.
+        self.route_table = self._load_routes()
+        cfg = args.config
+        self.pulls = PullManager(self.streams, self._route_for, PullSettings(
+            idle_timeout=float(cfg.route_idle_timeout), session_timeout=float(cfg.rtsp_session_timeout)))
+
+    def _load_routes(self) -> RouteTable:
+        cfg = self.args.config
+        try:
+            return RouteTable.load(str(cfg.data_path(cfg.routetable_file)))
+        except Exception as exc:  # a bad file must not keep the shard down
+            log.warning("route table not loaded: %s", exc)
+            return RouteTable()
+
+    def _route_for(self, path: str) -> tuple[str, bool] | None:
+        """path → (upstream URL, keepalive) for the pull manager."""
+        match = self.route_table.match(path)
+        return None if match is None else (match[1], match[0].keepalive)
+    # -- end route pulls --------------------------------------------------------
 
     @staticmethod
     def _send_wake(reader: Any, streams: dict[int, int]) -> None:
@@ -52,11 +75,14 @@ class Shard:
                 out["extra"] = process_extra(self.args.name)
             return out
         if method == "open_stream":
-            return self.streams.open(str(args["path"]), ch)
+            path = str(args["path"])
+            if self.streams.get(path) is None:
+                await self.pulls.ensure(path)  # route pull; NotFound when none applies
+            return self.streams.open(path, ch)
         if method == "hls_open":
             stream = self.streams.get(str(args["path"]))
             if stream is None:
-                raise NotFound("404 page not found")
+                stream = await self.pulls.ensure(str(args["path"]))  # route pull
             return await self.hls.open(stream)
         if method == "list_streams":
             return [s.info() for s in self.streams]
@@ -128,6 +154,7 @@ async def run_shard(args: ChildArgs) -> None:
         await shard.stop.wait()
     finally:
         server.close()
+        await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):
