@@ -521,3 +521,158 @@ def test_shard_routes_come_from_its_route_table(tmp_path: Path) -> None:
         assert shard.pulls.settings.idle_timeout == cfg.route_idle_timeout
 
     run(main)
+
+
+# == end to end: real upstream instances of our server, ffmpeg pushing ==============
+e2e = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def h264_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    from tests.e2e.tools import make_media
+
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("the ffmpeg CLI is required for end-to-end tests")
+    return make_media(tmp_path_factory.mktemp("media"), "h264")
+
+
+def annex_b(avcc: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while i + 4 <= len(avcc):
+        n = int.from_bytes(avcc[i:i + 4], "big")
+        out += b"\x00\x00\x00\x01" + avcc[i + 4:i + 4 + n]
+        i += 4 + n
+    return bytes(out)
+
+
+def video_count(ring: RingReader, entries: list[Any]) -> int:
+    """Read what is new into `entries`; how many video entries so far."""
+    entries.extend(ring.read())
+    return sum(e.track == 0 for e in entries)
+
+
+def decode_ring(stream: Any, entries: list[Any]) -> tuple[int, int]:
+    """(video frames, audio frames) PyAV decodes from ring entries."""
+    import av
+
+    video_desc, audio_desc = stream.tracks[0], stream.tracks[1]
+    v = av.CodecContext.create("h264", "r")
+    a = av.CodecContext.create("aac", "r")
+    a.extradata = audio_desc.asc
+    params = b"".join(b"\x00\x00\x00\x01" + p for p in (video_desc.sps, video_desc.pps))
+    nv = na = 0
+    for e in entries:
+        if e.track == 0:
+            nv += len(v.decode(av.Packet(params + annex_b(e.data))))
+        else:
+            na += len(a.decode(av.Packet(e.data)))
+    return nv, na
+
+
+def restart_on(hub_factory: Callable[..., Any], port: int, *args: str) -> Any:
+    """A new instance on `port` (the old one's children may still be leaving)."""
+    deadline = time.monotonic() + 20
+    while True:
+        srv = hub_factory("--listen", f"127.0.0.1:{port}", *args, ready=False)
+        srv.port = port
+        try:
+            srv.wait_ready()
+            return srv
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@e2e
+def test_pull_from_a_real_upstream_decodes_and_survives_its_restart(
+        hub_factory: Callable[..., Any], h264_media: Path) -> None:
+    from tests.e2e.conftest import wait_live
+    from tests.e2e.tools import Pusher
+
+    up = hub_factory("--shards", "1", "--fronts", "1")
+    pushers = [Pusher(up.rtsp_url("/live/cam"), h264_media).start()]
+    wait_live(up, "/live/cam")
+
+    async def main() -> None:
+        env = Env({"/relay/cam": (up.rtsp_url("/live/cam"), True)}, backoff_min=0.5, backoff_max=2.0,
+                  connect_timeout=3.0)
+        try:
+            stream = await env.pulls.ensure("/relay/cam")
+            assert [t.codec for t in stream.tracks] == ["H264", "MPEG4-GENERIC"]
+            assert (stream.tracks[0].width, stream.tracks[0].height) == (640, 360)
+            ring = RingReader.attach(stream.ring.name)
+            entries: list[Any] = []
+            await until(lambda: video_count(ring, entries) >= 30, timeout=8)
+            ring.close()
+            nv, na = decode_ring(stream, entries)
+            assert nv >= 25 and na >= 10
+
+            # Kill the upstream outright; bring it back on the same port.
+            up.proc.kill()
+            await asyncio.to_thread(up.proc.wait)
+            await until(lambda: stream.closed, timeout=8)
+            pushers[0].stop()
+            up2 = await asyncio.to_thread(restart_on, hub_factory, up.port, "--shards", "1", "--fronts", "1")
+            pushers.append(Pusher(up2.rtsp_url("/live/cam"), h264_media).start())
+            await asyncio.to_thread(wait_live, up2, "/live/cam")
+            await until(lambda: (s := env.streams.get("/relay/cam")) is not None and not s.closed, timeout=8)
+            again = env.streams.get("/relay/cam")
+            assert again is not None and again is not stream
+            ring = RingReader.attach(again.ring.name)
+            entries = []
+            await until(lambda: video_count(ring, entries) >= 10, timeout=8)
+            ring.close()
+            assert decode_ring(again, entries)[0] >= 5
+        finally:
+            await env.close()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+            r.run(asyncio.wait_for(main(), 60))
+    finally:
+        for p in pushers:
+            p.stop()
+
+
+@e2e
+def test_downstream_instance_serves_a_route_over_rtsp_and_flv_then_idles_out(
+        hub_factory: Callable[..., Any], h264_media: Path, tmp_path: Path) -> None:
+    import json
+    import urllib.error
+
+    from tests.e2e.conftest import wait_live
+    from tests.e2e.tools import Pusher, play
+
+    up = hub_factory("--shards", "1", "--fronts", "1")
+    pusher = Pusher(up.rtsp_url("/live/cam"), h264_media).start()
+    try:
+        wait_live(up, "/live/cam")
+        data = tmp_path / "down"
+        data.mkdir()
+        (data / "routetable.json").write_text(json.dumps(
+            [{"pattern": "/relay/", "url": up.rtsp_url("/live/"), "keepalive": False}]))
+        (data / "config.json").write_text(json.dumps({"route_idle_timeout": 2}))
+        down = hub_factory("--data", str(data), "--shards", "2", "--fronts", "2")
+
+        res = play(down.rtsp_url("/relay/cam"), frames=25)
+        assert (res.video_codec, res.audio_codec) == ("h264", "aac")
+        assert res.video_frames >= 25 and res.advancing() and (res.width, res.height) == (640, 360)
+        res = play(f"{down.base}/streams/relay/cam.flv", frames=25)
+        assert res.video_frames >= 25 and res.audio_frames > 0 and res.advancing()
+
+        info = down.get_json("/api/v1/streams/relay/cam")
+        assert info["addr"] == up.rtsp_url("/live/cam")
+        assert up.get_json("/api/v1/streams/live/cam?c=1")["cc"] == 1  # the pull
+        # No readers left: after the idle time the pull lets go of the upstream.
+        deadline = time.monotonic() + 8
+        while up.get_json("/api/v1/streams/live/cam?c=1")["cc"] != 0:
+            assert time.monotonic() < deadline, "the pull did not idle out"
+            time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            down.get_json("/api/v1/streams/relay/cam")
+        assert err.value.code == 404
+    finally:
+        pusher.stop()
