@@ -232,7 +232,7 @@ def test_pull_conversation_and_ring_entries() -> None:
             assert env.streams.get("/relay/cam") is stream
             ring = RingReader.attach(stream.ring.name)
             entries: list[Any] = []
-            await until(lambda: bool(entries.extend(ring.read()) or len(entries) >= 3))
+            await until(lambda: video_count(ring, entries) >= 2 and len(entries) >= 3)
             ring.close()
             video = [e for e in entries if e.track == 0]
             audio = [e for e in entries if e.track == 1]
