@@ -89,19 +89,22 @@ def video_state(page: Page, selector: str) -> dict[str, Any]:
 
 
 def wait_video_advancing(page: Page, selector: str, advance: float = 1.0,
-                         start_timeout: float = 15.0, advance_timeout: float = 6.0) -> dict[str, Any]:
+                         start_timeout: float = 15.0, advance_timeout: float = 6.0,
+                         log: BrowserLog | None = None) -> dict[str, Any]:
     """Until the <video> shows a picture and its clock moves `advance` seconds.
 
     Returns the last state ({t, w, h, paused, ready, error}). Fails with the
-    states seen, so a stall, an error and a black element read differently.
+    states seen (and the page's last console lines when `log` is given), so a
+    stall, an error and a black element read differently.
     """
+    tail = (lambda: "\n  page console: " + "\n  ".join(log.console[-12:])) if log else (lambda: "")
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + start_timeout
     state = video_state(page, selector)
     while not (state["w"] > 0 and state["t"] > 0):
         seen.append(state)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{selector} did not start playing in {start_timeout}s: {seen[-3:]}")
+            raise AssertionError(f"{selector} did not start playing in {start_timeout}s: {seen[-3:]}{tail()}")
         page.wait_for_timeout(200)
         state = video_state(page, selector)
     t0 = state["t"]
@@ -110,7 +113,7 @@ def wait_video_advancing(page: Page, selector: str, advance: float = 1.0,
         seen.append(state)
         if time.monotonic() > deadline:
             raise AssertionError(f"{selector} played but stalled: currentTime {t0:.2f} -> "
-                                 f"{state['t']:.2f} in {advance_timeout}s: {seen[-3:]}")
+                                 f"{state['t']:.2f} in {advance_timeout}s: {seen[-3:]}{tail()}")
         page.wait_for_timeout(200)
         state = video_state(page, selector)
     return state

@@ -49,8 +49,9 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
 
         for kind, start_timeout in PREVIEWS:
             page.click(f'{ROW} button[data-play="{kind}"]')
+            log.console.append(f"-- test: preview {kind}")
             state = wait_video_advancing(page, "#preview-video", advance=1.0,
-                                         start_timeout=start_timeout, advance_timeout=6.0)
+                                         start_timeout=start_timeout, advance_timeout=6.0, log=log)
             assert (state["w"], state["h"]) == (640, 360), (kind, state)
             assert state["error"] is None, (kind, state)
             assert page.is_hidden("#message"), (kind, page.text_content("#message"))
@@ -75,7 +76,7 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
         page.wait_for_selector("#urls input")
         assert page.input_value("#urls input") == hub.rtsp_url(PATH)
         page.goto(f"{hub.base}/demos/flv/?path={PATH}&autoplay=1")
-        state = wait_video_advancing(page, "#video", advance=1.0)
+        state = wait_video_advancing(page, "#video", advance=1.0, log=log)
         assert (state["w"], state["h"]) == (640, 360), state
         assert not log.errors, log.errors
 

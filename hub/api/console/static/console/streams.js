@@ -13,6 +13,7 @@ export class StreamsView {
     this.expanded = new Set();
     this.pager = new Pager(50);
     this.timer = null;
+    this.seq = 0;
     this.active = false;
     this.tbody = root.querySelector("#streams-body");
     this.pagerBox = root.querySelector("#streams-pager");
@@ -49,14 +50,17 @@ export class StreamsView {
 
   async refresh() {
     clearTimeout(this.timer);
+    // A click may refresh while a poll is in flight: only the latest call
+    // renders and schedules the next poll, so polls never multiply.
+    const seq = ++this.seq;
     try {
       const body = await api("GET", "/api/v1/streams",
         { query: { c: 1, page_size: this.pager.pageSize, page_token: this.pager.token } });
-      this.render(body);
+      if (seq === this.seq) this.render(body);
     } catch (err) {
-      if (err.status !== 401) showMessage(`streams: ${err.status ? err.status + ": " : ""}${err.message}`);
+      if (seq === this.seq && err.status !== 401) showMessage(`streams: ${err.status ? err.status + ": " : ""}${err.message}`);
     }
-    if (this.active && accessToken()) this.timer = setTimeout(() => this.refresh(), POLL_MS);
+    if (seq === this.seq && this.active && accessToken()) this.timer = setTimeout(() => this.refresh(), POLL_MS);
   }
 
   render(body) {
