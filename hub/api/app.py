@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import BadRequest, HubError
+from .admin_api import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
+                        users_collection)
+from .console import console_routes
+from .openapi import openapi
 from .streams_api import list_streams, stream_item
 from .responses import CORS, CROSSDOMAIN_XML, error_body, json_body
 
@@ -68,9 +73,18 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/api/v1/server", server_info, methods=["GET"]),
         Route("/api/v1/runtime", runtime, methods=["GET"]),
         Route("/api/crossdomain.xml", crossdomain, methods=["GET"]),
+        Route("/api/v1/login", login, methods=["POST"]),
+        Route("/api/v1/refreshtoken", refresh_token, methods=["GET"]),
+        Route("/api/v1/users", users_collection, methods=["GET", "POST"]),
+        Route("/api/v1/users/{name}", user_item, methods=["GET", "DELETE"]),
+        Route("/api/v1/routes", routes_collection, methods=["GET", "POST"]),
+        Route("/api/v1/routes/{pattern:path}", route_item, methods=["GET", "DELETE"]),
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/streams", list_streams, methods=["GET"]),
         Route("/api/v1/streams/{path:path}", stream_item, methods=["GET", "DELETE"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error})
+    routes += console_routes()
+    app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error},
+                    middleware=[Middleware(TokenGate)])
     app.state.front = front
     return app

@@ -25,6 +25,9 @@ from ..ipc.channel import IpcChannel, connect_unix
 from ..placement import shard_of
 from ..procstats import process_extra
 from .app import build_app
+from ..auth.tokens import TokenService
+from ..store.routes import RouteTable
+from ..store.users import UserTable
 from ..udp_ports import PortPairPool
 from .consumer import set_cid_suffix
 from .rtp_out import MulticastOut
@@ -64,6 +67,9 @@ class FrontContext:
     shards: list[IpcChannel | None] = field(default_factory=list)
     shard_ready: list[asyncio.Event] = field(default_factory=list)
     views: StreamViews = field(init=False)
+    users: UserTable | None = None
+    routes: RouteTable | None = None
+    tokens: TokenService | None = None
 
     def __post_init__(self) -> None:
         self.views = StreamViews(self)
@@ -107,6 +113,15 @@ class FrontContext:
                 raise ServiceUnavailable(f"shard {sid} is not reachable")
         return await ch.request(method, args, timeout=timeout)
 
+    def apply_store(self, msg: dict[str, Any]) -> None:
+        """The supervisor's snapshot or broadcast change: new read-only copies."""
+        if "users" in msg:
+            self.users = UserTable.from_wire(msg["users"])
+        if "routes" in msg:
+            self.routes = RouteTable.from_wire(msg["routes"])
+        if "key" in msg:
+            self.tokens = TokenService(bytes(msg["key"]))
+
     def local_consumers(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for view, c in self.views.all_consumers():
@@ -147,7 +162,8 @@ class _SupervisorLink:
         raise HubError(f"unknown method {method!r}")
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        pass
+        if method == "store_changed":
+            self.front.apply_store(args)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)
@@ -259,6 +275,7 @@ async def run_front(args: ChildArgs) -> None:
     front.supervisor = IpcChannel.from_fd(args.ipc_fd, _SupervisorLink(front, stop))
     links = [asyncio.create_task(_keep_shard_link(front, i, stop), name=f"shard-link-{i}") for i in range(n)]
 
+    front.apply_store(await front.supervisor_request("store_snapshot", {}, timeout=10.0))
     app = build_app(front)
     config = uvicorn_config(app)
     config.load()

@@ -104,10 +104,8 @@ class SniffProtocol(asyncio.Protocol):
             self._switch(self._uvicorn_protocol())
 
     def _uvicorn_protocol(self) -> asyncio.Protocol:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-        return HttpToolsProtocol(config=self._config, server_state=self._server_state,
-                                 app_state=self._app_state, _loop=self._loop)
+        return _hub_http_class()(config=self._config, server_state=self._server_state,
+                                 app_state=self._app_state, _loop=self._loop, front=self.front)
 
     def _switch(self, proto: asyncio.Protocol) -> None:
         assert self._transport is not None
@@ -134,3 +132,48 @@ class SniffProtocol(asyncio.Protocol):
     # while sniffing (a few ms), so nothing else is needed here.
 
 
+
+
+_HUB_HTTP: type | None = None
+
+
+def _hub_http_class() -> type:
+    """uvicorn's HttpToolsProtocol, watching each new request on a kept-alive
+    connection: a browser that loaded the page may send its media request on
+    the same connection, and that must reach the raw media protocol too."""
+    global _HUB_HTTP
+    if _HUB_HTTP is not None:
+        return _HUB_HTTP
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HubHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._front = front
+            self._in_message = False
+
+        def on_message_begin(self) -> None:
+            self._in_message = True
+            super().on_message_begin()
+
+        def on_message_complete(self) -> None:
+            self._in_message = False
+            super().on_message_complete()
+
+        def data_received(self, data: bytes) -> None:
+            idle = not self._in_message and (self.cycle is None or self.cycle.response_complete) \
+                and not self.pipeline
+            if idle and data.startswith((b"GET /streams/", b"GET /ws/", b"HEAD /streams/")):
+                from .media import MediaHttpProtocol
+
+                self._unset_keepalive_if_required()
+                self.connections.discard(self)
+                proto = MediaHttpProtocol(self._front)
+                self.transport.set_protocol(proto)
+                proto.connection_made(self.transport)
+                proto.data_received(data)
+                return
+            super().data_received(data)
+
+    _HUB_HTTP = HubHttpProtocol
+    return HubHttpProtocol

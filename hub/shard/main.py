@@ -19,6 +19,7 @@ from ..procstats import process_extra
 from ..store.routes import RouteTable
 from ..hls_files import hls_root
 from .hls import HlsManager
+from .publish import PublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -31,13 +32,14 @@ class Shard:
         self.args = args
         self.streams = StreamTable(args, self._send_wake)
         self.streams.on_stream_closed.append(self._announce_end)
+        self.publishers = PublishHost(args, self.streams)  # RTSP publishers handed over by the fronts
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
         self.stop = asyncio.Event()
         # -- route pulls (hub.shard.pull) --------------------------------------
-        # The lead keeps `route_table` current from the supervisor's route
-        # broadcasts; until those land, each shard reads routetable.json once.
+        # A copy of the supervisor's route table: the file at start, then the
+        # supervisor's snapshot and every change it broadcasts.
         self.route_table = self._load_routes()
         cfg = args.config
         self.pulls = PullManager(self.streams, self._route_for, PullSettings(
@@ -106,6 +108,8 @@ class Shard:
     def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
         if method == "release_stream":
             self.streams.release(int(args["stream_id"]), ch)
+        elif method == "store_changed" and "routes" in args:
+            self.route_table = RouteTable.from_wire(args["routes"])
 
 
 class _Link:
@@ -120,6 +124,9 @@ class _Link:
         self.shard.notice(ch, method, args)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
+        if method == "handoff_rtsp":
+            self.shard.publishers.handoff(args, fd)
+            return
         os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
@@ -149,6 +156,11 @@ async def run_shard(args: ChildArgs) -> None:
         shard.fronts.add(ch)
 
     server = await serve_unix(path, lambda: _Link(shard, False), on_connect=on_front)
+    try:
+        snap = await sup.request("store_snapshot", {}, timeout=10.0)
+        shard.route_table = RouteTable.from_wire(snap["routes"])
+    except HubError as e:
+        log.warning("no route table from the supervisor yet: %s", e)
     log.info("serving fronts on %s", path)
     try:
         await shard.stop.wait()

@@ -24,6 +24,10 @@ from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
 from .stats import RuntimeStats
+from .stores import Stores
+
+STORE_METHODS = frozenset({"login", "refresh", "users_upsert", "users_delete",
+                           "routes_upsert", "routes_delete"})
 from .tree import Child, ProcessTree, pid_alive
 
 log = logging.getLogger("hub.supervisor")
@@ -96,6 +100,7 @@ class Supervisor:
         self.run_dir = os.path.join(tempfile.gettempdir(), f"{RUN_DIR_PREFIX}{self.instance}")
         self.tree = ProcessTree(config, self.instance, self.run_dir, self._handler_for)
         self.stats = RuntimeStats(self.tree)
+        self.stores = Stores(config, self.tree.notify_all)
         self._stop = asyncio.Event()
 
     # -- IPC from children ----------------------------------------------
@@ -105,6 +110,10 @@ class Supervisor:
     async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
         if method == "runtime":
             return await self.stats.runtime(extra=bool(args.get("extra")))
+        if method == "store_snapshot":
+            return self.stores.snapshot()
+        if method in STORE_METHODS:
+            return await self.stores.handle(method, args)
         if method == "server_info":
             return self.stats.server_info()
         if method == "front_consumers":
