@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from ..child import ChildArgs
 from ..errors import (BadRequest, HubError, MethodNotValidInState, ProtocolError, ServiceUnavailable,
@@ -167,7 +167,7 @@ class RtspPublisher(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop transports are not asyncio.Transport subclasses: no isinstance check
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         self.host.sessions.add(self)
         self._schedule_tick()
         log.info("%s: publisher %s connected (session %s)", self.path, self.peer, self.session.id)

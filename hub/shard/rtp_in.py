@@ -21,11 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import ProtocolError
+from ..media.aac import AacConfig
 from ..media.rtcp import SenderReport, parse_compound
 from ..media.rtp import RtpPacket
+from ..media.rtp_aac import AacDepacketizer
+from ..media.rtp_h264 import H264Depacketizer
+from ..media.rtp_h265 import H265Depacketizer
 from ..media.sdp import aac_params, parse_fmtp
 from ..media.seqnum import TimestampUnwrapper
 from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, TrackDesc
@@ -48,22 +52,26 @@ class IngestStats:
     param_updates: int = 0  # in-band parameter sets that changed the track
 
 
-def make_depacketizer(desc: TrackDesc) -> Any | None:
-    """The depacketiser for `desc`'s codec, None for pass-through codecs."""
-    if desc.codec == "H264":
-        from ..media.rtp_h264 import H264Depacketizer
+def make_depacketizer(desc: TrackDesc) -> H264Depacketizer | H265Depacketizer | AacDepacketizer | None:
+    """The depacketiser for `desc`'s codec, None for pass-through codecs.
 
+    ProtocolError/ValueError when the fmtp cannot drive one (AAC field
+    widths); the caller then passes packets through.
+    """
+    if desc.codec == "H264":
         return H264Depacketizer()
     if desc.codec == "H265":
-        from ..media.rtp_h265 import H265Depacketizer
-
         return H265Depacketizer()
     if desc.codec == AUDIO_AAC:
-        from ..media.rtp_aac import AacDepacketizer
-
         p = aac_params(parse_fmtp(desc.fmtp))
+        frame_length = 1024
+        if desc.asc:
+            try:
+                frame_length = AacConfig.parse(desc.asc).frame_length
+            except ProtocolError:
+                pass
         return AacDepacketizer(size_length=p.sizelength, index_length=p.indexlength,
-                               index_delta_length=p.indexdeltalength)
+                               index_delta_length=p.indexdeltalength, frame_length=frame_length)
     return None
 
 
@@ -77,7 +85,7 @@ class TrackIngest:
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started", "_write",
-                 "_param_src", "_rtp_flags", "_is_video")
+                 "_nal_depack", "_is_video")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -89,7 +97,11 @@ class TrackIngest:
         self.stats = IngestStats()
         self.last_sr: SenderReport | None = None  # for a later A/V sync by NTP
         self.last_sr_at = 0.0
-        self._depack = make_depacketizer(desc)
+        try:
+            self._depack = make_depacketizer(desc)
+        except (ProtocolError, ValueError) as exc:
+            log.warning("%s: track %d (%s) passed through: %s", stream.path, index, desc.codec, exc)
+            self._depack = None
         self._unwrap = TimestampUnwrapper()
         self._base: int | None = None  # extended ts that maps to pts 0
         # Audio of an audio-only stream: every frame is a start point.
@@ -99,8 +111,9 @@ class TrackIngest:
         self._clock = clock
         self._started = stream.started if started is None else started
         self._write = stream.write
-        self._param_src: tuple[Any, ...] = ()
-        self._rtp_flags = FLAG_RTP_PAYLOAD
+        # The depacketiser whose in-band parameter sets we follow, if any.
+        self._nal_depack = (self._depack if on_params is not None and isinstance(
+            self._depack, (H264Depacketizer, H265Depacketizer)) else None)
 
     # -- RTP ------------------------------------------------------------------
     def push_rtp(self, data: bytes | bytearray | memoryview) -> None:
@@ -134,8 +147,10 @@ class TrackIngest:
                 pts = au.pts - base
                 write(index, au.data, pts, pts, key_all or (video and au.keyframe))
             self.stats.entries += len(aus)
-            if self._on_params is not None and self.desc.kind == "video":
-                self._check_params(depack)
+        nal = self._nal_depack
+        if nal is not None and nal.params_changed:
+            nal.params_changed = False
+            self._check_params(nal)
 
     def _set_base(self, first_ts: int) -> None:
         """Map the first packet's timestamp to its arrival offset.
@@ -155,19 +170,15 @@ class TrackIngest:
         self._write(self.index, pkt.payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
 
-    def _check_params(self, depack: Any) -> None:
+    def _check_params(self, depack: H264Depacketizer | H265Depacketizer) -> None:
         """In-band parameter sets that differ from the description → new desc.
 
-        The identity check makes the common case (nothing new since the last
-        access unit) three attribute loads; bytes are compared only when the
-        depacketiser holds different objects than last time.
+        Runs only when the depacketiser flagged a parameter set different
+        from the last one it saw, so the common case costs one bool test.
         """
-        src = (getattr(depack, "vps", None), depack.sps, depack.pps)
-        cached = self._param_src
-        if cached and src[0] is cached[0] and src[1] is cached[1] and src[2] is cached[2]:
-            return
-        self._param_src = src
-        vps, sps, pps = (bytes(x) if x else b"" for x in src)
+        vps = getattr(depack, "vps", None) or b""
+        sps = depack.sps or b""
+        pps = depack.pps or b""
         desc = self.desc
         if not sps or not pps:
             return
