@@ -29,6 +29,7 @@ from ..auth.tokens import TokenService
 from ..store.routes import RouteTable
 from ..store.users import UserTable
 from ..udp_ports import PortPairPool
+from .access import RtspChallenger
 from .consumer import set_cid_suffix
 from .rtp_out import MulticastOut
 from .sniff import SniffProtocol
@@ -73,6 +74,7 @@ class FrontContext:
 
     def __post_init__(self) -> None:
         self.views = StreamViews(self)
+        self.rtsp_auth = RtspChallenger(self.config.auth_scheme)
         c = self.config
         # Shards take the first slices of the RTP port range, fronts the rest.
         self.udp_ports = PortPairPool(c.rtp_port_min, c.rtp_port_max,

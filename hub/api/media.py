@@ -20,6 +20,7 @@ from ..placement import canonical_path
 from ..hls_files import hls_root, stream_folder
 from ..media.http1 import HttpRequestHead, parse_request_head
 from ..media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
+from .access import check_pull_token
 from .consumer import Consumer, cap_send_buffer
 from .flv_out import FlvFanout
 from .responses import CROSSDOMAIN_XML, error_body, raw_http_response
@@ -116,6 +117,8 @@ class MediaHttpProtocol(asyncio.Protocol):
             if head.method not in ("GET", "HEAD"):
                 raise NotFound("404 page not found")
             req = classify(head)
+            check_pull_token(self.front, head.query, head.header("authorization") or None,
+                             canonical_path(req.path))
             if req.kind == "flv":
                 await self._serve_flv(head, req)
                 return

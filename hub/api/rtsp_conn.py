@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import (HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
+from ..errors import (Forbidden, HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
                       UnsupportedTransport)
 from ..ipc.handoff import send_socket
 from ..media.rtsp import NEED_DATA, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
@@ -122,6 +122,8 @@ class RtspConnection(asyncio.Protocol):
                 resp = await self._dispatch(req)
             except HubError as e:
                 resp = RtspResponse(e.rtsp_status, headers=_headers(cseq))
+                if e.rtsp_status == 401:
+                    resp.headers.add("WWW-Authenticate", self.front.rtsp_auth.challenge())
                 if e.rtsp_status >= 500:
                     log.warning("%s %s failed: %s", req.method, req.uri, e)
             except asyncio.CancelledError:
@@ -134,6 +136,9 @@ class RtspConnection(asyncio.Protocol):
             if self.transport is None or self.transport.is_closing():
                 return
             self.transport.write(bytes(resp))
+            if req.method == "ANNOUNCE":
+                # Refused (401 before credentials, 403...): the client may try again.
+                self.transport.resume_reading()
             if req.method == "PLAY" and resp.status == 200 and self.player is not None:
                 self.player.start()
                 self.playing = True
@@ -149,6 +154,8 @@ class RtspConnection(asyncio.Protocol):
             h = _headers(cseq)
             h.add("Public", PUBLIC)
             return RtspResponse(200, headers=h)
+        if m in ("ANNOUNCE", "DESCRIBE", "SETUP", "PLAY"):
+            self._authorize(req, push=(m == "ANNOUNCE"))
         if m == "ANNOUNCE":
             await self._hand_off(req)
             return None
@@ -181,6 +188,16 @@ class RtspConnection(asyncio.Protocol):
             session.apply(m, time.monotonic())
             return RtspResponse(200, headers=h)
         raise MethodNotValidInState(f"{m} is not supported here")
+
+    def _authorize(self, req: RtspRequest, push: bool) -> None:
+        """With `auth` on: Digest (or Basic) credentials with the right for the
+        path; 401 (challenge again) or 403."""
+        if not self.front.config.auth:
+            return
+        user = self.front.rtsp_auth.user(self.front, req.headers.get("Authorization"), req.method)
+        path, _track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
+        if not (user.can_push(path) if push else user.can_pull(path)):
+            raise Forbidden(f"{user.name} may not {'push' if push else 'pull'} {path}")
 
     # -- DESCRIBE / SETUP ----------------------------------------------------------
     def _base_url(self, req: RtspRequest) -> str:
@@ -256,7 +273,7 @@ class RtspConnection(asyncio.Protocol):
         # The bytes from the ANNOUNCE on: everything read since the previous
         # request's end. Earlier requests (OPTIONS) were answered here.
         raw = bytes(self._raw_since_request)
-        start = raw.find(b"ANNOUNCE ")
+        start = raw.rfind(b"ANNOUNCE ")
         already = raw[start:] if start >= 0 else bytes(req)
         sock = self.transport.get_extra_info("socket")
         peer = self.transport.get_extra_info("peername")
