@@ -32,6 +32,10 @@ _ids = itertools.count(1)
 _cid_suffix = 0
 
 
+def next_cid() -> int:
+    return next(_ids) << 8 | _cid_suffix
+
+
 def set_cid_suffix(front_index: int) -> None:
     """Consumer ids are unique across fronts: the front's index is the low byte."""
     global _cid_suffix
@@ -53,7 +57,7 @@ class Consumer:
 
     def __init__(self, transport: asyncio.Transport, packet_type: str, extra: str,
                  on_close: Callable[[Consumer], None] | None = None) -> None:
-        self.cid = next(_ids) << 8 | _cid_suffix
+        self.cid = next_cid()
         self.transport = transport
         self.packet_type = packet_type  # "RTP" | "FLV" | "TS"
         self.extra = extra

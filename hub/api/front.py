@@ -30,6 +30,7 @@ from ..store.routes import RouteTable
 from ..store.users import UserTable
 from ..udp_ports import PortPairPool
 from .access import RtspChallenger
+from .hls_viewers import HlsViewers
 from .consumer import set_cid_suffix
 from .rtp_out import MulticastOut
 from .sniff import SniffProtocol
@@ -74,6 +75,7 @@ class FrontContext:
 
     def __post_init__(self) -> None:
         self.views = StreamViews(self)
+        self.hls_viewers = HlsViewers()
         self.rtsp_auth = RtspChallenger(self.config.auth_scheme)
         c = self.config
         # Shards take the first slices of the RTP port range, fronts the rest.
@@ -128,6 +130,8 @@ class FrontContext:
         out: dict[str, list[dict[str, Any]]] = {}
         for view, c in self.views.all_consumers():
             out.setdefault(view.desc.path, []).append(c.info())
+        for v in self.hls_viewers.active():
+            out.setdefault(v.path, []).append(v.info())
         return out
 
     def kick_local(self, cid: int) -> bool:
@@ -135,7 +139,7 @@ class FrontContext:
             if c.cid == cid:
                 c.close()
                 return True
-        return False
+        return self.hls_viewers.kick(cid)
 
     def notify_shard(self, path: str, method: str, args: dict[str, Any]) -> None:
         ch = self.shards[shard_of(path, len(self.shards))] if self.shards else None
@@ -157,7 +161,8 @@ class _SupervisorLink:
             return self.front.kick_local(int(args["cid"]))
         if method == "stats":
             out = self.front.counters.as_stats()
-            out["streams"]["consumers"] = len(self.front.views.all_consumers())
+            out["streams"]["consumers"] = (len(self.front.views.all_consumers())
+                                           + len(self.front.hls_viewers.active()))
             if args.get("extra"):
                 out["extra"] = process_extra(self.front.args.name)
             return out

@@ -126,7 +126,7 @@ class MediaHttpProtocol(asyncio.Protocol):
                 await self._serve_playlist(head, req)
                 return
             if req.kind == "ts":
-                self._serve_segment(req)
+                self._serve_segment(head, req)
                 return
             # RTSP/WSP over WebSocket are served by the issue that builds them.
             await self.front.views.open(req.path)
@@ -183,16 +183,19 @@ class MediaHttpProtocol(asyncio.Protocol):
         if token:
             suffix = "?" + urlencode({"token": token})
             text = "\n".join(l + suffix if l and not l.startswith("#") else l for l in text.split("\n"))
-        self._write_close(raw_http_response(200, "OK", text.encode(), "application/x-mpegURL",
+        body = text.encode()
+        self.front.hls_viewers.seen(path, self._peer(), head.query.get("token", ""), 0, len(body))
+        self._write_close(raw_http_response(200, "OK", body, "application/x-mpegURL",
                                             extra={"Cache-Control": "no-cache"}))
 
-    def _serve_segment(self, req: MediaRequest) -> None:
+    def _serve_segment(self, head: HttpRequestHead, req: MediaRequest) -> None:
         path = canonical_path(req.path)
         folder = stream_folder(hls_root(self.front.config.hlspath, self.front.args.instance), path)
         try:
             data = (folder / f"{req.segment}.ts").read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound("404 page not found") from None
+        self.front.hls_viewers.seen(path, self._peer(), head.query.get("token", ""), 0, len(data))
         self._write_close(raw_http_response(200, "OK", data, "video/mp2t"))
 
     def _peer(self) -> str:

@@ -45,6 +45,7 @@ class Stream:
         self._on_close = on_close
         self.closed = False
         self.source: Any = None  # the publisher or puller, for DELETE
+        self.track_bytes: dict[int, int] = {}  # access-unit bytes per track (for datarate)
         # In-process readers (HLS segmenter), run once per loop turn after writes.
         self.taps: list[Callable[[], None]] = []
         self._taps_scheduled = False
@@ -54,6 +55,8 @@ class Stream:
               keyframe: bool, flags: int = 0) -> None:
         if self.closed:
             return
+        self.track_bytes[track] = self.track_bytes.get(track, 0) + (
+            sum(len(d) for d in data) if isinstance(data, list) else len(data))
         try:
             seq = self.ring.write(data, track=track, keyframe=keyframe, pts=pts, dts=dts, flags=flags)
         except ValueError as e:  # larger than the ring: drop, never stall
@@ -95,12 +98,16 @@ class Stream:
                                "size": self.size}
         if video is not None:
             out["video"] = {"codec": video.codec, "width": video.width, "height": video.height,
-                            "fixedframerate": bool(video.framerate), "framerate": video.framerate,
+                            "fixedframerate": bool(video.framerate),
+                            "framerate": int(video.framerate) if float(video.framerate).is_integer()
+                            else round(video.framerate, 3),
                             "clockrate": video.clock_rate}
         if audio is not None:
             codec = "AAC" if audio.codec == "MPEG4-GENERIC" else audio.codec
+            elapsed = max(1e-3, time.monotonic() - self.started)
+            kbps = self.track_bytes.get(audio.index, 0) * 8 / 1000 / elapsed
             out["audio"] = {"codec": codec, "samplerate": audio.sample_rate or audio.clock_rate,
-                            "samplesize": 16, "channels": audio.channels or 1, "datarate": 0}
+                            "samplesize": 16, "channels": audio.channels or 1, "datarate": int(kbps)}
         return out
 
     def close(self) -> None:
