@@ -20,12 +20,15 @@ from ..gotime import rfc3339nano
 
 log = logging.getLogger("hub.api.consumer")
 
-#: Kernel send buffer per player socket. Uncapped, Linux lets ~18 s of a
-#: 2 Mbit/s stream queue before the transport ever reports back-pressure.
-SNDBUF = 256 * 1024
+#: Kernel send buffer per player socket (Linux doubles it: 128 KiB, half a
+#: second of a 2 Mbit/s stream; 10 Mbit/s at 100 ms RTT). Uncapped, Linux lets
+#: ~18 s of a 2 Mbit/s stream queue before the transport reports back-pressure.
+SNDBUF = 64 * 1024
 #: Bytes queued in the transport past which the player skips to a keyframe.
 HIGH_WATER = 1 << 20
-#: A player whose transport stays over HIGH_WATER this long is closed.
+#: A transport that has not drained for this long: the player skips ahead.
+BEHIND_SECONDS = 2.0
+#: A transport that has not drained for this long: the player is closed.
 STUCK_SECONDS = 10.0
 
 _ids = itertools.count(1)
@@ -72,26 +75,33 @@ class Consumer:
 
     def send(self, blob: bytes | memoryview, key_offset: int) -> None:
         """Queue this turn's bytes; `key_offset` is where the first keyframe
-        starts in `blob` (-1 when there is none)."""
+        starts in `blob` (-1 when there is none).
+
+        A player is behind when its transport holds more than HIGH_WATER or
+        has not drained for BEHIND_SECONDS; it then drops whole batches until
+        the transport drains and a keyframe comes. Not drained for
+        STUCK_SECONDS, it is closed."""
         if self.closed:
             return
         t = self.transport
         if t.is_closing():
             self.close()
             return
-        queued = t.get_write_buffer_size()
-        if queued > HIGH_WATER:
+        if t.get_write_buffer_size():
             now = time.monotonic()
             if not self._stuck_since:
                 self._stuck_since = now
-            elif now - self._stuck_since > STUCK_SECONDS:
-                log.info("consumer %d stuck for %.0f s; closing", self.cid, STUCK_SECONDS)
+            waited = now - self._stuck_since
+            if waited > STUCK_SECONDS:
+                log.info("consumer %d has not drained for %.0f s; closing", self.cid, waited)
                 self.close()
                 return
-            self.skipping = True
-            self.dropped_batches += 1
-            return
-        self._stuck_since = 0.0
+            if self.skipping or waited > BEHIND_SECONDS or t.get_write_buffer_size() > HIGH_WATER:
+                self.skipping = True
+                self.dropped_batches += 1
+                return
+        else:
+            self._stuck_since = 0.0
         if self.skipping:
             if key_offset < 0:
                 self.dropped_batches += 1

@@ -73,8 +73,8 @@ def test_stuck_player_is_bounded_skipped_and_closed(hub: HubServer, push: Callab
         rss1 = sum(p.memory_info().rss for p in fronts)
         assert rss1 - rss0 < 32 << 20, "a stuck player must not grow the front's memory"
         # Stuck past the bound (10 s over the high-water mark): closed.
-        time.sleep(8)
-        assert _drain_until_closed(stuck, 10.0), "a stuck player was not closed"
+        time.sleep(10)
+        assert _drain_until_closed(stuck, 12.0), "a stuck player was not closed"
     finally:
         stuck.close()
     assert psutil.pid_exists(hub.proc.pid)
