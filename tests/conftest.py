@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+OPEN_API_PATHS = {"/api/v1/server", "/api/v1/runtime", "/api/v1/openapi.json"}
 
 
 def free_port() -> int:
@@ -40,7 +41,20 @@ class HubServer:
     def rtsp_url(self, path: str) -> str:
         return f"rtsp://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
+    def token(self, user: str = "admin", password: str = "admin") -> str:
+        """An access token (logged in once per server and user)."""
+        cache = self.__dict__.setdefault("_tokens", {})
+        if user not in cache:
+            req = urllib.request.Request(self.base + "/api/v1/login", method="POST",
+                                         data=json.dumps({"username": user, "password": password}).encode())
+            with urllib.request.urlopen(req, timeout=10) as r:
+                cache[user] = json.loads(r.read())["access_token"]
+        return str(cache[user])
+
     def get_json(self, path: str, timeout: float = 5.0) -> Any:
+        """GET a JSON answer; paths that need a token get the admin's."""
+        if path.split("?", 1)[0] not in OPEN_API_PATHS:
+            path += ("&" if "?" in path else "?") + "token=" + self.token()
         with urllib.request.urlopen(self.base + path, timeout=timeout) as r:
             return json.loads(r.read())
 
