@@ -375,7 +375,9 @@ class RtspPublisher(asyncio.Protocol):
             elif setup.udp is not None:
                 setup.udp.rtp_sink = ingest.push_rtp
                 setup.udp.rtcp_sink = ingest.push_rtcp
-        self._channels = channels
+        # In place: data_received holds this list while it drains a read
+        # that may carry RECORD and the first frames together.
+        self._channels[:] = channels
 
     def _params_changed(self, index: int, desc: TrackDesc) -> None:
         """In-band parameter sets: new description for the readers."""
@@ -414,7 +416,7 @@ class RtspPublisher(asyncio.Protocol):
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self._channels = [None] * 256
+        self._channels[:] = [None] * 256
         for setup in self.setups.values():
             if setup.udp is not None:
                 setup.udp.close()

@@ -16,13 +16,14 @@ is what the fronts' SETUP handling expects.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 from dataclasses import dataclass
 
 from ..errors import BadRequest, HubError
-from ..media.sdp import (Sdp, SdpMedia, aac_params, format_fmtp, h264_fmtp,
-                         h264_parameter_sets, h265_fmtp, h265_parameter_sets, parse_fmtp)
+from ..media.sdp import (Sdp, SdpMedia, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
+                         h265_parameter_sets, parse_fmtp)
 from ..media.stream_desc import AUDIO_AAC, TrackDesc
 
 log = logging.getLogger("hub.shard.sdp")
@@ -125,11 +126,17 @@ def describe_video(desc: TrackDesc) -> None:
 def with_h264_params(desc: TrackDesc, sps: bytes, pps: bytes) -> TrackDesc:
     """A copy of `desc` with new in-band SPS/PPS, its fmtp rewritten to match."""
     params = parse_fmtp(desc.fmtp)
-    fresh = parse_fmtp(h264_fmtp(sps, pps, int(params.get("packetization-mode", "1") or 1)))
-    params.update(fresh)
+    params.setdefault("packetization-mode", "1")
+    if len(sps) >= 4:  # profile_idc, constraint flags, level_idc
+        params["profile-level-id"] = sps[1:4].hex().upper()
+    params["sprop-parameter-sets"] = f"{_b64(sps)},{_b64(pps)}"
     new = dataclasses.replace(desc, sps=sps, pps=pps, fmtp=format_fmtp(params))
     _video_or_keep(new, desc)
     return new
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def with_h265_params(desc: TrackDesc, vps: bytes, sps: bytes, pps: bytes) -> TrackDesc:

@@ -52,12 +52,25 @@ async def tcp_payload_received(fd: int) -> int:
     return tcp_info(fd)[1] - 1
 
 
-def make_host(timeout: float = 60.0, rtp_ports: tuple[int, int] = (31000, 31999)) -> PublishHost:
+def make_host(timeout: float = 60.0, rtp_ports: tuple[int, int] = (31000, 31999), **kw: Any) -> PublishHost:
     config = Config(rtsp_session_timeout=timeout, rtp_port_min=rtp_ports[0], rtp_port_max=rtp_ports[1],
                     shards=1, fronts=1)
     args = ChildArgs("shard", 0, -1, "tp" + os.urandom(4).hex(), tempfile.gettempdir(), config)
     streams = StreamTable(args, lambda reader, s: None)
-    return PublishHost(args, streams)
+    host = PublishHost(args, streams, **kw)
+    HOSTS.append(host)
+    return host
+
+
+HOSTS: list[PublishHost] = []
+
+
+def close_hosts() -> None:
+    """End every session and stream the tests made (rings unlinked)."""
+    while HOSTS:
+        host = HOSTS.pop()
+        host.close()
+        host.streams.close_all()
 
 
 @dataclass

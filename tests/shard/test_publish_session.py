@@ -1,0 +1,468 @@
+"""The publisher session driven byte-exactly through a stand-in transport:
+responses, errors (400 + close, 454, 455, 461), keep-alives and the idle
+timeout, ingest into the ring (depacketised, passed through, broken packets
+counted), in-band parameter sets, replacement by a second publisher, DELETE."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+from typing import Any, Callable, Coroutine
+
+from hypothesis import given, settings, strategies as st
+
+from hub.media.stream_desc import FLAG_MARKER, FLAG_RTP_PAYLOAD
+from hub.shard.publish import PublishHost, RtspPublisher
+from hub.shard.rtp_in import TrackIngest
+
+from .test_publish_helpers import RingCollector, close_hosts, make_host, wait_for
+
+SID = "0101010101010101"
+SESSION = f"Session: {SID};timeout=60\r\n"
+URL = "rtsp://127.0.0.1:1554/live/x"
+
+# FFmpeg's ANNOUNCE body for testsrc 640x360 x264 + 48 kHz stereo AAC, without
+# sprop-parameter-sets (so in-band SPS/PPS have something to change).
+SDP_H264_AAC = (
+    "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "a=tool:libavformat LIBAVFORMAT_VERSION\r\n"
+    "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+    "a=control:streamid=0\r\n"
+    "m=audio 0 RTP/AVP 97\r\nb=AS:128\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n"
+    "a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=1190\r\n"
+    "a=control:streamid=1\r\n"
+)
+SDP_PCMA = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+            "m=audio 0 RTP/AVP 8\r\na=control:trackID=5\r\n")
+
+# x264's SPS and PPS for 640x360 High 4:4:4 at 25 fps (from FFmpeg's SDP).
+SPS = base64.b64decode("Z/QAHpGbKBQF/xOAiAAAAwAIAAADAZB4sWyw")
+PPS = base64.b64decode("aOvjxEhE")
+
+# Hand-built RTP packets, V=2, SSRC 0x11223344:
+# PT 96 (0x60), M=1 (0xe0): IDR slice (type 5) at ts 1000, seq 1.
+IDR = bytes.fromhex("65888400ff")
+RTP_IDR = bytes.fromhex("80e00001" "000003e8" "11223344") + IDR
+# M=1, non-IDR slice (type 1) at ts 4600 (one 25 fps frame later), seq 2.
+P_SLICE = bytes.fromhex("419a0011")
+RTP_P = bytes.fromhex("80e00002" "000011f8" "11223344") + P_SLICE
+# Single NAL SPS and PPS (M=0) then the IDR (M=1), all at ts 1000, seq 1..3.
+RTP_SPS = bytes.fromhex("80600001" "000003e8" "11223344") + SPS
+RTP_PPS = bytes.fromhex("80600002" "000003e8" "11223344") + PPS
+RTP_IDR3 = bytes.fromhex("80e00003" "000003e8" "11223344") + IDR
+# PT 8 PCMA, M=1 then M=0, ts 160 then 320, seq 9 and 10, 4-byte payloads.
+RTP_PCMA1 = bytes.fromhex("80880009" "000000a0" "0a0b0c0d") + b"\xd5\xd5\xd5\xd5"
+RTP_PCMA2 = bytes.fromhex("8008000a" "00000140" "0a0b0c0d") + b"\x55\x55\x55\x55"
+# RTCP SR: V=2 RC=0 PT=200 length 6, SSRC, NTP 0x0000000100000000, RTP ts 1000,
+# 5 packets, 500 octets.
+RTCP_SR = bytes.fromhex("80c80006" "11223344" "00000001" "00000000" "000003e8" "00000005" "000001f4")
+
+
+def frame(channel: int, payload: bytes) -> bytes:
+    return bytes((0x24, channel)) + len(payload).to_bytes(2, "big") + payload
+
+
+def request(method: str, cseq: int, *headers: str, uri: str = URL, body: str = "") -> bytes:
+    head = f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n" + "".join(h + "\r\n" for h in headers)
+    if body:
+        head += f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n" + body).encode()
+
+
+def announce(cseq: int = 2, sdp: str = SDP_H264_AAC) -> bytes:
+    return request("ANNOUNCE", cseq, body=sdp)
+
+
+def setup_tcp(cseq: int, track: int, a: int) -> bytes:
+    return request("SETUP", cseq, f"Transport: RTP/AVP/TCP;unicast;interleaved={a}-{a + 1};mode=record",
+                   uri=f"{URL}/streamid={track}")
+
+
+def record(cseq: int, session: str = SID) -> bytes:
+    return request("RECORD", cseq, "Range: npt=0.000-", f"Session: {session}")
+
+
+def ok(cseq: int, *extra: str) -> bytes:
+    return f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{SESSION}{''.join(e + chr(13) + chr(10) for e in extra)}\r\n".encode()
+
+
+def status(code: int, reason: str, cseq: int | None) -> bytes:
+    cs = f"CSeq: {cseq}\r\n" if cseq is not None else ""
+    return f"RTSP/1.0 {code} {reason}\r\n{cs}{SESSION}\r\n".encode()
+
+
+class FakeTransport(asyncio.Transport):
+    """Collects writes; `close` ends the connection like a socket would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closed = False
+        self.protocol: RtspPublisher | None = None
+
+    def write(self, data: Any) -> None:
+        assert not self.closed
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.protocol is not None:
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 1554), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+    def take(self) -> bytes:
+        out = bytes(self.out)
+        self.out.clear()
+        return out
+
+
+def fixed_random(n: int) -> bytes:
+    return b"\x01" * n
+
+
+def connect(host: PublishHost, already: bytes = b"") -> tuple[RtspPublisher, FakeTransport]:
+    """What `adopt_socket` does: connection_made, then the replayed bytes."""
+    session = RtspPublisher(host, "/live/x", "127.0.0.1:40000")
+    transport = FakeTransport()
+    transport.protocol = session
+    session.connection_made(transport)
+    if already:
+        session.data_received(already)
+    return session, transport
+
+
+def run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def main() -> None:
+        try:
+            await asyncio.wait_for(fn(), 10)
+        finally:
+            close_hosts()
+
+    asyncio.run(main())
+
+
+def go_live(host: PublishHost) -> tuple[RtspPublisher, FakeTransport]:
+    session, t = connect(host, announce() + setup_tcp(3, 0, 0) + setup_tcp(4, 1, 2) + record(5))
+    out = t.take()
+    assert out.endswith(ok(5)), out
+    return session, t
+
+
+def test_publish_handshake_exact_responses() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, announce())
+        assert t.take() == ok(2)
+        assert host.streams.get("/live/x") is None  # not live before RECORD
+        session.data_received(request("OPTIONS", 3))
+        assert t.take() == ok(3, "Public: OPTIONS, ANNOUNCE, SETUP, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER")
+        session.data_received(setup_tcp(4, 0, 0))
+        assert t.take() == ok(4, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
+        # No interleaved pair offered: the next free one is picked.
+        session.data_received(request("SETUP", 5, "Transport: RTP/AVP/TCP;unicast;mode=record",
+                                      f"Session: {SID}", uri=f"{URL}/streamid=1"))
+        assert t.take() == ok(5, "Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record")
+        session.data_received(record(6))
+        assert t.take() == ok(6)
+        stream = host.streams.get("/live/x")
+        assert stream is not None and stream.source is session
+        assert [(x.index, x.codec) for x in stream.tracks] == [(0, "H264"), (1, "MPEG4-GENERIC")]
+        assert stream.addr == "127.0.0.1:40000"
+        assert stream.sdp == (
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=No Name\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+            "a=tool:libavformat LIBAVFORMAT_VERSION\r\n"
+            "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+            "a=control:trackID=0\r\n"
+            "m=audio 0 RTP/AVP 97\r\nb=AS:128\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n"
+            "a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3; config=1190\r\n"
+            "a=control:trackID=1\r\n")
+        for method in ("GET_PARAMETER", "SET_PARAMETER"):
+            session.data_received(request(method, 7, f"Session: {SID}"))
+            assert t.take() == ok(7)
+        session.data_received(request("TEARDOWN", 8, f"Session: {SID}"))
+        assert t.take() == ok(8)
+        assert t.closed and session.closed and stream.closed
+        assert host.streams.get("/live/x") is None
+
+    run(main)
+
+
+def test_whole_byte_by_byte_and_with_trailing_bytes() -> None:
+    """The same conversation fed whole, a byte at a time, and with the next
+    request's first bytes attached gives the same answers and ring."""
+    wire = announce() + setup_tcp(3, 0, 0) + setup_tcp(4, 1, 2) + record(5) + frame(0, RTP_IDR) + frame(0, RTP_P)
+    expected = ok(2) + ok(3, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record") + \
+        ok(4, "Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record") + ok(5)
+
+    async def feed(chunks: list[bytes]) -> tuple[bytes, list[tuple[int, bool, bytes]], int]:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
+        session, t = connect(host)
+        collector = None
+        for c in chunks:
+            session.data_received(c)
+            if collector is None and session.stream is not None:
+                collector = RingCollector(session.stream)
+        assert collector is not None and session.stream is not None
+        collector.close()
+        size = session.stream.size
+        session.close()
+        return t.take(), [(e.pts, e.keyframe, e.data) for e in collector.entries], size
+
+    async def main() -> None:
+        whole = await feed([wire])
+        assert whole[0] == expected
+        # AVCC: 4-byte length then the NAL; pts counted from the first packet.
+        assert whole[1] == [(0, True, b"\x00\x00\x00\x05" + IDR), (3600, False, b"\x00\x00\x00\x04" + P_SLICE)]
+        assert whole[2] == len(wire)
+        assert await feed([wire[i:i + 1] for i in range(len(wire))]) == whole
+        trailing = await feed([wire + b"OPTIONS rtsp://x RTSP/1.0\r\nCSe"])
+        assert trailing[0] == expected and trailing[1] == whole[1] and trailing[2] == len(wire) + 30
+
+    run(main)
+
+
+def test_garbage_after_announce_is_400_and_closes() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, announce() + b"\x01\x02 not rtsp\r\n\r\n")
+        assert t.take() == ok(2) + status(400, "Bad Request", None)
+        assert t.closed and session.closed
+
+    run(main)
+
+
+def test_malformed_sdp_is_400_and_closes() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, announce(sdp="v=0\r\nthis is no sdp\r\n"))
+        assert t.take() == status(400, "Bad Request", 2)
+        assert t.closed
+
+    run(main)
+
+
+def test_setup_before_announce_is_455() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, setup_tcp(1, 0, 0))
+        assert t.take() == status(455, "Method Not Valid in This State", 1)
+        assert not t.closed
+        session.data_received(request("PLAY", 2))
+        assert t.take() == status(455, "Method Not Valid in This State", 2)
+        session.data_received(announce(3) + record(4))  # RECORD before any SETUP
+        assert t.take() == ok(3) + status(455, "Method Not Valid in This State", 4)
+        session.data_received(request("FLY", 5))
+        assert t.take() == status(405, "Method Not Allowed", 5)
+
+    run(main)
+
+
+def test_unknown_session_is_454() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, announce() + setup_tcp(3, 0, 0) + record(4, session="deadbeef"))
+        out = t.take()
+        assert out.endswith(status(454, "Session Not Found", 4))
+        session.data_received(request("RECORD", 5))  # no Session header at all
+        assert t.take() == status(454, "Session Not Found", 5)
+        assert host.streams.get("/live/x") is None and not t.closed
+
+    run(main)
+
+
+def test_multicast_or_play_transport_is_461() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = connect(host, announce())
+        t.take()
+        for cseq, transport in enumerate(("RTP/AVP;multicast;destination=224.2.0.1;port=5000-5001;mode=record",
+                                          "RTP/AVP/TCP;unicast;interleaved=0-1;mode=play",
+                                          "RTP/AVP;unicast;mode=record",  # UDP without client_port
+                                          "RAW/RAW/UDP;unicast"), start=3):
+            session.data_received(request("SETUP", cseq, f"Transport: {transport}", uri=f"{URL}/streamid=0"))
+            assert t.take() == status(461, "Unsupported Transport", cseq)
+        session.data_received(request("SETUP", 9, uri=f"{URL}/streamid=0"))
+        assert t.take() == status(461, "Unsupported Transport", 9)
+        # A later offer in the list that fits is taken.
+        session.data_received(request(
+            "SETUP", 10, "Transport: RTP/AVP;multicast;mode=record,RTP/AVP/TCP;unicast;interleaved=4-5;mode=record",
+            uri=f"{URL}/streamid=0"))
+        assert t.take() == ok(10, "Transport: RTP/AVP/TCP;unicast;interleaved=4-5;mode=record")
+        session.data_received(request("SETUP", 11, "Transport: RTP/AVP/TCP;interleaved=0-1", uri=f"{URL}/nope"))
+        assert t.take() == status(400, "Bad Request", 11) and t.closed
+
+    run(main)
+
+
+def test_truncated_rtp_is_counted_and_the_stream_goes_on() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
+        session, t = go_live(host)
+        assert session.stream is not None
+        collector = RingCollector(session.stream)
+        session.data_received(frame(0, RTP_IDR) + frame(0, RTP_P[:7]) + frame(0, RTP_P) + frame(1, RTCP_SR)
+                              + frame(1, b"\x00garbage") + frame(9, b"unknown channel"))
+        collector.close()
+        assert [(e.track, e.pts, e.keyframe) for e in collector.entries] == [(0, 0, True), (0, 3600, False)]
+        stats = session.ingests[0].stats
+        assert (stats.packets, stats.bad_rtp, stats.entries, stats.rtcp, stats.bad_rtcp) == (2, 1, 2, 1, 1)
+        sr = session.ingests[0].last_sr
+        assert sr is not None and (sr.ssrc, sr.ntp, sr.rtp_timestamp, sr.packet_count) == (0x11223344, 1 << 32, 1000, 5)
+        assert not t.closed
+
+    run(main)
+
+
+def test_in_band_parameter_sets_update_the_description() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
+        session, t = go_live(host)
+        stream = session.stream
+        assert stream is not None and stream.tracks[0].sps == b"" and stream.version == 1
+        collector = RingCollector(stream)
+        session.data_received(frame(0, RTP_SPS) + frame(0, RTP_PPS) + frame(0, RTP_IDR3))
+        assert collector.reader.description_version == 2
+        collector.close()
+        (entry,) = collector.entries
+        assert entry.keyframe and entry.data == b"".join(
+            len(n).to_bytes(4, "big") + n for n in (SPS, PPS, IDR))
+        video = stream.tracks[0]
+        assert (video.sps, video.pps, video.width, video.height, video.framerate) == (SPS, PPS, 640, 360, 25.0)
+        assert stream.version == 2
+        assert ("a=fmtp:96 packetization-mode=1;profile-level-id=F4001E;sprop-parameter-sets="
+                "Z/QAHpGbKBQF/xOAiAAAAwAIAAADAZB4sWyw,aOvjxEhE\r\n") in stream.sdp
+        # The same sets again change nothing.
+        session.data_received(frame(0, bytes.fromhex("80600004" "00000bb8" "11223344") + SPS))
+        assert stream.version == 2
+
+    run(main)
+
+
+def test_pass_through_payloads_keep_rtp_flags() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
+        session, t = connect(host, announce(sdp=SDP_PCMA) + request(
+            "SETUP", 3, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record", uri=f"{URL}/trackID=5")
+            + record(4))
+        assert t.take().endswith(ok(4))
+        assert session.stream is not None
+        (track,) = session.stream.tracks
+        assert (track.codec, track.payload_type, track.clock_rate, track.kind) == ("PCMA", 8, 8000, "audio")
+        collector = RingCollector(session.stream)
+        session.data_received(frame(0, RTP_PCMA1) + frame(0, RTP_PCMA2))
+        collector.close()
+        # Audio-only stream: every entry is a start point.
+        assert [(e.pts, e.flags, e.keyframe, e.data) for e in collector.entries] == [
+            (0, FLAG_RTP_PAYLOAD | FLAG_MARKER, True, b"\xd5\xd5\xd5\xd5"),
+            (160, FLAG_RTP_PAYLOAD, True, b"\x55\x55\x55\x55")]
+
+    run(main)
+
+
+def test_idle_session_times_out_and_keep_alives_keep_it() -> None:
+    async def main() -> None:
+        host = make_host(timeout=0.2, random_bytes=fixed_random)
+        idle, t_idle = connect(host, announce())
+        busy, t_busy = connect(host, announce())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        cseq = 3
+        while not idle.closed:
+            busy.data_received(request("GET_PARAMETER", cseq, f"Session: {SID}"))
+            cseq += 1
+            await asyncio.sleep(0.04)
+        assert 0.2 <= loop.time() - start < 1.0
+        assert t_idle.closed and not busy.closed
+        await asyncio.sleep(0.4)
+        assert busy.closed  # it went quiet too
+        assert not host.sessions
+
+    run(main)
+
+
+def test_a_second_publisher_replaces_the_first_and_delete_closes() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        first, t1 = go_live(host)
+        old = first.stream
+        second, t2 = go_live(host)
+        assert t1.closed and first.closed and old is not None and old.closed
+        new = host.streams.get("/live/x")
+        assert new is second.stream and new is not old and not t2.closed
+        assert new is not None
+        host.streams.close(new)  # what DELETE /api/v1/streams/... does
+        assert t2.closed and second.closed and host.streams.get("/live/x") is None
+        await asyncio.sleep(0)  # connection_lost runs; nothing raises
+        assert not host.sessions
+
+    run(main)
+
+
+def test_udp_record_binds_a_pair_and_takes_only_the_publishers_datagrams() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0, rtp_ports=(31200, 31209))
+        session, t = connect(host, announce() + request(
+            "SETUP", 3, "Transport: RTP/AVP;unicast;client_port=5000-5001;mode=record", uri=f"{URL}/streamid=0"))
+        out = t.take()
+        port = host.ports.ports[0]
+        assert out.endswith(ok(3, f"Transport: RTP/AVP;unicast;client_port=5000-5001;server_port={port}-{port + 1};mode=record"))
+        before = session.bytes_in
+        session.data_received(record(4))
+        assert session.stream is not None
+        collector = RingCollector(session.stream)
+        good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.bind(("127.0.0.2", 0))
+        try:
+            stranger.sendto(RTP_IDR, ("127.0.0.1", port))
+            good.sendto(RTP_IDR, ("127.0.0.1", port))
+            good.sendto(RTCP_SR, ("127.0.0.1", port + 1))
+            good.sendto(RTP_P, ("127.0.0.1", port))
+            await wait_for(lambda: session.ingests[0].stats.packets == 2 and session.ingests[0].stats.rtcp == 1)
+        finally:
+            good.close()
+            stranger.close()
+        collector.close()
+        assert [(e.pts, e.keyframe) for e in collector.entries] == [(0, True), (3600, False)]
+        assert session.stream.size == before + len(record(4)) + len(RTP_IDR) + len(RTCP_SR) + len(RTP_P)
+        setup = session.setups[0]
+        assert setup.udp is not None and setup.udp.rejected == 1
+        session.close()
+        assert not host.ports._used
+
+    run(main)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_after_record_never_raise(data: bytes) -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, t = go_live(host)
+        session.data_received(data)  # answers, drops or closes; never raises
+        for ingest in session.ingests:
+            ingest.push_rtp(data)
+            ingest.push_rtcp(data)
+        session.close()
+
+    run(main)
+
+
+def test_ingest_never_raises_on_arbitrary_packets() -> None:
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random)
+        session, _ = go_live(host)
+        ingest: TrackIngest = session.ingests[1]  # AAC
+        for data in (b"", b"\x80", RTP_IDR[:12], bytes.fromhex("80e10007000000005566778800") + b"\xff" * 40):
+            ingest.push_rtp(data)
+        assert (ingest.stats.bad_rtp, ingest.stats.foreign_pt, ingest.stats.packets) == (2, 1, 1)
+        session.close()
+
+    run(main)
