@@ -114,9 +114,12 @@ def main() -> None:
         base = run_players(flv, 1, args.seconds, "http", ours)
         rate = base["bytes"][0] / base["elapsed"]
         print(f"stream: {rate * 8 / 1e6:.2f} Mbit/s, {FPS} fps; machine: {os.cpu_count()} CPUs")
-        print(f"{'players':>8} {'target':>8} {'held':>6} {'cpu %':>7} {'us/player-frame':>16} {'vs bare':>8}")
+        print(f"{'players':>8} {'target':>8} {'held':>6} {'cpu %':>7} {'us/player-frame':>16} {'vs bare':>8}"
+              f" {'marginal us':>12} {'vs bare':>8}")
+        prev: dict[str, tuple[int, float]] = {}
         for n in counts:
             row: dict[str, float] = {}
+            marg: dict[str, float] = {}
             for name, url, mode, pids in (("bare", f"http://127.0.0.1:{bare_port}/x.flv", "http", [bare.pid]),
                                           ("http-flv", flv, "http", ours),
                                           ("ws-flv", f"ws://127.0.0.1:{port}/streams/bench/s.flv", "ws", ours)):
@@ -125,8 +128,19 @@ def main() -> None:
                 us = r["cpu"] / (n * FPS * r["wall"]) * 1e6
                 row[name] = us
                 ratio = f"{us / row['bare']:.2f}x" if name != "bare" and row.get("bare") else ""
-                print(f"{n:>8} {name:>8} {held:>6} {100 * r['cpu'] / r['wall']:>7.1f} {us:>16.2f} {ratio:>8}",
-                      flush=True)
+                # Marginal: the cost of the extra players since the previous
+                # count, without each server's fixed per-stream cost.
+                rate = r["cpu"] / r["wall"]
+                m_text = m_ratio = ""
+                if name in prev:
+                    pn, prate = prev[name]
+                    marg[name] = (rate - prate) / ((n - pn) * FPS) * 1e6
+                    m_text = f"{marg[name]:.2f}"
+                    if name != "bare" and marg.get("bare"):
+                        m_ratio = f"{marg[name] / marg['bare']:.2f}x"
+                prev[name] = (n, rate)
+                print(f"{n:>8} {name:>8} {held:>6} {100 * rate:>7.1f} {us:>16.2f} {ratio:>8}"
+                      f" {m_text:>12} {m_ratio:>8}", flush=True)
     finally:
         for p in reversed(procs):
             if p.poll() is None:
