@@ -167,6 +167,7 @@ async def run_shard(args: ChildArgs) -> None:
     finally:
         server.close()
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
+        shard.publishers.close()
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):
