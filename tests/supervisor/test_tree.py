@@ -121,3 +121,57 @@ def test_port_in_use_is_refused(hub: HubServer, hub_factory: Callable[..., HubSe
     r = subprocess.run([sys.executable, "-m", "hub", "--listen", f"127.0.0.1:{hub.port}",
                         "--data", str(hub.data)], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "already in use" in r.stderr
+
+
+def _steal_fd(pid: int, fd: int) -> int:
+    """A copy of another process's fd (pidfd_getfd, Linux 5.6+; we are root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_pidfd_getfd = 438
+    pidfd = os.pidfd_open(pid)
+    try:
+        new = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+        if new < 0:
+            raise OSError(ctypes.get_errno(), "pidfd_getfd")
+        return int(new)
+    finally:
+        os.close(pidfd)
+
+
+def test_malformed_ipc_frame_closes_the_link_and_the_child_is_restored(hub: HubServer) -> None:
+    victim = _by_title(hub)["shard-1"]
+    # Its supervisor link is the Unix socket whose peer is the supervisor
+    # (SO_PEERCRED); the others are its listening socket and the fronts' links.
+    import socket as _socket
+    import struct
+
+    fd = -1
+    for conn in victim.net_connections(kind="unix"):
+        cand = _steal_fd(victim.pid, conn.fd)
+        s = _socket.socket(fileno=os.dup(cand))
+        try:
+            pid = struct.unpack("3i", s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
+        except OSError:
+            pid = -1
+        finally:
+            s.close()
+        if pid == hub.proc.pid and fd < 0:
+            fd = cand
+        else:
+            os.close(cand)
+    assert fd >= 0, "no supervisor link found"
+    try:
+        # A frame that is not msgpack: the supervisor must drop the link.
+        os.write(fd, b"\x00\x00\x00\x05garbage")
+    finally:
+        os.close(fd)
+    t0 = time.monotonic()
+    _wait(lambda: (p := _by_title(hub).get("shard-1")) and p.pid != victim.pid and p, 3.0,
+          "shard-1 replaced after a malformed frame")
+    def counted() -> bool:
+        rt = hub.get_json("/api/v1/runtime?extra=1", timeout=1.0)
+        return "shard-1" in {p["name"] for p in rt["extra"]["processes"]}
+    _wait(counted, 3.0, "shard-1 serving again")
+    assert time.monotonic() - t0 < 4.0
+    assert "closed" in hub.log()
