@@ -116,3 +116,13 @@ def test_200_players_receive_identical_bytes(hub: HubServer, push: Callable[...,
     assert hi - lo > 1000, "players should overlap by more than a second of stream"
     windows = [[t for t in tags if lo <= t[1] < hi] for tags in tag_lists]
     assert all(w == windows[0] for w in windows), "players did not receive identical tags"
+
+
+def test_g711_audio_over_flv_and_rtsp(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """G.711 passes through to RTSP players unchanged and is FLV's own sound format."""
+    push("/live/pcma", "h264_pcma")
+    r = play(f"{hub.base}/streams/live/pcma.flv", frames=25, timeout=15)
+    assert r.video_codec == "h264" and r.audio_codec == "pcm_alaw" and r.audio_frames > 0
+    assert r.decode_errors == 0, r.log[:10]
+    r = play(hub.rtsp_url("/live/pcma"), frames=25, timeout=15)
+    assert r.video_codec == "h264" and r.audio_codec == "pcm_alaw" and r.audio_frames > 0

@@ -26,16 +26,21 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+# G.711 A-law audio (8 kHz mono) with H.264: passes through RTSP, own sound format in FLV.
+AUDIO = {"h264_pcma": ["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"]}
+
+
 def make_media(folder: Path, variant: str, seconds: int = 6) -> Path:
-    """An MP4 of testsrc video + sine AAC (cached per folder)."""
-    out = folder / f"{variant}.mp4"
+    """A file of testsrc video + sine audio (AAC unless AUDIO says), cached per folder."""
+    out = folder / (f"{variant}.mkv" if variant in AUDIO else f"{variant}.mp4")
     if out.exists():
         return out
+    video = VARIANTS["h264" if variant in AUDIO else variant]
+    audio = AUDIO.get(variant, ["-c:a", "aac", "-b:a", "64k", "-ac", "1"])
     cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
            "-f", "lavfi", "-i", f"testsrc=size=640x360:rate=25:duration={seconds}",
            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
-           *VARIANTS[variant], "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-shortest", str(out)]
+           *video, "-pix_fmt", "yuv420p", *audio, "-shortest", str(out)]
     subprocess.run(cmd, check=True, timeout=120)
     return out
 
