@@ -72,7 +72,10 @@ class Shard:
         if method == "ping":
             return "pong"
         if method == "stats":
-            out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0}}
+            # RTSP connections are counted by the front that accepted them
+            # (total); a publisher handed over here stays active here.
+            out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
+                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)}}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
