@@ -57,13 +57,22 @@ def split_control(path: str) -> tuple[str, int | None]:
 
 
 class RtspConnection(asyncio.Protocol):
-    def __init__(self, front: FrontContext) -> None:
+    """`kind` names the counters and the consumers' `net=`: "rtsp" for a plain
+    connection; "rtsp-ws", "wsp", "rtsp-http" when a browser path drives this
+    session over an adapter transport (hub.api.rtsp_ws). Those cannot publish:
+    their socket cannot be handed to a shard."""
+
+    def __init__(self, front: FrontContext, kind: str = "rtsp") -> None:
         self.front = front
+        self.kind = kind
+        self.can_publish = kind == "rtsp"
+        #: A path whose pull right was already proven (a WebSocket's ?token=).
+        self.token_path: str | None = None
         self.reader = RtspReader()
         self.transport: asyncio.Transport | None = None
         self._queue: asyncio.Queue[RtspRequest] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
-        self._raw_since_request = bytearray()
+        self._after_announce = b""
         self.session: RtspServerSession | None = None
         self.view: StreamView | None = None
         self.player: RtpPlayer | None = None
@@ -76,12 +85,19 @@ class RtspConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         c = self.front.counters
-        c.rtsp_total += 1
-        c.rtsp_active += 1
+        if self.kind == "wsp":
+            c.wsp_total += 1
+            c.wsp_active += 1
+        else:
+            c.rtsp_total += 1
+            c.rtsp_active += 1
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.front.counters.rtsp_active -= 1
+        if self.kind == "wsp":
+            self.front.counters.wsp_active -= 1
+        else:
+            self.front.counters.rtsp_active -= 1
         if self._task is not None:
             self._task.cancel()
         self._teardown()
@@ -90,9 +106,6 @@ class RtspConnection(asyncio.Protocol):
         self.last_seen = time.monotonic()
         if self.consumer is not None:
             self.consumer.inbytes += len(data)
-        if not self.playing:
-            # Kept until ANNOUNCE so a publisher's bytes can be handed over.
-            self._raw_since_request += data
         try:
             self.reader.feed(data)
             while (ev := self.reader.next_event()) is not NEED_DATA:
@@ -101,7 +114,7 @@ class RtspConnection(asyncio.Protocol):
                         self._queue.put_nowait(ev)
                     except asyncio.QueueFull:
                         raise ProtocolError("too many pipelined requests") from None
-                    if ev.method == "ANNOUNCE":
+                    if ev.method == "ANNOUNCE" and self.can_publish:
                         self._pause()
                         return
                 elif isinstance(ev, InterleavedFrame):
@@ -136,13 +149,12 @@ class RtspConnection(asyncio.Protocol):
             if self.transport is None or self.transport.is_closing():
                 return
             self.transport.write(bytes(resp))
-            if req.method == "ANNOUNCE":
+            if req.method == "ANNOUNCE" and self.can_publish:
                 # Refused (401 before credentials, 403...): the client may try again.
                 self.transport.resume_reading()
             if req.method == "PLAY" and resp.status == 200 and self.player is not None:
                 self.player.start()
                 self.playing = True
-                self._raw_since_request.clear()
             if req.method == "TEARDOWN":
                 self.transport.close()
                 return
@@ -157,6 +169,8 @@ class RtspConnection(asyncio.Protocol):
         if m in ("ANNOUNCE", "DESCRIBE", "SETUP", "PLAY"):
             self._authorize(req, push=(m == "ANNOUNCE"))
         if m == "ANNOUNCE":
+            if not self.can_publish:
+                raise MethodNotValidInState(f"no publishing over {self.kind}")
             await self._hand_off(req)
             return None
         if m == "DESCRIBE":
@@ -194,8 +208,10 @@ class RtspConnection(asyncio.Protocol):
         path; 401 (challenge again) or 403."""
         if not self.front.config.auth:
             return
-        user = self.front.rtsp_auth.user(self.front, req.headers.get("Authorization"), req.method)
         path, _track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
+        if not push and path == self.token_path:
+            return
+        user = self.front.rtsp_auth.user(self.front, req.headers.get("Authorization"), req.method)
         if not (user.can_push(path) if push else user.can_pull(path)):
             raise Forbidden(f"{user.name} may not {'push' if push else 'pull'} {path}")
 
@@ -248,6 +264,8 @@ class RtspConnection(asyncio.Protocol):
             peer = self.transport.get_extra_info("peername")
             self.player = RtpPlayer(self.front, view, self.transport, peer[0] if peer else "127.0.0.1")
         answer = self.player.setup(track, spec)
+        if self.kind != "rtsp":
+            self.player.consumer.extra = f"net={self.kind}"
         self.session.apply("SETUP", time.monotonic())
         h = self._session_headers(cseq)
         h.add("Transport", str(answer))
@@ -270,11 +288,8 @@ class RtspConnection(asyncio.Protocol):
             ch = self.front.shards[sid]
         if ch is None:
             raise HubError("shard unreachable")
-        # The bytes from the ANNOUNCE on: everything read since the previous
-        # request's end. Earlier requests (OPTIONS) were answered here.
-        raw = bytes(self._raw_since_request)
-        start = raw.rfind(b"ANNOUNCE ")
-        already = raw[start:] if start >= 0 else bytes(req)
+        # The ANNOUNCE (its wire form again) and whatever came after it.
+        already = bytes(req) + self._after_announce
         sock = self.transport.get_extra_info("socket")
         peer = self.transport.get_extra_info("peername")
         s = socket.socket(fileno=os.dup(sock.fileno()))

@@ -269,3 +269,17 @@ def test_interleaved_throughput() -> None:
     elapsed = time.perf_counter() - start
     assert count == 20000
     print(f"\nRtspReader: {count / elapsed:,.0f} interleaved frames/s (1200 B)")
+
+
+def test_take_buffered_hands_over_what_follows_an_event() -> None:
+    from hub.media.rtsp import RtspReader, RtspRequest
+
+    announce = b"ANNOUNCE rtsp://h/a RTSP/1.0\r\nCSeq: 2\r\nContent-Length: 3\r\n\r\nv=0"
+    rest = b"SETUP rtsp://h/a/trackID=0 RTSP/1.0\r\nCSeq: 3\r\n\r\n$\x00\x00\x02ab"
+    r = RtspReader()
+    r.feed(b"OPTIONS rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\n\r\n" + announce + rest)
+    assert isinstance(r.next_event(), RtspRequest)
+    ev = r.next_event()
+    assert isinstance(ev, RtspRequest) and ev.method == "ANNOUNCE" and bytes(ev) == announce
+    assert r.take_buffered() == rest
+    assert r.buffered == 0

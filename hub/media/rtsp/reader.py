@@ -69,6 +69,19 @@ class RtspReader:
         """Bytes received but not yet returned as events."""
         return len(self._buf) - self._pos
 
+    def take_buffered(self) -> bytes:
+        """Hand over the bytes not yet returned as events and forget them.
+
+        For moving a connection to another owner right after an event (the
+        front hands a publisher to its shard after ANNOUNCE): those bytes,
+        replayed first, are exactly what the new owner has not seen."""
+        if self._pending is not None:
+            raise ProtocolError("a message is half read")
+        data = bytes(self._buf[self._pos:])
+        self._buf.clear()
+        self._pos = self._scan = 0
+        return data
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Buffer more bytes; drop what earlier events consumed."""
         pos = self._pos
