@@ -152,7 +152,8 @@ class StreamViews:
         fut: asyncio.Future[StreamView] = asyncio.get_running_loop().create_future()
         self._opening[path] = fut
         try:
-            wire = await self.ctx.shard_request(path, "open_stream", {"path": path})
+            # A route pull may take its connect timeout (5 s) to answer.
+            wire = await self.ctx.shard_request(path, "open_stream", {"path": path}, timeout=8.0)
             desc = StreamDesc.from_wire(wire)
             reader = RingReader.attach(desc.ring)
             reader.seek_latest()
