@@ -128,8 +128,14 @@ class MediaHttpProtocol(asyncio.Protocol):
             if req.kind == "ts":
                 self._serve_segment(head, req)
                 return
-            # RTSP/WSP over WebSocket are served by the issue that builds them.
-            await self.front.views.open(req.path)
+            # RTSP over WebSocket and WSP, by subprotocol (hub.api.rtsp_ws).
+            from .rtsp_ws import upgrade
+
+            assert self._transport is not None
+            already = bytes(self._buf)
+            self._buf.clear()
+            if upgrade(self.front, self._transport, head, req.path, already):
+                return
             raise NotFound("404 page not found")
         except HubError as e:
             self._respond_error(e)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError
 from ..media.http1 import HeadTooLarge, parse_request_head, sniff
+from ..media.rtsp_tunnel import tunnel_role
 from .responses import error_body, raw_http_response
 
 if TYPE_CHECKING:
@@ -71,12 +72,15 @@ class SniffProtocol(asyncio.Protocol):
         except HeadTooLarge:
             self._refuse(431, "Request Header Fields Too Large", rtsp=self._looks_rtsp())
             return
+        tunnel = False
         if kind == "http":
             # Hold the connection until its whole first head is here, so the
             # header-block cap applies to every HTTP request we hand on.
             try:
-                if parse_request_head(self._buf) is None:
+                parsed = parse_request_head(self._buf)
+                if parsed is None:
                     return
+                tunnel = tunnel_role(parsed[0]) is not None
             except HeadTooLarge:
                 self._refuse(431, "Request Header Fields Too Large", rtsp=False)
                 return
@@ -96,6 +100,11 @@ class SniffProtocol(asyncio.Protocol):
             from .rtsp_conn import RtspConnection
 
             self._switch(RtspConnection(self.front))
+        elif tunnel:
+            # RTSP over HTTP (either half, on any path): hub.api.rtsp_tunnel.
+            from .rtsp_tunnel import RtspTunnelProtocol
+
+            self._switch(RtspTunnelProtocol(self.front))
         elif target.startswith(MEDIA_PREFIXES):
             from .media import MediaHttpProtocol
 

@@ -1,0 +1,313 @@
+"""RTSP over HTTP tunnelling (QuickTime scheme; VLC, FFmpeg `-rtsp_transport http`),
+and the cross-front socket hand-over that it and WSP need.
+
+The GET half carries the server's side: after `GET_RESPONSE` the RTSP session
+(hub.api.rtsp_conn) writes its responses and `$` data straight to the GET
+connection. The POST half carries base64 requests, decoded incrementally and
+fed to that session. It is never answered.
+
+Two halves, one session, several fronts: the kernel (SO_REUSEPORT) may give
+the GET to one front and the POST to another. The front that holds a
+GET (or a WSP control session) listens on a Linux abstract Unix socket named
+after the instance and the pairing key (session cookie, WSP channel); a front
+that gets the other half and does not hold the key itself connects there and
+passes the TCP socket (SCM_RIGHTS) plus the bytes it already read, exactly as
+a publisher is handed to a shard. The kernel's namespace is the registry: no
+supervisor round trip, and a key nobody holds fails at once (ECONNREFUSED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import ProtocolError
+from ..ipc.handoff import adopt_socket
+from ..media.http1 import HttpRequestHead, parse_request_head
+from ..media.rtsp_tunnel import GET_RESPONSE, Base64Decoder, session_cookie, tunnel_role
+from .responses import error_body, raw_http_response
+from .rtsp_conn import RtspConnection
+
+if TYPE_CHECKING:
+    from .front import FrontContext
+
+log = logging.getLogger("hub.api.rtsp_tunnel")
+
+#: How long a POST waits for its GET to appear (clients send the GET first
+#: and wait for its answer, so this only covers a race).
+PAIR_WAIT = 2.0
+_LEN = struct.Struct(">I")
+#: Bytes a half may carry into the hand-over (the rest stays in the kernel).
+MAX_ALREADY = 256 * 1024
+
+
+# -- hand-over between fronts ---------------------------------------------------
+def rendezvous_name(instance: str, kind: str, key: str) -> str:
+    """Abstract socket name for a pairing key (hashed: cookies are client text)."""
+    digest = hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:24]
+    return f"\0ipchub-py-{instance}-{kind}-{digest}"
+
+
+class Rendezvous:
+    """Listens on one abstract name; each incoming hand-over becomes a call
+    `on_socket(fd, already_read)`. Closed with the session that owns it."""
+
+    def __init__(self, name: str, on_socket: Callable[[int, bytes], None]) -> None:
+        self.on_socket = on_socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.bind(name)
+            self.sock.listen(8)
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        # The sender wrote everything before we could accept, and it is one of
+        # our own processes on this host: a short blocking read is safe.
+        with conn:
+            conn.settimeout(1.0)
+            try:
+                fd, data = _receive(conn)
+            except (OSError, ProtocolError) as e:
+                log.warning("socket hand-over failed: %s", e)
+                return
+        self.on_socket(fd, data)
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+
+def _receive(conn: socket.socket) -> tuple[int, bytes]:
+    msg, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
+    if len(fds) != 1 or len(msg) < _LEN.size:
+        for fd in fds:
+            socket.close(fd)
+        raise ProtocolError("hand-over without a socket")
+    want = _LEN.unpack_from(msg)[0]
+    parts = [msg[_LEN.size:]]
+    got = len(parts[0])
+    while got < want:
+        chunk = conn.recv(min(65536, want - got))
+        if not chunk:
+            socket.close(fds[0])
+            raise ProtocolError("hand-over cut short")
+        parts.append(chunk)
+        got += len(chunk)
+    return fds[0], b"".join(parts)
+
+
+def hand_over(name: str, transport: asyncio.Transport, already_read: bytes) -> bool:
+    """Pass `transport`'s socket and `already_read` to whoever listens on
+    `name`; False (socket untouched) when nobody does. On success the
+    transport is closed here; the receiver's copy keeps the TCP connection."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1.0)
+        try:
+            s.connect(name)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        payload = _LEN.pack(len(already_read)) + already_read
+        sent = socket.send_fds(s, [payload], [sock.fileno()])
+        if sent < len(payload):
+            s.sendall(payload[sent:])
+    finally:
+        s.close()
+    transport.close()
+    return True
+
+
+async def adopt(fd: int, factory: Callable[[], asyncio.Protocol], already_read: bytes) -> None:
+    try:
+        await adopt_socket(asyncio.get_running_loop(), fd, factory, already_read)
+    except OSError as e:
+        log.info("adopting a handed-over socket failed: %s", e)
+
+
+# -- the tunnel ---------------------------------------------------------------------
+class TunnelSession:
+    """The GET half: owns the RTSP session; POST halves feed it."""
+
+    def __init__(self, front: FrontContext, cookie: str, transport: asyncio.Transport) -> None:
+        self.front = front
+        self.cookie = cookie
+        self.conn = RtspConnection(front, kind="rtsp-http")
+        self.transport = transport
+        self.rendezvous: Rendezvous | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        sessions[self.cookie] = self
+        name = rendezvous_name(self.front.args.instance, "tunnel", self.cookie)
+        try:
+            self.rendezvous = Rendezvous(name, self._adopt_post)
+        except OSError as e:  # the cookie is in use elsewhere
+            raise ProtocolError(f"x-sessioncookie already in use ({e})") from None
+        self.transport.write(GET_RESPONSE)
+        self.conn.connection_made(self.transport)
+
+    def _adopt_post(self, fd: int, already_read: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(
+            adopt(fd, lambda: TunnelPostProtocol(self.front, self), already_read))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self, exc: Exception | None) -> None:
+        if sessions.get(self.cookie) is self:
+            del sessions[self.cookie]
+        if self.rendezvous is not None:
+            self.rendezvous.close()
+        for t in self._tasks:
+            t.cancel()
+        self.conn.connection_lost(exc)
+
+
+#: This process's GET halves by session cookie.
+sessions: dict[str, TunnelSession] = {}
+
+
+class TunnelPostProtocol(asyncio.Protocol):
+    """A POST half already paired (locally, or handed over to this front)."""
+
+    def __init__(self, front: FrontContext, session: TunnelSession) -> None:
+        self.front = front
+        self.session = session
+        self.decoder = Base64Decoder()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.session.conn
+        try:
+            decoded = self.decoder.feed(data)
+        except ProtocolError as e:
+            log.info("closing tunnel POST: %s", e)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if decoded and not self.session.transport.is_closing():
+            conn.data_received(decoded)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # QuickTime may close the POST after each request and open another;
+        # the session lives as long as the GET.
+        pass
+
+
+class RtspTunnelProtocol(asyncio.Protocol):
+    """Takes a tunnel half from the sniffing door and serves or pairs it."""
+
+    def __init__(self, front: FrontContext) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._session: TunnelSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._post: TunnelPostProtocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._post is not None:
+            self._post.data_received(data)
+            return
+        if self._session is not None:
+            return  # nothing is expected on the GET once it is answered
+        self._buf += data
+        if self._task is not None:
+            if len(self._buf) > MAX_ALREADY:
+                self._fail(400, "Bad Request")
+            return
+        try:
+            parsed = parse_request_head(self._buf)
+            if parsed is None:
+                return
+            head, used = parsed
+            del self._buf[:used]
+            role = tunnel_role(head)
+            cookie = session_cookie(head)
+        except ProtocolError:
+            self._fail(400, "Bad Request")
+            return
+        if role == "get":
+            self._start_get(head, cookie)
+        elif role == "post":
+            self._task = asyncio.get_running_loop().create_task(self._pair_post(cookie))
+        else:
+            self._fail(400, "Bad Request")
+
+    def _start_get(self, head: HttpRequestHead, cookie: str) -> None:
+        assert self.transport is not None
+        if cookie in sessions:
+            self._fail(400, "Bad Request")
+            return
+        session = TunnelSession(self.front, cookie, self.transport)
+        try:
+            session.start()
+        except ProtocolError:
+            sessions.pop(cookie, None)
+            self._fail(400, "Bad Request")
+            return
+        self._session = session
+
+    async def _pair_post(self, cookie: str) -> None:
+        """Local GET: feed it. GET on another front: hand this socket there.
+        Neither within PAIR_WAIT: 404."""
+        assert self.transport is not None
+        name = rendezvous_name(self.front.args.instance, "tunnel", cookie)
+        deadline = time.monotonic() + PAIR_WAIT
+        while True:
+            local = sessions.get(cookie)
+            if local is not None:
+                self._post = TunnelPostProtocol(self.front, local)
+                self._post.connection_made(self.transport)
+                data = bytes(self._buf)
+                self._buf.clear()
+                if data:
+                    self._post.data_received(data)
+                return
+            self.transport.pause_reading()
+            if hand_over(name, self.transport, bytes(self._buf)):
+                return
+            self.transport.resume_reading()
+            if time.monotonic() > deadline:
+                self._fail(404, "Not Found")
+                return
+            await asyncio.sleep(0.05)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._session is not None:
+            self._session.close(exc)
+
+    def _fail(self, status: int, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(raw_http_response(status, reason, error_body(reason)))
+            self.transport.close()
+
+
+def is_tunnel_request(head: HttpRequestHead) -> bool:
+    """For the door (hub.api.sniff): either tunnel half, on any path."""
+    return tunnel_role(head) is not None
