@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from tests.conftest import HubServer, start_server
 

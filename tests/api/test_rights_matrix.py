@@ -89,17 +89,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     pushers: list[Pusher] = []
     try:
         status, pair = _call(srv, "POST", "/api/v1/login", {"username": "admin", "password": "admin"})
-        assert status == 200
+        assert status == 200, (status, pair)
         admin = pair["access_token"]
         for name, fields in USERS.items():
-            status, _ = _call(srv, "POST", f"/api/v1/users?token={admin}",
-                              {"name": name, "password": password(name), **fields})
-            assert status == 200, name
+            status, body = _call(srv, "POST", f"/api/v1/users?token={admin}",
+                                 {"name": name, "password": password(name), **fields})
+            assert status == 200, (name, status, body)
         tokens = {"admin": admin}
         refresh = ""
         for name in USERS:
             status, pair = _call(srv, "POST", "/api/v1/login", {"username": name, "password": password(name)})
-            assert status == 200, name
+            assert status == 200, (name, status, pair)
             tokens[name] = pair["access_token"]
             refresh = pair["refresh_token"]
         for path in LIVE:
