@@ -22,6 +22,8 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import HubServer, start_server
 
@@ -335,6 +337,8 @@ def test_write_then_read_on_any_front(api: Api, admin: str) -> None:
     b'{"name":"bad/name","password":"x"}',
     b'{"name":"badadmin","password":"x","admin":"yes"}',
     b'{"name":"badpush","password":"x","push":7}',
+    b'{"name":"badmask","password":"x","pull":"/a/*/b"}',  # `*` only as the last segment
+    b'{"name":"badmask","password":"x","pull":"/live*"}',  # wildcards are whole segments
     b'["name","x"]',
     b'null',
     b'',
@@ -561,3 +565,27 @@ def test_server_duration_advances(api: Api) -> None:
     time.sleep(0.05)
     b = assert_json_ok(api.call("GET", "/api/v1/server"))
     assert a["start_on"] == b["start_on"] and a["duration"] != b["duration"]
+
+
+# -- fuzz: any body is a 200 or a 400, never a server error ------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    | st.sampled_from(["*", "/a/*", "/a/+/b", "rtsp://h/x", "/x/", ";", "http://h"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["users", "routes"]),
+       body=st.dictionaries(st.sampled_from(["name", "password", "admin", "push", "pull",
+                                             "pattern", "url", "keepalive"]), JSON_VALUES, max_size=5)
+       | JSON_VALUES)
+def test_any_body_is_200_or_400(api: Api, admin: str, kind: str, body: Any) -> None:
+    # The module's admin must stay an admin.
+    assume(not (isinstance(body, dict) and str(body.get("name", "")).strip().lower() == "admin"))
+    r = api.call("POST", f"/api/v1/{kind}", json.dumps(body), token=admin,
+                 headers={"Content-Type": "application/json"})
+    if r.status != 200:
+        assert_error(r, 400)
+    assert_json_ok(api.call("GET", f"/api/v1/{kind}?page_size=1000", token=admin))
