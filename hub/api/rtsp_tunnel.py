@@ -165,6 +165,7 @@ class TunnelSession:
         self.conn.connection_made(self.transport)
 
     def _adopt_post(self, fd: int, already_read: bytes) -> None:
+        log.info("tunnel %s: POST handed over by another front", self.cookie)
         task = asyncio.get_running_loop().create_task(
             adopt(fd, lambda: TunnelPostProtocol(self.front, self), already_read))
         self._tasks.add(task)
@@ -307,7 +308,3 @@ class RtspTunnelProtocol(asyncio.Protocol):
             self.transport.write(raw_http_response(status, reason, error_body(reason)))
             self.transport.close()
 
-
-def is_tunnel_request(head: HttpRequestHead) -> bool:
-    """For the door (hub.api.sniff): either tunnel half, on any path."""
-    return tunnel_role(head) is not None

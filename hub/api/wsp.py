@@ -99,6 +99,7 @@ class WspSession:
         self.adapter.data = data
 
     def _adopt_data(self, fd: int, already_read: bytes) -> None:
+        log.info("channel %d: data socket handed over by another front", self.channel)
         task = asyncio.get_running_loop().create_task(
             adopt(fd, lambda: WspDataProtocol(self.front), already_read))
         self._tasks.add(task)

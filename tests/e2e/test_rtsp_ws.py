@@ -76,7 +76,7 @@ def test_rtsp_over_websocket_plays(hub: HubServer, push: Callable[..., Pusher]) 
     push("/live/rws")
     url = f"rtsp://127.0.0.1:{hub.port}/live/rws"
     with connect(f"ws://127.0.0.1:{hub.port}/streams/live/rws", subprotocols=["rtsp"],  # type: ignore[list-item]
-                 open_timeout=5, max_size=None) as ws:
+                 open_timeout=5, max_size=None, max_queue=None) as ws:
         assert ws.subprotocol == "rtsp"
 
         def ask(text: str) -> str:
