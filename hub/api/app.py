@@ -86,5 +86,7 @@ def build_app(front: FrontContext) -> Starlette:
     routes += console_routes()
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error},
                     middleware=[Middleware(TokenGate)])
+    # `/api/v1/users/` is a missing user (404, as the reference), not a redirect.
+    app.router.redirect_slashes = False
     app.state.front = front
     return app

@@ -155,6 +155,9 @@ class _SupervisorLink:
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
         if method == "ping":
             return "pong"
+        if method == "store_changed":
+            self.front.apply_store(args)
+            return True
         if method == "consumers":
             return self.front.local_consumers()
         if method == "kick":
@@ -169,8 +172,7 @@ class _SupervisorLink:
         raise HubError(f"unknown method {method!r}")
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        if method == "store_changed":
-            self.front.apply_store(args)
+        pass
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)

@@ -79,6 +79,10 @@ class Shard:
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
+        if method == "store_changed":
+            if "routes" in args:
+                self.route_table = RouteTable.from_wire(args["routes"])
+            return True
         if method == "open_stream":
             path = str(args["path"])
             if self.streams.get(path) is None:
@@ -111,8 +115,7 @@ class Shard:
     def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
         if method == "release_stream":
             self.streams.release(int(args["stream_id"]), ch)
-        elif method == "store_changed" and "routes" in args:
-            self.route_table = RouteTable.from_wire(args["routes"])
+
 
 
 class _Link:

@@ -100,12 +100,15 @@ class Supervisor:
         self.run_dir = os.path.join(tempfile.gettempdir(), f"{RUN_DIR_PREFIX}{self.instance}")
         self.tree = ProcessTree(config, self.instance, self.run_dir, self._handler_for)
         self.stats = RuntimeStats(self.tree)
-        self.stores = Stores(config, self.tree.notify_all)
+        self.stores = Stores(config, self._broadcast_store)
         self._stop = asyncio.Event()
 
     # -- IPC from children ----------------------------------------------
     def _handler_for(self, child: Child) -> _ChildLink:
         return _ChildLink(self, child)
+
+    async def _broadcast_store(self, method: str, args: dict[str, Any]) -> None:
+        await self.tree.request_all(method, args, timeout=2.0)
 
     async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
         if method == "runtime":

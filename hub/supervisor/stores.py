@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from ..auth.tokens import TokenService, load_or_create_key
 from ..config import Config
@@ -29,7 +29,8 @@ LOGIN_FAILED = "用户名或密码错误"  # the reference's message: wrong name
 
 
 class Stores:
-    def __init__(self, config: Config, broadcast: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(self, config: Config,
+                 broadcast: Callable[[str, dict[str, Any]], Awaitable[Any]]) -> None:
         self.config = config
         self._broadcast = broadcast
         self._lock = asyncio.Lock()
@@ -55,7 +56,10 @@ class Stores:
     def snapshot(self) -> dict[str, Any]:
         return {"users": self.users.to_wire(), "routes": self.routes.to_wire(), "key": self.key}
 
-    def _changed(self, users: bool = False, routes: bool = False) -> None:
+    async def _changed(self, users: bool = False, routes: bool = False) -> None:
+        """Persist, then wait until every child holds the change: an answer
+        of 200 means any front, asked next, already sees it (a revoked token
+        is refused everywhere)."""
         msg: dict[str, Any] = {}
         if users:
             self.users.save(self.users_path)
@@ -63,7 +67,7 @@ class Stores:
         if routes:
             self.routes.save(self.routes_path)
             msg["routes"] = self.routes.to_wire()
-        self._broadcast("store_changed", msg)
+        await self._broadcast("store_changed", msg)
 
     # -- requests from the fronts ------------------------------------------------
     async def handle(self, method: str, a: dict[str, Any]) -> Any:
@@ -72,29 +76,29 @@ class Stores:
         async with self._lock:
             if method == "refresh":
                 access, refresh = self.users.refresh(str(a.get("token", "")), self.tokens)
-                self._changed(users=True)
+                await self._changed(users=True)
                 return {"access_token": access, "refresh_token": refresh}
             if method == "users_upsert":
                 obj = a.get("user")
                 if not isinstance(obj, dict):
                     raise BadRequest("the body must be a JSON object")
                 user = await asyncio.to_thread(self.users.upsert, obj, bool(a.get("update_password")))
-                self._changed(users=True)
+                await self._changed(users=True)
                 return user.name
             if method == "users_delete":
                 if self.users.delete(str(a.get("name", ""))):
-                    self._changed(users=True)
+                    await self._changed(users=True)
                 return True
             if method == "routes_upsert":
                 obj = a.get("route")
                 if not isinstance(obj, dict):
                     raise BadRequest("the body must be a JSON object")
                 route = self.routes.upsert(obj)
-                self._changed(routes=True)
+                await self._changed(routes=True)
                 return route.pattern
             if method == "routes_delete":
                 if self.routes.delete(str(a.get("pattern", ""))):
-                    self._changed(routes=True)
+                    await self._changed(routes=True)
                 return True
         raise BadRequest(f"unknown store method {method!r}")
 
@@ -113,5 +117,5 @@ class Stores:
             now = self.tokens.now()
             sid, gen = open_session(user.sessions, user.session_expires, now, now + self.tokens.refresh_ttl)
             access, refresh = self.tokens.issue(user.name, gen, sid, user.token_version)
-            self._changed(users=True)
+            await self._changed(users=True)
         return {"access_token": access, "refresh_token": refresh}
