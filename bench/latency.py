@@ -80,7 +80,7 @@ class FlvClient(asyncio.Protocol):
                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
         else:
             req = f"GET {self.path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
-        transport.write(req.encode())
+        transport.write(req.encode())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -92,7 +92,7 @@ class FlvClient(asyncio.Protocol):
             end = self.head.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = self.head[:self.head.find(b"\r\n")].split()
+            status = bytes(self.head[:self.head.find(b"\r\n")]).split()
             if len(status) < 2 or status[1] not in (b"200", b"101"):
                 self._finish(RuntimeError(f"{self.path}: {bytes(self.head[:end])!r}"))
                 return
@@ -145,6 +145,13 @@ def _flv_path(path: str) -> str:
     return f"/streams{path}.flv"
 
 
+class _Bytes:
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
 # -- the client process's modes ------------------------------------------------------
 async def measure(proto: str, port: int, path: str, n: int, seconds: float) -> None:
     """n players; print the latencies (us) of frames received during the window."""
@@ -181,13 +188,13 @@ async def measure(proto: str, port: int, path: str, n: int, seconds: float) -> N
 async def discard(proto: str, port: int, path: str, n: int) -> None:
     """n players that read and drop until SIGTERM; print each one's byte rate."""
     loop = asyncio.get_running_loop()
-    counts: list[Callable[[], int]] = []
+    counts: list[_Bytes | FlvClient] = []
     tasks: list[asyncio.Task[None]] = []
     for i in range(n):
         if proto == "rtsp":
-            got = [0]
+            got = _Bytes()
 
-            async def one(got: list[int] = got) -> None:
+            async def one(got: _Bytes = got) -> None:
                 conn = await rc.RtspConn.open(HOST, port)
                 url = f"rtsp://{HOST}:{port}{path}"
                 desc = await conn.request("DESCRIBE", url, "Accept: application/sdp\r\n")
@@ -195,25 +202,25 @@ async def discard(proto: str, port: int, path: str, n: int) -> None:
                                    "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
                 await conn.request("PLAY", url)
                 while data := await conn.r.read(1 << 18):
-                    got[0] += len(data)
+                    got.bytes += len(data)
 
             tasks.append(asyncio.create_task(one()))
-            counts.append(lambda got=got: got[0])
+            counts.append(got)
         else:
             _, p = await loop.create_connection(
                 lambda: FlvClient(_flv_path(path), proto == "ws-flv", None), HOST, port)
-            counts.append(lambda p=p: p.bytes)
+            counts.append(p)
         if i % 50 == 49:
             await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
-    base = [c() for c in counts]
+    base = [c.bytes for c in counts]
     t0 = time.monotonic()
     stopped = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopped.set)
     print("ready", flush=True)
     await stopped.wait()
     elapsed = time.monotonic() - t0
-    print(json.dumps({"rates": [(c() - b) / elapsed for c, b in zip(counts, base)]}), flush=True)
+    print(json.dumps({"rates": [(c.bytes - b) / elapsed for c, b in zip(counts, base)]}), flush=True)
     for t in tasks:
         t.cancel()
 
@@ -276,7 +283,7 @@ def client(*args: object, stdout: int | None = subprocess.PIPE) -> subprocess.Po
 def result(p: subprocess.Popen[str], timeout: float) -> dict[str, list[float]]:
     out, _ = p.communicate(timeout=timeout)
     if p.returncode != 0:
-        raise SystemExit(f"client {p.args} failed ({p.returncode})")
+        raise SystemExit(f"client {p.args!r} failed ({p.returncode})")
     data: dict[str, list[float]] = json.loads(out.strip().splitlines()[-1])
     return data
 
@@ -364,8 +371,8 @@ def main() -> None:
 
         hls_paths = [f"/lat/hls{i}" for i in range(args.hls)]
         procs.append(client("publish", port, ",".join(hls_paths), stdout=None))
-        for p in hls_paths:
-            wait_http(f"http://{HOST}:{port}/streams{p}.flv")
+        for hp in hls_paths:
+            wait_http(f"http://{HOST}:{port}/streams{hp}.flv")
         time.sleep(1.2)  # the ring holds a keyframe; nobody has asked for HLS yet
         join_rows.append(("hls", result(client("join", "hls", port, ",".join(hls_paths), args.hls), 120)["start_ms"]))
 
