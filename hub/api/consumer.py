@@ -94,7 +94,8 @@ class Consumer:
             waited = now - self._stuck_since
             if waited > STUCK_SECONDS:
                 log.info("consumer %d has not drained for %.0f s; closing", self.cid, waited)
-                self.close()
+                # abort, not close: close() would wait to flush what it holds.
+                self.close(abort=True)
                 return
             if self.skipping or waited > BEHIND_SECONDS or t.get_write_buffer_size() > HIGH_WATER:
                 self.skipping = True
@@ -117,11 +118,13 @@ class Consumer:
             self.transport.write(data)
             self.outbytes += len(data)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         if self.closed:
             return
         self.closed = True
-        if not self.transport.is_closing():
+        if abort:
+            self.transport.abort()
+        elif not self.transport.is_closing():
             self.transport.close()
         if self._on_close is not None:
             self._on_close(self)

@@ -91,6 +91,8 @@ class StreamView:
                 break
             for f in list(self.fanouts.values()):
                 f.feed(entries)
+            if self.closed:  # its last player left while being fed
+                return
             if len(entries) < READ_BATCH:
                 break
         if self.reader.description_version != self.desc.version and self._refreshing is None:
