@@ -14,9 +14,11 @@ import logging
 import random
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..errors import UnsupportedTransport
+from ..media.rtcp import SenderReport, unix_to_ntp
 from ..media.rtsp import frame_header
 from ..media.rtsp.transport import TransportSpec
 from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, StreamDesc, TrackDesc
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.api.rtp")
 
 _SEQ = struct.Struct(">H")
+#: Seconds between RTCP sender reports to players.
+SR_INTERVAL = 5.0
 _HDR = struct.Struct(">BBHII")
 
 
@@ -72,6 +76,9 @@ class TrackOut:
         self.next_seq = random.getrandbits(16)
         self.packetizer = make_packetizer(track, self.ssrc, self.next_seq)
         self.last_ts = self.ts_offset
+        self.last_at = time.time()  # wall time of the last packetised entry
+        self.packet_count = 0
+        self.octet_count = 0
 
     def packets(self, e: RingEntry) -> list[bytes]:
         ts = (e.pts + self.ts_offset) & 0xFFFFFFFF
@@ -85,7 +92,15 @@ class TrackOut:
             pkts = p.packetize(e.data, ts)
         if pkts:
             self.next_seq = (_SEQ.unpack_from(pkts[-1], 2)[0] + 1) & 0xFFFF
+            self.packet_count += len(pkts)
+            self.octet_count += sum(len(p) for p in pkts) - 12 * len(pkts)
+            self.last_at = time.time()
         return pkts
+
+    def sender_report(self, now: float) -> bytes:
+        """RTCP SR mapping `now` to this track's RTP clock (RFC 3550 6.4.1)."""
+        ts = self.last_ts + int((now - self.last_at) * self.track.clock_rate)
+        return bytes(SenderReport(self.ssrc, unix_to_ntp(now), ts, self.packet_count, self.octet_count))
 
 
 Batch = list[tuple[int, bool, bytes]]  # (track, starts a keyframe, packet)
@@ -98,6 +113,26 @@ class RtpFanout:
         self.players: list[RtpPlayer] = []
         self.tracks = [TrackOut(t) for t in view.desc.tracks]
         self.multicast: MulticastOut | None = None
+        self._sr_timer: asyncio.TimerHandle | None = None
+
+    def start_reports(self) -> None:
+        if self._sr_timer is None:
+            self._sr_timer = asyncio.get_running_loop().call_later(SR_INTERVAL, self._send_reports)
+
+    def _send_reports(self) -> None:
+        """Sender reports every SR_INTERVAL while anyone plays (players use
+        them for A/V sync and to measure the clock)."""
+        self._sr_timer = None
+        live = [p for p in self.players if p.started]
+        if not live and self.multicast is None:
+            return
+        now = time.time()
+        reports = [(o.track.index, o.sender_report(now)) for o in self.tracks if o.packet_count]
+        for p in live:
+            p.send_rtcp(reports)
+        if self.multicast is not None:
+            self.multicast.send_rtcp(reports)
+        self.start_reports()
 
     def on_desc(self, desc: StreamDesc) -> None:
         # Codec parameters travel in-band for RTSP players (the depacketised
@@ -203,6 +238,13 @@ class MulticastOut:
             except OSError:
                 pass
 
+    def send_rtcp(self, reports: list[tuple[int, bytes]]) -> None:
+        for t, r in reports:
+            try:
+                self.sock.sendto(r, (self.group, self.ports[t] + 1))
+            except OSError:
+                pass
+
     def close(self) -> None:
         self.sock.close()
 
@@ -283,6 +325,25 @@ class RtpPlayer:
             self.send_udp(self._gop)
         self._gop = []
         self.started = True
+        self.fanout.start_reports()
+
+    def send_rtcp(self, reports: list[tuple[int, bytes]]) -> None:
+        if self.tcp_channels is not None:
+            parts = []
+            for t, r in reports:
+                ch = self.tcp_channels[t] if t < len(self.tcp_channels) else -1
+                if ch >= 0:
+                    parts += (frame_header(ch + 1, len(r)), r)
+            if parts:
+                self.consumer.write_direct(b"".join(parts))
+            return
+        for t, r in reports:
+            dest = self._udp.get(t)
+            if dest is not None:
+                try:
+                    dest[1].sendto(r, (dest[2][0], dest[2][1] + 1))
+                except OSError:
+                    pass
 
     def pause(self) -> None:
         self.started = False

@@ -54,13 +54,15 @@ def test_first_video_tag_is_keyframe_after_sequence_header(hub: HubServer, push:
     assert videos[1].keyframe
 
 
-def test_ws_flv_one_message_per_tag_and_decodes(hub: HubServer, push: Callable[..., Pusher]) -> None:
+@pytest.mark.parametrize("variant, codec", [("h264", "h264"), ("h265", "hevc")])
+def test_ws_flv_one_message_per_tag_and_decodes(hub: HubServer, push: Callable[..., Pusher],
+                                                variant: str, codec: str) -> None:
     import av
     import io
 
     import websockets.sync.client as wsc
 
-    push("/live/ws", "h264")
+    push("/live/ws", variant)
     for url in (f"ws://127.0.0.1:{hub.port}/streams/live/ws.flv", f"ws://127.0.0.1:{hub.port}/ws/live/ws.flv"):
         msgs = []
         with wsc.connect(url, open_timeout=5, max_size=None) as ws:
@@ -75,6 +77,7 @@ def test_ws_flv_one_message_per_tag_and_decodes(hub: HubServer, push: Callable[.
             assert len(events) == 2 and isinstance(events[1], FlvTag)  # header + exactly one tag
         blob = b"".join(msgs)
         with av.open(io.BytesIO(blob), format="flv") as c:
+            assert c.streams.video[0].codec_context.name == codec
             frames = sum(1 for _ in c.decode(video=0))
         assert frames >= 40
 

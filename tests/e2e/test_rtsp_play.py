@@ -36,10 +36,17 @@ def test_push_and_play(hub: HubServer, push: Callable[..., Pusher], variant: str
     assert r.advancing()
 
 
-def test_play_multicast(hub: HubServer, push: Callable[..., Pusher]) -> None:
-    push("/live/mc", "h264")
-    r = play(hub.rtsp_url("/live/mc"), frames=30, timeout=20, options={"rtsp_transport": "udp_multicast"})
-    assert r.video_codec == "h264" and (r.width, r.height) == (640, 360)
+@pytest.mark.parametrize("variant, push_transport, codec", CASES)
+def test_play_multicast(hub: HubServer, push: Callable[..., Pusher], variant: str,
+                        push_transport: str, codec: str) -> None:
+    path = f"/live/mc_{variant}_{push_transport}"
+    push(path, variant, transport=push_transport)
+    r = play(hub.rtsp_url(path), frames=30, timeout=20, options={"rtsp_transport": "udp_multicast"},
+             wait_key=True)
+    assert r.video_codec == codec and (r.width, r.height) == (640, 360)
+    # A multicast group is shared: a joiner gets what flows (no GOP replay to
+    # everyone), so like any player it starts decoding at the next keyframe;
+    # from there nothing may be broken.
     assert r.video_frames >= 30 and r.decode_errors == 0, r.log[:10]
 
 
@@ -88,3 +95,33 @@ def test_bad_requests(hub: HubServer, push: Callable[..., Pusher]) -> None:
     # The stream and its other players are untouched.
     r = play(url, frames=10, timeout=10)
     assert r.video_frames >= 10
+
+
+def test_players_get_rtcp_sender_reports(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    from hub.media.rtcp import SenderReport, parse_compound
+    from hub.media.rtp import RtpPacket
+    from hub.media.rtsp import InterleavedFrame, RtspReader, RtspResponse
+
+    push("/live/sr", "h264")
+    url = hub.rtsp_url("/live/sr")
+    reader = RtspReader()
+    ssrc_rtp, reports = set(), []
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=5) as s:
+        s.sendall(f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n"
+                  f"Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n".encode())
+        session = None
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline and not reports:
+            reader.feed(s.recv(65536))
+            for ev in reader.events():
+                if isinstance(ev, RtspResponse) and session is None:
+                    session = ev.headers["Session"].split(";")[0]
+                    s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n".encode())
+                elif isinstance(ev, InterleavedFrame) and ev.channel == 0:
+                    ssrc_rtp.add(RtpPacket.parse(bytes(ev.payload)).ssrc)
+                elif isinstance(ev, InterleavedFrame) and ev.channel == 1:
+                    reports += [r for r in parse_compound(bytes(ev.payload)) if isinstance(r, SenderReport)]
+    assert reports, "no RTCP sender report within 12 s"
+    sr = reports[0]
+    assert sr.ssrc in ssrc_rtp and sr.packet_count > 0 and sr.octet_count > 0
+    assert abs((sr.ntp >> 32) - 2208988800 - time.time()) < 60

@@ -105,7 +105,7 @@ class PlayResult:
 
 
 def play(url: str, frames: int = 50, timeout: float = 15.0, options: dict[str, str] | None = None,
-         fmt: str | None = None) -> PlayResult:
+         fmt: str | None = None, wait_key: bool = False) -> PlayResult:
     """Open `url` with PyAV, decode `frames` video frames (or until timeout)."""
     import av
     import av.logging
@@ -113,7 +113,7 @@ def play(url: str, frames: int = 50, timeout: float = 15.0, options: dict[str, s
     res = PlayResult()
     av.logging.set_level(av.logging.ERROR)
     with av.logging.Capture() as logs:
-        _play(url, frames, timeout, options, fmt, res)
+        _play(url, frames, timeout, options, fmt, res, wait_key)
     res.log = [f"{name}: {msg.strip()}" for _lvl, name, msg in logs]
     res.decode_errors += sum(1 for _lvl, name, _m in logs if name in DECODERS)
     return res
@@ -123,7 +123,9 @@ DECODERS = {"h264", "hevc", "aac"}
 
 
 def _play(url: str, frames: int, timeout: float, options: dict[str, str] | None,
-          fmt: str | None, res: PlayResult) -> None:
+          fmt: str | None, res: PlayResult, wait_key: bool = False) -> None:
+    """`wait_key`: do not feed the decoder before the first keyframe, as a
+    player that joins a running stream (multicast) does."""
     import av
 
     opts = {"rw_timeout": str(int(timeout * 1e6)), **(options or {})}
@@ -142,6 +144,8 @@ def _play(url: str, frames: int, timeout: float, options: dict[str, str] | None,
             if packet.stream is vs and packet.size:
                 if res.first_video_key is None:
                     res.first_video_key = bool(packet.is_keyframe)
+                if wait_key and not packet.is_keyframe and not res.video_frames:
+                    continue
                 try:
                     for f in packet.decode():
                         res.video_frames += 1
