@@ -123,8 +123,13 @@ class FlvFanout:
 
     def join(self, consumer: Consumer) -> None:
         """Headers and the cached GOP for a new player, then the live fan-out."""
-        gop, _ = self.mux(self.view.gop())
+        entries = self.view.gop()
+        gop, _ = self.mux(entries)
         consumer.write_direct(self.head + gop)
+        if not entries and self.video is not None:
+            # No GOP cache (cache_gop off or nothing yet): start at the next
+            # keyframe instead of in the middle of a GOP.
+            consumer.skipping = True
         self.consumers.append(consumer)
 
     def feed(self, entries: list[RingEntry]) -> None:

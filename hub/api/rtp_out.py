@@ -321,6 +321,8 @@ class RtpPlayer:
         if self.tcp_channels is not None:
             blob, _k = interleave(self._gop, self.tcp_channels)
             self.consumer.write_direct(blob)
+            # Without a cached GOP, start at the next keyframe.
+            self.consumer.skipping = not self._gop
         elif self._udp:
             self.send_udp(self._gop)
         self._gop = []

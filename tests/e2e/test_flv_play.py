@@ -129,3 +129,28 @@ def test_g711_audio_over_flv_and_rtsp(hub: HubServer, push: Callable[..., Pusher
     assert r.decode_errors == 0, r.log[:10]
     r = play(hub.rtsp_url("/live/pcma"), frames=25, timeout=15)
     assert r.video_codec == "h264" and r.audio_codec == "pcm_alaw" and r.audio_frames > 0
+
+
+def test_cache_gop_off_starts_players_at_the_next_keyframe(
+        hub_factory: Callable[..., HubServer], media: Callable[[str], object], tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.e2e.conftest import wait_live
+
+    cfg = Path(str(tmp_path)) / "nogop.json"
+    cfg.write_text('{"cache_gop": false}')
+    srv = hub_factory("--shards", "1", "--fronts", "1", "--config", str(cfg))
+    with Pusher(srv.rtsp_url("/live/nogop"), media("h264")):  # type: ignore[arg-type]
+        wait_live(srv, "/live/nogop")
+        time.sleep(0.5)  # mid-GOP
+        data = _raw_flv(srv.port, "/streams/live/nogop.flv", 60_000)
+        reader = FlvReader()
+        reader.feed(data.partition(b"\r\n\r\n")[2])
+        videos = [(ev.timestamp, parse_video(ev.data)) for ev in reader.events()
+                  if isinstance(ev, FlvTag) and ev.tag_type == 9]
+        assert videos[0][1].packet_type == 0 and videos[1][1].keyframe
+        # No replay of the past GOP: the first frame is one the publisher sent
+        # after the player joined, so its timestamp is near the live edge.
+        assert videos[1][0] >= 1000
+        r = play(f"{srv.base}/streams/live/nogop.flv", frames=25, timeout=15)
+        assert r.first_video_key and r.decode_errors == 0
