@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..errors import BadRequest, HubError
 from .admin_api import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
@@ -69,7 +69,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(front: FrontContext) -> Starlette:
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/v1/server", server_info, methods=["GET"]),
         Route("/api/v1/runtime", runtime, methods=["GET"]),
         Route("/api/crossdomain.xml", crossdomain, methods=["GET"]),

@@ -8,7 +8,7 @@ bytes go to every player, one transport write per player per batch.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..media.codec_config import avc_decoder_config, hevc_decoder_config
 from ..media.flv import (CODEC_AVC, CODEC_HEVC_LEGACY, HEVC_FOURCC_ID, SOUND_AAC, SOUND_G711A,
@@ -40,7 +40,7 @@ class FlvFanout:
         audio = next((t for t in desc.tracks if t.kind == "audio"
                       and (t.codec == AUDIO_AAC and t.asc or t.codec in _G711)), None)
         self.video, self.audio = video, audio
-        codec = "h265" if video is not None and video.codec == "H265" else "h264"
+        codec: Literal["h264", "h265"] = "h265" if video is not None and video.codec == "H265" else "h264"
         self.muxer = FlvMuxer(codec if video is not None else None, self.hevc_mode)
         self._video_ms = 1000 / video.clock_rate if video else 0.0
         self._audio_ms = 1000 / audio.clock_rate if audio else 0.0

@@ -22,6 +22,7 @@ from ..media.http1 import HttpRequestHead, parse_request_head
 from ..media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from .access import check_pull_token
 from .consumer import Consumer, cap_send_buffer
+from ..media.flv import HevcMode
 from .flv_out import FlvFanout
 from .responses import CROSSDOMAIN_XML, error_body, raw_http_response
 
@@ -148,7 +149,7 @@ class MediaHttpProtocol(asyncio.Protocol):
     async def _serve_flv(self, head: HttpRequestHead, req: MediaRequest) -> None:
         assert self._transport is not None
         view = await self.front.views.open(req.path)
-        hevc_mode = "legacy" if head.query.get("hevc") == "legacy" else "enhanced"
+        hevc_mode: HevcMode = "legacy" if head.query.get("hevc") == "legacy" else "enhanced"
         ws = head.is_websocket
         if ws:
             key = head.header("sec-websocket-key")

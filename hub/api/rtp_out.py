@@ -179,10 +179,10 @@ class RtpFanout:
         if not entries:
             return []
         temp = [TrackOut(o.track) for o in self.tracks]
-        for t, o in zip(temp, self.tracks):
-            t.ts_offset = o.ts_offset
-            t.packetizer = make_packetizer(o.track, o.ssrc, 0)
-        batch = []
+        for tmp, o in zip(temp, self.tracks):
+            tmp.ts_offset = o.ts_offset
+            tmp.packetizer = make_packetizer(o.track, o.ssrc, 0)
+        batch: Batch = []
         video = next((o.track.index for o in temp if o.track.kind == "video"), -1)
         for e in entries:
             if e.track >= len(temp):
@@ -331,7 +331,7 @@ class RtpPlayer:
 
     def send_rtcp(self, reports: list[tuple[int, bytes]]) -> None:
         if self.tcp_channels is not None:
-            parts = []
+            parts: list[bytes] = []
             for t, r in reports:
                 ch = self.tcp_channels[t] if t < len(self.tcp_channels) else -1
                 if ch >= 0:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ..errors import (Forbidden, HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
                       UnsupportedTransport)
 from ..ipc.handoff import send_socket
-from ..media.rtsp import NEED_DATA, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
+from ..media.rtsp import NEED_DATA, Headers, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
 from ..media.rtsp.state import RtspServerSession, RtspState, new_session_id
 from ..media.rtsp.transport import Transport
 from ..placement import canonical_path, shard_of
@@ -271,7 +271,7 @@ class RtspConnection(asyncio.Protocol):
         h.add("Transport", str(answer))
         return RtspResponse(200, headers=h)
 
-    def _session_headers(self, cseq: str | None):  # type: ignore[no-untyped-def]
+    def _session_headers(self, cseq: str | None) -> Headers:
         h = _headers(cseq)
         assert self.session is not None
         h.add("Session", self.session.header)
@@ -317,9 +317,7 @@ class RtspConnection(asyncio.Protocol):
         self.playing = False
 
 
-def _headers(cseq: str | None):  # type: ignore[no-untyped-def]
-    from ..media.rtsp import Headers
-
+def _headers(cseq: str | None) -> Headers:
     h = Headers()
     if cseq is not None:
         h.add("CSeq", cseq)

@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ProtocolError
 from ..hls_files import stream_folder
@@ -59,7 +60,8 @@ class HlsSegmenter:
                 self.adts = adts_params_from_asc(self.audio.asc)
             except ProtocolError:
                 self.audio = None
-        codec = None if self.video is None else ("h265" if self.video.codec == "H265" else "h264")
+        codec: Literal["h264", "h265"] | None = (
+            None if self.video is None else ("h265" if self.video.codec == "H265" else "h264"))
         self.muxer = TsMuxer(codec, self.audio is not None) if (codec or self.audio) else None
         v = self.video
         self.params: list[bytes] = [p for p in ((v.vps, v.sps, v.pps) if v else ()) if p]

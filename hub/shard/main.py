@@ -65,7 +65,8 @@ class Shard:
 
     def _announce_end(self, stream: Stream) -> None:
         for ch in stream.readers:
-            ch.notify("stream_ended", {"stream_id": stream.stream_id})
+            if isinstance(ch, IpcChannel):  # in-process readers have no link
+                ch.notify("stream_ended", {"stream_id": stream.stream_id})
 
     # -- requests from the supervisor and the fronts ------------------------
     async def handle(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
