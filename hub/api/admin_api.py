@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 NO_BODY = "未提供用户名或密码"  # the reference's: no user name or password given
 MAX_BODY = 64 * 1024
 
+PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+             "Access-Control-Allow-Headers": "Authorization, Content-Type",
+             "Access-Control-Max-Age": "600"}
+
 #: Paths answered without a token (compared lower-cased, as the reference does).
 OPEN_PATHS = frozenset({"/api/v1/server", "/api/v1/runtime", "/api/v1/login",
                         "/api/v1/refreshtoken", "/api/crossdomain.xml", "/api/v1/openapi.json"})
@@ -59,6 +63,11 @@ class TokenGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS" and scope["path"].startswith("/api/"):
+            # CORS preflight (Better: the reference answers 404), so pages on
+            # other origins can send JSON bodies and Authorization: Bearer.
+            await Response(b"", status_code=204, headers={**CORS, **PREFLIGHT})(scope, receive, send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith("/api/") \
                 or scope["path"].lower() in OPEN_PATHS:
             await self.app(scope, receive, send)

@@ -88,3 +88,11 @@ def test_garbage_is_closed_and_others_untouched(hub: HubServer) -> None:
         assert r.startswith(b"HTTP/1.1 431")
         keep.sendall(b"GET /api/v1/server HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _response(keep).startswith(b"HTTP/1.1 200")
+
+
+def test_api_cors_preflight(hub: HubServer) -> None:
+    r = _exchange(hub.port, b"OPTIONS /api/v1/users HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n"
+                            b"Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n")
+    head = r.split(b"\r\n\r\n")[0].lower()
+    assert r.startswith(b"HTTP/1.1 204") and b"access-control-allow-origin: *" in head
+    assert b"access-control-allow-headers: authorization, content-type" in head
