@@ -62,8 +62,8 @@ def test_children_are_named(hub: HubServer) -> None:
     procs = _by_title(hub)
     assert sorted(procs) == ["front-0", "front-1", "shard-0", "shard-1"]
     assert "ipchub: supervisor" in " ".join(psutil.Process(hub.proc.pid).cmdline())
-    for name in procs:
-        assert f"{name}[" in hub.log()
+    # Every child names itself in its log lines (it may still be starting up).
+    _wait(lambda: all(f"{name}[" in hub.log() for name in procs), 10.0, "a log line from every child")
 
 
 @pytest.mark.parametrize("victim", ["shard-0", "front-1"])
