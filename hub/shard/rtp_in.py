@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..errors import ProtocolError
 from ..media.aac import AacConfig
+from ..media.dts import DtsEstimator
 from ..media.rtcp import SenderReport, parse_compound
 from ..media.rtp import RtpPacket
 from ..media.rtp_aac import AacDepacketizer
@@ -85,7 +86,7 @@ class TrackIngest:
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started", "_write",
-                 "_nal_depack", "_is_video")
+                 "_nal_depack", "_is_video", "_dts")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -107,6 +108,9 @@ class TrackIngest:
         # Audio of an audio-only stream: every frame is a start point.
         self._key_all = audio_only and desc.kind != "video"
         self._is_video = desc.kind == "video"
+        fps = desc.framerate if desc.kind == "video" else 0.0
+        self._dts = DtsEstimator(round(desc.clock_rate / fps) if fps else None) \
+            if desc.codec in ("H264", "H265") else None
         self._on_params = on_params
         self._clock = clock
         self._started = stream.started if started is None else started
@@ -143,9 +147,12 @@ class TrackIngest:
             # keyframe flag (every AAC frame) must not move the GOP start.
             key_all = self._key_all
             video = self._is_video
+            dts_of = self._dts.dts if self._dts is not None else None
             for au in aus:
                 pts = au.pts - base
-                write(index, au.data, pts, pts, key_all or (video and au.keyframe))
+                # RTP has no DTS: derive one for video (B-frames), audio is in order.
+                dts = dts_of(pts) if dts_of is not None else pts
+                write(index, au.data, pts, dts, key_all or (video and au.keyframe))
             self.stats.entries += len(aus)
         nal = self._nal_depack
         if nal is not None and nal.params_changed:

@@ -154,3 +154,27 @@ def test_cache_gop_off_starts_players_at_the_next_keyframe(
         assert videos[1][0] >= 1000
         r = play(f"{srv.base}/streams/live/nogop.flv", frames=25, timeout=15)
         assert r.first_video_key and r.decode_errors == 0
+
+
+def test_b_frames_get_rising_dts_in_flv_and_decode(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """RTP has only PTS: the server derives a DTS so FLV timestamps rise in
+    decode order with non-negative composition offsets."""
+    push("/live/bf", "h264_bframes")
+    data = _raw_flv(hub.port, "/streams/live/bf.flv", 400_000, timeout=15)
+    reader = FlvReader()
+    reader.feed(data.partition(b"\r\n\r\n")[2])
+    frames = [(ev.timestamp, parse_video(ev.data)) for ev in reader.events()
+              if isinstance(ev, FlvTag) and ev.tag_type == 9]
+    frames = [(ts, v) for ts, v in frames if v.packet_type == 1]
+    assert len(frames) > 50
+    dts = [ts for ts, _v in frames]
+    assert all(b >= a for a, b in zip(dts, dts[1:])), "FLV DTS must not go back"
+    # Past the stream's first GOP (where reordering is first noticed), a
+    # steady frame duration per frame.
+    assert all(b > a for a, b in zip(dts[25:], dts[26:])), dts[:60]
+    assert any(v.cts > 0 for _ts, v in frames), "B-frames should show as composition offsets"
+    assert all(v.cts >= 0 for _ts, v in frames[25:])
+    for url in (f"{hub.base}/streams/live/bf.flv", f"{hub.base}/streams/live/bf.m3u8"):
+        r = play(url, frames=50, timeout=20)
+        assert r.video_frames >= 50 and r.decode_errors == 0, r.log[:10]
+        assert all(b > a for a, b in zip(r.video_pts, r.video_pts[1:])), "frames out of order"

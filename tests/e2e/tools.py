@@ -22,6 +22,8 @@ VARIANTS: dict[str, list[str]] = {
     # several slices per frame.
     "h264_slices": ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "25",
                     "-threads", "4", "-x264-params", "sliced-threads=1:slices=4"],
+    # What `ffmpeg -c copy` of most files pushes: B-frames (PTS out of order).
+    "h264_bframes": ["-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "2", "-threads", "1"],
     "h265": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=25:bframes=0:log-level=error"],
 }
 
