@@ -50,7 +50,6 @@ class FrontCounters:
     flv_active: int = 0
     wsp_total: int = 0
     wsp_active: int = 0
-    bad_connections: int = 0
 
     def as_stats(self) -> dict[str, Any]:
         return {"rtsp": {"total": self.rtsp_total, "active": self.rtsp_active},

@@ -78,8 +78,6 @@ class RtspConnection(asyncio.Protocol):
         self.player: RtpPlayer | None = None
         self.consumer: Consumer | None = None
         self.playing = False
-        self.handed_off = False
-        self.last_seen = time.monotonic()
 
     # -- asyncio.Protocol --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,7 +101,6 @@ class RtspConnection(asyncio.Protocol):
         self._teardown()
 
     def data_received(self, data: bytes) -> None:
-        self.last_seen = time.monotonic()
         if self.consumer is not None:
             self.consumer.inbytes += len(data)
         try:
@@ -298,7 +295,6 @@ class RtspConnection(asyncio.Protocol):
                         s, already)
         finally:
             s.close()
-        self.handed_off = True
         # close() only drops this process's fd; the shard's copy keeps the
         # TCP connection open (no shutdown is sent).
         self.transport.close()

@@ -93,7 +93,6 @@ class SniffProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if kind == "garbage":
-            self.front.counters.bad_connections += 1
             self._refuse(400, "Bad Request", rtsp=self._looks_rtsp())
             return
         if kind == "rtsp":
@@ -132,7 +131,7 @@ class SniffProtocol(asyncio.Protocol):
     def _refuse(self, status: int, reason: str, rtsp: bool) -> None:
         assert self._transport is not None
         if rtsp:
-            self._transport.write(f"RTSP/1.0 {400} Bad Request\r\n\r\n".encode())
+            self._transport.write(b"RTSP/1.0 400 Bad Request\r\n\r\n")
         elif self._buf[:1].isupper():
             self._transport.write(raw_http_response(status, reason, error_body(reason)))
         self._transport.close()

@@ -151,11 +151,6 @@ class ProcessTree:
         results = await asyncio.gather(*(one(c) for c in targets))
         return [r for r in results if r is not None]
 
-    def notify_all(self, method: str, args: dict[str, Any]) -> None:
-        for c in self.children:
-            if c.channel is not None:
-                c.channel.notify(method, args)
-
     async def stop(self, grace: float = 3.0) -> None:
         """SIGTERM every child, SIGKILL what is left after `grace` seconds."""
         self._stopping = True
