@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test test-unit sysdeps webdeps bench clean
+.PHONY: run test test-unit lint sysdeps webdeps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ sysdeps:
 
 test: $(VENV)/.installed sysdeps webdeps
 	$(PY) -m pytest -q $(ARGS)
+
+# ruff and mypy --strict over the whole package (settings in pyproject.toml).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check hub
+	$(VENV)/bin/mypy
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not e2e" $(ARGS)

@@ -1,4 +1,6 @@
-"""Who is asking: tokens for the API and HTTP players, Digest/Basic for RTSP.
+"""Who is asking: tokens for the API and the HTTP/WebSocket players.
+
+RTSP's Digest/Basic challenges are `hub.api.rtsp.challenge`'s.
 
 Every front verifies on its own, against its broadcast copy of the users
 table; nothing here asks another process.
@@ -6,22 +8,16 @@ table; nothing here asks another process.
 
 from __future__ import annotations
 
-import os
-import time
 from typing import TYPE_CHECKING, Mapping
 
-from ..auth.passwords import REALM, verify_password
 from ..errors import Forbidden, Unauthorized
-from ..media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials,
-                          parse_authorization, verify_digest)
 from ..store.users import User
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from .context import FrontContext
 
 TOKEN_INVALID = "Token is not valid"
 NOT_ADMIN = "访问被拒绝，请用管理员登录"  # the reference's: access denied, log in as admin
-NONCE_TTL = 300.0
 
 
 def token_from(query: Mapping[str, str], authorization: str | None) -> str:
@@ -51,44 +47,3 @@ def check_pull_token(front: FrontContext, query: Mapping[str, str], authorizatio
     user = user_for_token(front, token_from(query, authorization))
     if not user.can_pull(path):
         raise Forbidden("Forbidden")
-
-
-class RtspChallenger:
-    """Per-front Digest nonces (bounded, expiring) and credential checks."""
-
-    def __init__(self, scheme: str) -> None:
-        self.scheme = scheme
-        self._nonces: dict[str, float] = {}
-
-    def challenge(self) -> str:
-        if self.scheme == "basic":
-            return str(BasicChallenge(REALM))
-        now = time.monotonic()
-        if len(self._nonces) > 4096:
-            self._nonces = {n: t for n, t in self._nonces.items() if now - t < NONCE_TTL}
-        nonce = os.urandom(16).hex()
-        self._nonces[nonce] = now
-        return str(DigestChallenge(REALM, nonce))
-
-    def user(self, front: FrontContext, authorization: str | None, method: str) -> User:
-        """The authenticated user, or Unauthorized (the caller re-challenges)."""
-        if not authorization or front.users is None:
-            raise Unauthorized("require legal Authorization field")
-        try:
-            creds = parse_authorization(authorization)
-        except Exception:
-            raise Unauthorized("unreadable Authorization") from None
-        if isinstance(creds, DigestCredentials):
-            issued = self._nonces.get(creds.nonce)
-            if issued is None or time.monotonic() - issued > NONCE_TTL or creds.realm != REALM:
-                raise Unauthorized("stale nonce")
-            user = front.users.get(creds.username.lower())
-            if user is None or not user.ha1 or not verify_digest(creds, method, user.ha1):
-                raise Unauthorized("bad credentials")
-            return user
-        if isinstance(creds, BasicCredentials):
-            user = front.users.get(creds.username.lower())
-            if user is None or not verify_password(user.password_hash, creds.password):
-                raise Unauthorized("bad credentials")
-            return user
-        raise Unauthorized("unsupported Authorization scheme")

@@ -18,13 +18,18 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from ..errors import ProtocolError
 from ..media.http1 import HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp_tunnel import tunnel_role
-from .responses import error_body, raw_http_response
+from .http_responses import error_body, raw_http_response
+from .play.http import MediaHttpProtocol
+from .rtsp.connection import RtspConnection
+from .rtsp.tunnel import RtspTunnelProtocol
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from .context import FrontContext
 
 log = logging.getLogger("hub.api.sniff")
 
@@ -96,24 +101,18 @@ class SniffProtocol(asyncio.Protocol):
             self._refuse(400, "Bad Request", rtsp=self._looks_rtsp())
             return
         if kind == "rtsp":
-            from .rtsp_conn import RtspConnection
-
             self._switch(RtspConnection(self.front))
         elif tunnel:
-            # RTSP over HTTP (either half, on any path): hub.api.rtsp_tunnel.
-            from .rtsp_tunnel import RtspTunnelProtocol
-
+            # RTSP over HTTP (either half, on any path): hub.api.rtsp.tunnel.
             self._switch(RtspTunnelProtocol(self.front))
         elif target.startswith(MEDIA_PREFIXES):
-            from .media import MediaHttpProtocol
-
             self._switch(MediaHttpProtocol(self.front))
         else:
             self._switch(self._uvicorn_protocol())
 
     def _uvicorn_protocol(self) -> asyncio.Protocol:
-        return _hub_http_class()(config=self._config, server_state=self._server_state,
-                                 app_state=self._app_state, _loop=self._loop, front=self.front)
+        return HubHttpProtocol(config=self._config, server_state=self._server_state,
+                               app_state=self._app_state, _loop=self._loop, front=self.front)
 
     def _switch(self, proto: asyncio.Protocol) -> None:
         assert self._transport is not None
@@ -140,48 +139,33 @@ class SniffProtocol(asyncio.Protocol):
     # while sniffing (a few ms), so nothing else is needed here.
 
 
-
-
-_HUB_HTTP: type | None = None
-
-
-def _hub_http_class() -> type:
+class HubHttpProtocol(HttpToolsProtocol):
     """uvicorn's HttpToolsProtocol, watching each new request on a kept-alive
     connection: a browser that loaded the page may send its media request on
     the same connection, and that must reach the raw media protocol too."""
-    global _HUB_HTTP
-    if _HUB_HTTP is not None:
-        return _HUB_HTTP
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HubHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
-        def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._front = front
-            self._in_message = False
+    def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._front = front
+        self._in_message = False
 
-        def on_message_begin(self) -> None:
-            self._in_message = True
-            super().on_message_begin()
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        super().on_message_begin()
 
-        def on_message_complete(self) -> None:
-            self._in_message = False
-            super().on_message_complete()
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()
 
-        def data_received(self, data: bytes) -> None:
-            idle = not self._in_message and (self.cycle is None or self.cycle.response_complete) \
-                and not self.pipeline
-            if idle and data.startswith((b"GET /streams/", b"GET /ws/", b"HEAD /streams/")):
-                from .media import MediaHttpProtocol
-
-                self._unset_keepalive_if_required()
-                self.connections.discard(self)
-                proto = MediaHttpProtocol(self._front)
-                self.transport.set_protocol(proto)
-                proto.connection_made(self.transport)
-                proto.data_received(data)
-                return
-            super().data_received(data)
-
-    _HUB_HTTP = HubHttpProtocol
-    return HubHttpProtocol
+    def data_received(self, data: bytes) -> None:
+        idle = not self._in_message and (self.cycle is None or self.cycle.response_complete) \
+            and not self.pipeline
+        if idle and data.startswith((b"GET /streams/", b"GET /ws/", b"HEAD /streams/")):
+            self._unset_keepalive_if_required()
+            self.connections.discard(self)
+            proto = MediaHttpProtocol(self._front)
+            self.transport.set_protocol(proto)
+            proto.connection_made(self.transport)
+            proto.data_received(data)
+            return
+        super().data_received(data)

@@ -75,7 +75,7 @@ class PublishHost:
         """This shard's slice of the RTP port range.
 
         The fronts take slices shard_count + i of shard_count + front_count
-        (hub.api.front), so shard i takes slice i of the same division.
+        (hub.api.context), so shard i takes slice i of the same division.
         """
         if self._ports is None:
             c = self.config

@@ -39,7 +39,7 @@ def validate_url(raw: object) -> str:
         raise BadRequest("route url may not contain spaces or control characters")
     try:
         parts = urlsplit(url)
-        parts.port  # raises ValueError for a bad port
+        _ = parts.port  # raises ValueError for a bad port
     except ValueError as e:
         raise BadRequest(f"route url {mask_password(url)!r} does not parse: {e}") from None
     if parts.scheme.lower() not in SCHEMES:

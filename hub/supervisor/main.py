@@ -25,10 +25,10 @@ from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
 from .stats import RuntimeStats
 from .stores import Stores
+from .tree import Child, ProcessTree, pid_alive
 
 STORE_METHODS = frozenset({"login", "refresh", "users_upsert", "users_delete",
                            "routes_upsert", "routes_delete"})
-from .tree import Child, ProcessTree, pid_alive
 
 log = logging.getLogger("hub.supervisor")
 

@@ -19,7 +19,7 @@ from ..errors import BadRequest, Forbidden
 from ..store.persist import atomic_write_json
 from ..store.routes import RouteTable
 from ..store.sessions import open_session
-from ..store.users import UserTable, first_start
+from ..store.users import first_start
 
 log = logging.getLogger("hub.supervisor.stores")
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from hub.api import console
+from hub.api.rest import console
 from tests.conftest import HubServer
 from tests.e2e.browser import chromium_page, wait_video_advancing
 from tests.e2e.tools import Pusher
@@ -34,7 +34,7 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
     with chromium_page() as (page, log):
         response = page.goto(hub.base + "/")
         assert response is not None and response.status == 200, \
-            "GET / is not the console: the app must mount hub.api.console.console_routes()"
+            "GET / is not the console: the app must mount hub.api.rest.console.console_routes()"
         page.fill("#login-user", "admin")
         page.fill("#login-password", "admin")
         page.click("#login-form button[type=submit]")

@@ -3,7 +3,7 @@
 `PublishBench` stands in for a front: it listens on loopback, answers a
 publisher's OPTIONS itself, reads up to the end of the ANNOUNCE and hands the
 socket with the bytes read to a `PublishHost` running in the test's loop,
-just as `hub.api.rtsp_conn` does with `send_socket` across processes.
+just as `hub.api.rtsp.connection` does with `send_socket` across processes.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from ..gotime import rfc3339nano
+from ...gotime import rfc3339nano
 
-log = logging.getLogger("hub.api.consumer")
+log = logging.getLogger("hub.api.play.consumer")
 
 #: Kernel send buffer per player socket (Linux doubles it: 128 KiB, half a
 #: second of a 2 Mbit/s stream; 10 Mbit/s at 100 ms RTT). Uncapped, Linux lets

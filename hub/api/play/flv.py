@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Literal
 
-from ..media.codec_config import avc_decoder_config, hevc_decoder_config
-from ..media.flv import (CODEC_AVC, CODEC_HEVC_LEGACY, HEVC_FOURCC_ID, SOUND_AAC, SOUND_G711A,
+from ...media.codec_config import avc_decoder_config, hevc_decoder_config
+from ...media.flv import (CODEC_AVC, CODEC_HEVC_LEGACY, HEVC_FOURCC_ID, SOUND_AAC, SOUND_G711A,
                          SOUND_G711U, FlvMuxer, HevcMode)
-from ..media.stream_desc import AUDIO_AAC, StreamDesc, TrackDesc
-from ..media.websocket import encode_header
-from ..ring import RingEntry
+from ...media.stream_desc import AUDIO_AAC, StreamDesc, TrackDesc
+from ...media.websocket import encode_header
+from ...ring import RingEntry
 from .consumer import Consumer
 
 if TYPE_CHECKING:
     from .views import StreamView
 
-log = logging.getLogger("hub.api.flv")
+log = logging.getLogger("hub.api.play.flv")
 
 _G711 = {"PCMA": True, "PCMU": False}
 

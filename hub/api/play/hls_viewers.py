@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..gotime import rfc3339nano
+from ...gotime import rfc3339nano
 from .consumer import next_cid
 
 IDLE = 30.0

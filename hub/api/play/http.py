@@ -15,21 +15,22 @@ from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import HubError, NotFound, ProtocolError
-from ..placement import canonical_path
-from ..hls_files import hls_root, stream_folder
-from ..media.http1 import HttpRequestHead, parse_request_head
-from ..media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
-from .access import check_pull_token
+from ...errors import HubError, NotFound, ProtocolError
+from ...placement import canonical_path
+from ...hls_files import hls_root, stream_folder
+from ...media.http1 import HttpRequestHead, parse_request_head
+from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
+from ..access import check_pull_token
 from .consumer import Consumer, cap_send_buffer
-from ..media.flv import HevcMode
-from .flv_out import FlvFanout
-from .responses import CROSSDOMAIN_XML, error_body, raw_http_response
+from ...media.flv import HevcMode
+from .flv import FlvFanout
+from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
+from ..rtsp.upgrade import upgrade
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
-log = logging.getLogger("hub.api.media")
+log = logging.getLogger("hub.api.play.http")
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 431: "Request Header Fields Too Large",
@@ -129,9 +130,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             if req.kind == "ts":
                 self._serve_segment(head, req)
                 return
-            # RTSP over WebSocket and WSP, by subprotocol (hub.api.rtsp_ws).
-            from .rtsp_ws import upgrade
-
+            # RTSP over WebSocket and WSP, by subprotocol.
             assert self._transport is not None
             already = bytes(self._buf)
             self._buf.clear()
@@ -189,7 +188,7 @@ class MediaHttpProtocol(asyncio.Protocol):
         token = head.query.get("token")
         if token:
             suffix = "?" + urlencode({"token": token})
-            text = "\n".join(l + suffix if l and not l.startswith("#") else l for l in text.split("\n"))
+            text = "\n".join(ln + suffix if ln and not ln.startswith("#") else ln for ln in text.split("\n"))
         body = text.encode()
         self.front.hls_viewers.seen(path, self._peer(), head.query.get("token", ""), 0, len(body))
         self._write_close(raw_http_response(200, "OK", body, "application/x-mpegURL",

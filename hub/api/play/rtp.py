@@ -15,22 +15,21 @@ import random
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import UnsupportedTransport
-from ..media.rtcp import SenderReport, unix_to_ntp
-from ..media.rtsp import frame_header
-from ..media.rtsp.transport import TransportSpec
-from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, StreamDesc, TrackDesc
-from ..ring import RingEntry
-from ..udp_ports import PortPairPool
+from ...errors import UnsupportedTransport
+from ...media.rtcp import SenderReport, unix_to_ntp
+from ...media.rtsp import frame_header
+from ...media.rtsp.transport import TransportSpec
+from ...media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, StreamDesc, TrackDesc
+from ...ring import RingEntry
+from ...udp_ports import PortPairPool
 from .consumer import Consumer, cap_send_buffer
 
 if TYPE_CHECKING:
-    from .front import FrontContext
     from .views import StreamView
 
-log = logging.getLogger("hub.api.rtp")
+log = logging.getLogger("hub.api.play.rtp")
 
 _SEQ = struct.Struct(">H")
 #: Seconds between RTCP sender reports to players.
@@ -55,7 +54,7 @@ class PassthroughPacketizer:
 
 
 def make_packetizer(track: TrackDesc, ssrc: int, seq: int) -> Any:
-    from ..media import rtp_aac, rtp_h264, rtp_h265
+    from ...media import rtp_aac, rtp_h264, rtp_h265
 
     if track.codec == "H264":
         return rtp_h264.H264Packetizer(track.payload_type, ssrc, start_seq=seq)
@@ -249,12 +248,31 @@ class MulticastOut:
         self.sock.close()
 
 
+class RtpPorts:
+    """Where this front's RTSP players send from: its slice of the RTP/UDP
+    port range, and its blocks of multicast group ports (2 ports a track)."""
+
+    def __init__(self, udp: PortPairPool, multicast: PortPairPool, group: str, ttl: int) -> None:
+        self.udp = udp
+        self.multicast = multicast
+        self.group = group
+        self.ttl = ttl
+        self._mc_next = 0
+
+    def multicast_out(self, tracks: int) -> MulticastOut:
+        """A group port block for one stream's multicast players."""
+        ports = self.multicast.ports
+        base = ports[self._mc_next % len(ports)]
+        self._mc_next += tracks
+        return MulticastOut(self.group, base, self.ttl, tracks)
+
+
 class RtpPlayer:
     """One RTSP player session on this front: its transports per track."""
 
-    def __init__(self, front: FrontContext, view: StreamView, transport: asyncio.Transport,
+    def __init__(self, ports: RtpPorts, view: StreamView, transport: asyncio.Transport,
                  peer_host: str) -> None:
-        self.front = front
+        self.ports = ports
         self.view = view
         self.transport = transport
         self.peer_host = peer_host
@@ -265,12 +283,10 @@ class RtpPlayer:
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
         self._multicast: set[int] = set()
         self._gop: Batch = []
-        counters = front.counters
         self.consumer = Consumer(transport, "RTP", "net=rtsp-tcp", on_close=self._consumer_closed)
         cap_send_buffer(transport)
         self.fanout.consumers.append(self.consumer)
         self.fanout.players.append(self)
-        self._counters = counters
 
     def setup(self, track: int, spec: TransportSpec) -> TransportSpec:
         if spec.is_tcp:
@@ -283,16 +299,16 @@ class RtpPlayer:
         if spec.is_multicast:
             fan = self.fanout
             if fan.multicast is None:
-                fan.multicast = self.front.multicast_out(len(self.view.desc.tracks))
+                fan.multicast = self.ports.multicast_out(len(self.view.desc.tracks))
             mc = fan.multicast
             self._multicast.add(track)
             self.consumer.extra = "net=rtsp-multicast"
             return TransportSpec(protocol="RTP/AVP", delivery="multicast", destination=mc.group,
                                  port=(mc.ports[track], mc.ports[track] + 1),
-                                 ttl=self.front.config.multicast_ttl)
+                                 ttl=self.ports.ttl)
         if not spec.client_port:
             raise UnsupportedTransport("UDP needs client_port")
-        rtp, rtcp = self.front.udp_ports.bind_pair()
+        rtp, rtcp = self.ports.udp.bind_pair()
         self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
@@ -369,7 +385,7 @@ class RtpPlayer:
         if self in fan.players:
             fan.players.remove(self)
         for rtp, rtcp, _dest in self._udp.values():
-            self.front.udp_ports.release(rtp.getsockname()[1])
+            self.ports.udp.release(rtp.getsockname()[1])
             rtp.close()
             rtcp.close()
         self._udp.clear()

@@ -14,15 +14,16 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
-from ..media.stream_desc import StreamDesc
-from ..placement import canonical_path
-from ..ring import RingEntry, RingReader
+from ...media.stream_desc import StreamDesc
+from ...placement import canonical_path
+from ...ring import RingEntry, RingReader
 from .consumer import Consumer
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ...config import Config
+    from ..shards import ShardLinks
 
-log = logging.getLogger("hub.api.views")
+log = logging.getLogger("hub.api.play.views")
 
 #: Entries read per ring pass (a pass repeats until the ring is drained).
 READ_BATCH = 512
@@ -65,7 +66,7 @@ class StreamView:
     def gop(self) -> list[RingEntry]:
         """Entries from the ring's last keyframe up to what the view has read:
         what a joining player needs to show a picture at once."""
-        if not self.views.ctx.config.cache_gop:
+        if not self.views.config.cache_gop:
             return []
         with RingReader.attach(self.reader.name) as r:
             r.seek_last_keyframe()
@@ -102,7 +103,7 @@ class StreamView:
 
     async def _refresh(self) -> None:
         try:
-            wire = await self.views.ctx.shard_request(self.desc.path, "describe", {"stream_id": self.stream_id})
+            wire = await self.views.shards.request(self.desc.path, "describe", {"stream_id": self.stream_id})
             desc = StreamDesc.from_wire(wire)
             if desc.stream_id == self.stream_id:
                 self.desc = desc
@@ -136,8 +137,9 @@ class StreamView:
 class StreamViews:
     """The front's registry of stream views, by stream id and by path."""
 
-    def __init__(self, ctx: FrontContext) -> None:
-        self.ctx = ctx
+    def __init__(self, shards: ShardLinks, config: Config) -> None:
+        self.shards = shards
+        self.config = config
         self.by_id: dict[int, StreamView] = {}
         self.by_path: dict[str, StreamView] = {}
         self._opening: dict[str, asyncio.Future[StreamView]] = {}
@@ -155,7 +157,7 @@ class StreamViews:
         self._opening[path] = fut
         try:
             # A route pull may take its connect timeout (5 s) to answer.
-            wire = await self.ctx.shard_request(path, "open_stream", {"path": path}, timeout=8.0)
+            wire = await self.shards.request(path, "open_stream", {"path": path}, timeout=8.0)
             desc = StreamDesc.from_wire(wire)
             reader = RingReader.attach(desc.ring)
             reader.seek_latest()
@@ -191,7 +193,7 @@ class StreamViews:
             del self.by_id[view.stream_id]
         if self.by_path.get(view.desc.path) is view:
             del self.by_path[view.desc.path]
-        self.ctx.notify_shard(view.desc.path, "release_stream", {"stream_id": view.stream_id})
+        self.shards.notify(view.desc.path, "release_stream", {"stream_id": view.stream_id})
 
     def all_consumers(self) -> list[tuple[StreamView, Consumer]]:
         return [(v, c) for v in self.by_id.values() for c in v.consumers()]

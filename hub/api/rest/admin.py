@@ -13,15 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import BadRequest, Forbidden, HubError, NotFound
-from ..store.routes import canonical_pattern
-from ..store.users import canonical_name
-from .access import NOT_ADMIN, token_from, user_for_token
+from ...errors import BadRequest, Forbidden, HubError, NotFound
+from ...store.routes import canonical_pattern
+from ...store.users import canonical_name
+from ..access import NOT_ADMIN, token_from, user_for_token
 from .paging import page_params
-from .responses import CORS, error_body
+from ..http_responses import CORS, error_body
+from .json import JsonResponse
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
 NO_BODY = "未提供用户名或密码"  # the reference's: no user name or password given
 MAX_BODY = 64 * 1024
@@ -90,7 +91,6 @@ class TokenGate:
 
 
 async def login(request: Request) -> Response:
-    from .app import JsonResponse
 
     try:
         body = json.loads(await request.body())
@@ -107,14 +107,12 @@ async def login(request: Request) -> Response:
 
 
 async def refresh_token(request: Request) -> Response:
-    from .app import JsonResponse
 
     token = token_from(request.query_params, request.headers.get("authorization"))
     return JsonResponse(await _front(request).supervisor_request("refresh", {"token": token}))
 
 
 async def users_collection(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     if request.method == "POST":
@@ -129,7 +127,6 @@ async def users_collection(request: Request) -> Response:
 
 
 async def user_item(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     name = canonical_name(request.path_params["name"])
@@ -144,7 +141,6 @@ async def user_item(request: Request) -> Response:
 
 
 async def routes_collection(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     if request.method == "POST":
@@ -158,7 +154,6 @@ async def routes_collection(request: Request) -> Response:
 
 
 async def route_item(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     pattern = request.path_params["pattern"]

@@ -6,7 +6,7 @@ protocol hands them to the raw media protocols first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,23 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import BadRequest, HubError
-from .admin_api import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
+from ...errors import BadRequest, HubError
+from .admin import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
                         users_collection)
 from .console import console_routes
 from .openapi import openapi
-from .streams_api import list_streams, stream_item
-from .responses import CORS, CROSSDOMAIN_XML, error_body, json_body
+from .json import JsonResponse
+from .streams import list_streams, stream_item
+from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
 
 if TYPE_CHECKING:
-    from .front import FrontContext
-
-
-class JsonResponse(Response):
-    media_type = "application/json"
-
-    def __init__(self, content: Any, status_code: int = 200) -> None:
-        super().__init__(json_body(content), status_code=status_code, headers=CORS)
+    from ..context import FrontContext
 
 
 def _front(request: Request) -> FrontContext:

@@ -7,7 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import __version__
+from ... import __version__
+from .json import JsonResponse
 
 
 def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: str | None = None,
@@ -104,6 +105,5 @@ DOCUMENT: dict[str, Any] = {
 
 
 async def openapi(request: Request) -> Response:
-    from .app import JsonResponse
 
     return JsonResponse(DOCUMENT)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from starlette.requests import Request
 
-from ..errors import BadRequest
+from ...errors import BadRequest
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000

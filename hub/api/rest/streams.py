@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, HubError, NotFound
-from ..placement import canonical_path
+from ...errors import BadRequest, HubError, NotFound
+from ...placement import canonical_path
 from .paging import page_params, paginate
+from .json import JsonResponse
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
 CONSUMER_SUFFIX = ":consumer"
 
@@ -26,7 +27,7 @@ def _front(request: Request) -> FrontContext:
 
 async def _all_shards(front: FrontContext, method: str, args: dict[str, Any]) -> list[Any]:
     async def one(i: int) -> Any:
-        ch = front.shards[i]
+        ch = front.shards.channels[i]
         if ch is None:
             return []
         try:
@@ -61,7 +62,6 @@ def _with_consumers(info: dict[str, Any], cs: list[dict[str, Any]], detail: bool
 
 
 async def list_streams(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     detail = request.query_params.get("c", "0") in ("1", "true")
@@ -74,7 +74,6 @@ async def list_streams(request: Request) -> Response:
 
 
 async def stream_item(request: Request) -> Response:
-    from .app import JsonResponse
 
     front = _front(request)
     raw = request.path_params["path"]

@@ -17,19 +17,19 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import (Forbidden, HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
+from ...errors import (Forbidden, HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
                       UnsupportedTransport)
-from ..ipc.handoff import send_socket
-from ..media.rtsp import NEED_DATA, Headers, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
-from ..media.rtsp.state import RtspServerSession, RtspState, new_session_id
-from ..media.rtsp.transport import Transport
-from ..placement import canonical_path, shard_of
-from .consumer import Consumer
-from .rtp_out import RtpPlayer
-from .views import StreamView
+from ...ipc.handoff import send_socket
+from ...media.rtsp import NEED_DATA, Headers, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
+from ...media.rtsp.state import RtspServerSession, RtspState, new_session_id
+from ...media.rtsp.transport import Transport
+from ...placement import canonical_path
+from ..play.consumer import Consumer
+from ..play.rtp import RtpPlayer
+from ..play.views import StreamView
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
 log = logging.getLogger("hub.api.rtsp")
 
@@ -59,7 +59,7 @@ def split_control(path: str) -> tuple[str, int | None]:
 class RtspConnection(asyncio.Protocol):
     """`kind` names the counters and the consumers' `net=`: "rtsp" for a plain
     connection; "rtsp-ws", "wsp", "rtsp-http" when a browser path drives this
-    session over an adapter transport (hub.api.rtsp_ws). Those cannot publish:
+    session over an adapter transport (hub.api.rtsp.ws_transport). Those cannot publish:
     their socket cannot be handed to a shard."""
 
     def __init__(self, front: FrontContext, kind: str = "rtsp") -> None:
@@ -208,7 +208,7 @@ class RtspConnection(asyncio.Protocol):
         path, _track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
         if not push and path == self.token_path:
             return
-        user = self.front.rtsp_auth.user(self.front, req.headers.get("Authorization"), req.method)
+        user = self.front.rtsp_auth.user(self.front.users, req.headers.get("Authorization"), req.method)
         if not (user.can_push(path) if push else user.can_pull(path)):
             raise Forbidden(f"{user.name} may not {'push' if push else 'pull'} {path}")
 
@@ -259,7 +259,7 @@ class RtspConnection(asyncio.Protocol):
         if self.player is None:
             assert self.transport is not None
             peer = self.transport.get_extra_info("peername")
-            self.player = RtpPlayer(self.front, view, self.transport, peer[0] if peer else "127.0.0.1")
+            self.player = RtpPlayer(self.front.rtp_ports, view, self.transport, peer[0] if peer else "127.0.0.1")
         answer = self.player.setup(track, spec)
         if self.kind != "rtsp":
             self.player.consumer.extra = f"net={self.kind}"
@@ -278,13 +278,7 @@ class RtspConnection(asyncio.Protocol):
     async def _hand_off(self, req: RtspRequest) -> None:
         assert self.transport is not None
         path = stream_path_of(req.uri.split("?", 1)[0])
-        sid = shard_of(path, len(self.front.shards))
-        ch = self.front.shards[sid]
-        if ch is None:
-            await asyncio.wait_for(self.front.shard_ready[sid].wait(), 2.0)
-            ch = self.front.shards[sid]
-        if ch is None:
-            raise HubError("shard unreachable")
+        ch = await self.front.shards.channel_for(path)
         # The ANNOUNCE (its wire form again) and whatever came after it.
         already = bytes(req) + self._after_announce
         sock = self.transport.get_extra_info("socket")

@@ -1,145 +1,37 @@
-"""RTSP over HTTP tunnelling (QuickTime scheme; VLC, FFmpeg `-rtsp_transport http`),
-and the cross-front socket hand-over that it and WSP need.
+"""RTSP over HTTP tunnelling (QuickTime scheme; VLC, FFmpeg `-rtsp_transport http`).
 
 The GET half carries the server's side: after `GET_RESPONSE` the RTSP session
-(hub.api.rtsp_conn) writes its responses and `$` data straight to the GET
+(hub.api.rtsp.connection) writes its responses and `$` data straight to the GET
 connection. The POST half carries base64 requests, decoded incrementally and
 fed to that session. It is never answered.
 
-Two halves, one session, several fronts: the kernel (SO_REUSEPORT) may give
-the GET to one front and the POST to another. The front that holds a
-GET (or a WSP control session) listens on a Linux abstract Unix socket named
-after the instance and the pairing key (session cookie, WSP channel); a front
-that gets the other half and does not hold the key itself connects there and
-passes the TCP socket (SCM_RIGHTS) plus the bytes it already read, exactly as
-a publisher is handed to a shard. The kernel's namespace is the registry: no
-supervisor round trip, and a key nobody holds fails at once (ECONNREFUSED).
+The two halves may land on different fronts: `hub.api.rtsp.rendezvous`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import socket
-import struct
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from ..errors import ProtocolError
-from ..ipc.handoff import adopt_socket
-from ..media.http1 import HttpRequestHead, parse_request_head
-from ..media.rtsp_tunnel import GET_RESPONSE, Base64Decoder, session_cookie, tunnel_role
-from .responses import error_body, raw_http_response
-from .rtsp_conn import RtspConnection
+from ...errors import ProtocolError
+from ...media.http1 import HttpRequestHead, parse_request_head
+from ...media.rtsp_tunnel import GET_RESPONSE, Base64Decoder, session_cookie, tunnel_role
+from ..http_responses import error_body, raw_http_response
+from .connection import RtspConnection
+from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
-log = logging.getLogger("hub.api.rtsp_tunnel")
+log = logging.getLogger("hub.api.rtsp.tunnel")
 
 #: How long a POST waits for its GET to appear (clients send the GET first
 #: and wait for its answer, so this only covers a race).
 PAIR_WAIT = 2.0
-_LEN = struct.Struct(">I")
 #: Bytes a half may carry into the hand-over (the rest stays in the kernel).
 MAX_ALREADY = 256 * 1024
-
-
-# -- hand-over between fronts ---------------------------------------------------
-def rendezvous_name(instance: str, kind: str, key: str) -> str:
-    """Abstract socket name for a pairing key (hashed: cookies are client text)."""
-    digest = hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:24]
-    return f"\0ipchub-py-{instance}-{kind}-{digest}"
-
-
-class Rendezvous:
-    """Listens on one abstract name; each incoming hand-over becomes a call
-    `on_socket(fd, already_read)`. Closed with the session that owns it."""
-
-    def __init__(self, name: str, on_socket: Callable[[int, bytes], None]) -> None:
-        self.on_socket = on_socket
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.bind(name)
-            self.sock.listen(8)
-            self.sock.setblocking(False)
-        except OSError:
-            self.sock.close()
-            raise
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.sock.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        # The sender wrote everything before we could accept, and it is one of
-        # our own processes on this host: a short blocking read is safe.
-        with conn:
-            conn.settimeout(1.0)
-            try:
-                fd, data = _receive(conn)
-            except (OSError, ProtocolError) as e:
-                log.warning("socket hand-over failed: %s", e)
-                return
-        self.on_socket(fd, data)
-
-    def close(self) -> None:
-        if self.sock.fileno() >= 0:
-            self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-
-
-def _receive(conn: socket.socket) -> tuple[int, bytes]:
-    msg, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
-    if len(fds) != 1 or len(msg) < _LEN.size:
-        for fd in fds:
-            socket.close(fd)
-        raise ProtocolError("hand-over without a socket")
-    want = _LEN.unpack_from(msg)[0]
-    parts = [msg[_LEN.size:]]
-    got = len(parts[0])
-    while got < want:
-        chunk = conn.recv(min(65536, want - got))
-        if not chunk:
-            socket.close(fds[0])
-            raise ProtocolError("hand-over cut short")
-        parts.append(chunk)
-        got += len(chunk)
-    return fds[0], b"".join(parts)
-
-
-def hand_over(name: str, transport: asyncio.Transport, already_read: bytes) -> bool:
-    """Pass `transport`'s socket and `already_read` to whoever listens on
-    `name`; False (socket untouched) when nobody does. On success the
-    transport is closed here; the receiver's copy keeps the TCP connection."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return False
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.settimeout(1.0)
-        try:
-            s.connect(name)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
-        payload = _LEN.pack(len(already_read)) + already_read
-        sent = socket.send_fds(s, [payload], [sock.fileno()])
-        if sent < len(payload):
-            s.sendall(payload[sent:])
-    finally:
-        s.close()
-    transport.close()
-    return True
-
-
-async def adopt(fd: int, factory: Callable[[], asyncio.Protocol], already_read: bytes) -> None:
-    try:
-        await adopt_socket(asyncio.get_running_loop(), fd, factory, already_read)
-    except OSError as e:
-        log.info("adopting a handed-over socket failed: %s", e)
 
 
 # -- the tunnel ---------------------------------------------------------------------

@@ -5,12 +5,12 @@ one RTSP request to the session's RtspConnection, whose response comes back
 wrapped as `WSP/1.1 200 OK\\r\\nseq: N\\r\\n\\r\\n<RTSP response>` (an RTSP
 error is still a WSP 200: the error is the wrapped RTSP status, as ipchub
 does). `data` (binary): JOIN names the channel; from PLAY on, one `$` packet
-per message (hub.api.rtsp_ws.WsRtspTransport).
+per message (hub.api.rtsp.ws_transport.WsRtspTransport).
 
 The data socket may be accepted by another front than the control socket
 (SO_REUSEPORT): channel numbers are unique in the instance, and a front that
 reads a JOIN for a channel it does not hold hands the socket, with the
-WebSocket bytes read so far, to the front that does (hub.api.rtsp_tunnel).
+WebSocket bytes read so far, to the front that does (hub.api.rtsp.rendezvous).
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ import re
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ..errors import NotFound, ProtocolError
-from ..media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
-from ..media.websocket import TEXT, WsMessage, encode_close, encode_frame
-from ..media.wsp import WspRequest, WspResponse, salvage_seq
-from .rtsp_conn import RtspConnection
-from .rtsp_tunnel import Rendezvous, adopt, hand_over, rendezvous_name
-from .rtsp_ws import WsMessagePump, WsRtspTransport
+from ...errors import NotFound, ProtocolError
+from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
+from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
+from ...media.wsp import WspRequest, WspResponse, salvage_seq
+from .connection import RtspConnection
+from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
+from .ws_transport import WsMessagePump, WsRtspTransport
 
 if TYPE_CHECKING:
-    from .front import FrontContext
+    from ..context import FrontContext
 
-log = logging.getLogger("hub.api.wsp")
+log = logging.getLogger("hub.api.rtsp.wsp")
 
 #: WSP messages are small; a WRAP holds one RTSP request.
 MAX_WSP_MESSAGE = 64 * 1024

@@ -45,8 +45,7 @@ class RangeHeader:
             time = t.strip()
         header = cls(unit, start, end or None, time)
         if unit == "npt":
-            header.start_seconds  # validate
-            header.end_seconds
+            _ = (header.start_seconds, header.end_seconds)  # validate
         return header
 
     @property

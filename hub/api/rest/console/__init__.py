@@ -26,7 +26,7 @@ from starlette.types import Scope
 STATIC = Path(__file__).resolve().parent / "static"
 
 # The repository root when running from a checkout: hub/api/console/ -> root.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+_REPO_ROOT = Path(__file__).resolve().parents[4]
 
 # URL name -> file inside node_modules. A fixed table, so a request can never
 # name an arbitrary file under node_modules.
