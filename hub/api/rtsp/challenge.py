@@ -2,20 +2,37 @@
 
 One per front: Digest nonces are issued here, bounded and expiring; users
 are checked against the front's broadcast copy of the users table.
+
+Basic sends the password itself, which is checked against its scrypt hash:
+tens of milliseconds of CPU. That never runs on the event loop (it would
+stall every player of the front): it runs in a worker thread (hashlib's
+scrypt releases the GIL), at most `SCRYPT_WORKERS` at a time with at most
+`SCRYPT_QUEUE` waiting (more is 503), and a password that verified once is
+remembered (by its SHA-256, with the hash it matched) so a player's
+DESCRIBE/SETUP/PLAY cost one scrypt, not three.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from ...auth.passwords import REALM, verify_password
-from ...errors import Unauthorized
+from ...errors import ServiceUnavailable, Unauthorized
 from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials,
                            parse_authorization, verify_digest)
 from ...store.users import User, UserTable
 
 NONCE_TTL = 300.0
+#: Concurrent scrypt checks of Basic passwords, and how many may wait.
+SCRYPT_WORKERS = 2
+SCRYPT_QUEUE = 32
+#: Basic passwords remembered after a successful check.
+BASIC_CACHE = 1024
 
 
 class RtspChallenger:
@@ -24,6 +41,10 @@ class RtspChallenger:
     def __init__(self, scheme: str) -> None:
         self.scheme = scheme
         self._nonces: dict[str, float] = {}
+        # (user, sha256(password)) -> the stored hash it verified against.
+        self._verified: OrderedDict[tuple[str, bytes], str] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+        self._waiting = 0
 
     def challenge(self) -> str:
         if self.scheme == "basic":
@@ -35,7 +56,7 @@ class RtspChallenger:
         self._nonces[nonce] = now
         return str(DigestChallenge(REALM, nonce))
 
-    def user(self, users: UserTable | None, authorization: str | None, method: str) -> User:
+    async def user(self, users: UserTable | None, authorization: str | None, method: str) -> User:
         """The authenticated user, or Unauthorized (the caller re-challenges)."""
         if not authorization or users is None:
             raise Unauthorized("require legal Authorization field")
@@ -53,7 +74,28 @@ class RtspChallenger:
             return user
         if isinstance(creds, BasicCredentials):
             user = users.get(creds.username.lower())
-            if user is None or not verify_password(user.password_hash, creds.password):
+            if user is None or not await self._check_basic(user, creds.password):
                 raise Unauthorized("bad credentials")
             return user
         raise Unauthorized("unsupported Authorization scheme")
+
+    async def _check_basic(self, user: User, password: str) -> bool:
+        key = (user.name, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
+        stored = user.password_hash
+        if self._verified.get(key) == stored:
+            self._verified.move_to_end(key)
+            return True
+        if self._waiting >= SCRYPT_QUEUE:
+            raise ServiceUnavailable("too many password checks in progress")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(SCRYPT_WORKERS, thread_name_prefix="scrypt")
+        self._waiting += 1
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(self._pool, verify_password, stored, password)
+        finally:
+            self._waiting -= 1
+        if ok:
+            self._verified[key] = stored
+            if len(self._verified) > BASIC_CACHE:
+                self._verified.popitem(last=False)
+        return ok

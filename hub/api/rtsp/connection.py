@@ -164,7 +164,7 @@ class RtspConnection(asyncio.Protocol):
             h.add("Public", PUBLIC)
             return RtspResponse(200, headers=h)
         if m in ("ANNOUNCE", "DESCRIBE", "SETUP", "PLAY"):
-            self._authorize(req, push=(m == "ANNOUNCE"))
+            await self._authorize(req, push=(m == "ANNOUNCE"))
         if m == "ANNOUNCE":
             if not self.can_publish:
                 raise MethodNotValidInState(f"no publishing over {self.kind}")
@@ -200,7 +200,7 @@ class RtspConnection(asyncio.Protocol):
             return RtspResponse(200, headers=h)
         raise MethodNotValidInState(f"{m} is not supported here")
 
-    def _authorize(self, req: RtspRequest, push: bool) -> None:
+    async def _authorize(self, req: RtspRequest, push: bool) -> None:
         """With `auth` on: Digest (or Basic) credentials with the right for the
         path; 401 (challenge again) or 403."""
         if not self.front.config.auth:
@@ -208,7 +208,7 @@ class RtspConnection(asyncio.Protocol):
         path, _track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
         if not push and path == self.token_path:
             return
-        user = self.front.rtsp_auth.user(self.front.users, req.headers.get("Authorization"), req.method)
+        user = await self.front.rtsp_auth.user(self.front.users, req.headers.get("Authorization"), req.method)
         if not (user.can_push(path) if push else user.can_pull(path)):
             raise Forbidden(f"{user.name} may not {'push' if push else 'pull'} {path}")
 
