@@ -13,11 +13,11 @@ from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 from ..errors import BadRequest, NotFound
 from ..placement import canonical_path
+from .paging import DEFAULT_PAGE_SIZE, page_keys
 from .persist import StoreFileError, atomic_write_json, load_json
 
 URL_MAX = 2048
 PATTERN_MAX = 1024
-DEFAULT_PAGE_SIZE = 20
 WIRE_VERSION = 1
 SCHEMES = ("rtsp", "rtsps")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -198,11 +198,8 @@ class RouteTable:
     def page(self, page_size: int = DEFAULT_PAGE_SIZE,
              page_token: str = "") -> tuple[int, str, list[dict[str, Any]]]:
         """(total, next_page_token, routes) sorted by pattern, after `page_token`."""
-        if page_size <= 0:
-            page_size = DEFAULT_PAGE_SIZE
-        keys = sorted(self._routes)
-        after = [k for k in keys if k > page_token][:page_size]
-        return len(keys), (after[-1] if after else page_token), [self._routes[k].public_dict() for k in after]
+        total, token, keys = page_keys(self._routes, page_size, page_token)
+        return total, token, [self._routes[k].public_dict() for k in keys]
 
     # -- matching ------------------------------------------------------------
 

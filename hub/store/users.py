@@ -17,12 +17,12 @@ from ..auth.passwords import REALM, digest_ha1, hash_password, is_md5_hex, needs
 from ..auth.rights import RightsPattern, effective_rights
 from ..auth.tokens import INVALID, TokenService
 from ..errors import BadRequest, NotFound, Unauthorized
+from .paging import DEFAULT_PAGE_SIZE, page_keys
 from .persist import StoreFileError, atomic_write_json, load_json
 from .sessions import close_session, open_session, rotate_session
 
 NAME_MAX = 64
 PASSWORD_MAX = 1024
-DEFAULT_PAGE_SIZE = 20
 WIRE_VERSION = 1
 ADMIN_NAME = "admin"
 # Characters that would break a REST path, a Basic header or a Digest quote.
@@ -269,12 +269,8 @@ class UserTable:
              page_token: str = "") -> tuple[int, str, list[dict[str, Any]]]:
         """(total, next_page_token, public users) as the reference pages: sorted
         by name, names after `page_token`, the token echoed on an empty page."""
-        if page_size <= 0:
-            page_size = DEFAULT_PAGE_SIZE
-        names = sorted(self._users)
-        after = [n for n in names if n > page_token][:page_size]
-        items = [public_dict(self._users[n]) for n in after]
-        return len(names), (after[-1] if after else page_token), items
+        total, token, names = page_keys(self._users, page_size, page_token)
+        return total, token, [public_dict(self._users[n]) for n in names]
 
     # -- passwords -----------------------------------------------------------
 
