@@ -92,6 +92,16 @@ async def demos_slash(request: Request) -> Response:
     return RedirectResponse("/demos/", status_code=301)
 
 
+#: The demo kinds: one page (demos/play.html) serves them all.
+DEMO_KINDS = frozenset({"flv", "wsflv", "hls", "rtsp", "wsp", "rtspws"})
+
+
+async def demo_page(request: Request) -> Response:
+    if not request.url.path.endswith("/"):
+        return RedirectResponse(request.url.path + "/", status_code=301)
+    return FileResponse(STATIC / "demos" / "play.html", media_type="text/html", headers=_NO_STALE)
+
+
 class _RevalidatedFiles(StaticFiles):
     """StaticFiles that asks browsers to revalidate (a deploy shows at once)."""
 
@@ -109,6 +119,8 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/vendor/{name}", vendor, methods=["GET", "HEAD"]),
         Mount("/console", app=_RevalidatedFiles(directory=STATIC / "console"), name="console"),
         Route("/demos", demos_slash, methods=["GET", "HEAD"]),
+        *(Route(f"/demos/{kind}{slash}", demo_page, methods=["GET", "HEAD"])
+          for kind in sorted(DEMO_KINDS) for slash in ("/", "")),
         Mount("/demos", app=_RevalidatedFiles(directory=STATIC / "demos", html=True), name="demos"),
     ]
 

@@ -1,4 +1,5 @@
-// One script for every demo page: <body data-kind="flv|wsflv|hls|rtsp|wsp|rtspws">.
+// One page for every demo (play.html), served at /demos/KIND/ for KIND in
+// flv|wsflv|hls|rtsp|wsp|rtspws: the kind is the path's folder.
 // Each page shows the URL to copy for this host and a way to pick the stream
 // path; the browser-playable ones play it.
 
@@ -146,7 +147,7 @@ async function fillLivePaths(token) {
 }
 
 function main() {
-  const kind = document.body.dataset.kind;
+  const kind = location.pathname.split("/").filter(Boolean)[1] || "";
   const demo = DEMOS[kind];
   document.title = `hub · ${demo.title} demo`;
   $("#title").textContent = demo.title;
