@@ -463,6 +463,17 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     return config_from_args(build_parser().parse_args(argv), env)
 
 
+def _read_secret_file(key: str, filename: str) -> str:
+    """`HUB_..._FILE`: a secret from a file (a container or Kubernetes secret
+    mount), so it is not in the environment; trailing newlines are dropped."""
+    try:
+        with open(filename, encoding="utf-8") as f:
+            text = f.read(4096)
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {filename}: {e.strerror}") from None
+    return text.rstrip("\r\n")
+
+
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
     """`load_config` for flags already parsed by `build_parser()`."""
     env = os.environ if env is None else env
@@ -484,6 +495,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = N
     for name, key in _ENV_KEYS.items():
         if name in env:
             _set_dotted(flat, key, env[name])
+        elif key in SECRET_KEYS and f"{name}_FILE" in env:
+            _set_dotted(flat, key, _read_secret_file(key, env[f"{name}_FILE"]))
 
     for dest, key in _FLAG_KEYS.items():
         v = getattr(args, dest)

@@ -173,6 +173,20 @@ def test_empty_or_null_metrics_token_means_none(tmp_path: Path) -> None:
     assert load_config(["--config", str(f)], env={"HUB_METRICS_TOKEN": ""}).metrics.token is None
 
 
+def test_metrics_token_from_a_secret_file(tmp_path: Path) -> None:
+    f = tmp_path / "metrics-token"
+    f.write_text("from-a-file\n")
+    assert load_config([], env={"HUB_METRICS_TOKEN_FILE": str(f)}).metrics.token == "from-a-file"
+    # the variable itself wins over its _FILE form
+    env = {"HUB_METRICS_TOKEN_FILE": str(f), "HUB_METRICS_TOKEN": "direct"}
+    assert load_config([], env=env).metrics.token == "direct"
+    with pytest.raises(ConfigError, match=r"metrics\.token: cannot read"):
+        load_config([], env={"HUB_METRICS_TOKEN_FILE": str(tmp_path / "missing")})
+    f.write_text("two words\n")
+    with pytest.raises(ConfigError, match=r"metrics\.token"):
+        load_config([], env={"HUB_METRICS_TOKEN_FILE": str(f)})
+
+
 @pytest.mark.parametrize("argv, key", [
     (["--log-format", "yaml"], "log.format"),
     (["--drain-grace", "-3"], "drain_grace"),
