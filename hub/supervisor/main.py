@@ -206,7 +206,7 @@ def run(config: Config) -> int:
     set_process_title("supervisor")
     setup_logging("supervisor", config.log)
     nofile = raise_nofile_limit()
-    log.info("open-file limit %d", nofile, extra={"nofile": nofile})
+    log.info("open-file limit", extra={"nofile": nofile})
     removed = remove_stale(hls_parent=config.hlspath or None)
     if removed:
         log.info("removed %d leftovers of dead instances", len(removed))
