@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test test-unit lint sysdeps webdeps bench clean
+.PHONY: run test test-unit lint sysdeps deploydeps webdeps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,17 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # End-to-end tests push and play with the ffmpeg CLI and drive Debian's chromium.
-sysdeps:
+sysdeps: deploydeps
 	@missing=""; command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# tests/deploy checks the systemd unit with systemd-analyze (package systemd),
+# the Prometheus config and the dashboard's queries with promtool (prometheus).
+deploydeps:
+	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	  command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
@@ -39,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hub
 	$(VENV)/bin/mypy
 
-test-unit: $(VENV)/.installed
+test-unit: $(VENV)/.installed deploydeps
 	$(PY) -m pytest -q -m "not e2e" $(ARGS)
 
 bench: $(VENV)/.installed sysdeps

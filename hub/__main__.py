@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Sequence
 
-from .config import ConfigError, load_config
+from .config import ConfigError, build_parser, config_from_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        config = load_config(argv)
+        config = config_from_args(args)
     except ConfigError as e:
         print(f"ipchub: configuration error: {e}", file=sys.stderr)
         return 2
+    if args.check_config:
+        # The effective configuration in config.json's shape, so it can be
+        # saved and edited; secrets are masked.
+        print(json.dumps(config.to_file_dict(mask_secrets=True), indent=2))
+        return 0
     from .supervisor.main import run
 
     return run(config)

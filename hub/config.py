@@ -39,6 +39,39 @@ class LogConfig:
     maxdays: int = 7
     maxbackups: int = 14
     compress: bool = False
+    format: str = "text"  # "text" or "json" (one object per line)
+    access: bool = False  # one line per player/publisher session at its end
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    token: str | None = None  # None: /metrics answers loopback clients only
+    max_paths: int = 100  # per-path series beyond this are summed under one label
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Operator limits; 0 means unlimited."""
+    players_per_stream: int = 0
+    players: int = 0
+    publishers: int = 0
+    connections_per_ip: int = 0
+
+
+# Nested objects of config.json that map to a dataclass field of their own.
+_SECTIONS = ("tls", "log", "metrics", "limits")
+
+# Keys a SIGHUP reload applies without dropping anyone (dotted names as in
+# config.json); any other changed key is logged as needing a restart.
+RELOADABLE_KEYS = frozenset({
+    "log.level", "auth", "cache_gop", "hlsfragment", "metrics.token",
+    "limits.players_per_stream", "limits.players", "limits.publishers",
+    "limits.connections_per_ip",
+})
+
+# Keys whose values are secrets: `--check-config` prints them masked.
+SECRET_KEYS = frozenset({"metrics.token"})
+MASK = "********"
 
 
 @dataclass(frozen=True)
@@ -67,6 +100,9 @@ class Config:
     rtsp_session_timeout: float = 60.0
     auth_scheme: str = "digest"  # "digest" or "basic", for RTSP
     route_idle_timeout: float = 300.0
+    drain_grace: float = 10.0  # SIGTERM: seconds live players run on before closing
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     # -- derived -------------------------------------------------------
     @property
@@ -97,7 +133,59 @@ class Config:
         d = dict(d)
         d["tls"] = TlsConfig(**d.get("tls", {}))
         d["log"] = LogConfig(**d.get("log", {}))
+        d["metrics"] = MetricsConfig(**d.get("metrics", {}))
+        d["limits"] = LimitsConfig(**d.get("limits", {}))
         return cls(**d)
+
+    def to_file_dict(self, mask_secrets: bool = False) -> dict[str, Any]:
+        """The configuration in config.json's shape (ipchub's nesting plus ours).
+
+        Loading the result as a config file gives this configuration back
+        (unless secrets were masked).
+        """
+        d = self.to_dict()
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in ("routetable_file", "users_file"):
+                out[k[:-5]] = {"provider": "json", "config": {"file": v}}
+            elif k in ("rtp_port_min", "multicast_group", "multicast_port_min", "multicast_ttl"):
+                continue
+            elif k == "rtp_port_max":
+                out["rtp_ports"] = f"{self.rtp_port_min}-{self.rtp_port_max}"
+            elif k == "multicast_port_max":
+                out["multicast"] = {"group": self.multicast_group,
+                                    "ports": f"{self.multicast_port_min}-{self.multicast_port_max}",
+                                    "ttl": self.multicast_ttl}
+            else:
+                out[k] = v
+        if mask_secrets:
+            for key in SECRET_KEYS:
+                section, _, name = key.rpartition(".")
+                holder = out[section] if section else out
+                if holder.get(name):
+                    holder[name] = MASK
+        return out
+
+
+def _dotted(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def changed_keys(old: Config, new: Config) -> set[str]:
+    """Dotted config.json names whose values differ between two configurations."""
+    a, b = _dotted(old.to_file_dict()), _dotted(new.to_file_dict())
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def restart_needed(old: Config, new: Config) -> set[str]:
+    """Changed keys that a reload cannot apply (see RELOADABLE_KEYS)."""
+    return changed_keys(old, new) - RELOADABLE_KEYS
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -140,8 +228,8 @@ def _as_bool(key: str, v: Any) -> bool:
 
 
 def _as_int(key: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool):
-        raise ConfigError(f"{key}: expected a number, got {v!r}")
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise ConfigError(f"{key}: expected a whole number, got {v!r}")
     try:
         n = int(v)
     except (TypeError, ValueError):
@@ -175,7 +263,7 @@ def _flatten_file(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("config file: top level must be a JSON object")
     out: dict[str, Any] = {}
     for k, v in raw.items():
-        if k in ("tls", "log"):
+        if k in _SECTIONS:
             if not isinstance(v, Mapping):
                 raise ConfigError(f"{k}: expected an object")
             out[k] = dict(v)
@@ -211,7 +299,12 @@ _ENV_KEYS = {
     "HUB_SHARDS": "shards", "HUB_FRONTS": "fronts", "HUB_CACHE_GOP": "cache_gop",
     "HUB_HLSFRAGMENT": "hlsfragment", "HUB_HLSPATH": "hlspath",
     "HUB_LOG_LEVEL": "log.level", "HUB_RTP_PORTS": "rtp_ports",
-    "HUB_AUTH_SCHEME": "auth_scheme",
+    "HUB_AUTH_SCHEME": "auth_scheme", "HUB_LOG_FORMAT": "log.format",
+    "HUB_LOG_ACCESS": "log.access", "HUB_DRAIN_GRACE": "drain_grace",
+    "HUB_METRICS_TOKEN": "metrics.token", "HUB_METRICS_MAX_PATHS": "metrics.max_paths",
+    "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
+    "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
+    "HUB_LIMITS_CONNECTIONS_PER_IP": "limits.connections_per_ip",
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
@@ -225,7 +318,9 @@ def _validate(flat: dict[str, Any]) -> Config:
             continue
         if k not in _FIELDS:
             raise ConfigError(f"{k}: unknown configuration key")
-        if k in ("tls", "log"):
+        if k in _SECTIONS:
+            if not isinstance(v, Mapping):
+                raise ConfigError(f"{k}: expected an object")
             base = d[k]
             for sk, sv in v.items():
                 if sk not in base:
@@ -275,12 +370,64 @@ def _validate(flat: dict[str, Any]) -> Config:
         raise ConfigError(f"log.level: unknown level {log['level']!r}")
     log["level"] = level
     log["tofile"] = _as_bool("log.tofile", log["tofile"])
+    log["access"] = _as_bool("log.access", log["access"])
+    fmt = _as_str("log.format", log["format"]).lower()
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"log.format: expected 'text' or 'json', got {log['format']!r}")
+    log["format"] = fmt
+    d["drain_grace"] = _as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
+    metrics = d["metrics"]
+    metrics["token"] = _as_token("metrics.token", metrics["token"])
+    metrics["max_paths"] = _as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
+    limits = d["limits"]
+    for k in limits:
+        limits[k] = _as_int(f"limits.{k}", limits[k], 0, 100_000_000)
     return Config.from_dict(d)
+
+
+def _as_seconds(key: str, v: Any, lo: float, hi: float) -> float:
+    if isinstance(v, bool):
+        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}")
+    try:
+        n = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}") from None
+    if not lo <= n <= hi:  # also refuses NaN
+        raise ConfigError(f"{key}: {n:g} is out of range {lo:g}..{hi:g}")
+    return n
+
+
+def _as_token(key: str, v: Any) -> str | None:
+    """A bearer token (RFC 6750 token68 characters), or None for "" / null."""
+    if v is None or v == "":
+        return None
+    text = _as_str(key, v)
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+    if not set(text) <= allowed:
+        raise ConfigError(f"{key}: only letters, digits and -._~+/= are allowed")
+    if len(text) > 512:
+        raise ConfigError(f"{key}: longer than 512 characters")
+    return text
+
+
+# Flags that set a config key: flag destination -> dotted config.json name.
+# Values go through the same checks as the file's (no argparse `type=`), so a
+# bad one is reported with the key's name.
+_FLAG_KEYS = {
+    "listen": "listen", "data": "data", "shards": "shards", "fronts": "fronts",
+    "auth": "auth", "log_level": "log.level", "log_format": "log.format",
+    "log_access": "log.access", "drain_grace": "drain_grace",
+    "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
+    "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
+    "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ipchub", description="Streaming media server (RTSP, HTTP-FLV, WS-FLV, HLS)")
     p.add_argument("--config", metavar="FILE", help="config.json in ipchub's format (default: DATA/config.json if present)")
+    p.add_argument("--check-config", action="store_true",
+                   help="validate the configuration, print it (secrets masked) and exit: 0 if good, 2 if not")
     p.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve RTSP, HTTP and WebSocket on (default :{DEFAULT_PORT})")
     p.add_argument("--data", metavar="DIR", help="data folder: users.json, routetable.json, keys (default ./data)")
     p.add_argument("--shards", type=str, metavar="N", help="stream-owning processes (default: one per CPU)")
@@ -288,13 +435,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", action="store_const", const=True, help="require credentials for media (RTSP Digest, ?token=)")
     p.add_argument("--no-auth", dest="auth", action="store_const", const=False)
     p.add_argument("--log-level", metavar="LEVEL")
+    p.add_argument("--log-format", metavar="text|json", help="json: one JSON object per log line (default text)")
+    p.add_argument("--log-access", action="store_const", const=True,
+                   help="log one line per player and publisher session at its end")
+    p.add_argument("--drain-grace", metavar="SECONDS",
+                   help="on SIGTERM, how long live players run on before the tree exits (default 10)")
+    p.add_argument("--metrics-token", metavar="TOKEN",
+                   help="bearer token for /metrics (visible in `ps`: prefer HUB_METRICS_TOKEN)")
+    p.add_argument("--metrics-max-paths", metavar="N", help="streams with their own byte series (default 100)")
+    p.add_argument("--max-players-per-stream", metavar="N", help="0 = unlimited (default)")
+    p.add_argument("--max-players", metavar="N", help="players in all; 0 = unlimited (default)")
+    p.add_argument("--max-publishers", metavar="N", help="0 = unlimited (default)")
+    p.add_argument("--max-connections-per-ip", metavar="N", help="0 = unlimited (default)")
     return p
+
+
+def _set_dotted(flat: dict[str, Any], key: str, value: Any) -> None:
+    section, _, name = key.rpartition(".")
+    if section:
+        flat.setdefault(section, {})[name] = value
+    else:
+        flat[key] = value
 
 
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Build the configuration from defaults, file, environment and flags."""
+    return config_from_args(build_parser().parse_args(argv), env)
+
+
+def _read_secret_file(key: str, filename: str) -> str:
+    """`HUB_..._FILE`: a secret from a file (a container or Kubernetes secret
+    mount), so it is not in the environment; trailing newlines are dropped."""
+    try:
+        with open(filename, encoding="utf-8") as f:
+            text = f.read(4096)
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {filename}: {e.strerror}") from None
+    return text.rstrip("\r\n")
+
+
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
+    """`load_config` for flags already parsed by `build_parser()`."""
     env = os.environ if env is None else env
-    args = build_parser().parse_args(argv)
     flat: dict[str, Any] = {}
 
     data_dir = args.data or env.get("HUB_DATA") or Config.data
@@ -312,17 +494,14 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
 
     for name, key in _ENV_KEYS.items():
         if name in env:
-            if key.startswith("log."):
-                flat.setdefault("log", {})[key[4:]] = env[name]
-            else:
-                flat[key] = env[name]
+            _set_dotted(flat, key, env[name])
+        elif key in SECRET_KEYS and f"{name}_FILE" in env:
+            _set_dotted(flat, key, _read_secret_file(key, env[f"{name}_FILE"]))
 
-    for key in ("listen", "data", "shards", "fronts", "auth"):
-        v = getattr(args, key)
+    for dest, key in _FLAG_KEYS.items():
+        v = getattr(args, dest)
         if v is not None:
-            flat[key] = v
-    if args.log_level is not None:
-        flat.setdefault("log", {})["level"] = args.log_level
+            _set_dotted(flat, key, v)
     if "listen" in flat and isinstance(flat["listen"], str) and ":" not in flat["listen"]:
         raise ConfigError(f"listen: expected HOST:PORT, got {flat['listen']!r}")
     return _validate(flat)

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -179,13 +180,41 @@ class _ChildLink:
                 proc.kill()
 
 
+def raise_nofile_limit() -> int:
+    """Raise RLIMIT_NOFILE's soft limit to the hard one; return the soft limit in force.
+
+    Every player is a socket, so the usual soft 1024 would cap a front at
+    about a thousand players. Children inherit the raised limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if target == resource.RLIM_INFINITY:  # Linux refuses more than fs.nr_open
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = soft
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as e:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, e)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(config: Config) -> int:
     set_process_title("supervisor")
     setup_logging("supervisor", config.log)
+    nofile = raise_nofile_limit()
+    log.info("open-file limit", extra={"nofile": nofile})
     removed = remove_stale(hls_parent=config.hlspath or None)
     if removed:
         log.info("removed %d leftovers of dead instances", len(removed))
-    check_address_free(config.host, config.port)
+    try:
+        check_address_free(config.host, config.port)
+    except SystemExit as e:  # logged, so a JSON log stays all JSON
+        log.critical("%s", e.code)
+        return 1
     import uvloop
 
     return uvloop.run(Supervisor(config).run())
