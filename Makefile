@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test test-unit lint sysdeps deploydeps webdeps bench clean
+.PHONY: run test test-unit lint sysdeps webdeps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,18 +24,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# End-to-end tests push and play with the ffmpeg CLI and drive Debian's chromium.
-sysdeps: deploydeps
-	@missing=""; command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
-	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
-
-# tests/deploy checks the systemd unit with systemd-analyze (package systemd),
-# the Prometheus config and the dashboard's queries with promtool (prometheus).
-deploydeps:
-	@missing=""; command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
-	  command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+# System programs the tests drive, installed from Debian's packages when
+# missing, with one apt-get run: ffmpeg (pushes and plays), chromium (the
+# browser tests), systemd-analyze (the unit file), promtool and prometheus
+# (the deploy configs and the metrics test).
+SYSDEPS := ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus
+sysdeps:
+	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
@@ -47,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hub
 	$(VENV)/bin/mypy
 
-test-unit: $(VENV)/.installed deploydeps
+test-unit: $(VENV)/.installed sysdeps
 	$(PY) -m pytest -q -m "not e2e" $(ARGS)
 
 bench: $(VENV)/.installed sysdeps
