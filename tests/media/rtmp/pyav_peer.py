@@ -19,7 +19,8 @@ import av
 
 def publish(url: str, codec: str, seconds: int) -> None:
     src = av.open(f"testsrc2=size=320x240:rate=25:duration={seconds}", format="lavfi")
-    options = {"x265-params": "keyint=25:bframes=0:log-level=error"} if codec == "libx265" else {"g": "25"}
+    options = ({"preset": "ultrafast", "x265-params": "keyint=25:bframes=0:log-level=error"}
+               if codec == "libx265" else {"g": "25"})
     out = av.open(url, "w", format="flv", options={"rw_timeout": "10000000"})
     stream = out.add_stream(codec, rate=25, options=options)
     stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
