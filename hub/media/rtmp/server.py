@@ -73,7 +73,6 @@ class RtmpState(enum.Enum):
 S = RtmpState
 _PAUSED = frozenset((S.CONNECTING, S.PUBLISH_PENDING, S.PLAY_PENDING))
 _AFTER_CONNECT = frozenset((S.CONNECTED, S.PUBLISHING, S.PLAYING))
-_STREAM_OPEN = frozenset((S.CONNECTED, S.PUBLISHING, S.PLAYING))
 
 Handler = Callable[["RtmpServerConnection", RtmpMessage, cmd.Command], "Event | None"]
 
@@ -469,9 +468,9 @@ _COMMANDS: dict[str, tuple[frozenset[RtmpState], Handler]] = {
     "createStream": (_AFTER_CONNECT, RtmpServerConnection._on_create_stream),
     "publish": (frozenset((S.CONNECTED,)), RtmpServerConnection._on_publish),
     "play": (frozenset((S.CONNECTED,)), RtmpServerConnection._on_play),
-    "FCUnpublish": (_STREAM_OPEN, RtmpServerConnection._on_unpublish),
-    "deleteStream": (_STREAM_OPEN, RtmpServerConnection._on_unpublish),
-    "closeStream": (_STREAM_OPEN, RtmpServerConnection._on_unpublish),
+    "FCUnpublish": (_AFTER_CONNECT, RtmpServerConnection._on_unpublish),
+    "deleteStream": (_AFTER_CONNECT, RtmpServerConnection._on_unpublish),
+    "closeStream": (_AFTER_CONNECT, RtmpServerConnection._on_unpublish),
 }
 
 __all__ = ["RtmpServerConnection", "RtmpState", "NEED_DATA", "PAUSED"]

@@ -23,6 +23,7 @@ def publish(url: str, codec: str, seconds: int) -> None:
                if codec == "libx265" else {"g": "25"})
     out = av.open(url, "w", format="flv", options={"rw_timeout": "10000000"})
     stream = out.add_stream(codec, rate=25, options=options)
+    assert isinstance(stream, av.VideoStream)
     stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
     sent = 0
     for frame in src.decode(video=0):
@@ -45,7 +46,8 @@ def play(url: str, frames: int) -> None:
         result.update(codec=ctx.name, width=ctx.width, height=ctx.height)
         try:
             for frame in c.decode(video=0):
-                pts.append(int(frame.pts))
+                assert frame.pts is not None
+                pts.append(frame.pts)
                 if len(pts) >= frames:
                     break
         except av.error.FFmpegError as exc:

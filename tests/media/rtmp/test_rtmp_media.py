@@ -24,7 +24,7 @@ AU = b"\x00\x00\x00\x03\x65\x88\x80" + b"\x00\x00\x00\x02\x06\x05"
 ASC = b"\x12\x10"
 
 
-def _unit(type_id: int, ts: int, body: bytes) -> MediaUnit:
+def _unit(type_id: int, ts: int, body: bytes | bytearray) -> MediaUnit:
     unit = parse_media(type_id, ts, body)
     assert unit is not None
     return unit

@@ -139,7 +139,7 @@ def test_ffmpeg_h264_publish_events(h264_replay: tuple[list[object], bytes]) -> 
 def test_ffmpeg_h264_publish_byte_by_byte_and_in_pieces(h264_replay: tuple[list[object], bytes]) -> None:
     assert _replay(H264, [1] * len(H264)) == h264_replay
     rng = random.Random(13)
-    sizes = []
+    sizes: list[int] = []
     while sum(sizes) < len(H264):
         sizes.append(rng.randint(1, 5000))
     assert _replay(H264, sizes) == h264_replay
