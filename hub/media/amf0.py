@@ -99,11 +99,12 @@ def encode(*values: AmfValue) -> bytes:
 
 
 class _Decoder:
-    __slots__ = ("data", "pos")
+    __slots__ = ("data", "pos", "max_depth")
 
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, max_depth: int = MAX_DEPTH) -> None:
         self.data = bytes(data)
         self.pos = 0
+        self.max_depth = max_depth
 
     def take(self, n: int) -> bytes:
         end = self.pos + n
@@ -137,7 +138,7 @@ class _Decoder:
             into[name] = self.value(depth + 1)
 
     def value(self, depth: int = 0) -> AmfValue:
-        if depth > MAX_DEPTH:
+        if depth > self.max_depth:
             raise ProtocolError("AMF0: nesting too deep")
         marker = self.u8()
         if marker == NUMBER:
@@ -171,18 +172,21 @@ class _Decoder:
         raise ProtocolError(f"AMF0: unsupported marker 0x{marker:02x}")
 
 
-def decode_value(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[AmfValue, int]:
+def decode_value(data: bytes | bytearray | memoryview, offset: int = 0,
+                 max_depth: int = MAX_DEPTH) -> tuple[AmfValue, int]:
     """Decode one value at ``offset``; return it and the offset after it."""
-    dec = _Decoder(data)
+    dec = _Decoder(data, max_depth)
     if not 0 <= offset <= len(dec.data):
         raise ProtocolError("AMF0: offset out of range")
     dec.pos = offset
     return dec.value(), dec.pos
 
 
-def decode(data: bytes | bytearray | memoryview) -> list[AmfValue]:
-    """Decode every value in ``data`` (a script tag body: name, then arguments)."""
-    dec = _Decoder(data)
+def decode(data: bytes | bytearray | memoryview, max_depth: int = MAX_DEPTH) -> list[AmfValue]:
+    """Decode every value in ``data`` (a script tag body: name, then arguments).
+
+    ``max_depth`` caps nesting (RTMP commands allow less than metadata files)."""
+    dec = _Decoder(data, max_depth)
     out: list[AmfValue] = []
     while dec.pos < len(dec.data):
         out.append(dec.value())
