@@ -182,16 +182,17 @@ def _full(b: Box) -> tuple[int, int, memoryview]:
 @dataclass(slots=True)
 class Mfhd:
     sequence: int
+    flags: int = 0  # none defined; kept so bytes(parsed) is what was read
 
     @classmethod
     def parse(cls, b: Box) -> Mfhd:
-        _, _, p = _full(b)
-        if len(p) != 4:
-            raise ProtocolError("MP4: mfhd size")
-        return cls(_U32.unpack_from(p, 0)[0])
+        version, flags, p = _full(b)
+        if version != 0 or len(p) != 4:
+            raise ProtocolError("MP4: mfhd size or version")
+        return cls(_U32.unpack_from(p, 0)[0], flags)
 
     def __bytes__(self) -> bytes:
-        return full_box(b"mfhd", 0, 0, _U32.pack(self.sequence))
+        return full_box(b"mfhd", 0, self.flags, _U32.pack(self.sequence))
 
 
 @dataclass(slots=True)
@@ -244,22 +245,23 @@ class Tfhd:
 class Tfdt:
     version: int
     base_time: int
+    flags: int = 0  # none defined; kept so bytes(parsed) is what was read
 
     @classmethod
     def parse(cls, b: Box) -> Tfdt:
-        version, _, p = _full(b)
+        version, flags, p = _full(b)
         if version == 1 and len(p) == 8:
-            return cls(1, _U64.unpack_from(p, 0)[0])
+            return cls(1, _U64.unpack_from(p, 0)[0], flags)
         if version == 0 and len(p) == 4:
-            return cls(0, _U32.unpack_from(p, 0)[0])
+            return cls(0, _U32.unpack_from(p, 0)[0], flags)
         raise ProtocolError("MP4: tfdt size or version")
 
     def __bytes__(self) -> bytes:
         if self.version == 0:
             if self.base_time > 0xFFFFFFFF:
                 raise ValueError("tfdt version 0 holds 32 bits")
-            return full_box(b"tfdt", 0, 0, _U32.pack(self.base_time))
-        return full_box(b"tfdt", 1, 0, _U64.pack(self.base_time))
+            return full_box(b"tfdt", 0, self.flags, _U32.pack(self.base_time))
+        return full_box(b"tfdt", 1, self.flags, _U64.pack(self.base_time))
 
 
 class TrunSample(NamedTuple):

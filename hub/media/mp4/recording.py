@@ -199,13 +199,10 @@ def index_file(read_at: ReadAt, file_size: int) -> Mp4FileIndex:
     truncated = False
     while pos < file_size:
         head = read_at(pos, min(16, file_size - pos))
-        try:
-            kind, _, size = read_box_header(head)
-        except ProtocolError:
-            if len(head) < 16 and pos + len(head) == file_size:
-                truncated = True  # a header cut short at the very end
-                break
-            raise
+        if len(head) < 8 or (head[:4] == b"\x00\x00\x00\x01" and len(head) < 16):
+            truncated = True  # a header cut short at the very end
+            break
+        kind, _, size = read_box_header(head)
         if size == 0:
             size = file_size - pos
         if pos + size > file_size:

@@ -175,7 +175,8 @@ class Fmp4Segmenter:
 
     @property
     def target_duration(self) -> int:
-        """Whole seconds, at least every segment ever cut (it never goes down)."""
+        """Whole seconds: at least ``segment_target`` and every segment ever cut,
+        rounded to the nearest second (it never goes down)."""
         return self._target
 
     @property
@@ -331,7 +332,8 @@ class Fmp4Segmenter:
         self.segments.append(SegmentInfo(seg.sequence, seg.start, seg.duration, seg.parts,
                                          seg.independent, seg.discontinuity, seg.init_version,
                                          seg.program_date_time))
-        self._target = max(self._target, math.ceil(round(duration, 3)))
+        # rfc8216bis 6.2.1: a segment's duration rounded to the nearest second.
+        self._target = max(self._target, math.floor(round(duration, 3) + 0.5))
         self._sequence += 1
         self._parts = []
         self._discontinuity = False
