@@ -33,7 +33,7 @@ __all__ = [
     "TFHD_DEFAULT_SIZE", "TFHD_DEFAULT_FLAGS", "TFHD_DURATION_IS_EMPTY", "TFHD_DEFAULT_BASE_IS_MOOF",
     "TRUN_DATA_OFFSET", "TRUN_FIRST_SAMPLE_FLAGS", "TRUN_DURATION", "TRUN_SIZE", "TRUN_FLAGS",
     "TRUN_CTO", "Mfhd", "Tfhd", "Tfdt", "Trun", "TrunSample", "Traf", "Moof",
-    "sample_is_sync",
+    "sample_is_sync", "fragment_bases", "shift_fragment",
 ]
 
 #: sample_depends_on = 2 (an I picture: depends on no other sample).
@@ -162,6 +162,42 @@ def write_fragment(sequence: int, runs: Sequence[TrackRun]) -> list[Buffer]:
                 out.append(s.data)
     _BOX.pack_into(head, pos, HEADER + data_size, b"mdat")
     return out
+
+
+def fragment_bases(head: Buffer) -> dict[int, int]:
+    """Track id -> ``tfdt`` of a fragment written by `write_fragment` (its first chunk)."""
+    out: dict[int, int] = {}
+    for traf in _trafs(memoryview(head)):
+        track, tfdt = _traf_fields(traf)
+        out.setdefault(track, _U64.unpack_from(tfdt.payload, 4)[0])
+    return out
+
+
+def shift_fragment(head: Buffer, shifts: dict[int, int]) -> bytearray:
+    """A copy of a fragment's ``moof`` (and ``mdat`` header) with each track's
+    decode time moved by ``shifts[track id]`` (clamped at 0); the samples
+    after it are untouched, so they need no copy."""
+    out = bytearray(head)
+    for traf in _trafs(memoryview(out)):
+        track, tfdt = _traf_fields(traf)
+        base = _U64.unpack_from(tfdt.payload, 4)[0]
+        _U64.pack_into(tfdt.payload, 4, max(0, base + shifts.get(track, 0)))
+    return out
+
+
+def _trafs(head: memoryview) -> list[Box]:
+    moof = next(iter_boxes(head, 0, _U32.unpack_from(head, 0)[0]))
+    return [b for b in children(moof) if b.kind == b"traf"]
+
+
+def _traf_fields(traf: Box) -> tuple[int, Box]:
+    """(track id, version 1 tfdt box) of a traf we wrote."""
+    kids = list(children(traf))
+    tfhd = next(b for b in kids if b.kind == b"tfhd")
+    tfdt = next(b for b in kids if b.kind == b"tfdt")
+    if tfdt.payload[0] != 1:
+        raise ValueError("not a fragment of ours: tfdt version 0")
+    return _U32.unpack_from(tfhd.payload, 4)[0], tfdt
 
 
 def sample_is_sync(flags: int) -> bool:

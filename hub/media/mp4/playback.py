@@ -17,7 +17,7 @@ without building the file, and a second request costs nothing more.
 The output starts at the last independent fragment at or before the range's
 start (a decoder needs the keyframe) and ends with the last fragment that
 starts before the range's end. Decode times are made continuous and start
-at 0: files of one publishing session follow on unchanged; after a gap (a
+at 0: files of one publishing session follow on exactly; after a gap (a
 new session) the next file starts where the previous one ended. A file whose
 init differs from the first one's (new parameter sets) ends the range there;
 `Mp4Range.end` says where the output stops.
@@ -374,40 +374,49 @@ def _pick(files: Sequence[RecordedFile], start: float,
 
 
 def _rebase(picked: Sequence[tuple[RecordedFile, FragmentIndex, float]]) -> tuple[list[_Out], Fraction]:
-    """Renumber the fragments and shift decode times to one line from 0;
-    returns them and the end of the last sample (seconds)."""
-    cursor = Fraction(0)
+    """Renumber the fragments and put decode times on one line from 0;
+    returns them and the end of the last sample (seconds).
+
+    Each file is shifted as a whole, by the least that lets every track go
+    on from where it ended (the first file: so the earliest track starts at
+    0). Files of one session follow on exactly; after a gap the next file
+    starts where the output has got to, whatever its own times are.
+    """
+    firsts: dict[str, dict[int, int]] = {}  # file -> track -> its first picked decode time
+    for f, frag, _ in picked:
+        for t, b, _ in frag.bases:
+            firsts.setdefault(f.path, {}).setdefault(t, b)
+    ends: dict[int, int] = {}  # track -> end of its last sample, output time line
     shift = Fraction(0)
-    prev_end: int | None = None
     current: str | None = None
     outs: list[_Out] = []
     for n, (f, frag, _) in enumerate(picked):
         ix = f.index
         if f.path != current:
             current = f.path
-            ref_base = ix.base(frag)
-            # A file that follows on from the last one (same session) keeps
-            # its times; after a gap it starts where the output has got to.
-            if prev_end is None or abs(ref_base - prev_end) * 10 > ix.timescales[ix.reference]:
-                shift = cursor - min(Fraction(b, ix.timescales[t]) for t, b, _ in frag.bases)
+            first = firsts[f.path]
+            if not ends:
+                shift = -min(Fraction(b, ix.timescales[t]) for t, b in first.items())
+            else:
+                shift = max(Fraction(ends.get(t, 0) - b, ix.timescales[t]) for t, b in first.items())
         moof = Moof.from_bytes(frag.moof)
         moof.mfhd.sequence = n + 1
         bases = []
         for traf in moof.trafs:
             tfdt = traf.tfdt
             assert tfdt is not None
-            ts = ix.timescales[traf.tfhd.track_id]
-            dur = next(d for t, b, d in frag.bases if t == traf.tfhd.track_id and b == tfdt.base_time)
-            tfdt.base_time += round(shift * ts)
-            if tfdt.base_time < 0 or (tfdt.version == 0 and tfdt.base_time > 0xFFFFFFFF):
+            track = traf.tfhd.track_id
+            dur = next(d for t, b, d in frag.bases if t == track and b == tfdt.base_time)
+            tfdt.base_time = max(0, tfdt.base_time + round(shift * ix.timescales[track]))
+            if tfdt.version == 0 and tfdt.base_time > 0xFFFFFFFF:
                 raise ProtocolError("MP4: decode time out of range after the join")
-            bases.append((traf.tfhd.track_id, tfdt.base_time, dur))
-            cursor = max(cursor, Fraction(tfdt.base_time + dur, ts))
-        prev_end = ix.base(frag) + ix.duration_of(frag)
+            bases.append((track, tfdt.base_time, dur))
+            ends[track] = max(ends.get(track, 0), tfdt.base_time + dur)
         outs.append(_Out(bytes(moof), FilePiece(f.path, frag.offset + len(frag.moof),
                                                 frag.size - len(frag.moof)),
                          tuple(bases), frag.independent))
-    return outs, cursor
+    end = max(Fraction(e, picked[-1][0].index.timescales[t]) for t, e in ends.items())
+    return outs, end
 
 
 def join_range(files: Sequence[RecordedFile], start: float, end: float) -> Mp4Range:

@@ -10,8 +10,9 @@ from hypothesis import given, settings, strategies as st
 from hub.errors import NotFound, ProtocolError
 from hub.media.mp4.boxes import child, iter_boxes
 from hub.media.mp4.fragment import Moof
-from hub.media.mp4.recording import (FilePiece, Mp4FileIndex, Mp4Range, RecordedFile, index_file,
+from hub.media.mp4.playback import (FilePiece, Mp4FileIndex, Mp4Range, RecordedFile, index_file,
                                      join_range)
+from hub.media.mp4.recorder import RecordingFile
 from hub.media.mp4.segmenter import Fmp4Part, Fmp4Segmenter
 from hub.media.stream_desc import TrackDesc
 from tests.media.mp4.test_init import aac, h264
@@ -34,21 +35,24 @@ def av_entries(seconds: int, start: int = 0) -> list[tuple[int, int, int, bool, 
 
 def record(sessions: list[tuple[list[TrackDesc], list[tuple[int, int, int, bool, bytes]], float]],
            segment_target: float = 2.0) -> tuple[dict[str, bytes], list[RecordedFile]]:
-    """Files as a recorder writes them: init + the parts of one segment each.
-    A session is (tracks, entries, wall clock of its first entry)."""
+    """Files as a recorder writes them: init + the parts of one segment each,
+    times from 0. A session is (tracks, entries, wall clock of its first entry)."""
     files: dict[str, bytes] = {}
     recorded = []
     for tracks, entries, wall in sessions:
         seg = Fmp4Segmenter(tracks, segment_target=segment_target)
+        writer = RecordingFile(seg.init, seg.tracks)
         chunks: list[bytes] = []
         origin = None
         for ev in [e for entry in entries for e in seg.push(*entry)] + seg.finish():
             if isinstance(ev, Fmp4Part):
-                chunks += [bytes(c) for c in ev.chunks]
+                chunks += [bytes(c) for c in writer.part(ev)]
                 continue
             origin = ev.start if origin is None else origin
             name = f"{wall + ev.start - origin:.3f}.mp4"
-            files[name] = seg.init + b"".join(chunks)
+            files[name] = b"".join(chunks)
+            assert writer.size == len(files[name]) and writer.duration == pytest.approx(ev.duration)
+            writer = RecordingFile(seg.init, seg.tracks)
             chunks = []
             recorded.append(RecordedFile(name, wall + ev.start - origin, index_bytes(files[name])))
     return files, recorded
