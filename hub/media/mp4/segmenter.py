@@ -11,7 +11,9 @@ completed, in order:
   plus its parts' bytes.
 
 Timing follows the reference track — the video track if there is one, else
-the audio track. A sample's duration is the next sample's decode time minus
+the audio track. A reference decode time that goes back or leaps forward
+by more than `MAX_JUMP` closes the open segment; the next one (from the
+next keyframe) is a discontinuity. A sample's duration is the next sample's decode time minus
 its own, so a part is emitted when the first sample after it arrives, and
 video waits for its first keyframe. Segments are cut at the first keyframe
 at or after ``segment_target`` (audio-only: at ``segment_target``); past
@@ -39,12 +41,14 @@ from hub.media.mp4.init import Mp4Track, init_segment, mp4_track
 from hub.media.stream_desc import AUDIO_AAC, VIDEO_CODECS, TrackDesc
 
 __all__ = ["PartInfo", "SegmentInfo", "Fmp4Part", "Fmp4Segment", "Fmp4Segmenter",
-           "MAX_SEGMENT", "MAX_PART_SAMPLES"]
+           "MAX_SEGMENT", "MAX_PART_SAMPLES", "MAX_JUMP"]
 
 #: A segment is cut without a keyframe past this many seconds (bounds its parts list).
 MAX_SEGMENT = 60.0
 #: Audio samples one part takes while the video track is silent; later ones are dropped.
 MAX_PART_SAMPLES = 1024
+#: Seconds between two reference samples beyond which the time line counts as broken.
+MAX_JUMP = 10.0
 
 Buffer = bytes | bytearray | memoryview
 
@@ -198,6 +202,12 @@ class Fmp4Segmenter:
         kind = self._kinds.get(track)
         if kind is None or self.ended or not data:
             return events
+        reference = kind == "video" or self.video is None
+        if reference and self._started and self._jumped(dts):
+            # The time line broke (a publisher restarted under the same
+            # description): close what is open, start over as a discontinuity.
+            events += self._flush()
+            self._discontinuity = True
         if kind == "video":
             if not self._started:
                 if keyframe:
@@ -206,7 +216,7 @@ class Fmp4Segmenter:
                 return events
             prev = self._pending
             assert prev is not None
-            duration = max(0, dts - prev.dts)
+            duration = dts - prev.dts
             self._add_video(prev, duration)
             if duration:
                 self._learn_frame(duration)
@@ -243,6 +253,11 @@ class Fmp4Segmenter:
         return events
 
     # -- internals -----------------------------------------------------------
+
+    def _jumped(self, dts: int) -> bool:
+        """A reference decode time that goes back, or forward by more than `MAX_JUMP`."""
+        last = self._pending.dts if self._pending is not None else self._last_dts
+        return dts < last or dts - last > MAX_JUMP * self._ts
 
     def _begin(self, dts: int, now: float | None) -> None:
         self._started = True

@@ -229,3 +229,16 @@ def test_needs_a_track_it_can_carry() -> None:
 def test_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Fmp4Segmenter([h264()], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("restart", [0, 40 * 3600 + 11 * 90000])  # back to 0, or 11 s ahead
+def test_a_broken_time_line_starts_a_discontinuity(restart: int) -> None:
+    seg = Fmp4Segmenter([h264()], part_target=0.2, segment_target=2.0)
+    feed(seg, video(40))
+    events = feed(seg, video(30, start=restart))
+    first, *rest = segments(events)
+    assert (first.sequence, first.duration, first.discontinuity) == (0, 1.6, False)
+    assert seg.current is not None and seg.current.discontinuity and seg.current.sequence == 1
+    assert seg.current.start == restart / 90000 and seg.init_version == 0
+    (s,) = segments(feed(seg, video(51, start=restart)[30:]))
+    assert (s.sequence, s.discontinuity, s.duration) == (1, True, 2.0)
