@@ -93,8 +93,10 @@ class Box:
         return word >> 24, word & 0xFFFFFF
 
 
-def iter_boxes(data: Buffer, start: int = 0, end: int | None = None) -> Iterator[Box]:
-    """The boxes laid end to end in ``data[start:end]``; each must fit exactly."""
+def iter_boxes(data: Buffer, start: int = 0, end: int | None = None, *,
+               top_level: bool = False) -> Iterator[Box]:
+    """The boxes laid end to end in ``data[start:end]``; each must fit exactly.
+    A size of 0 (to the end) is only taken at the ``top_level`` of a file."""
     mv = memoryview(data)
     stop = len(mv) if end is None else end
     if not 0 <= start <= stop <= len(mv):
@@ -103,6 +105,8 @@ def iter_boxes(data: Buffer, start: int = 0, end: int | None = None) -> Iterator
     while pos < stop:
         kind, hlen, size = read_box_header(mv[:stop], pos)
         if size == 0:
+            if not top_level:
+                raise ProtocolError(f"MP4: box {kind!r} without a size inside a container")
             size = stop - pos
         if size > stop - pos:
             raise ProtocolError(f"MP4: box {kind!r} runs past its container")

@@ -39,8 +39,10 @@ def test_large_size_and_to_the_end() -> None:
     assert bytes(b) == large
     assert read_box_header(large) == (b"mdat", 16, 19)
     open_ended = bytes.fromhex("00000000" "6d646174") + b"rest of file"
-    (b,) = iter_boxes(open_ended)
+    (b,) = iter_boxes(open_ended, top_level=True)
     assert (b.size, bytes(b.payload), bytes(b)) == (len(open_ended), b"rest of file", open_ended)
+    with pytest.raises(ProtocolError):  # only a file's last box may leave its size open
+        list(iter_boxes(open_ended))
 
 
 @pytest.mark.parametrize("data", [
@@ -61,10 +63,10 @@ def test_reader_range_outside_buffer() -> None:
         list(iter_boxes(b"", 1))
 
 
-@given(st.binary(max_size=200))
-def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
+@given(st.binary(max_size=200), st.booleans())
+def test_any_bytes_parse_or_protocol_error(data: bytes, top_level: bool) -> None:
     try:
-        boxes = list(iter_boxes(data))
+        boxes = list(iter_boxes(data, top_level=top_level))
     except ProtocolError:
         return
     assert b"".join(bytes(b) for b in boxes) == data
