@@ -120,6 +120,7 @@ class Fmp4Segmenter:
         self._discontinuity = False
         self._target = math.ceil(segment_target)
         self._part_ticks = 0
+        self._ts = 0
         self._setup(tracks)
 
     # -- tracks -------------------------------------------------------------
@@ -153,8 +154,8 @@ class Fmp4Segmenter:
         self.init = init_segment(self.tracks)
         ref = self.video or self.audio
         assert ref is not None
-        if self._part_ticks and getattr(self, "_ts", 0) != ref.timescale:
-            self._part_ticks = 0
+        if ref.timescale != self._ts:
+            self._part_ticks = 0  # the part length is kept across a reset in the same clock
         self._ts = ref.timescale
         self._seg_ticks = max(1, round(self.segment_target * self._ts))
         self._max_seg_ticks = max(self._seg_ticks, round(MAX_SEGMENT * self._ts))
