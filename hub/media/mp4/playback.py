@@ -43,7 +43,7 @@ from hub.media.mp4.fragment import TFHD_BASE_DATA_OFFSET, TFHD_DEFAULT_BASE_IS_M
 from hub.media.mp4.init import MOVIE_TIMESCALE
 
 __all__ = ["FragmentIndex", "Mp4FileIndex", "index_file", "FilePiece", "RecordedFile",
-           "Mp4Range", "join_range", "MAX_MOOV", "MAX_MOOF"]
+           "Mp4Range", "RangeFragment", "join_range", "MAX_MOOV", "MAX_MOOF"]
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -268,11 +268,35 @@ class RecordedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class RangeFragment:
+    offset: int  # of its moof in the joined MP4
+    length: int  # moof + mdat
+    duration: float  # seconds
+    independent: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Mp4Range:
     pieces: tuple[Piece, ...]
     length: int
     start: float  # wall clock of the first fragment included
     end: float  # wall clock where the output stops
+    init_length: int  # ftyp + moov at the head: an HLS EXT-X-MAP byte range
+    fragments: tuple[RangeFragment, ...]
+
+    def vod_segments(self, target: float = 2.0) -> list[tuple[int, int, float]]:
+        """(offset, length, seconds) byte ranges of this MP4 for an HLS VOD
+        playlist over it: from an independent fragment to the first
+        independent one at or past ``target`` seconds. One MP4, one time
+        line, one init — no discontinuities between the recorded files."""
+        out: list[tuple[int, int, float]] = []
+        for f in self.fragments:
+            if not out or (f.independent and out[-1][2] >= target - 1e-9):
+                out.append((f.offset, f.length, f.duration))
+            else:
+                offset, length, duration = out[-1]
+                out[-1] = (offset, length + f.length, duration + f.duration)
+        return out
 
     def slice(self, first: int, stop: int) -> Iterator[Piece]:
         """The pieces covering bytes ``first`` to ``stop`` (exclusive), clipped."""
@@ -433,12 +457,20 @@ def join_range(files: Sequence[RecordedFile], start: float, end: float) -> Mp4Ra
         raise NotFound("no recording in that range")
     ix0 = picked[0][0].index
     outs, cursor = _rebase(picked)
-    pieces: list[Piece] = [ix0.ftyp, _with_duration(ix0.moov, round(cursor * MOVIE_TIMESCALE)),
-                           _sidx(outs, ix0)]
+    init = ix0.ftyp + _with_duration(ix0.moov, round(cursor * MOVIE_TIMESCALE))
+    sidx = _sidx(outs, ix0)
+    pieces: list[Piece] = [init, sidx]
+    pos = len(init) + len(sidx)
+    fragments = []
+    ts = ix0.timescales[ix0.reference]
     for o in outs:
         pieces += (o.moof, o.mdat)
-    length = sum(len(p) if isinstance(p, bytes) else p.length for p in pieces)
+        size = len(o.moof) + o.mdat.length
+        duration = sum(d for t, _, d in o.bases if t == ix0.reference) / ts
+        fragments.append(RangeFragment(pos, size, duration, o.independent))
+        pos += size
     last_file, last_frag, last_t0 = picked[-1]
     last_ix = last_file.index
-    return Mp4Range(tuple(pieces), length, picked[0][2],
-                    last_t0 + last_ix.duration_of(last_frag) / last_ix.timescales[last_ix.reference])
+    return Mp4Range(tuple(pieces), pos, picked[0][2],
+                    last_t0 + last_ix.duration_of(last_frag) / last_ix.timescales[last_ix.reference],
+                    len(init), tuple(fragments))

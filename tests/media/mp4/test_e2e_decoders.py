@@ -18,6 +18,7 @@ import av
 import av.logging
 import pytest
 
+from hub.media.hls import VodSegment, render_ll_playlist, render_vod_playlist
 from hub.media.mp4 import Fmp4Part, Fmp4Segment, Fmp4Segmenter
 from hub.media.mp4.playback import RecordedFile, join_range
 from hub.media.mp4.recorder import RecordingFile
@@ -38,6 +39,7 @@ class Written:
     stream: Path  # init + every segment (styp + parts): what an HLS player reads
     files: list[RecordedFile]  # init + the parts of one segment each: recordings
     segments: list[Fmp4Segment]
+    hls: Path  # index.m3u8 (LL-HLS, ended) with init0.mp4, N.m4s and partN.m4s beside it
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{c}-bf{b}" for c, b in CASES])
@@ -56,12 +58,15 @@ def written(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     for e in clip.entries:
         events += seg.push(e.track, e.pts, e.dts, e.keyframe, e.data)
     events += seg.finish()
+    (folder / "init0.mp4").write_bytes(seg.init)
     for ev in events:
         if isinstance(ev, Fmp4Part):
             parts.append(b"".join(recording.part(ev)))
+            (folder / f"part{ev.number}.m4s").write_bytes(b"".join(ev.chunks))
             continue
         segments.append(ev)
         stream.append(b"".join(ev.chunks))
+        (folder / f"{ev.sequence}.m4s").write_bytes(b"".join(ev.chunks))
         path = folder / f"rec{ev.sequence}.mp4"
         data = b"".join(parts)
         parts = []
@@ -69,7 +74,8 @@ def written(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         path.write_bytes(data)
         files.append(RecordedFile(str(path), T0 + ev.start, index_bytes(data)))
     (folder / "stream.mp4").write_bytes(b"".join(stream))
-    return Written(clip, bframes, folder / "stream.mp4", files, segments)
+    (folder / "index.m3u8").write_text(render_ll_playlist(seg))
+    return Written(clip, bframes, folder / "stream.mp4", files, segments, folder / "index.m3u8")
 
 
 def ffprobe(path: Path | str) -> dict[str, Any]:
@@ -181,3 +187,29 @@ def test_recording_range_decodes_and_seeks(written: Written, tmp_path: Path) -> 
         assert first.key_frame and 1.0 <= landed <= 1.5, landed
         rest = [fr.pts * v.time_base for fr in c.decode(v) if fr.pts is not None]
     assert rest[-1] == times[-1]  # and decodes on to the end
+
+
+def test_hls_players_read_the_playlists(written: Written, tmp_path: Path) -> None:
+    # FFmpeg's HLS demuxer: the LL playlist's segments (it skips the parts) ...
+    times, _, errors = decode_all(written.hls)
+    assert errors == [] and len(times) == len(video_entries(written.clip))
+    assert times == sorted(times)
+    # ... and what an LL client fetches, the init and then the parts, in order.
+    parts = sorted(written.hls.parent.glob("part*.m4s"), key=lambda p: int(p.stem[4:]))
+    joined = tmp_path / "parts.mp4"
+    joined.write_bytes(b"".join(p.read_bytes() for p in [written.hls.parent / "init0.mp4", *parts]))
+    assert decode_all(joined)[0] == times
+    # A VOD playlist over a recorded range: byte ranges of the one joined MP4.
+    start = written.files[0].start
+    rng = join_range(written.files, start, start + 10)
+    out = tmp_path / "range.mp4"
+    out.write_bytes(b"".join(p if isinstance(p, bytes) else
+                             Path(p.path).read_bytes()[p.offset:p.offset + p.length] for p in rng.pieces))
+    vod = tmp_path / "vod.m3u8"
+    vod.write_text(render_vod_playlist([
+        VodSegment("range.mp4", seconds, byterange=(length, offset), map_uri="range.mp4",
+                   map_range=(rng.init_length, 0))
+        for offset, length, seconds in rng.vod_segments(2.0)]))
+    vod_times, _, errors = decode_all(vod)
+    assert errors == [] and len(vod_times) == len(times)
+    assert vod_times == sorted(vod_times) and vod_times[0] < Fraction(1, 10)

@@ -153,7 +153,7 @@ def test_join_two_files_of_one_session() -> None:
     assert video_times == [i * 18000 for i in range(13)]  # from 0, no gap across the files
     assert b"".join(bytes(b) for b in boxes[3:]) == b"".join(
         p if isinstance(p, bytes) else files[p.path][p.offset:p.offset + p.length]
-        for p in rng.pieces[3:])
+        for p in rng.pieces[2:])
     mehd = child(child(boxes[1], b"mvex"), b"mehd")
     # ms: the audio of the last part runs 5 ms past its last video frame
     assert struct.unpack(">Q", bytes(mehd.payload[4:]))[0] == 2605
@@ -166,6 +166,16 @@ def test_join_two_files_of_one_session() -> None:
     assert [(d, sap) for _, d, sap in refs] == [(90000, 0x90000000), (90000, 0x90000000),
                                                 (54000, 0x90000000)]
     assert sum(size for size, _, _ in refs) == len(out) - boxes[3].offset
+    # Where each fragment is, for an HLS VOD playlist over this one MP4.
+    assert rng.init_length == boxes[2].offset
+    assert [(f.offset, f.length) for f in rng.fragments] == [
+        (b.offset, b.size + boxes[i + 1].size) for i, b in enumerate(boxes) if b.kind == b"moof"]
+    assert [f.independent for f in rng.fragments] == [True, False, False, False, False] * 2 + [
+        True, False, False]
+    assert rng.vod_segments(2.0) == [
+        (rng.fragments[0].offset, sum(f.length for f in rng.fragments[:10]), pytest.approx(2.0)),
+        (rng.fragments[10].offset, sum(f.length for f in rng.fragments[10:]), pytest.approx(0.6))]
+    assert [round(d, 6) for _, _, d in rng.vod_segments(0.5)] == [1.0, 1.0, 0.6]
 
 
 def test_range_slices_for_http_range() -> None:
