@@ -164,13 +164,39 @@ def write_fragment(sequence: int, runs: Sequence[TrackRun]) -> list[Buffer]:
     return out
 
 
+def _tfdt_offsets(head: Buffer) -> list[tuple[int, int]]:
+    """(track id, offset of the 64-bit tfdt value) per traf of a fragment we wrote.
+
+    A walk over the box sizes, not a parse: this runs once per part per
+    recording, and `write_fragment` laid the boxes out."""
+    moof_end = _U32.unpack_from(head, 0)[0]
+    out = []
+    pos = HEADER + 16  # moof header, mfhd
+    while pos < moof_end:
+        traf_size = _U32.unpack_from(head, pos)[0]
+        if traf_size < HEADER:
+            raise ValueError("not a fragment of ours: box size")
+        traf_end = pos + traf_size
+        at = pos + HEADER
+        track = -1
+        while at < traf_end:
+            size, kind = _BOX.unpack_from(head, at)
+            if size < HEADER:
+                raise ValueError("not a fragment of ours: box size")
+            if kind == b"tfhd":
+                track = _U32.unpack_from(head, at + 12)[0]
+            elif kind == b"tfdt":
+                if head[at + 8] != 1:
+                    raise ValueError("not a fragment of ours: tfdt version 0")
+                out.append((track, at + 12))
+            at += size
+        pos = traf_end
+    return out
+
+
 def fragment_bases(head: Buffer) -> dict[int, int]:
     """Track id -> ``tfdt`` of a fragment written by `write_fragment` (its first chunk)."""
-    out: dict[int, int] = {}
-    for traf in _trafs(memoryview(head)):
-        track, tfdt = _traf_fields(traf)
-        out.setdefault(track, _U64.unpack_from(tfdt.payload, 4)[0])
-    return out
+    return {track: _U64.unpack_from(head, at)[0] for track, at in _tfdt_offsets(head)}
 
 
 def shift_fragment(head: Buffer, shifts: dict[int, int]) -> bytearray:
@@ -178,26 +204,9 @@ def shift_fragment(head: Buffer, shifts: dict[int, int]) -> bytearray:
     decode time moved by ``shifts[track id]`` (clamped at 0); the samples
     after it are untouched, so they need no copy."""
     out = bytearray(head)
-    for traf in _trafs(memoryview(out)):
-        track, tfdt = _traf_fields(traf)
-        base = _U64.unpack_from(tfdt.payload, 4)[0]
-        _U64.pack_into(tfdt.payload, 4, max(0, base + shifts.get(track, 0)))
+    for track, at in _tfdt_offsets(out):
+        _U64.pack_into(out, at, max(0, _U64.unpack_from(out, at)[0] + shifts.get(track, 0)))
     return out
-
-
-def _trafs(head: memoryview) -> list[Box]:
-    moof = next(iter_boxes(head, 0, _U32.unpack_from(head, 0)[0]))
-    return [b for b in children(moof) if b.kind == b"traf"]
-
-
-def _traf_fields(traf: Box) -> tuple[int, Box]:
-    """(track id, version 1 tfdt box) of a traf we wrote."""
-    kids = list(children(traf))
-    tfhd = next(b for b in kids if b.kind == b"tfhd")
-    tfdt = next(b for b in kids if b.kind == b"tfdt")
-    if tfdt.payload[0] != 1:
-        raise ValueError("not a fragment of ours: tfdt version 0")
-    return _U32.unpack_from(tfhd.payload, 4)[0], tfdt
 
 
 def sample_is_sync(flags: int) -> bool:
