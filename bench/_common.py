@@ -198,10 +198,13 @@ class HubTree:
                 pass
         return rows
 
-    def shm_bytes(self) -> int:
-        """Bytes the instance's shared memory has touched (allocated blocks in /dev/shm)."""
+    def shm_bytes(self, rings: bool = True, hls: bool = True) -> int:
+        """Bytes the instance holds in /dev/shm (allocated blocks): the rings'
+        touched pages (mapped, so in the mappers' PSS) and HLS files (not mapped)."""
         total = 0
         for e in self._shm_entries():
+            if not (rings if e.name.startswith("hub-") else hls):
+                continue
             for f in ([e] if e.is_file() else e.rglob("*")):
                 try:
                     total += f.stat().st_blocks * 512

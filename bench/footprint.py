@@ -249,7 +249,7 @@ def main() -> None:
         tree.wait_ready()
         settle(tree)
         res["idle"] = mem_table(tree.memory(), prev.get("idle"), "idle tree")
-        res["idle"]["shm"] = tree.shm_bytes()
+        res["idle"]["shm"] = tree.shm_bytes(hls=False)
         res["idle_cpu"] = idle_cpu(tree, args.seconds, prev.get("idle_cpu"))
         print(flush=True)
 
@@ -263,7 +263,7 @@ def main() -> None:
         streams = mem_table(tree.memory(), _get(prev, "streams"),
                             f"with {got}/{args.streams} idle streams ({PUB['fps']} fps, {rate / 1000:.1f} KB/s each)")
         streams["n"] = got
-        streams["shm"] = tree.shm_bytes()
+        streams["shm"] = tree.shm_bytes(hls=False)
         streams["per_stream"] = per_unit(streams, res["idle"], max(1, got))
         streams["shm_per_stream"] = (streams["shm"] - res["idle"]["shm"]) / max(1, got)
         old = _get(prev, "streams") or {}
@@ -291,7 +291,7 @@ def main() -> None:
                 table = mem_table(tree.memory(), _get(prev, "players", f"at_{total}"),
                                   f"with {total} HTTP-FLV players of {path} ({held} kept up; client CPU "
                                   + ", ".join(x.client_text() for x in w) + ")")
-                table["connected"], table["held"], table["shm"] = total, held, tree.shm_bytes()
+                table["connected"], table["held"], table["shm"] = total, held, tree.shm_bytes(hls=False)
                 stages[f"at_{total}"] = table
             players = {"n": args.players, **stages}
             first, last = list(stages.values())[0], list(stages.values())[-1]
