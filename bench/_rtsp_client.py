@@ -1,4 +1,5 @@
-"""A tiny RTSP/TCP publisher and player, used only by bench/latency.py.
+"""A tiny RTSP/TCP publisher and player, used by bench/latency.py (and the
+publisher, at a low rate, by bench/footprint.py).
 
 The publisher sends a synthetic H.264 stream whose every frame carries the
 sender's ``time.monotonic_ns()`` (CLOCK_MONOTONIC is one clock for all
@@ -146,14 +147,19 @@ class RtspConn:
         self.w.close()
 
 
-async def publish(host: str, port: int, path: str) -> None:
-    """Push the stamped stream to rtsp://host:port/path until cancelled."""
+async def publish(host: str, port: int, path: str, fps: int = FPS, gop: int = GOP, i_size: int = I_SIZE,
+                  p_size: int = P_SIZE, recording: asyncio.Event | None = None) -> None:
+    """Push the stamped stream to rtsp://host:port/path until cancelled;
+    `recording` is set once RECORD is answered. The defaults are the latency
+    bench's stream; bench/footprint.py pushes many light ones."""
     conn = await RtspConn.open(host, port)
     url = f"rtsp://{host}:{port}{path}"
     await conn.request("ANNOUNCE", url, "Content-Type: application/sdp\r\n", sdp(host))
     await conn.request("SETUP", f"{url}/streamid=0",
                        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n")
     await conn.request("RECORD", url, "Range: npt=0.000-\r\n")
+    if recording is not None:
+        recording.set()
 
     async def discard() -> None:  # RTCP receiver reports, keep-alive answers
         while await conn.r.read(65536):
@@ -161,17 +167,17 @@ async def publish(host: str, port: int, path: str) -> None:
 
     drain = asyncio.create_task(discard())
     packetizer = H264Packetizer(96, int.from_bytes(os.urandom(4), "big"))
-    key, delta = _template(True, I_SIZE), _template(False, P_SIZE)
+    key, delta = _template(True, i_size), _template(False, p_size)
     t0 = time.monotonic()
     i = 0
     try:
         while True:
-            wait = t0 + i / FPS - time.monotonic()
+            wait = t0 + i / fps - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            au = key if i % GOP == 0 else delta
+            au = key if i % gop == 0 else delta
             _STAMP.pack_into(au, 4 + STAMP_AT, time.monotonic_ns(), i, MAGIC)
-            pkts = packetizer.packetize(au, i * (CLOCK // FPS))
+            pkts = packetizer.packetize(au, i * (CLOCK // fps))
             conn.w.write(b"".join([b for p in pkts for b in (frame_header(0, len(p)), p)]))
             await conn.w.drain()
             i += 1

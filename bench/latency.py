@@ -32,7 +32,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,14 +42,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _rtsp_client as rc  # noqa: E402
-from fanout import free_port, wait_http  # noqa: E402
+from _common import HOST, PY, ROOT, free_port, pct, stop, wait_http, wait_port  # noqa: E402
 
 from hub.media.access_unit import AccessUnit  # noqa: E402
 from hub.media.flv import TAG_VIDEO, FlvReader, FlvTag, FlvVideo, parse_video  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-HOST = "127.0.0.1"
 PROTOS = ("http-flv", "ws-flv", "rtsp")
 #: Bytes a second of the stream's frames: one I and 24 P frames.
 STREAM_RATE = rc.I_SIZE + (rc.GOP - 1) * rc.P_SIZE
@@ -270,11 +266,6 @@ async def join(proto: str, port: int, paths: list[str], count: int) -> None:
 
 
 # -- orchestration --------------------------------------------------------------------
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
 def client(*args: object, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
     return subprocess.Popen([PY, __file__, "--client", *map(str, args)], cwd=ROOT,
                             stdout=stdout, stdin=subprocess.DEVNULL, text=True)
@@ -286,27 +277,6 @@ def result(p: subprocess.Popen[str], timeout: float) -> dict[str, list[float]]:
         raise SystemExit(f"client {p.args!r} failed ({p.returncode})")
     data: dict[str, list[float]] = json.loads(out.strip().splitlines()[-1])
     return data
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def stop(p: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def main() -> None:
