@@ -159,6 +159,7 @@ class DtlsServer:
         self.state = DtlsState.CONNECTING
         self.keys: SrtpKeys | None = None
         self.failure = ""
+        self.records_dropped = 0
         self._fed = 0
         self._ssl = SSL.Connection(cert.context, None)
         self._ssl.set_ciphertext_mtu(mtu)
@@ -173,6 +174,7 @@ class DtlsServer:
         """
         if self.state in (DtlsState.FAILED, DtlsState.CLOSED):
             return []
+        was_connected = self.state is DtlsState.CONNECTED
         if self.state is DtlsState.CONNECTING:
             self._fed += len(data)
             if self._fed > MAX_HANDSHAKE_INPUT:
@@ -185,8 +187,8 @@ class DtlsServer:
                 except SSL.WantReadError:
                     return self._pending()
                 out = self._pending()
-                self._established()
-                return out
+                # A peer that fails the fingerprint check does not get our Finished.
+                return out if self._established() else []
             while True:
                 self._ssl.recv(MAX_FLIGHT)
         except SSL.WantReadError:
@@ -195,6 +197,11 @@ class DtlsServer:
             self.state = DtlsState.CLOSED
             return self._pending()
         except SSL.Error as exc:
+            if was_connected:
+                # Anyone can send a datagram with the peer's source address: a
+                # bad record after the handshake is dropped, never fatal.
+                self.records_dropped += 1
+                return []
             return self._fail(f"OpenSSL: {exc}")
 
     def handle_timer(self) -> list[bytes]:
@@ -239,22 +246,24 @@ class DtlsServer:
         self.failure = why
         return []
 
-    def _established(self) -> None:
+    def _established(self) -> bool:
+        """Check the peer's certificate, derive the SRTP keys; False if failed."""
         cert = self._ssl.get_peer_certificate(as_cryptography=True)
         if cert is None:
             self._fail("peer sent no certificate")
-            return
+            return False
         if not any(fingerprint_of(cert, alg) == value for alg, value in self.remote_fingerprints):
             self._fail("peer certificate does not match the offer's fingerprint")
-            return
+            return False
         name = self._ssl.get_selected_srtp_profile()
         profile = next((p for p in SRTP_PROFILES if p.openssl_name == name), None)
         if profile is None:
             self._fail("no SRTP profile negotiated")
-            return
+            return False
         k, s = profile.key_length, profile.salt_length
         m = self._ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
         client = m[:k] + m[2 * k:2 * k + s]
         server = m[k:2 * k] + m[2 * k + s:2 * k + 2 * s]
         self.keys = SrtpKeys(profile, tx=server, rx=client)
         self.state = DtlsState.CONNECTED
+        return True
