@@ -103,6 +103,7 @@ class PeerStats:
     srtcp_in: int = 0
     dropped: int = 0           # from an unchecked address, before keys, undecryptable
     rtp_out: int = 0
+    protect_failed: int = 0    # libsrtp refused (a NACKed index older than its window)
     rtp_rewritten: int = 0
     nack_asked: int = 0
     nack_resent: int = 0
@@ -331,7 +332,10 @@ class WebRtcPeer:
             if (p[1] & 0x7F) != pt:
                 p = b"".join((p[:1], bytes(((p[1] & 0x80) | pt,)), p[2:]))
                 self.stats.rtp_rewritten += 1
-            out.append((protect(p), addr))
+            try:
+                out.append((protect(p), addr))
+            except ProtocolError:
+                self.stats.protect_failed += 1
         self.stats.rtp_out += len(out)
         return out
 
@@ -339,7 +343,11 @@ class WebRtcPeer:
         """Protect one compound RTCP packet (e.g. the stream's sender reports)."""
         if self.srtp is None or self.selected is None or self.state is not PeerState.CONNECTED:
             return []
-        return [(self.srtp.protect_rtcp(compound), self.selected)]
+        try:
+            return [(self.srtp.protect_rtcp(compound), self.selected)]
+        except ProtocolError:
+            self.stats.protect_failed += 1
+            return []
 
     def request_keyframe(self, track: int) -> list[Datagram]:
         """A PLI to the publisher of a received track (WHIP), once it has sent RTP."""

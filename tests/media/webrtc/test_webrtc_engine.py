@@ -278,3 +278,25 @@ def test_ipv6_addresses_with_flow_info_and_scope() -> None:
     mux.add(peer)
     (reply, addr), = mux.receive(client.check("srv1", "p" * 24), ("::1", 50000, 0, 0), 0.0)
     assert addr == ("::1", 50000) and mux.by_addr == {("::1", 50000): peer}
+
+
+def test_nack_for_an_old_packet_in_the_buffer_is_resent() -> None:
+    """400 packets back is past libsrtp's default window (128) but inside our buffer."""
+    mux = WebRtcMux()
+    out = WebRtcStreamOut(DESC)
+    client = MemoryClient()
+    peer = _peer(client, 0.0, out=out)
+    _connected(mux, client, peer, 0.0)
+    sent = []
+    for i in range(600):
+        pkts = out.packetize(0, avcc_join([bytes([0x41, 0x9A]) + bytes(20)]), i * 3600, now=1.0)
+        peer.send_rtp(0, pkts)
+        sent += pkts
+    ssrc = out.tracks[0].ssrc
+    old = RtpPacket.parse(sent[200]).sequence_number
+    gone = RtpPacket.parse(sent[10]).sequence_number  # overwritten in the 512-packet buffer
+    assert client.tx is not None and client.rx is not None
+    nack = struct.pack(">BBHIIHHHH", 0x81, 205, 4, 1, ssrc, old, 0, gone, 0)
+    resent = mux.receive(client.tx.protect_rtcp(nack), client.addr, 2.0)
+    assert [RtpPacket.parse(client.rx.unprotect(d)).sequence_number for d, _ in resent] == [old]
+    assert peer.stats.protect_failed == 0 and (peer.stats.nack_asked, peer.stats.nack_resent) == (2, 1)
