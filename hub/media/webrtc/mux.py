@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.errors import ProtocolError
+from hub.errors import ProtocolError, ServiceUnavailable
 
 from .peer import Addr, Datagram, PeerEvent, PeerState, WebRtcPeer
 from .stun import BINDING_REQUEST, StunMessage
@@ -55,7 +55,7 @@ class WebRtcMux:
     def add(self, peer: WebRtcPeer) -> None:
         """Register a peer whose answer went out (its ufrag must be unique)."""
         if len(self.by_ufrag) >= self.max_peers:
-            raise ProtocolError("WebRTC: too many sessions")  # refused before anything changed
+            raise ServiceUnavailable("WebRTC: too many sessions")  # refused before anything changed
         if peer.creds.local_ufrag in self.by_ufrag:
             raise ValueError("ICE ufrag already in use")
         self.by_ufrag[peer.creds.local_ufrag] = peer

@@ -111,6 +111,7 @@ def test_whep_two_aiortc_players_share_one_packetization(units: list[bytes]) -> 
                 assert all(b > a for a, b in zip(pts, pts[1:]))
                 assert frames[0].time_base == Fraction(1, 90000)
             for p in peers:
+                assert p.srtp is not None and p.srtp.profile.openssl_name == b"SRTP_AEAD_AES_128_GCM"
                 assert p.stats.rtp_out == sent
                 assert p.stats.stun_ok >= 1 and p.stats.dropped == 0
         finally:
