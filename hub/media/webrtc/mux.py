@@ -123,9 +123,9 @@ class WebRtcMux:
                 self.remove(peer)
         return out
 
-    def deadline(self) -> float | None:
+    def deadline(self, now: float) -> float | None:
         """The earliest time :meth:`handle_timer` has work (None without peers)."""
-        return min((p.deadline() for p in self.by_ufrag.values()), default=None)
+        return min((p.deadline(now) for p in self.by_ufrag.values()), default=None)
 
     def pop_events(self) -> list[PeerEvent]:
         events, self.events = self.events, []

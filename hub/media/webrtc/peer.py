@@ -367,9 +367,15 @@ class WebRtcPeer:
             return [(d, self.selected) for d in self.dtls.handle_timer()]
         return []
 
-    def deadline(self) -> float:
-        """When :meth:`handle_timer` must run next (consent expiry)."""
-        return self.last_consent + self.consent_timeout
+    def deadline(self, now: float) -> float:
+        """When :meth:`handle_timer` must run next: consent expiry, or sooner
+        while OpenSSL waits to retransmit a handshake flight."""
+        expiry = self.last_consent + self.consent_timeout
+        if self.state is PeerState.CHECKED:
+            wait = self.dtls.timeout()
+            if wait is not None:
+                return min(expiry, now + wait)
+        return expiry
 
     def close(self, reason: str) -> list[Datagram]:
         """End the session: close_notify to the peer if DTLS was up."""
