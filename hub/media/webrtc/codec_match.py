@@ -5,9 +5,10 @@ a profile the browser declared it decodes: the offered profile-level-id is
 compared with the stream's SPS by profile class, as WebRTC does it
 (constrained baseline, baseline, main, constrained high, high); the level is
 ignored (``level-asymmetry-allowed``). When no offered profile covers the
-stream's, the most capable offered one is used: browser decoders (FFmpeg,
-VideoToolbox, MediaCodec) decode any profile, the SDP profile is a
-negotiation label for them. H.265 (RFC 7798) is matched on profile-id.
+stream's, the most capable offered one is used: Chromium 156 offers no High
+profile at all, and decodes a High stream (without B-frames) sent as Main
+(tests/media/webrtc/test_webrtc_chromium.py). H.265 (RFC 7798) is matched on
+profile-id.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from hub.media.webrtc.peer import RecvTrack, SendTrack
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 CHROMIUM = (DATA / "sdp_chromium_whep_offer.txt").read_bytes()
+# Captured from Debian's Chromium 156 (recvonly video + audio), see test_webrtc_chromium.py.
+CHROMIUM156 = (DATA / "sdp_chromium156_whep_offer.txt").read_bytes()
 AIORTC_WHEP = (DATA / "sdp_aiortc_whep_offer.txt").read_bytes()
 AIORTC_WHIP = (DATA / "sdp_aiortc_whip_offer.txt").read_bytes()
 LOCAL = LocalParams("Hb7Q", "Z2x9fk1pQm3cV8sd0aLw4e", ":".join(["AA"] * 32),
@@ -68,6 +70,21 @@ def test_whep_answer_for_chromium_is_byte_exact() -> None:
     # Constrained baseline stream: 106 (42e01f), not 102 (42001f, baseline) nor mode 0.
     assert answer.send_tracks == [SendTrack(0, "0", "video", "H264", 106, 90000, 0x11223344),
                                   SendTrack(1, "1", "audio", "PCMA", 8, 8000, 0x55667788)]
+
+
+def test_whep_answer_for_captured_chromium156_high_stream_and_opus() -> None:
+    offer = parse_offer(CHROMIUM156)
+    assert (offer.ice_ufrag, offer.ice_pwd, offer.setup) == ("nOns", "5rp/nVBwP6eR2YWQedw36p1P", "actpass")
+    profiles = {c.payload_type: c.params.get("profile-level-id") for c in offer.media[0].codecs
+                if c.name == "H264" and c.params.get("packetization-mode") == "1"}
+    assert profiles == {102: "42001f", 108: "42e01f", 116: "4d001f", 41: "f4001f"}  # no High (64)
+    high = TrackDesc(0, "video", "H264", 96, 90000, sps=bytes.fromhex("6764001f"))
+    opus = TrackDesc(1, "audio", "OPUS", 111, 48000, channels=2)
+    answer = whep_answer(offer, [high, opus], SSRCS, LOCAL)
+    assert answer.sdp == _fixture("sdp_answer_whep_chromium156.txt")
+    assert [(t.payload_type, t.codec) for t in answer.send_tracks] == [(116, "H264"), (111, "OPUS")]
+    cb = whep_answer(offer, [VIDEO_CB], SSRCS, LOCAL)
+    assert cb.send_tracks[0].payload_type == 108
 
 
 def test_whep_answer_for_aiortc_drops_aac_audio() -> None:

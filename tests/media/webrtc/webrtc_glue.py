@@ -101,12 +101,15 @@ def make_peer(offer: WebRtcOffer, local: LocalParams, *, send: list[SendTrack] |
                       consent_timeout=consent_timeout)
 
 
+PROFILE = "baseline"
+
+
 def h264_access_units(folder: Path, frames: int = 50, size: str = "320x240") -> list[bytes]:
     """An H.264 stream from ffmpeg (lavfi testsrc2, x264 constrained baseline,
     keyframe every 25 frames), split into AVCC access units."""
     out = folder / "src.h264"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
-                    "-frames:v", str(frames), "-c:v", "libx264", "-profile:v", "baseline", "-g", "25",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-profile:v", PROFILE, "-bf", "0", "-g", "25",
                     "-pix_fmt", "yuv420p", "-x264-params", "aud=1", "-f", "h264", str(out)],
                    check=True, timeout=60)
     units: list[list[memoryview]] = []
