@@ -27,6 +27,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from _common import machine_note
 from hub.media.access_unit import avcc_join
 from hub.media.stream_desc import StreamDesc, TrackDesc
 from hub.media.webrtc.dtls import SRTP_PROFILES, DtlsCertificate, DtlsServer, SrtpKeys
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--mbps", type=float, default=2.0, help="stream bitrate for players-per-core")
     ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     args = ap.parse_args()
+    print(machine_note())
     frame = int(args.mbps * 1e6 / 8 / FPS)
     au = avcc_join([bytes([0x41, 0x9A]) + os.urandom(frame - 2)])
     desc = StreamDesc(1, "/bench", "ring", 1, "", [TrackDesc(0, "video", "H264", 96, 90000, sps=SPS, pps=PPS)])

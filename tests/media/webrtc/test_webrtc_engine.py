@@ -266,8 +266,8 @@ _datagrams = st.one_of(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(_datagrams, st.sampled_from([("127.0.0.1", 50000), ("10.9.9.9", 1)])), max_size=8))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_datagrams, st.sampled_from([("127.0.0.1", 50000), ("127.0.0.9", 1)])), max_size=8))
 def test_any_datagram_is_handled_or_dropped_and_counted(batch: list[tuple[bytes, tuple[str, int]]]) -> None:
     mux, _client, peer = _MUX
     for data, addr in batch:
@@ -287,7 +287,7 @@ def test_garbage_is_counted() -> None:
     mux.receive(b"\x80\xc8" + bytes(30), client.addr, 1.0)       # SRTCP that does not authenticate
     assert peer.stats.dropped == dropped + 3
     mux.receive(b"\x00\x01\x00\x00" + bytes(16), client.addr, 1.0)  # no cookie
-    mux.receive(b"\x17" + bytes(20), ("10.9.9.9", 1), 1.0)
+    mux.receive(b"\x17" + bytes(20), ("127.0.0.9", 1), 1.0)
     assert mux.stats.bad_stun == 1 and mux.stats.unknown_address == 1
     mux.receive(bytes([23, 0xFE, 0xFD]) + bytes(30), client.addr, 1.0)  # bogus DTLS record
     assert peer.state is PeerState.CONNECTED

@@ -188,7 +188,7 @@ def test_no_codec_in_common_is_bad_request() -> None:
         whep_answer(parse_offer(AIORTC_WHIP), [VIDEO_CB], SSRCS, LOCAL)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
     try:
@@ -199,7 +199,7 @@ def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(CHROMIUM.split(b"\r\n")), max_size=60), st.binary(max_size=20))
 def test_shuffled_offer_lines_answer_or_protocol_error(lines: list[bytes], junk: bytes) -> None:
     try:

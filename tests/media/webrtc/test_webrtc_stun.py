@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from aioice import stun as aioice_stun
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from hub.errors import ProtocolError
 from hub.media.webrtc.stun import (ATTR_FINGERPRINT, ATTR_ICE_CONTROLLED, ATTR_MESSAGE_INTEGRITY,
@@ -141,6 +141,7 @@ def test_username_not_utf8_raises() -> None:
         _ = StunMessage.parse(data).username
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
     try:
@@ -152,6 +153,7 @@ def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
     msg.check_fingerprint()
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=0, max_size=120))
 def test_any_body_behind_a_valid_header_parses_or_raises(body: bytes) -> None:
     data = bytes.fromhex("0001") + len(body).to_bytes(2, "big") + bytes.fromhex("2112a442") + bytes(12) + body
