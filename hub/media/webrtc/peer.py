@@ -1,0 +1,396 @@
+"""One WebRTC peer on the shared UDP port: ICE-lite, DTLS server, SRTP.
+
+A :class:`WebRtcPeer` is made when an offer is answered. It never sends a
+connectivity check of its own (we are ICE-lite, RFC 8445 2.5): it answers
+the peer's Binding requests when their USERNAME and MESSAGE-INTEGRITY match
+the credentials of the offer/answer, remembers each address that passed a
+check (at most :data:`MAX_ADDRESSES`) and sends media to the one the peer
+nominated (USE-CANDIDATE). DTLS and SRTP are only accepted from a checked
+address.
+
+Consent freshness (RFC 7675): the peer refreshes consent with a Binding
+request every few seconds; with none for ``consent_timeout`` seconds (30 by
+default) the peer is closed. The same bound covers a peer that never
+connects.
+
+Send side: :meth:`send_rtp` takes packets made once per stream (see
+:mod:`hub.media.webrtc.stream_out`) and only protects them, after a 1-byte
+payload-type rewrite on a copy when this peer negotiated another number.
+NACKs are answered from the stream's retransmission buffer; PLI and FIR are
+counted and reported as events (nothing is asked upstream).
+
+Receive side (WHIP): decrypted RTP of a negotiated payload type becomes an
+:class:`RtpReceived` event, ready for a depacketiser.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+from hub.errors import ProtocolError
+from hub.media.rtcp import RtcpRaw, SenderReport, parse_compound
+
+from . import rtcp_feedback as fb
+from .dtls import DtlsServer, DtlsState
+from .srtp import SrtpContext
+from .stun import (ATTR_USE_CANDIDATE, BINDING_REQUEST, BINDING_INDICATION, StunMessage,
+                   binding_success)
+
+__all__ = ["Addr", "Datagram", "PeerState", "SendTrack", "RecvTrack", "PacketSource", "PeerStats",
+           "PeerConnected", "PeerClosed", "RtpReceived", "SenderReportReceived",
+           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "MAX_ADDRESSES"]
+
+Addr = tuple[str, int]
+Datagram = tuple[bytes, Addr]
+
+#: RFC 7675: consent expires 30 s after the last successful check.
+CONSENT_TIMEOUT = 30.0
+#: Checked addresses remembered per peer (host, reflexive, a NAT rebinding...).
+MAX_ADDRESSES = 8
+#: Events kept between two drains by the glue.
+MAX_EVENTS = 256
+
+
+class PeerState(enum.Enum):
+    NEW = "new"                # answered, no valid check yet
+    CHECKED = "checked"        # ICE check passed, DTLS in progress
+    CONNECTED = "connected"    # SRTP keys ready
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class SendTrack:
+    """A stream track this peer receives: our SSRC, its payload type."""
+
+    track: int
+    mid: str
+    kind: str
+    codec: str
+    payload_type: int
+    clock_rate: int
+    ssrc: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecvTrack:
+    """A track this peer publishes to us (WHIP), as negotiated."""
+
+    track: int
+    mid: str
+    kind: str
+    codec: str
+    payload_type: int
+    clock_rate: int
+    channels: int = 0
+    fmtp: str = ""
+
+
+class PacketSource(Protocol):
+    """Where NACKed packets are looked up (the stream's retransmission buffer)."""
+
+    def lookup(self, track: int, seq: int) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class PeerStats:
+    stun_ok: int = 0
+    stun_rejected: int = 0     # wrong username or integrity, or not a request
+    dtls_in: int = 0
+    srtp_in: int = 0
+    srtcp_in: int = 0
+    dropped: int = 0           # from an unchecked address, before keys, undecryptable
+    rtp_out: int = 0
+    protect_failed: int = 0    # libsrtp refused (a NACKed index older than its window)
+    rtp_rewritten: int = 0
+    nack_asked: int = 0
+    nack_resent: int = 0
+    pli: int = 0
+    fir: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    peer: WebRtcPeer
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    peer: WebRtcPeer
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RtpReceived:
+    peer: WebRtcPeer
+    track: RecvTrack
+    packet: bytes  # decrypted RTP packet, header included
+
+
+@dataclass(frozen=True, slots=True)
+class SenderReportReceived:
+    peer: WebRtcPeer
+    report: SenderReport
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRequested:
+    peer: WebRtcPeer
+    track: int
+    kind: str  # "pli" or "fir"
+
+
+PeerEvent = Union[PeerConnected, PeerClosed, RtpReceived, SenderReportReceived, KeyframeRequested]
+
+
+@dataclass(slots=True)
+class _Credentials:
+    local_ufrag: str
+    local_pwd: str
+    remote_ufrag: str
+    username: str = field(init=False)
+    key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.username = f"{self.local_ufrag}:{self.remote_ufrag}"
+        self.key = self.local_pwd.encode()
+
+
+class WebRtcPeer:
+    """ICE-lite + DTLS + SRTP state of one peer; sans-IO (datagrams and ``now`` in)."""
+
+    def __init__(self, session_id: str, *, local_ufrag: str, local_pwd: str, remote_ufrag: str,
+                 dtls: DtlsServer, now: float, send_tracks: list[SendTrack] | None = None,
+                 recv_tracks: list[RecvTrack] | None = None, source: PacketSource | None = None,
+                 consent_timeout: float = CONSENT_TIMEOUT) -> None:
+        self.session_id = session_id
+        self.creds = _Credentials(local_ufrag, local_pwd, remote_ufrag)
+        self.dtls = dtls
+        self.state = PeerState.NEW
+        self.stats = PeerStats()
+        self.events: list[PeerEvent] = []
+        self.events_dropped = 0
+        self.addresses: list[Addr] = []
+        self.selected: Addr | None = None
+        self.consent_timeout = consent_timeout
+        self.last_consent = now
+        self.close_reason = ""
+        self.srtp: SrtpContext | None = None
+        self.source = source
+        self.send_tracks = {t.track: t for t in send_tracks or ()}
+        self._by_ssrc = {t.ssrc: t for t in self.send_tracks.values()}
+        self.recv_tracks = {t.payload_type: t for t in recv_tracks or ()}
+        #: SSRC the peer sends each received track with (learned from RTP).
+        self.recv_ssrc: dict[int, int] = {}
+        self.rtcp_ssrc = random.getrandbits(32)
+
+    # -- input ------------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Addr, now: float) -> list[Datagram]:
+        """One datagram from ``addr`` (RFC 7983 demux on the first byte)."""
+        if self.state is PeerState.CLOSED or not data:
+            self.stats.dropped += 1
+            return []
+        b0 = data[0]
+        if b0 < 4:
+            try:
+                msg = StunMessage.parse(data)
+            except ProtocolError:
+                self.stats.stun_rejected += 1
+                return []
+            return self.handle_stun(msg, addr, now)
+        if addr not in self.addresses:
+            self.stats.dropped += 1
+            return []
+        if 20 <= b0 <= 63:
+            return self._handle_dtls(data, addr)
+        if 128 <= b0 <= 191:
+            return self._handle_srtp(data)
+        self.stats.dropped += 1
+        return []
+
+    def handle_stun(self, msg: StunMessage, addr: Addr, now: float) -> list[Datagram]:
+        """Answer a Binding request with our credentials; refresh consent."""
+        if msg.msg_type == BINDING_INDICATION:
+            return []  # keep-alive, needs no answer and proves nothing
+        creds = self.creds
+        try:
+            username = msg.username
+        except ProtocolError:
+            username = None
+        if (msg.msg_type != BINDING_REQUEST or username != creds.username
+                or not msg.check_integrity(creds.key)):
+            self.stats.stun_rejected += 1
+            return []
+        self.stats.stun_ok += 1
+        self.last_consent = now
+        if addr not in self.addresses:
+            if len(self.addresses) >= MAX_ADDRESSES:
+                dropped = self.addresses.pop(0)
+                if dropped == self.selected:
+                    self.selected = None
+            self.addresses.append(addr)
+        if msg.has(ATTR_USE_CANDIDATE) or self.selected is None:
+            self.selected = addr
+        if self.state is PeerState.NEW:
+            self.state = PeerState.CHECKED
+        return [(binding_success(msg, addr[0], addr[1], creds.key), addr)]
+
+    def _handle_dtls(self, data: bytes, addr: Addr) -> list[Datagram]:
+        self.stats.dtls_in += 1
+        out = self.dtls.receive(data)
+        if self.dtls.state is DtlsState.CONNECTED and self.srtp is None and self.dtls.keys:
+            self.srtp = SrtpContext(self.dtls.keys)
+            self.state = PeerState.CONNECTED
+            self._event(PeerConnected(self))
+        elif self.dtls.state is DtlsState.FAILED:
+            self.close(f"DTLS failed: {self.dtls.failure}")
+        elif self.dtls.state is DtlsState.CLOSED and self.state is not PeerState.CLOSED:
+            self.close("DTLS close_notify")
+        return [(d, addr) for d in out]
+
+    def _handle_srtp(self, data: bytes) -> list[Datagram]:
+        srtp = self.srtp
+        if srtp is None:
+            self.stats.dropped += 1
+            return []
+        if len(data) >= 2 and 192 <= data[1] <= 223:
+            try:
+                plain = srtp.unprotect_rtcp(data)
+                parts = parse_compound(plain)
+            except ProtocolError:
+                self.stats.dropped += 1
+                return []
+            self.stats.srtcp_in += 1
+            out: list[Datagram] = []
+            for part in parts:
+                try:
+                    out += self._handle_rtcp(part)
+                except ProtocolError:
+                    self.stats.dropped += 1
+            return out
+        try:
+            plain = srtp.unprotect(data)
+        except ProtocolError:
+            self.stats.dropped += 1
+            return []
+        track = self.recv_tracks.get(plain[1] & 0x7F) if len(plain) >= 12 else None
+        if track is None:
+            self.stats.dropped += 1
+            return []
+        self.stats.srtp_in += 1
+        self.recv_ssrc[track.track] = int.from_bytes(plain[8:12], "big")
+        self._event(RtpReceived(self, track, plain))
+        return []
+
+    def _handle_rtcp(self, part: object) -> list[Datagram]:
+        if isinstance(part, SenderReport):
+            if self.recv_tracks:
+                self._event(SenderReportReceived(self, part))
+            return []
+        if not isinstance(part, RtcpRaw):
+            return []  # receiver reports: nothing to act on yet
+        if part.packet_type == fb.RTCP_RTPFB and part.count == fb.FMT_NACK:
+            return self._answer_nack(fb.parse_nack(part.body))
+        elif part.packet_type == fb.RTCP_PSFB and part.count == fb.FMT_PLI:
+            self.stats.pli += 1
+            track = self._by_ssrc.get(fb.media_ssrc(part.body))
+            if track is not None:
+                self._event(KeyframeRequested(self, track.track, "pli"))
+        elif part.packet_type == fb.RTCP_PSFB and part.count == fb.FMT_FIR:
+            self.stats.fir += 1
+            for ssrc in fb.fir_ssrcs(part.body):
+                track = self._by_ssrc.get(ssrc)
+                if track is not None:
+                    self._event(KeyframeRequested(self, track.track, "fir"))
+        return []
+
+    def _answer_nack(self, nack: fb.Nack) -> list[Datagram]:
+        self.stats.nack_asked += len(nack.lost)
+        track = self._by_ssrc.get(nack.media_ssrc)
+        if track is None or self.source is None:
+            return []
+        found = [p for p in (self.source.lookup(track.track, seq) for seq in nack.lost) if p is not None]
+        self.stats.nack_resent += len(found)
+        return self.send_rtp(track.track, found)
+
+    # -- output -----------------------------------------------------------
+
+    def send_rtp(self, track: int, packets: list[bytes]) -> list[Datagram]:
+        """Protect the stream's shared packets of ``track`` for this peer."""
+        addr = self.selected
+        srtp = self.srtp
+        t = self.send_tracks.get(track)
+        if srtp is None or addr is None or t is None or self.state is not PeerState.CONNECTED:
+            return []
+        protect = srtp.protect
+        pt = t.payload_type
+        out: list[Datagram] = []
+        for p in packets:
+            if (p[1] & 0x7F) != pt:
+                p = b"".join((p[:1], bytes(((p[1] & 0x80) | pt,)), p[2:]))
+                self.stats.rtp_rewritten += 1
+            try:
+                out.append((protect(p), addr))
+            except ProtocolError:
+                self.stats.protect_failed += 1
+        self.stats.rtp_out += len(out)
+        return out
+
+    def send_rtcp(self, compound: bytes) -> list[Datagram]:
+        """Protect one compound RTCP packet (e.g. the stream's sender reports)."""
+        if self.srtp is None or self.selected is None or self.state is not PeerState.CONNECTED:
+            return []
+        try:
+            return [(self.srtp.protect_rtcp(compound), self.selected)]
+        except ProtocolError:
+            self.stats.protect_failed += 1
+            return []
+
+    def request_keyframe(self, track: int) -> list[Datagram]:
+        """A PLI to the publisher of a received track (WHIP), once it has sent RTP."""
+        ssrc = self.recv_ssrc.get(track)
+        if ssrc is None:
+            return []
+        return self.send_rtcp(fb.pli(self.rtcp_ssrc, ssrc))
+
+    def handle_timer(self, now: float) -> list[Datagram]:
+        """Consent expiry and DTLS retransmission; call at :meth:`deadline`."""
+        if self.state is PeerState.CLOSED:
+            return []
+        if now - self.last_consent >= self.consent_timeout:
+            self.close("consent expired" if self.state is not PeerState.NEW else "no ICE check")
+            return []
+        if self.selected is not None and self.state is PeerState.CHECKED:
+            return [(d, self.selected) for d in self.dtls.handle_timer()]
+        return []
+
+    def deadline(self, now: float) -> float:
+        """When :meth:`handle_timer` must run next: consent expiry, or sooner
+        while OpenSSL waits to retransmit a handshake flight."""
+        expiry = self.last_consent + self.consent_timeout
+        if self.state is PeerState.CHECKED:
+            wait = self.dtls.timeout()
+            if wait is not None:
+                return min(expiry, now + wait)
+        return expiry
+
+    def close(self, reason: str) -> list[Datagram]:
+        """End the session: close_notify to the peer if DTLS was up."""
+        if self.state is PeerState.CLOSED:
+            return []
+        out = self.dtls.close()
+        addr = self.selected
+        self.state = PeerState.CLOSED
+        self.close_reason = reason
+        self._event(PeerClosed(self, reason))
+        return [(d, addr) for d in out] if addr is not None else []
+
+    def _event(self, event: PeerEvent) -> None:
+        if len(self.events) >= MAX_EVENTS:
+            self.events_dropped += 1
+            return
+        self.events.append(event)
+
