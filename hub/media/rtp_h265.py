@@ -3,24 +3,16 @@
 Single NAL unit packets, aggregation packets (AP, type 48) and fragmentation
 units (FU, type 49), without DONL fields (``sprop-max-don-diff`` absent, as
 every encoder/camera we meet sends). Frame assembly, loss handling and limits
-are shared with H.264 in :class:`hub.media.rtp_h264.RtpNalDepacketizer`.
+and the packetiser's loop are shared with H.264 in :mod:`hub.media.rtp_nal`.
 """
 
 from __future__ import annotations
 
-import struct
-
-from hub.media.access_unit import avcc_split
 from hub.media.h265 import (NAL_AP, NAL_AUD, NAL_FU, NAL_IRAP_MAX, NAL_IRAP_MIN, NAL_PPS,
                             NAL_SEI_PREFIX, NAL_SPS, NAL_VPS)
-from hub.media.rtp_h264 import RtpNalDepacketizer
+from hub.media.rtp_nal import RtpNalDepacketizer, RtpNalPacketizer
 
 __all__ = ["H265Depacketizer", "H265Packetizer"]
-
-_RTP = struct.Struct(">BBHII")
-_RTP_FU = struct.Struct(">BBHIIBBB")  # RTP header + 2-byte payload header + FU header
-_U16 = struct.Struct(">H")
-
 
 class H265Depacketizer(RtpNalDepacketizer):
     """RFC 7798 depacketiser; ``vps``, ``sps``, ``pps`` hold in-band parameter sets."""
@@ -32,15 +24,7 @@ class H265Depacketizer(RtpNalDepacketizer):
     def vps(self) -> bytes | None:
         return self.params["vps"]
 
-    @property
-    def sps(self) -> bytes | None:
-        return self.params["sps"]
-
-    @property
-    def pps(self) -> bytes | None:
-        return self.params["pps"]
-
-    def _nal_type(self, nal: bytes | memoryview) -> int:
+    def _nal_type(self, nal: bytes | bytearray | memoryview) -> int:
         return (nal[0] >> 1) & 0x3F
 
     def _starts_picture(self, nal: bytes | memoryview) -> bool:
@@ -65,29 +49,12 @@ class H265Depacketizer(RtpNalDepacketizer):
         if t < NAL_AP:
             self._add_nal(payload)
         elif t == NAL_AP:
-            pos = 2
-            end = len(payload)
-            while pos < end:
-                if end - pos < 2:
-                    self.stats.malformed += 1
-                    self._broken = True
-                    return
-                size = _U16.unpack_from(payload, pos)[0]
-                pos += 2
-                if size < 2 or size > end - pos:
-                    self.stats.malformed += 1
-                    self._broken = True
-                    return
-                self._add_nal(payload[pos:pos + size])
-                pos += size
+            self._unpack_aggregate(payload, 2, 2)
         elif t == NAL_FU:
             fu = payload[2]
             header = bytes(((payload[0] & 0x81) | ((fu & 0x3F) << 1), payload[1]))
             if fu & 0x80:
-                if fu & 0x40:
-                    self._add_nal(header + payload[3:])
-                    return
-                self._fu_start(header, payload[3:])
+                self._fu_start(header, payload[3:], bool(fu & 0x40))
             else:
                 self._fu_continue(payload[3:], bool(fu & 0x40))
         else:  # PACI (50) and reserved types
@@ -95,62 +62,15 @@ class H265Depacketizer(RtpNalDepacketizer):
             self._broken = True
 
 
-class H265Packetizer:
-    """Access units (AVCC with H.265 NALs) to RTP packets: single NAL or FU.
+class H265Packetizer(RtpNalPacketizer):
+    """Access units (AVCC with H.265 NALs) to RTP packets: single NAL or FU
+    (see :class:`hub.media.rtp_nal.RtpNalPacketizer`)."""
 
-    Same contract as :class:`hub.media.rtp_h264.H264Packetizer`.
-    """
+    __slots__ = ()
+    _nal_header = 2
 
-    __slots__ = ("pt", "ssrc", "mtu", "seq", "_max_single", "_max_frag")
+    def _sends(self, nal: memoryview) -> bool:
+        return len(nal) >= 2 and (nal[0] >> 1) & 0x3F != NAL_AUD
 
-    def __init__(self, pt: int, ssrc: int, mtu: int = 1400, *, start_seq: int = 0) -> None:
-        if mtu < 12 + 4:
-            raise ValueError("MTU too small for RTP + FU")
-        self.pt = pt
-        self.ssrc = ssrc
-        self.mtu = mtu
-        #: Sequence number of the next packet.
-        self.seq = start_seq & 0xFFFF
-        self._max_single = mtu - 12
-        self._max_frag = mtu - 15
-
-    def packetize(self, au_avcc: bytes | bytearray | memoryview, ts: int) -> list[bytes]:
-        """Packetise one access unit with RTP timestamp ``ts`` (masked to 32 bits)."""
-        out: list[bytes] = []
-        nals = [n for n in avcc_split(au_avcc) if len(n) >= 2 and (n[0] >> 1) & 0x3F != NAL_AUD]
-        if not nals:
-            return out
-        ts &= 0xFFFFFFFF
-        pt = self.pt
-        ssrc = self.ssrc
-        seq = self.seq
-        last = len(nals) - 1
-        max_single = self._max_single
-        max_frag = self._max_frag
-        for i, nal in enumerate(nals):
-            size = len(nal)
-            if size <= max_single:
-                mark = 0x80 if i == last else 0
-                out.append(b"".join((_RTP.pack(0x80, mark | pt, seq, ts, ssrc), nal)))
-                seq = (seq + 1) & 0xFFFF
-                continue
-            h0 = (nal[0] & 0x81) | (NAL_FU << 1)
-            h1 = nal[1]
-            nal_t = (nal[0] >> 1) & 0x3F
-            pos = 2
-            while pos < size:
-                end = min(pos + max_frag, size)
-                fu = nal_t
-                if pos == 2:
-                    fu |= 0x80
-                mark = 0
-                if end == size:
-                    fu |= 0x40
-                    if i == last:
-                        mark = 0x80
-                out.append(b"".join((_RTP_FU.pack(0x80, mark | pt, seq, ts, ssrc, h0, h1, fu),
-                                     nal[pos:end])))
-                seq = (seq + 1) & 0xFFFF
-                pos = end
-        self.seq = seq
-        return out
+    def _fu_header(self, nal: memoryview) -> tuple[bytes, int]:
+        return bytes(((nal[0] & 0x81) | (NAL_FU << 1), nal[1])), (nal[0] >> 1) & 0x3F

@@ -8,15 +8,16 @@ ANNOUNCE, as ipchub does: a publisher that never gets to RECORD cannot
 replace a live one.
 
 The session's object split follows gortsplib: this module is the
-connection and its requests; `rtp_in.TrackIngest` turns each track's
-packets into ring entries; `udp_in.UdpPairReceiver` reads a track's UDP
-ports; which method is valid when is `hub.media.rtsp.state`'s to say.
+connection and its requests; its `ingest.IngestSession` is the stream side
+(tracks, ring entries, going live, parameter changes, counts and the idle
+timeout), the same one a route pull uses; `udp_in.UdpPairReceiver` reads a
+track's UDP ports; which method is valid when is `hub.media.rtsp.state`'s
+to say.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -27,16 +28,15 @@ from ..child import ChildArgs
 from ..errors import (BadRequest, HubError, MethodNotValidInState, ProtocolError, ServiceUnavailable,
                       SessionNotFound, UnsupportedTransport)
 from ..ipc.handoff import adopt_socket, already_read_of
-from ..media.rtsp import NEED_DATA, Headers, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
+from ..media.rtsp import Headers, RtspReader, RtspRequest, RtspResponse
 from ..media.rtsp.session import SessionHeader
 from ..media.rtsp.state import RtspMethod, RtspServerSession, RtspState, new_session_id, to_method
 from ..media.rtsp.transport import Transport, TransportSpec
 from ..media.sdp import Sdp
-from ..media.stream_desc import TrackDesc
 from ..placement import canonical_path
 from ..udp_ports import PortPairPool
-from .rtp_in import TrackIngest
-from .sdp_tracks import AnnouncedTrack, announced_tracks, player_sdp, track_for_uri
+from .ingest import IngestSession
+from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks, track_for_uri
 from .stream import Stream
 from .streams import StreamTable
 from .udp_in import UdpPairReceiver
@@ -48,7 +48,7 @@ __all__ = ["PublishHost", "RtspPublisher"]
 M = RtspMethod
 PUBLIC = "OPTIONS, ANNOUNCE, SETUP, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 SERVER = "hub"
-MAX_TICK = 5.0  # the idle check runs at least this often
+MAX_TICK = 5.0  # the idle check runs at least this often (a quarter of the timeout if shorter)
 
 
 class PublishHost:
@@ -126,13 +126,14 @@ def _split_peer(peer: str) -> str:
 
 
 class RtspPublisher(asyncio.Protocol):
-    """One publisher's RTSP connection (and its UDP ports, if any).
+    """One publisher's RTSP connection (and its UDP ports, if any): the
+    requests here, the stream in `self.ingest`.
 
-    `bytes_in`, and the stream's `size` once live, count every byte received
-    from the publisher: all bytes read on the TCP connection after the hand-off
-    (the replayed ones included: requests, SDP, `$` frames with their
-    4-byte prefixes) plus the whole of every UDP datagram accepted on its RTP
-    and RTCP ports.
+    The ingest's `bytes_in`, and the stream's `size` once live, count every
+    byte received from the publisher: all bytes read on the TCP connection
+    after the hand-off (the replayed ones included: requests, SDP, `$` frames
+    with their 4-byte prefixes) plus the whole of every UDP datagram accepted
+    on its RTP and RTCP ports. No bytes for the session timeout close it.
     """
 
     def __init__(self, host: PublishHost, path: str, peer: str) -> None:
@@ -149,14 +150,8 @@ class RtspPublisher(asyncio.Protocol):
         self.sdp: Sdp | None = None
         self.announced: list[AnnouncedTrack] = []
         self.setups: dict[int, _Setup] = {}  # by announced index
-        self.stream: Stream | None = None
-        self.tracks: list[TrackDesc] = []  # as published (index = ring track)
-        self.ingests: list[TrackIngest] = []
-        self._chosen: list[AnnouncedTrack] = []
-        self._channels: list[Callable[[bytes | memoryview], None] | None] = [None] * 256
-        self.bytes_in = 0
-        self._seen = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
+                                    clock=host.clock)
         self.closed = False
         self._handlers: dict[RtspMethod, Callable[[RtspRequest, Headers], RtspResponse]] = {
             M.OPTIONS: self._options, M.ANNOUNCE: self._announce, M.SETUP: self._setup,
@@ -164,36 +159,21 @@ class RtspPublisher(asyncio.Protocol):
             M.GET_PARAMETER: self._keep_alive, M.SET_PARAMETER: self._keep_alive,
         }
 
+    @property
+    def stream(self) -> Stream | None:
+        return self.ingest.stream
+
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop transports are not asyncio.Transport subclasses: no isinstance check
         self.transport = cast(asyncio.Transport, transport)
         self.host.sessions.add(self)
-        self._schedule_tick()
+        self.ingest.start(MAX_TICK)
         log.info("%s: publisher %s connected (session %s)", self.path, self.peer, self.session.id)
 
     def data_received(self, data: bytes) -> None:
-        n = len(data)
-        self.bytes_in += n
-        self._seen = True
-        stream = self.stream
-        if stream is not None:
-            stream.size += n
-        reader = self.reader
-        reader.feed(data)
-        channels = self._channels
         try:
-            while not self.closed:
-                event = reader.next_event()
-                if event is NEED_DATA:
-                    return
-                if event.__class__ is InterleavedFrame:
-                    sink = channels[event.channel]
-                    if sink is not None:
-                        sink(event.payload)
-                elif isinstance(event, RtspRequest):
-                    self._on_request(event)
-                # A response (to nothing we asked) is ignored.
+            self.ingest.receive_rtsp(data, self.reader, self._on_message)
         except ProtocolError as exc:
             self._fail(None, exc)
 
@@ -203,16 +183,10 @@ class RtspPublisher(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close()
 
-    # -- UDP ------------------------------------------------------------------
-    def _count(self, n: int) -> None:
-        """Bytes of a UDP datagram: counted like TCP bytes, and activity."""
-        self.bytes_in += n
-        self._seen = True
-        if self.stream is not None:
-            self.stream.size += n
-
     # -- requests -------------------------------------------------------------
-    def _on_request(self, req: RtspRequest) -> None:
+    def _on_message(self, req: RtspRequest | RtspResponse) -> None:
+        if isinstance(req, RtspResponse):
+            return  # a response to nothing we asked
         cseq = req.headers.get("CSeq")
         headers = Headers([("CSeq", cseq)] if cseq is not None else [])
         headers.add("Session", self.session_header)
@@ -333,10 +307,11 @@ class RtspPublisher(asyncio.Protocol):
             rtp, rtcp = pool.bind_pair(bind_host)
         except OSError as exc:
             raise ServiceUnavailable(str(exc)) from None
-        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, self._count, pool.release)
+        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, self.ingest.count,
+                               pool.release)
 
     def _record(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        if self.stream is None or self.stream.closed:
+        if not self.ingest.live:
             self._go_live()
         self.session.apply(M.RECORD, self.clock())
         return RtspResponse(200, headers=headers)
@@ -354,75 +329,29 @@ class RtspPublisher(asyncio.Protocol):
         """Publish the tracks that were set up, in SDP order, as tracks 0..n-1."""
         assert self.sdp is not None
         chosen = [t for t in self.announced if t.desc.index in self.setups]
-        tracks = [dataclasses.replace(t.desc, index=i) for i, t in enumerate(chosen)]
-        sdp = player_sdp(self.sdp, list(zip(chosen, tracks)))
-        stream = self.host.streams.publish(self.path, sdp, tracks, addr=self.peer, source=self)
-        stream.size = self.bytes_in
-        self.stream = stream
-        self.tracks = tracks
-        self._chosen = chosen
-        audio_only = not any(t.kind == "video" for t in tracks)
-        channels: list[Callable[[bytes | memoryview], None] | None] = [None] * 256
-        self.ingests = []
-        for i, (announced, desc) in enumerate(zip(chosen, tracks)):
-            ingest = TrackIngest(stream, i, desc, audio_only=audio_only, on_params=self._params_changed,
-                                 clock=self.clock)
-            self.ingests.append(ingest)
+        ingest = self.ingest
+        ingest.go_live(*published_tracks(self.sdp, chosen))
+        for i, announced in enumerate(chosen):
             setup = self.setups[announced.desc.index]
             if setup.interleaved is not None:
-                channels[setup.interleaved[0]] = ingest.push_rtp
-                channels[setup.interleaved[1]] = ingest.push_rtcp
+                ingest.bind_interleaved(i, setup.interleaved)
             elif setup.udp is not None:
-                setup.udp.rtp_sink = ingest.push_rtp
-                setup.udp.rtcp_sink = ingest.push_rtcp
-        # In place: data_received holds this list while it drains a read
-        # that may carry RECORD and the first frames together.
-        self._channels[:] = channels
+                setup.udp.rtp_sink, setup.udp.rtcp_sink = ingest.rtp_sinks(i)
 
-    def _params_changed(self, index: int, desc: TrackDesc) -> None:
-        """In-band parameter sets: new description for the readers."""
-        stream = self.stream
-        if stream is None or stream.closed or self.sdp is None:
-            return
-        self.tracks[index] = desc
-        sdp = player_sdp(self.sdp, list(zip(self._chosen, self.tracks)))
-        stream.update_tracks(list(self.tracks), sdp)
-        log.info("%s: track %d parameters changed in band (%dx%d)", self.path, index, desc.width, desc.height)
-
-    # -- liveness and closing --------------------------------------------------
-    def _schedule_tick(self) -> None:
-        interval = min(MAX_TICK, max(0.02, self.session.timeout / 4))
-        self._timer = asyncio.get_running_loop().call_later(interval, self._tick)
-
-    def _tick(self) -> None:
-        """Idle check: traffic only sets a flag; the clock is read here."""
-        now = self.clock()
-        if self._seen:
-            self._seen = False
-            self.session.touch(now)
-        elif self.session.expired(now):
-            log.info("%s: publisher %s timed out", self.path, self.peer)
-            self.close()
-            return
-        self._schedule_tick()
-
+    # -- closing ----------------------------------------------------------------
     def close(self) -> None:
         """End the session: its stream, its UDP ports and its connection.
 
-        StreamTable.close (DELETE, a newer publisher) calls this too.
+        StreamTable.close (DELETE, a newer publisher) and the ingest's
+        idle timeout call this too.
         """
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self._channels[:] = [None] * 256
+        self.ingest.close()
         for setup in self.setups.values():
             if setup.udp is not None:
                 setup.udp.close()
-        stream = self.stream
-        if stream is not None and not stream.closed:
-            stream.close()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.host.sessions.discard(self)

@@ -1,16 +1,20 @@
-"""Per-track ingest: RTP packet → access units → the stream's ring.
+"""Per-track ingest: RTP packets or whole access units → the stream's ring.
 
-One `TrackIngest` per published track, fed by whichever transport carries
-it (interleaved `$` frames or a UDP socket). It is the publisher's hot path,
+One `TrackIngest` per published track, made by the source's
+`hub.shard.ingest.IngestSession` when it goes live and fed by whichever
+transport carries the track: RTP from interleaved `$` frames or a UDP
+socket (`push_rtp`), or access units that arrive whole, such as RTMP's
+(`push_au`); both ways give the same ring entries. It is the hot path,
 so everything that can be decided once (which depacketiser, which flags,
 whether audio counts as keyframes, the time base) is decided in
 `__init__` or on the first packet, and a packet costs one parse, one
 depacketiser call and one ring write per finished access unit.
 
 Timestamps follow the contract of `hub.media.stream_desc`: the extended RTP
-timestamp minus this track's first one, plus how long after the stream's
-start that first packet arrived (in the track's clock), so the tracks of a
-stream share one time line without waiting for RTCP.
+timestamp (or the source's unit timestamp) minus this track's first one,
+plus how long after the stream's start that first packet arrived (in the
+track's clock), so the tracks of a stream share one time line without
+waiting for RTCP.
 
 Nothing a publisher sends is raised from here: a packet that does not parse
 is dropped and counted (`stats`).
@@ -18,10 +22,11 @@ is dropped and counted (`stats`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..errors import ProtocolError
 from ..media.aac import AacConfig
@@ -31,10 +36,11 @@ from ..media.rtp import RtpPacket
 from ..media.rtp_aac import AacDepacketizer
 from ..media.rtp_h264 import H264Depacketizer
 from ..media.rtp_h265 import H265Depacketizer
+from ..media.rtp_nal import RtpNalDepacketizer
 from ..media.sdp import aac_params, parse_fmtp
 from ..media.seqnum import TimestampUnwrapper
 from ..media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, TrackDesc
-from .sdp_tracks import with_h264_params, with_h265_params
+from .sdp_tracks import with_aac_config, with_h264_params, with_h265_params
 from .stream import Stream
 
 log = logging.getLogger("hub.shard.rtp_in")
@@ -51,6 +57,11 @@ class IngestStats:
     rtcp: int = 0  # RTCP packets parsed
     bad_rtcp: int = 0  # RTCP that did not parse: dropped
     param_updates: int = 0  # in-band parameter sets that changed the track
+    units_in: int = 0  # access units pushed whole (push_au)
+
+    def add(self, other: IngestStats) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def make_depacketizer(desc: TrackDesc) -> H264Depacketizer | H265Depacketizer | AacDepacketizer | None:
@@ -82,6 +93,7 @@ class TrackIngest:
     `on_params(index, new_desc)` is called when in-band parameter sets
     change the track's description (the session then re-describes the
     stream); it gets a new TrackDesc, the old one is never mutated.
+    `started` is the stream's start on `clock`.
     """
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
@@ -117,7 +129,7 @@ class TrackIngest:
         self._write = stream.write
         # The depacketiser whose in-band parameter sets we follow, if any.
         self._nal_depack = (self._depack if on_params is not None and isinstance(
-            self._depack, (H264Depacketizer, H265Depacketizer)) else None)
+            self._depack, RtpNalDepacketizer) else None)
 
     # -- RTP ------------------------------------------------------------------
     def push_rtp(self, data: bytes | bytearray | memoryview) -> None:
@@ -156,7 +168,6 @@ class TrackIngest:
             self.stats.entries += len(aus)
         nal = self._nal_depack
         if nal is not None and nal.params_changed:
-            nal.params_changed = False
             self._check_params(nal)
 
     def _set_base(self, first_ts: int) -> None:
@@ -177,13 +188,14 @@ class TrackIngest:
         self._write(self.index, pkt.payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
 
-    def _check_params(self, depack: H264Depacketizer | H265Depacketizer) -> None:
+    def _check_params(self, depack: RtpNalDepacketizer) -> None:
         """In-band parameter sets that differ from the description → new desc.
 
         Runs only when the depacketiser flagged a parameter set different
         from the last one it saw, so the common case costs one bool test.
         """
-        vps = getattr(depack, "vps", None) or b""
+        depack.params_changed = False
+        vps = depack.params.get("vps") or b""
         sps = depack.sps or b""
         pps = depack.pps or b""
         desc = self.desc
@@ -201,6 +213,70 @@ class TrackIngest:
         self.stats.param_updates += 1
         assert self._on_params is not None
         self._on_params(self.index, new)
+
+    # -- whole access units -------------------------------------------------
+    def push_au(self, data: bytes | bytearray | memoryview, pts: int, dts: int | None = None, *,
+                length_size: int = 4) -> None:
+        """One access unit that arrived whole, timestamps in the track's clock.
+
+        Video is length-prefixed NAL units (`length_size` bytes each, as the
+        decoder configuration record says), AAC one raw frame, any other
+        codec what its RTP payload would be. The entry written is the one
+        the RTP path writes for the same unit; a `dts` from the source (RTMP
+        has one) is kept, without one it is derived as for RTP. A unit of
+        nothing but parameter sets is not written: they lead the next one.
+        """
+        self.stats.units_in += 1
+        if self._base is None:
+            self._set_base(pts if dts is None else dts)
+        base = self._base
+        assert base is not None
+        depack = self._depack
+        keyframe = self._key_all
+        flags = 0
+        if isinstance(depack, RtpNalDepacketizer):
+            au = depack.push_avcc(data, pts, length_size=length_size)
+            nal = self._nal_depack
+            if nal is not None and nal.params_changed:
+                self._check_params(nal)
+            if au is None:
+                return
+            data = au.data
+            keyframe = keyframe or (self._is_video and au.keyframe)
+        elif depack is None:
+            flags = FLAG_RTP_PAYLOAD | FLAG_MARKER
+        pts -= base
+        if dts is not None:
+            dts -= base
+        elif self._dts is not None:
+            dts = self._dts.dts(pts)
+        else:
+            dts = pts
+        if isinstance(data, bytearray):
+            data = memoryview(data)
+        self._write(self.index, data, pts, dts, keyframe, flags)
+        self.stats.entries += 1
+
+    def set_params(self, nals: Iterable[bytes | bytearray | memoryview]) -> None:
+        """H.264/H.265 parameter sets out of band (RTMP's sequence header):
+        a change re-describes the stream as in-band ones do."""
+        nal = self._nal_depack
+        if nal is None:
+            return
+        nal.set_params(nals)
+        if nal.params_changed:
+            self._check_params(nal)
+
+    def set_audio_config(self, asc: bytes) -> None:
+        """A new AAC AudioSpecificConfig (RTMP's sequence header); ProtocolError
+        when it does not parse."""
+        if self.desc.codec != AUDIO_AAC or asc == self.desc.asc:
+            return
+        new = with_aac_config(self.desc, asc)
+        self.desc = new
+        self.stats.param_updates += 1
+        if self._on_params is not None:
+            self._on_params(self.index, new)
 
     # -- RTCP -----------------------------------------------------------------
     def push_rtcp(self, data: bytes | bytearray | memoryview) -> None:

@@ -20,16 +20,21 @@ import base64
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import BadRequest, HubError
-from ..media.sdp import (Sdp, SdpMedia, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
+from ..media.aac import AacConfig
+from ..media.sdp import (Sdp, SdpMedia, aac_fmtp, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
                          h265_parameter_sets, parse_fmtp)
 from ..media.stream_desc import AUDIO_AAC, TrackDesc
 
 log = logging.getLogger("hub.shard.sdp")
 
-__all__ = ["AnnouncedTrack", "announced_tracks", "player_sdp", "track_for_uri",
-           "describe_video", "with_h264_params", "with_h265_params"]
+__all__ = ["AnnouncedTrack", "SdpFor", "announced_tracks", "published_tracks", "player_sdp", "tracks_sdp",
+           "track_for_uri", "describe_video", "with_h264_params", "with_h265_params", "with_aac_config"]
+
+#: The SDP players get for a stream's tracks as they are now.
+SdpFor = Callable[[list[TrackDesc]], str]
 
 _RTP_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "RTP/AVP/TCP")
 
@@ -93,8 +98,6 @@ def _configure(desc: TrackDesc, fmtp: dict[str, str]) -> None:
                 desc.vps, desc.sps, desc.pps = sets
                 describe_video(desc)
         elif desc.codec == AUDIO_AAC:
-            from ..media.aac import AacConfig
-
             asc = aac_params(fmtp).config
             cfg = AacConfig.parse(asc)
             desc.asc = asc
@@ -146,6 +149,16 @@ def with_h265_params(desc: TrackDesc, vps: bytes, sps: bytes, pps: bytes) -> Tra
     new = dataclasses.replace(desc, vps=vps, sps=sps, pps=pps, fmtp=format_fmtp(params))
     _video_or_keep(new, desc)
     return new
+
+
+def with_aac_config(desc: TrackDesc, asc: bytes) -> TrackDesc:
+    """A copy of `desc` with a new AudioSpecificConfig, its fmtp's config
+    rewritten to match (ProtocolError when `asc` does not parse)."""
+    cfg = AacConfig.parse(asc)
+    params = parse_fmtp(desc.fmtp or aac_fmtp(asc))
+    params["config"] = asc.hex().upper()
+    return dataclasses.replace(desc, asc=bytes(asc), sample_rate=cfg.sample_rate,
+                               channels=cfg.channels or desc.channels, fmtp=format_fmtp(params))
 
 
 def _video_or_keep(new: TrackDesc, old: TrackDesc) -> None:
@@ -206,3 +219,24 @@ def player_sdp(sdp: Sdp, chosen: list[tuple[AnnouncedTrack, TrackDesc]]) -> str:
         out.media.append(SdpMedia(media=src.media, port=0, proto="RTP/AVP", formats=[pt],
                                   bandwidth=list(src.bandwidth), attributes=attrs, extra=list(src.extra)))
     return str(out)
+
+
+def published_tracks(sdp: Sdp, chosen: list[AnnouncedTrack]) -> tuple[list[TrackDesc], SdpFor]:
+    """The announced tracks a source publishes (those it set up, in SDP
+    order), numbered 0..n-1 as ring tracks, and the player SDP of any later
+    version of them (after in-band parameter changes)."""
+    tracks = [dataclasses.replace(t.desc, index=i) for i, t in enumerate(chosen)]
+    return tracks, lambda current: player_sdp(sdp, list(zip(chosen, current)))
+
+
+def tracks_sdp(tracks: list[TrackDesc]) -> str:
+    """The player SDP of tracks that came without an SDP (RTMP, WHIP): one
+    section per track, written as `player_sdp` writes an announced one."""
+    chosen: list[tuple[AnnouncedTrack, TrackDesc]] = []
+    for t in tracks:
+        rtpmap = f"{t.payload_type} {t.codec}/{t.clock_rate}"
+        if t.kind == "audio" and t.channels:
+            rtpmap += f"/{t.channels}"
+        media = SdpMedia(media=t.kind, formats=[str(t.payload_type)], attributes=[("rtpmap", rtpmap)])
+        chosen.append((AnnouncedTrack(media, t, ""), t))
+    return player_sdp(Sdp(), chosen)

@@ -296,3 +296,67 @@ def test_ffmpeg_capture_stap_a_fu_a_b_frames() -> None:
         frames += dec.decode(av.Packet(avcc_to_annexb(a.data)))
     frames += dec.decode(None)
     assert len(frames) == 10 and all((f.width, f.height) == (320, 240) for f in frames)
+
+
+# -- access units that arrive whole (FLV/RTMP) --------------------------------------
+
+def _prefixed(size: int, *nals: bytes) -> bytes:
+    return b"".join(len(n).to_bytes(size, "big") + n for n in nals)
+
+
+def test_whole_units_give_what_rtp_gives() -> None:
+    """The same NAL units by RTP and whole (with an AUD, 2-byte lengths) make one unit."""
+    by_rtp = _push_all(H264Depacketizer(), [STAP_A, FU_START, FU_MIDDLE, FU_END])
+    d = H264Depacketizer()
+    au = d.push_avcc(_prefixed(2, bytes.fromhex("0910"), SPS, PPS, IDR), 3000, length_size=2)
+    assert [au] == by_rtp
+    assert au is not None and au.data == bytes.fromhex(
+        "00000004 6742c01e 00000004 68ce3c80 0000000b 65 8884 0001 0203 0405 0607")
+    assert d.sps == SPS and d.pps == PPS and d.params_changed and d.stats.units == 1
+
+
+def test_whole_units_of_parameter_sets_lead_the_next_one() -> None:
+    d = H264Depacketizer()
+    assert d.push_avcc(_prefixed(4, SPS, PPS), 0) is None
+    au = d.push_avcc(bytearray(_prefixed(4, bytes.fromhex("4188"))), 3600)
+    assert au is not None and au.data == _prefixed(4, SPS, PPS, bytes.fromhex("4188")) and not au.keyframe
+
+
+def test_malformed_whole_units_are_dropped_and_counted() -> None:
+    d = H264Depacketizer()
+    assert d.push_avcc(_prefixed(4, IDR)[:-1], 0) is None  # length past the end
+    assert d.push_avcc(b"\x00\x00\x00", 1) is None  # a length cut short
+    assert d.stats.malformed == 2 and d.stats.dropped_units == 2
+    d = H264Depacketizer(max_nals=1)
+    assert d.push_avcc(_prefixed(4, IDR, IDR), 2) is None and d.stats.oversize == 1
+    (au,) = [d.push_avcc(_prefixed(1, bytes.fromhex("6588")), 3, length_size=1)]
+    assert au is not None and au.keyframe and au.pts == 3
+    with pytest.raises(ValueError):
+        d.push_avcc(b"", 0, length_size=5)
+
+
+def test_out_of_band_parameter_sets_are_tracked_not_sent() -> None:
+    d = H264Depacketizer()
+    d.set_params([SPS, b"", PPS, IDR])
+    assert (d.sps, d.pps, d.params_changed) == (SPS, PPS, True)
+    au = d.push_avcc(_prefixed(4, IDR), 0)
+    assert au is not None and au.data == _prefixed(4, IDR)
+
+
+@given(st.binary(max_size=80), st.integers(1, 4))
+def test_any_whole_unit_gives_a_unit_or_none(data: bytes, length_size: int) -> None:
+    d = H264Depacketizer()
+    for pts in range(2):
+        au = d.push_avcc(data, pts, length_size=length_size)
+        if au is not None:
+            assert avcc_split(au.data) and au.pts == pts
+
+
+def test_packetizer_refuses_an_mtu_without_room_for_a_fragment() -> None:
+    with pytest.raises(ValueError):
+        H264Packetizer(96, 1, mtu=14)
+    assert H264Packetizer(96, 1, mtu=15).packetize(_prefixed(4, bytes.fromhex("65 0102 0304")), 0) == [
+        bytes.fromhex("8060 0000 00000000 00000001 7c 85 01"),
+        bytes.fromhex("8060 0001 00000000 00000001 7c 05 02"),
+        bytes.fromhex("8060 0002 00000000 00000001 7c 05 03"),
+        bytes.fromhex("80e0 0003 00000000 00000001 7c 45 04")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fractions
 
 import av
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from hub.media.access_unit import AccessUnit, annexb_split, avcc_join, avcc_split, avcc_to_annexb
@@ -165,3 +166,22 @@ def test_ffmpeg_capture_ap_fu_b_frames() -> None:
         frames += dec.decode(av.Packet(avcc_to_annexb(a.data)))
     frames += dec.decode(None)
     assert len(frames) == 10 and all((f.width, f.height) == (320, 240) for f in frames)
+
+
+def test_whole_units_give_what_rtp_gives() -> None:
+    """AUD dropped, VPS/SPS/PPS tracked, IRAP a keyframe: as by RTP."""
+    by_rtp = _push_all(H265Depacketizer(), [AP, FU_START, FU_MIDDLE, FU_END])
+    d = H265Depacketizer()
+    aud = bytes.fromhex("4601 50")
+    whole = b"".join(len(n).to_bytes(4, "big") + n for n in (aud, VPS, SPS, PPS, IDR))
+    assert [d.push_avcc(whole, 90000)] == by_rtp
+    assert (d.vps, d.sps, d.pps) == (VPS, SPS, PPS)
+    d.params_changed = False
+    d.set_params([VPS, SPS, PPS])
+    assert not d.params_changed  # the same sets: no change
+
+
+def test_packetizer_refuses_an_mtu_without_room_for_a_fragment() -> None:
+    with pytest.raises(ValueError):
+        H265Packetizer(96, 1, mtu=15)
+    assert len(H265Packetizer(96, 1, mtu=16).packetize(avcc_join([IDR]), 0)) == 5

@@ -109,7 +109,7 @@ def _check_h264_aac(session: RtspPublisher, collector: RingCollector) -> None:
     aac.extradata = audio.asc
     decoded = [f for e in a for f in aac.decode(av.Packet(e.data))]
     assert len(decoded) >= len(a) - 1 and all(f.samples == 1024 for f in decoded)
-    for ingest in session.ingests:
+    for ingest in session.ingest.ingests:
         assert ingest.stats.bad_rtp == 0 and ingest.stats.foreign_pt == 0
 
 
@@ -126,7 +126,7 @@ def test_ffmpeg_h264_aac_over_tcp() -> None:
             # replayed ANNOUNCE, the requests and every `$` frame.
             total = await tcp_payload_received(handed.dup_fd)
             assert session.stream is not None
-            assert session.stream.size == session.bytes_in == total - handed.front_bytes
+            assert session.stream.size == session.ingest.bytes_in == total - handed.front_bytes
             assert handed.already_read.startswith(b"ANNOUNCE rtsp://127.0.0.1:")
         finally:
             await bench.close()
@@ -147,7 +147,7 @@ def test_ffmpeg_h264_aac_over_udp_uvloop() -> None:
             handed = bench.handed[0]
             assert handed.dup_fd is not None
             tcp = await tcp_payload_received(handed.dup_fd) - handed.front_bytes
-            packets = sum(i.stats.packets + i.stats.rtcp for i in session.ingests)
+            packets = sum(i.stats.packets + i.stats.rtcp for i in session.ingest.ingests)
             assert session.stream is not None
             # The rest came as datagrams: at least an RTP header per packet.
             assert session.stream.size - tcp >= 12 * packets > 0

@@ -311,9 +311,9 @@ def test_truncated_rtp_is_counted_and_the_stream_goes_on() -> None:
                               + frame(1, b"\x00garbage") + frame(9, b"unknown channel"))
         collector.close()
         assert [(e.track, e.pts, e.keyframe) for e in collector.entries] == [(0, 0, True), (0, 3600, False)]
-        stats = session.ingests[0].stats
+        stats = session.ingest.ingests[0].stats
         assert (stats.packets, stats.bad_rtp, stats.entries, stats.rtcp, stats.bad_rtcp) == (2, 1, 2, 1, 1)
-        sr = session.ingests[0].last_sr
+        sr = session.ingest.ingests[0].last_sr
         assert sr is not None and (sr.ssrc, sr.ntp, sr.rtp_timestamp, sr.packet_count) == (0x11223344, 1 << 32, 1000, 5)
         assert not t.closed
 
@@ -413,7 +413,7 @@ def test_udp_record_binds_a_pair_and_takes_only_the_publishers_datagrams() -> No
         out = t.take()
         port = host.ports.ports[0]
         assert out.endswith(ok(3, f"Transport: RTP/AVP;unicast;client_port=5000-5001;server_port={port}-{port + 1};mode=record"))
-        before = session.bytes_in
+        before = session.ingest.bytes_in
         session.data_received(record(4))
         assert session.stream is not None
         collector = RingCollector(session.stream)
@@ -425,7 +425,7 @@ def test_udp_record_binds_a_pair_and_takes_only_the_publishers_datagrams() -> No
             good.sendto(RTP_IDR, ("127.0.0.1", port))
             good.sendto(RTCP_SR, ("127.0.0.1", port + 1))
             good.sendto(RTP_P, ("127.0.0.1", port))
-            await wait_for(lambda: session.ingests[0].stats.packets == 2 and session.ingests[0].stats.rtcp == 1)
+            await wait_for(lambda: session.ingest.ingests[0].stats.packets == 2 and session.ingest.ingests[0].stats.rtcp == 1)
         finally:
             good.close()
             stranger.close()
@@ -447,7 +447,7 @@ def test_any_bytes_after_record_never_raise(data: bytes) -> None:
         host = make_host(random_bytes=fixed_random)
         session, t = go_live(host)
         session.data_received(data)  # answers, drops or closes; never raises
-        for ingest in session.ingests:
+        for ingest in session.ingest.ingests:
             ingest.push_rtp(data)
             ingest.push_rtcp(data)
         session.close()
@@ -459,7 +459,7 @@ def test_ingest_never_raises_on_arbitrary_packets() -> None:
     async def main() -> None:
         host = make_host(random_bytes=fixed_random)
         session, _ = go_live(host)
-        ingest: TrackIngest = session.ingests[1]  # AAC
+        ingest: TrackIngest = session.ingest.ingests[1]  # AAC
         for data in (b"", b"\x80", RTP_IDR[:12], bytes.fromhex("80e10007000000005566778800") + b"\xff" * 40):
             ingest.push_rtp(data)
         assert (ingest.stats.bad_rtp, ingest.stats.foreign_pt, ingest.stats.packets) == (2, 1, 1)

@@ -85,8 +85,9 @@ class Upstream:
 
     def __init__(self, *, auth: str | None = None, frames: bytes = b"", drop_after_play: bool = False,
                  public: str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER",
-                 silent: bool = False) -> None:
+                 silent: bool = False, session: str = "F00D;timeout=60") -> None:
         self.auth = auth
+        self.session = session  # the Session header SETUP answers with
         self.frames = frames
         self.drop_after_play = drop_after_play
         self.public = public
@@ -167,7 +168,7 @@ class Upstream:
             h.add("Content-Type", "application/sdp")
             return RtspResponse(200, headers=h, body=SDP.encode())
         elif m == "SETUP":
-            h.add("Session", "F00D;timeout=60")
+            h.add("Session", self.session)
             h.add("Transport", (req.headers.get("Transport") or "") + ";ssrc=11223344")
         elif m in ("PLAY", "GET_PARAMETER", "TEARDOWN"):
             h.add("Session", "F00D")
@@ -278,6 +279,31 @@ def test_keepalive_uses_get_parameter_when_public_lists_it_else_options() -> Non
             finally:
                 await env.close()
                 await up.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("session,interval,expected", [
+    ("F00D", 0.1, 0.1),  # no timeout in the header: the configured interval
+    ("F00D;timeout=60", 0.1, 0.1),  # the interval when it is the shorter
+    ("F00D;timeout=1", 5.0, 0.5),  # half the upstream's timeout when that is
+])
+def test_keepalive_every_interval_or_half_the_session_timeout(session: str, interval: float,
+                                                              expected: float) -> None:
+    async def main() -> None:
+        up = await Upstream(frames=FRAMES, session=session).start()
+        env = Env({"/k": (up.url(), False)}, keepalive_interval=interval)
+        try:
+            await env.pulls.ensure("/k")
+            t0 = time.monotonic()
+            await until(lambda: len(up.requests) >= 7, timeout=3 * expected + 1.0)
+            took = time.monotonic() - t0
+            # Two keep-alives, one interval apart: not sooner, and not much later.
+            assert up.methods()[5:7] == ["GET_PARAMETER", "GET_PARAMETER"]
+            assert 2 * expected * 0.9 <= took < 2 * expected + 0.8
+        finally:
+            await env.close()
+            await up.close()
 
     run(main)
 
