@@ -19,9 +19,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from hub.media.flv import FlvReader, FlvTag, TAG_VIDEO
 from hub.media.websocket import PING, TEXT, mask
@@ -107,17 +106,19 @@ class FlvWatcher:
         with self._lock:
             return [t for t, kind in self.arrivals if kind == TAG_VIDEO]
 
-    def assert_flowing(self, since: float, bound: float = 1.0, until: float | None = None) -> float:
+    def assert_flowing(self, since: float, bound: float = 1.0, until: float | None = None,
+                       context: str = "") -> float:
         """Video kept arriving from `since` to `until` (now), never more than
         `bound` seconds apart, and the connection is still open. Returns the
-        largest gap seen."""
+        largest gap seen. `context` (the server's complaints) goes into the
+        failure message."""
         until = time.monotonic() if until is None else until
-        assert self.error is None, f"the watcher of {self.path} stopped: {self.error}"
+        assert self.error is None, f"the watcher of {self.path} stopped: {self.error}\n{context}"
         times = [since, *(t for t in self.video_times() if since < t <= until), until]
         gaps = [b - a for a, b in zip(times, times[1:])]
         worst = max(gaps)
         assert worst <= bound, (f"the watcher of {self.path} saw a gap of {worst:.2f} s "
-                                f"(bound {bound} s) over {until - since:.1f} s")
+                                f"(bound {bound} s) over {until - since:.1f} s\n{context}")
         return worst
 
     def stop(self) -> None:
@@ -297,11 +298,69 @@ def read_response(s: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str
     return status, headers, bytes(body)
 
 
-def pids(hub: HubServer) -> Iterator[int]:
-    yield hub.proc.pid
-    for p in hub.children():
-        yield p.pid
+def problems(hub: HubServer, limit: int = 20) -> str:
+    """The tree's WARNING and ERROR log lines (the last `limit`)."""
+    lines = [l for l in hub.log().splitlines() if " WARNING " in l or " ERROR " in l]
+    return "\n".join(lines[-limit:])
 
 
-def as_text(obj: Any) -> str:
-    return obj.decode("utf-8", "replace") if isinstance(obj, (bytes, bytearray)) else str(obj)
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 that holds each new connection `delay`
+    seconds before connecting it upstream: a slow source, so that opening
+    a stream pulled through it takes that long."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.5)
+        self.port = int(self.sock.getsockname()[1])
+        self._stop = threading.Event()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        self._open.append(client)
+        if self._stop.wait(self.delay):
+            client.close()
+            return
+        try:
+            up = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        self._open.append(up)
+        threading.Thread(target=self._pipe, args=(up, client), daemon=True).start()
+        self._pipe(client, up)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(None)
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        for s in self._open:
+            s.close()

@@ -67,7 +67,7 @@ def test_closing_a_stream_with_a_live_segmenter(tmp_path: Path, caplog: pytest.L
             # The end of a publisher: its last packets and its TEARDOWN in one read.
             stream.write(0, _au(False), ts, ts, False)
             stream.close()
-            left = list(stream.taps)  # the segmenter is off the stream's readers
+            left: list[object] = list(stream.taps)  # the segmenter is off the stream's readers
             for _ in range(3):
                 await asyncio.sleep(0)
             return left
