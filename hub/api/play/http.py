@@ -119,8 +119,8 @@ class MediaHttpProtocol(asyncio.Protocol):
             if head.method not in ("GET", "HEAD"):
                 raise NotFound("404 page not found")
             req = classify(head)
-            check_pull_token(self.front, head.query, head.header("authorization") or None,
-                             canonical_path(req.path))
+            user = check_pull_token(self.front, head.query, head.header("authorization") or None,
+                                    canonical_path(req.path))
             if req.kind == "flv":
                 await self._serve_flv(head, req)
                 return
@@ -134,7 +134,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             assert self._transport is not None
             already = bytes(self._buf)
             self._buf.clear()
-            if upgrade(self.front, self._transport, head, req.path, already):
+            if upgrade(self.front, self._transport, head, req.path, already, user.name if user else None):
                 return
             raise NotFound("404 page not found")
         except HubError as e:
