@@ -249,6 +249,22 @@ class RawWs:
                 return sent, f"{type(e).__name__}: {e}"
         return sent, None
 
+    def dropped_by_server(self, timeout: float) -> bool:
+        """Without reading (reading would unstick us): True once the server
+        reset or closed the connection, seen by a send failing or by an EOF
+        behind what is queued for us."""
+        deadline = time.monotonic() + timeout
+        ping = ws_frame(b"?", PING)
+        while time.monotonic() < deadline:
+            try:
+                self.sock.send(ping, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return True
+            time.sleep(0.25)
+        return False
+
     def closed_by_server(self, timeout: float) -> bool:
         """Read (and drop) what the server sent until it closes; True if it did."""
         deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from ...hls_files import hls_root, stream_folder
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from ..access import check_pull_token
-from .consumer import Consumer, cap_send_buffer
+from .consumer import ClientFlow, Consumer, cap_send_buffer
 from ...media.flv import HevcMode
 from .flv import FlvFanout
 from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
@@ -81,6 +81,7 @@ class MediaHttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._consumer: Consumer | None = None
         self._ws: WsFrameDecoder | None = None
+        self._flow: ClientFlow | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
@@ -105,9 +106,19 @@ class MediaHttpProtocol(asyncio.Protocol):
         del self._buf[:used]
         self._task = asyncio.get_running_loop().create_task(self._serve(head))
 
+    def pause_writing(self) -> None:
+        if self._flow is not None:
+            self._flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._flow is not None:
+            self._flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._flow is not None:
+            self._flow.close()
         if self._consumer is not None:
             self._consumer.close()
 
@@ -155,6 +166,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             if not key:
                 raise ProtocolError("missing Sec-WebSocket-Key")
             self._ws = WsFrameDecoder()
+            self._flow = ClientFlow(self._transport)
             self._transport.write(raw_http_response(
                 101, "Switching Protocols", extra={"Upgrade": "websocket", "Connection": "Upgrade",
                                                   "Sec-WebSocket-Accept": accept_key(key)}, close=False))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from ..play.consumer import ClientFlow, cap_send_buffer
 from .connection import RtspConnection
 from .ws_transport import WsMessagePump, WsRtspTransport
 
@@ -23,9 +24,12 @@ class RtspWsProtocol(asyncio.Protocol):
         self.conn.token_path = token_path
         self.pump: WsMessagePump | None = None
         self.adapter: WsRtspTransport | None = None
+        self.flow: ClientFlow | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         t: asyncio.Transport = transport  # type: ignore[assignment]
+        cap_send_buffer(t)
+        self.flow = ClientFlow(t)
         self.adapter = WsRtspTransport(t)
         self.adapter.data = t
         self.pump = WsMessagePump(t, lambda m: self.conn.data_received(m.data))
@@ -35,5 +39,15 @@ class RtspWsProtocol(asyncio.Protocol):
         assert self.pump is not None
         self.pump.feed(data)
 
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
         self.conn.connection_lost(exc)

@@ -36,6 +36,7 @@ from ...errors import NotFound, ProtocolError
 from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
+from ..play.consumer import ClientFlow, cap_send_buffer, write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
 from .ws_transport import WsMessagePump, WsRtspTransport
@@ -56,8 +57,7 @@ _CSEQ_RE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?$")
 
 
 def _send(transport: asyncio.Transport, resp: WspResponse) -> None:
-    if not transport.is_closing():
-        transport.write(encode_frame(bytes(resp), TEXT))
+    write_bounded(transport, encode_frame(bytes(resp), TEXT))
 
 
 def _one_request(payload: bytes) -> RtspRequest:
@@ -176,16 +176,30 @@ class WspControlProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
+        self.flow: ClientFlow | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)  # type: ignore[arg-type]
+        assert self.transport is not None
+        cap_send_buffer(self.transport)
+        self.flow = ClientFlow(self.transport)
+        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
         assert self.pump is not None
         self.pump.feed(data)
 
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
         if self.session is not None:
             self.session.close(exc)
 
@@ -243,11 +257,15 @@ class WspDataProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
+        self.flow: ClientFlow | None = None
         self._raw = bytearray()  # until JOIN: what a hand-over must replay
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)  # type: ignore[arg-type]
+        assert self.transport is not None
+        cap_send_buffer(self.transport)
+        self.flow = ClientFlow(self.transport)
+        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
         assert self.pump is not None
@@ -255,7 +273,17 @@ class WspDataProtocol(asyncio.Protocol):
             self._raw += data
         self.pump.feed(data)
 
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
         if self.session is not None:
             self.session.close(exc)
 
