@@ -24,7 +24,7 @@ from ..errors import ProtocolError
 from ..media.http1 import HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp_tunnel import tunnel_role
 from .http_responses import error_body, raw_http_response
-from .play.http import MediaHttpProtocol
+from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
 from .rtsp.connection import RtspConnection
 from .rtsp.tunnel import RtspTunnelProtocol
 
@@ -142,16 +142,40 @@ class SniffProtocol(asyncio.Protocol):
 class HubHttpProtocol(HttpToolsProtocol):
     """uvicorn's HttpToolsProtocol, watching each new request on a kept-alive
     connection: a browser that loaded the page may send its media request on
-    the same connection, and that must reach the raw media protocol too."""
+    the same connection, and that must reach the raw media protocol too.
+    Every request's head must be whole within HEAD_TIMEOUT of its first byte,
+    the second one of a kept-alive connection as much as the first (uvicorn
+    times only the idle gap between requests)."""
 
     def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._front = front
         self._in_message = False
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def on_message_begin(self) -> None:
         self._in_message = True
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
         super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        log.info("closing an HTTP connection: request head not whole after %.0f s", HEAD_TIMEOUT)
+        self.transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -162,6 +186,7 @@ class HubHttpProtocol(HttpToolsProtocol):
             and not self.pipeline
         if idle and data.startswith((b"GET /streams/", b"GET /ws/", b"HEAD /streams/")):
             self._unset_keepalive_if_required()
+            self._cancel_head_timer()
             self.connections.discard(self)
             proto = MediaHttpProtocol(self._front)
             self.transport.set_protocol(proto)

@@ -38,6 +38,10 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 
 #: Bytes a client may send while its request is being decided.
 MAX_PENDING = 64 * 1024
+#: A request head must be whole this long after its connection reached us
+#: (the sniffer's bound for a first request; a kept-alive connection's later
+#: request may reach this protocol with only part of its head).
+HEAD_TIMEOUT = 10.0
 
 _TS_RE = re.compile(r"^(?P<path>/.+)/(?P<seq>[^/]+)\.ts$")
 
@@ -82,9 +86,22 @@ class MediaHttpProtocol(asyncio.Protocol):
         self._consumer: Consumer | None = None
         self._ws: WsFrameDecoder | None = None
         self._flow: ClientFlow | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        self._head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._task is None and self._transport is not None:
+            log.info("closing a media connection: request head not whole after %.0f s", HEAD_TIMEOUT)
+            self._transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
         if self._consumer is not None:
@@ -104,6 +121,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             return
         head, used = parsed
         del self._buf[:used]
+        self._cancel_head_timer()
         self._task = asyncio.get_running_loop().create_task(self._serve(head))
 
     def pause_writing(self) -> None:
@@ -115,6 +133,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             self._flow.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._flow is not None:
