@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from hub.media.flv import FlvReader, FlvTag, TAG_VIDEO
 from hub.media.websocket import PING, TEXT, mask
