@@ -106,6 +106,26 @@ class ClientFlow:
             self._stuck = None
 
 
+class Deadline:
+    """Closes a client's transport unless `met()` is called within `seconds`
+    (a WebSocket that never sends its first request, INIT or JOIN)."""
+
+    def __init__(self, transport: asyncio.Transport, seconds: float, what: str) -> None:
+        self.transport = transport
+        self.what = what
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        log.info("closing a connection: no %s in time", self.what)
+        self.transport.close()
+
+    def met(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> None:
     sock = transport.get_extra_info("socket")
     if sock is None:

@@ -22,6 +22,9 @@ from ..play.consumer import write_bounded
 #: Shared by every WebSocket player in this process: the fan-out hands them
 #: all the same blob object in one turn.
 FRAMER = InterleavedFramer()
+#: A WebSocket that has not sent its first request (RTSP over WebSocket),
+#: INIT (WSP control) or JOIN (WSP data) this long after its upgrade is closed.
+FIRST_MESSAGE_TIMEOUT = 10.0
 
 
 class WsRtspTransport:

@@ -36,10 +36,10 @@ from ...errors import NotFound, ProtocolError
 from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
-from ..play.consumer import ClientFlow, cap_send_buffer, write_bounded
+from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
-from .ws_transport import WsMessagePump, WsRtspTransport
+from .ws_transport import FIRST_MESSAGE_TIMEOUT, WsMessagePump, WsRtspTransport
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -177,12 +177,14 @@ class WspControlProtocol(asyncio.Protocol):
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
         self.flow: ClientFlow | None = None
+        self.first: Deadline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         assert self.transport is not None
         cap_send_buffer(self.transport)
         self.flow = ClientFlow(self.transport)
+        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP INIT")
         self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
@@ -200,6 +202,8 @@ class WspControlProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.flow is not None:
             self.flow.close()
+        if self.first is not None:
+            self.first.met()
         if self.session is not None:
             self.session.close(exc)
 
@@ -232,6 +236,8 @@ class WspControlProtocol(asyncio.Protocol):
             if self.session is not None:
                 self.session.close()
             self.session = WspSession(self.front, t, self.token_path, self.owner)
+            if self.first is not None:
+                self.first.met()
             _send(t, WspResponse.reply(200, req.seq, channel=self.session.channel))
             return
         if verb == "WRAP":
@@ -258,6 +264,7 @@ class WspDataProtocol(asyncio.Protocol):
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
         self.flow: ClientFlow | None = None
+        self.first: Deadline | None = None
         self._raw = bytearray()  # until JOIN: what a hand-over must replay
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -265,6 +272,7 @@ class WspDataProtocol(asyncio.Protocol):
         assert self.transport is not None
         cap_send_buffer(self.transport)
         self.flow = ClientFlow(self.transport)
+        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP JOIN")
         self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
@@ -284,6 +292,8 @@ class WspDataProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.flow is not None:
             self.flow.close()
+        if self.first is not None:
+            self.first.met()
         if self.session is not None:
             self.session.close(exc)
 
@@ -309,6 +319,8 @@ class WspDataProtocol(asyncio.Protocol):
             if session.join(t, self.owner):
                 self.session = session
                 self._raw.clear()
+                if self.first is not None:
+                    self.first.met()
                 _send(t, WspResponse.reply(200, req.seq))
                 return
             log.info("WSP: refused a JOIN of a channel by another owner or a second data socket")
