@@ -191,6 +191,26 @@ def test_a_stranger_cannot_join_or_kill_a_viewers_session(
         viewer.close()
 
 
+def test_a_second_init_is_refused_and_changes_nothing(
+        hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """Session-state abuse: INIT again on a playing control socket used to
+    close the session and the control socket with it."""
+    push("/live/wsp")
+    viewer = WspViewer(hub.port, "/live/wsp")
+    try:
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        viewer.ctl.send(wsp("INIT", 99, proto="rtsp"))
+        r = reply(viewer.ctl)
+        assert (r.status, r.header("seq"), r.header("channel")) == (400, "99", None), bytes(r)
+        url = f"rtsp://127.0.0.1:{hub.port}/live/wsp"
+        assert status_of(viewer.wrap(rtsp_request("OPTIONS", url, 9))) == 200
+        time.sleep(2.0)
+        viewer.assert_flowing(t0)
+    finally:
+        viewer.close()
+
+
 def test_with_auth_a_token_for_another_path_cannot_join(
         hub_factory: Callable[..., HubServer], media: Callable[[str], Path]) -> None:
     import json

@@ -41,7 +41,9 @@ class WsRtspTransport:
         self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if len(data) and data[0] == 0x24:  # "$": interleaved packets
+        if not len(data):
+            return  # nothing (an empty GOP): not an empty text message
+        if data[0] == 0x24:  # "$": interleaved packets
             out = self.data
             if out is not None and not out.is_closing():
                 out.write(FRAMER.frame(data))

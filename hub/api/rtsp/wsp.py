@@ -233,8 +233,8 @@ class WspControlProtocol(asyncio.Protocol):
         if verb == "INIT":
             if (req.header("proto") or "rtsp").lower() != "rtsp":
                 raise ProtocolError("only proto rtsp")
-            if self.session is not None:
-                self.session.close()
+            if self.session is not None:  # refused, and the session goes on
+                raise ProtocolError("this control socket has its session already")
             self.session = WspSession(self.front, t, self.token_path, self.owner)
             if self.first is not None:
                 self.first.met()
