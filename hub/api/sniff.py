@@ -24,6 +24,7 @@ from ..errors import HubError, PayloadTooLarge, ProtocolError
 from ..media.http1 import MAX_BODY, HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp_tunnel import tunnel_role
 from .http_responses import error_body, raw_http_response
+from .play.consumer import STUCK_SECONDS
 from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
 from .rtsp.connection import RtspConnection
 from .rtsp.tunnel import RtspTunnelProtocol
@@ -155,7 +156,9 @@ class HubHttpProtocol(HttpToolsProtocol):
     of a kept-alive connection as much as the first: uvicorn times only the
     idle gap), the body within BODY_TIMEOUT of the head, and a body over
     MAX_BODY is refused with 413 by its Content-Length before the app starts,
-    or as soon as a chunked one passes the cap, never buffered."""
+    or as soon as a chunked one passes the cap, never buffered. A client whose
+    answers queue up (uvicorn then stops reading it) and do not drain at all
+    for STUCK_SECONDS is dropped."""
 
     def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -165,6 +168,8 @@ class HubHttpProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_bytes = 0
         self._refused = False
+        self._stuck_timer: asyncio.TimerHandle | None = None
+        self._stuck_queued = 0
 
     def on_message_begin(self) -> None:
         self._in_message = True
@@ -238,8 +243,37 @@ class HubHttpProtocol(HttpToolsProtocol):
                 timer.cancel()
         self._head_timer = self._body_timer = None
 
+    def pause_writing(self) -> None:
+        # uvicorn stops reading a client whose answers queue up; one that
+        # makes no progress draining them in STUCK_SECONDS is dropped (a slow
+        # one that drains, however slowly, is not).
+        super().pause_writing()
+        if self._stuck_timer is None:
+            self._stuck_queued = self.transport.get_write_buffer_size()
+            self._stuck_timer = self.loop.call_later(STUCK_SECONDS, self._stuck)
+
+    def resume_writing(self) -> None:
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
+        super().resume_writing()
+
+    def _stuck(self) -> None:
+        queued = self.transport.get_write_buffer_size()
+        if queued < self._stuck_queued:  # slow, but it drains
+            self._stuck_queued = queued
+            self._stuck_timer = self.loop.call_later(STUCK_SECONDS, self._stuck)
+            return
+        self._stuck_timer = None
+        log.info("dropping an HTTP client that has not read its answers for %.0f s", STUCK_SECONDS)
+        self._stop_cycle()
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
