@@ -10,6 +10,7 @@ replaced.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -53,12 +54,13 @@ class WspViewer:
         self.port = port
         self.path = path
         target = f"/streams{path}" + (f"?{query}" if query else "")
-        self.ctl = connect(port, target, "control")
+        self._sockets = contextlib.ExitStack()
+        self.ctl = self._sockets.enter_context(connect(port, target, "control"))
         self.ctl.send(wsp("INIT", 1, proto="rtsp", host="127.0.0.1", port=str(port)))
         r = reply(self.ctl)
         assert r.status == 200, bytes(r)
         self.channel = r.header("channel") or ""
-        self.data = connect(port, target, "data")
+        self.data = self._sockets.enter_context(connect(port, target, "data"))
         self.data.send(wsp("JOIN", 1, channel=self.channel))
         r = reply(self.data)
         assert r.status == 200, bytes(r)
@@ -106,8 +108,7 @@ class WspViewer:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        for ws in (self.data, self.ctl):
-            ws.close()
+        self._sockets.close()
 
 
 def attempt_join(port: int, target: str, channel: str) -> int:
@@ -116,10 +117,11 @@ def attempt_join(port: int, target: str, channel: str) -> int:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     try:
-        ws = connect(port, target, "data")
+        cm = connect(port, target, "data")
+        ws = cm.__enter__()
     except InvalidStatus as e:  # refused at the door (HTTP status)
         return int(e.response.status_code)
-    with ws:
+    with contextlib.closing(ws):
         ws.send(wsp("JOIN", 1, channel=channel))
         try:
             return reply(ws).status
