@@ -30,6 +30,15 @@ class BadRequest(ProtocolError):
     """Well-formed but unacceptable input (validation)."""
 
 
+class PayloadTooLarge(ProtocolError):
+    """A request body over the cap (refused by its declared length, or
+    counted as it arrives)."""
+
+    rtsp_status = 413
+    http_status = 413
+    reason = "Payload Too Large"
+
+
 class Unauthorized(HubError):
     rtsp_status = 401
     http_status = 401

@@ -40,10 +40,12 @@ def user_for_token(front: FrontContext, token: str) -> User:
 
 
 def check_pull_token(front: FrontContext, query: Mapping[str, str], authorization: str | None,
-                     path: str) -> None:
-    """HTTP/WS players when `auth` is on: a valid token with the pull right."""
+                     path: str) -> User | None:
+    """HTTP/WS players when `auth` is on: a valid token with the pull right.
+    The token's user, or None when auth is off."""
     if not front.config.auth:
-        return
+        return None
     user = user_for_token(front, token_from(query, authorization))
     if not user.can_pull(path):
         raise Forbidden("Forbidden")
+    return user

@@ -98,6 +98,7 @@ async def run_front(args: ChildArgs) -> None:
         for t in (*links, watcher):
             t.cancel()
         await asyncio.gather(*links, watcher, return_exceptions=True)
+        front.views.close()
         front.shards.close()
         if front.supervisor is not None:
             front.supervisor.close()

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ..errors import ProtocolError
-from ..media.http1 import HeadTooLarge, parse_request_head, sniff
+from ..errors import HubError, PayloadTooLarge, ProtocolError
+from ..media.http1 import MAX_BODY, HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp_tunnel import tunnel_role
 from .http_responses import error_body, raw_http_response
-from .play.http import MediaHttpProtocol
+from .play.consumer import STUCK_SECONDS
+from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
 from .rtsp.connection import RtspConnection
 from .rtsp.tunnel import RtspTunnelProtocol
 
@@ -35,6 +36,12 @@ log = logging.getLogger("hub.api.sniff")
 
 SNIFF_TIMEOUT = 10.0
 MEDIA_PREFIXES = (b"/streams/", b"/ws/")
+#: A request body must be whole this long after its head.
+BODY_TIMEOUT = 10.0
+#: After refusing a request, what the client still sends is read and dropped
+#: this long before the connection closes, so that the refusal reaches it
+#: (closing with unread bytes would reset the connection and lose it).
+LINGER = 2.0
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -142,26 +149,141 @@ class SniffProtocol(asyncio.Protocol):
 class HubHttpProtocol(HttpToolsProtocol):
     """uvicorn's HttpToolsProtocol, watching each new request on a kept-alive
     connection: a browser that loaded the page may send its media request on
-    the same connection, and that must reach the raw media protocol too."""
+    the same connection, and that must reach the raw media protocol too.
+
+    It also bounds every request, whatever the app does with it: the head
+    must be whole within HEAD_TIMEOUT of its first byte (the second request
+    of a kept-alive connection as much as the first: uvicorn times only the
+    idle gap), the body within BODY_TIMEOUT of the head, and a body over
+    MAX_BODY is refused with 413 by its Content-Length before the app starts,
+    or as soon as a chunked one passes the cap, never buffered. A client whose
+    answers queue up (uvicorn then stops reading it) and do not drain at all
+    for STUCK_SECONDS is dropped."""
 
     def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._front = front
         self._in_message = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_bytes = 0
+        self._refused = False
+        self._stuck_timer: asyncio.TimerHandle | None = None
+        self._stuck_queued = 0
 
     def on_message_begin(self) -> None:
         self._in_message = True
+        self._body_bytes = 0
+        self._cancel_timers()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._too_slow, "request head")
         super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_timers()
+        declared = next((v for k, v in self.headers if k == b"content-length"), b"")
+        if declared.strip().isdigit() and int(declared) > MAX_BODY:
+            self._refuse(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
+            return
+        self._body_timer = self.loop.call_later(BODY_TIMEOUT, self._too_slow, "request body")
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > MAX_BODY:
+            self._refuse(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
+            return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._cancel_timers()
+        if self._refused:
+            return
         super().on_message_complete()
 
+    def _too_slow(self, what: str) -> None:
+        self._head_timer = self._body_timer = None
+        log.info("closing an HTTP connection: %s not whole in time", what)
+        self._stop_cycle()
+        self.transport.close()
+
+    def _stop_cycle(self) -> bool:
+        """End the app's view of the current request (it reads a disconnect,
+        writes nothing more); False if its response has already begun."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        if cycle.response_started:
+            return False
+        cycle.disconnected = True
+        cycle.message_event.set()
+        return True
+
+    def _refuse(self, err: HubError) -> None:
+        """Answer `err` in place of the app, then linger: read and drop what
+        the client still sends for LINGER seconds, and close."""
+        self._refused = True
+        self._cancel_timers()
+        log.info("refusing an HTTP request: %s", err.message)
+        if not self._stop_cycle() or self.pipeline:
+            self.transport.abort()  # an earlier response is still going out
+            return
+        self._unset_keepalive_if_required()
+        self.transport.write(raw_http_response(err.http_status, err.reason, error_body(err.message)))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER, self.transport.close)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+    def pause_writing(self) -> None:
+        # uvicorn stops reading a client whose answers queue up; one that
+        # makes no progress draining them in STUCK_SECONDS is dropped (a slow
+        # one that drains, however slowly, is not).
+        super().pause_writing()
+        if self._stuck_timer is None:
+            self._stuck_queued = self.transport.get_write_buffer_size()
+            self._stuck_timer = self.loop.call_later(STUCK_SECONDS, self._stuck)
+
+    def resume_writing(self) -> None:
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
+        super().resume_writing()
+
+    def _stuck(self) -> None:
+        queued = self.transport.get_write_buffer_size()
+        if queued < self._stuck_queued:  # slow, but it drains
+            self._stuck_queued = queued
+            self._stuck_timer = self.loop.call_later(STUCK_SECONDS, self._stuck)
+            return
+        self._stuck_timer = None
+        log.info("dropping an HTTP client that has not read its answers for %.0f s", STUCK_SECONDS)
+        self._stop_cycle()
+        self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        if self._stuck_timer is not None:
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
+        super().connection_lost(exc)
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering: dropped
         idle = not self._in_message and (self.cycle is None or self.cycle.response_complete) \
             and not self.pipeline
         if idle and data.startswith((b"GET /streams/", b"GET /ws/", b"HEAD /streams/")):
             self._unset_keepalive_if_required()
+            self._cancel_timers()
             self.connections.discard(self)
             proto = MediaHttpProtocol(self._front)
             self.transport.set_protocol(proto)

@@ -16,6 +16,9 @@ from ..errors import ProtocolError
 MAX_LINE = 8192
 MAX_HEAD = 16384
 MAX_HEADERS = 64
+#: Request bodies (the REST API's JSON, read by uvicorn and Starlette) are
+#: capped by the front's HTTP protocol, by Content-Length or as they arrive.
+MAX_BODY = 64 * 1024
 
 HTTP_METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS",
                           b"PATCH", b"CONNECT", b"TRACE"})

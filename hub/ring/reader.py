@@ -132,8 +132,9 @@ class RingReader:
 
     @property
     def closed(self) -> bool:
-        """The writer closed the ring: once `read` returns [], no more entries."""
-        return self._hdr[L.H_CLOSED] != 0
+        """The writer closed the ring (or this reader was closed): once `read`
+        returns [], no more entries."""
+        return self._closed or self._hdr[L.H_CLOSED] != 0
 
     @property
     def description_version(self) -> int:
@@ -156,9 +157,12 @@ class RingReader:
     def read(self, max_entries: int = 256) -> list[RingEntry]:
         """Copy out up to `max_entries` new entries; [] if nothing new.
 
-        Never blocks and never writes to the segment.
+        Never blocks and never writes to the segment. A closed reader reads
+        nothing: a wake-up that arrives after its owner's teardown is harmless.
         """
         out: list[RingEntry] = []
+        if self._closed:
+            return out
         for _ in range(MAX_LAP_RETRIES):
             ws = self._hdr[L.H_WRITE_SEQ]
             first = self._next

@@ -48,6 +48,7 @@ class HlsSegmenter:
         self._seg_start: int | None = None  # 90 kHz time of the current segment's start
         self._last_ts = 0
         self._version = stream.version
+        self._closed = False
         self._setup(stream.tracks)
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -69,6 +70,8 @@ class HlsSegmenter:
 
     def pump(self) -> None:
         """Mux whatever the ring has that this segmenter has not seen."""
+        if self._closed:
+            return
         if self._version != self.stream.version:
             self._version = self.stream.version
             self._setup(self.stream.tracks)
@@ -133,6 +136,12 @@ class HlsSegmenter:
         self.first_segment.set()
 
     def close(self) -> None:
+        """Stop reading (off the stream's taps first), then release the ring."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.pump in self.stream.taps:
+            self.stream.taps.remove(self.pump)
         self._reader.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -179,8 +188,6 @@ class HlsManager:
             for sid, seg in list(self.segmenters.items()):
                 if now - seg.last_request > IDLE_STOP:
                     log.info("%s: HLS idle, stopping its segmenter", seg.stream.path)
-                    if seg.pump in seg.stream.taps:
-                        seg.stream.taps.remove(seg.pump)
                     del self.segmenters[sid]
                     seg.close()
 

@@ -27,6 +27,11 @@ WIRE_VERSION = 1
 ADMIN_NAME = "admin"
 # Characters that would break a REST path, a Basic header or a Digest quote.
 _NAME_FORBIDDEN = frozenset(':"\\/?#%;')
+# Whole names a URL path segment cannot carry: clients remove dot segments
+# (RFC 3986 5.2.4), so `/api/v1/users/..` never reaches the user `..`.
+_DOT_SEGMENTS = frozenset((".", ".."))
+LAST_ADMIN_DEMOTE = "the last admin keeps the admin right: make another user admin first"
+LAST_ADMIN_DELETE = "the last admin cannot be deleted: make another user admin first"
 
 
 def canonical_name(name: str) -> str:
@@ -44,6 +49,8 @@ def validate_name(raw: object) -> str:
         raise BadRequest(f"user name longer than {NAME_MAX} characters")
     if not name.isprintable() or any(c.isspace() or c in _NAME_FORBIDDEN for c in name):
         raise BadRequest(f"user name {raw!r} may not contain spaces, control characters or any of :\"\\/?#%;")
+    if name in _DOT_SEGMENTS:
+        raise BadRequest(f"user name {raw!r} cannot be a URL path segment")
     return name
 
 
@@ -241,6 +248,8 @@ class UserTable:
         admin = _bool_field(obj, "admin")
         push, pull = _rights_field(obj, "push"), _rights_field(obj, "pull")
         old = self._users.get(name)
+        if old is not None and old.admin and not admin and self._is_last_admin(old):
+            raise BadRequest(LAST_ADMIN_DEMOTE)
         if old is None or update_password:
             pw: str | None = validate_password(obj.get("password"))
         else:
@@ -259,11 +268,19 @@ class UserTable:
 
     def delete(self, name: str) -> bool:
         """Remove a user (no error when missing); their tokens die with them
-        because the token lookup no longer finds the user."""
-        gone = self._users.pop(canonical_name(name), None) is not None
-        if gone:
-            self._changed()
-        return gone
+        because the token lookup no longer finds the user. The last admin
+        stays (BadRequest): nobody locks the operator out by accident."""
+        user = self._users.get(canonical_name(name))
+        if user is None:
+            return False
+        if user.admin and self._is_last_admin(user):
+            raise BadRequest(LAST_ADMIN_DELETE)
+        del self._users[user.name]
+        self._changed()
+        return True
+
+    def _is_last_admin(self, user: User) -> bool:
+        return not any(u.admin and u is not user for u in self._users.values())
 
     def page(self, page_size: int = DEFAULT_PAGE_SIZE,
              page_token: str = "") -> tuple[int, str, list[dict[str, Any]]]:

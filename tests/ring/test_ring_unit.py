@@ -110,6 +110,19 @@ def test_closed_flag_is_in_header_before_unmap(name: str) -> None:
     assert cleanup_stale(name) == [name]
 
 
+def test_a_closed_reader_reads_nothing(name: str) -> None:
+    """A wake-up that reaches a reader after its owner closed it (a stream's
+    end racing its last writes) reads nothing instead of a released mapping."""
+    with RingWriter.create(name, slots=4, data_size=64) as wr:
+        rd = RingReader.attach(name)
+        w(wr, b"x", key=True)
+        rd.close()
+        rd.close()
+        w(wr, b"y")
+        assert rd.read() == [] and rd.closed is True
+        assert wr.write_seq == 2  # the writer never noticed
+
+
 def test_wrap_splits_entry_over_the_end(name: str) -> None:
     with RingWriter.create(name, slots=4, data_size=64) as wr, RingReader.attach(name) as rd:
         w(wr, bytes(range(40)), key=True)

@@ -86,6 +86,11 @@ def test_rights_checks(table: UserTable) -> None:
     ({"name": "a:b", "password": "x"}, False),
     ({"name": "a/b", "password": "x"}, False),
     ({"name": "a b", "password": "x"}, False),
+    ({"name": ".", "password": "x"}, False),                 # dot segments: no URL reaches them
+    ({"name": "..", "password": "x"}, False),
+    ({"name": " .. ", "password": "x"}, False),
+    ({"name": "Admin", "admin": False}, False),              # the last admin keeps the right
+    ({"name": "admin ", "admin": False, "password": "y"}, True),
     ({"name": "x" * 65, "password": "x"}, False),
     ({"name": "user2", "password": ""}, False),              # transcript #47
     ({"name": "user2"}, False),
@@ -120,6 +125,34 @@ def test_delete(table: UserTable) -> None:
     assert table.get("user2") is None                              # #54
     with pytest.raises(NotFound):
         table.get_public("user2")
+
+
+def test_dotted_names_that_are_segments_are_fine(table: UserTable) -> None:
+    for name in ("...", "a.b", ".hidden", "x.."):
+        assert table.upsert({"name": name, "password": "x"}).name == name
+        assert table.delete(name)
+
+
+def test_the_last_admin_stays(table: UserTable) -> None:
+    rev = table.revision
+    with pytest.raises(BadRequest, match="last admin"):
+        table.delete(" ADMIN")
+    assert table.get_public("admin") == ADMIN and table.revision == rev
+    # Upserts that keep the right are fine, whatever the case and spaces.
+    table.upsert({"name": "ADMIN ", "admin": True, "pull": "/live/*"})
+    assert table.get_public("admin") == {**ADMIN, "pull": "/live/*"}
+    # With a second admin either may lose the right; then the other is last.
+    table.upsert({"name": "root", "password": "x", "admin": True})
+    table.upsert({"name": "admin", "admin": False})
+    with pytest.raises(BadRequest, match="last admin"):
+        table.upsert({"name": "root", "admin": False})
+    with pytest.raises(BadRequest, match="last admin"):
+        table.delete("root")
+    assert table.delete("admin") and table.get("root") is not None
+    # A table without any admin (an old file) does not block other changes.
+    bare = UserTable()
+    bare.upsert({"name": "guest", "password": "x"})
+    assert bare.delete("guest")
 
 
 def test_paging_like_transcript(table: UserTable) -> None:

@@ -30,6 +30,15 @@ HIGH_WATER = 1 << 20
 BEHIND_SECONDS = 2.0
 #: A transport that has not drained for this long: the player is closed.
 STUCK_SECONDS = 10.0
+#: Bytes queued for a client past which its own replies (pongs, RTSP/WSP
+#: responses, headers) are not queued: the client is not reading and is
+#: dropped. Above HIGH_WATER, so a slow player's media (not queued past
+#: HIGH_WATER) never trips it; bounds what a ping flood can cost.
+CONTROL_LIMIT = 2 * HIGH_WATER
+#: A WebSocket client's reading pauses while more than FLOW_HIGH is queued
+#: for it and resumes below FLOW_LOW (ClientFlow).
+FLOW_HIGH = 256 * 1024
+FLOW_LOW = 64 * 1024
 
 _ids = itertools.count(1)
 _cid_suffix = 0
@@ -43,6 +52,78 @@ def set_cid_suffix(front_index: int) -> None:
     """Consumer ids are unique across fronts: the front's index is the low byte."""
     global _cid_suffix
     _cid_suffix = front_index & 0xFF
+
+
+def write_bounded(transport: asyncio.Transport, data: bytes) -> bool:
+    """Queue a client's own bytes (a pong, a response) unless more than
+    CONTROL_LIMIT is already queued for it: then it is not reading what it
+    asks for, and it is dropped (aborted: close() would wait to flush).
+    True if written."""
+    if transport.is_closing():
+        return False
+    queued = transport.get_write_buffer_size()
+    if queued > CONTROL_LIMIT:
+        log.info("dropping a client that does not read: %d bytes queued", queued)
+        transport.abort()
+        return False
+    transport.write(data)
+    return True
+
+
+class ClientFlow:
+    """Reading follows writing, for a client whose input makes output (a
+    WebSocket: pongs, RTSP/WSP replies). Past FLOW_HIGH queued for it, its
+    reading pauses, so it cannot make us queue more nor burn our CPU; not
+    drained below FLOW_LOW within STUCK_SECONDS, it is dropped. The owning
+    protocol forwards `pause_writing`/`resume_writing` and calls `close`."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._stuck: asyncio.TimerHandle | None = None
+        transport.set_write_buffer_limits(high=FLOW_HIGH, low=FLOW_LOW)
+
+    def pause_writing(self) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.pause_reading()
+        if self._stuck is None:
+            self._stuck = asyncio.get_running_loop().call_later(STUCK_SECONDS, self._drop)
+
+    def resume_writing(self) -> None:
+        self.close()
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _drop(self) -> None:
+        self._stuck = None
+        log.info("dropping a client that has not read for %.0f s (%d bytes queued)",
+                 STUCK_SECONDS, self.transport.get_write_buffer_size())
+        self.transport.abort()
+
+    def close(self) -> None:
+        if self._stuck is not None:
+            self._stuck.cancel()
+            self._stuck = None
+
+
+class Deadline:
+    """Closes a client's transport unless `met()` is called within `seconds`
+    (a WebSocket that never sends its first request, INIT or JOIN)."""
+
+    def __init__(self, transport: asyncio.Transport, seconds: float, what: str) -> None:
+        self.transport = transport
+        self.what = what
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        log.info("closing a connection: no %s in time", self.what)
+        self.transport.close()
+
+    def met(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> None:
@@ -113,10 +194,17 @@ class Consumer:
         self.outbytes += len(blob)
 
     def write_direct(self, data: bytes) -> None:
-        """Per-player bytes (headers at join), outside the shared fan-out."""
-        if not self.closed and not self.transport.is_closing():
-            self.transport.write(data)
-            self.outbytes += len(data)
+        """Per-player bytes (headers at join, pongs), outside the shared
+        fan-out; a player that has CONTROL_LIMIT queued already is closed."""
+        if self.closed or self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() > CONTROL_LIMIT:
+            log.info("consumer %d does not read (%d bytes queued); closing", self.cid,
+                     self.transport.get_write_buffer_size())
+            self.close(abort=True)
+            return
+        self.transport.write(data)
+        self.outbytes += len(data)
 
     def close(self, abort: bool = False) -> None:
         if self.closed:

@@ -21,7 +21,7 @@ from ...hls_files import hls_root, stream_folder
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from ..access import check_pull_token
-from .consumer import Consumer, cap_send_buffer
+from .consumer import ClientFlow, Consumer, cap_send_buffer
 from ...media.flv import HevcMode
 from .flv import FlvFanout
 from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
@@ -38,6 +38,10 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 
 #: Bytes a client may send while its request is being decided.
 MAX_PENDING = 64 * 1024
+#: A request head must be whole this long after its connection reached us
+#: (the sniffer's bound for a first request; a kept-alive connection's later
+#: request may reach this protocol with only part of its head).
+HEAD_TIMEOUT = 10.0
 
 _TS_RE = re.compile(r"^(?P<path>/.+)/(?P<seq>[^/]+)\.ts$")
 
@@ -81,9 +85,23 @@ class MediaHttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._consumer: Consumer | None = None
         self._ws: WsFrameDecoder | None = None
+        self._flow: ClientFlow | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        self._head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._task is None and self._transport is not None:
+            log.info("closing a media connection: request head not whole after %.0f s", HEAD_TIMEOUT)
+            self._transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
         if self._consumer is not None:
@@ -103,11 +121,23 @@ class MediaHttpProtocol(asyncio.Protocol):
             return
         head, used = parsed
         del self._buf[:used]
+        self._cancel_head_timer()
         self._task = asyncio.get_running_loop().create_task(self._serve(head))
 
+    def pause_writing(self) -> None:
+        if self._flow is not None:
+            self._flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._flow is not None:
+            self._flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._flow is not None:
+            self._flow.close()
         if self._consumer is not None:
             self._consumer.close()
 
@@ -119,8 +149,8 @@ class MediaHttpProtocol(asyncio.Protocol):
             if head.method not in ("GET", "HEAD"):
                 raise NotFound("404 page not found")
             req = classify(head)
-            check_pull_token(self.front, head.query, head.header("authorization") or None,
-                             canonical_path(req.path))
+            user = check_pull_token(self.front, head.query, head.header("authorization") or None,
+                                    canonical_path(req.path))
             if req.kind == "flv":
                 await self._serve_flv(head, req)
                 return
@@ -134,7 +164,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             assert self._transport is not None
             already = bytes(self._buf)
             self._buf.clear()
-            if upgrade(self.front, self._transport, head, req.path, already):
+            if upgrade(self.front, self._transport, head, req.path, already, user.name if user else None):
                 return
             raise NotFound("404 page not found")
         except HubError as e:
@@ -155,6 +185,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             if not key:
                 raise ProtocolError("missing Sec-WebSocket-Key")
             self._ws = WsFrameDecoder()
+            self._flow = ClientFlow(self._transport)
             self._transport.write(raw_http_response(
                 101, "Switching Protocols", extra={"Upgrade": "websocket", "Connection": "Upgrade",
                                                   "Sec-WebSocket-Accept": accept_key(key)}, close=False))

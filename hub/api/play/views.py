@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
+from ...errors import NotFound
 from ...media.stream_desc import StreamDesc
 from ...placement import canonical_path
 from ...ring import RingEntry, RingReader
@@ -27,6 +28,13 @@ log = logging.getLogger("hub.api.play.views")
 
 #: Entries read per ring pass (a pass repeats until the ring is drained).
 READ_BATCH = 512
+#: How long the owning shard may take to open a stream (a route pull may
+#: take its connect timeout, 5 s, to answer).
+OPEN_TIMEOUT = 8.0
+#: A view nobody joined (an RTSP DESCRIBE without PLAY, every asker gone
+#: while it opened) is closed after this long; one that had players closes
+#: when the last one leaves.
+UNUSED_VIEW_TTL = 60.0
 
 
 class Fanout(Protocol):
@@ -48,12 +56,17 @@ class StreamView:
         self.fanouts: dict[str, Fanout] = {}
         self.closed = False
         self._refreshing: asyncio.Task[None] | None = None
+        self._unused_timer = asyncio.get_running_loop().call_later(UNUSED_VIEW_TTL, self._close_if_unused)
 
     @property
     def stream_id(self) -> int:
         return self.desc.stream_id
 
     def fanout(self, key: str, factory: Callable[[StreamView], F]) -> F:
+        """The fan-out for one output format; NotFound once the view closed
+        (the stream ended between a player's open and its join)."""
+        if self.closed:
+            raise NotFound("404 page not found")
         f = self.fanouts.get(key)
         if f is None:
             f = factory(self)
@@ -66,7 +79,7 @@ class StreamView:
     def gop(self) -> list[RingEntry]:
         """Entries from the ring's last keyframe up to what the view has read:
         what a joining player needs to show a picture at once."""
-        if not self.views.config.cache_gop:
+        if not self.views.config.cache_gop or self.closed:
             return []
         with RingReader.attach(self.reader.name) as r:
             r.seek_last_keyframe()
@@ -114,6 +127,10 @@ class StreamView:
         finally:
             self._refreshing = None
 
+    def _close_if_unused(self) -> None:
+        if not self.consumers():
+            self.close()
+
     def drop_consumer(self, c: Consumer) -> None:
         for f in self.fanouts.values():
             if c in f.consumers:
@@ -125,6 +142,7 @@ class StreamView:
         if self.closed:
             return
         self.closed = True
+        self._unused_timer.cancel()
         for c in self.consumers():
             c.close()
         self.fanouts.clear()
@@ -142,39 +160,53 @@ class StreamViews:
         self.config = config
         self.by_id: dict[int, StreamView] = {}
         self.by_path: dict[str, StreamView] = {}
-        self._opening: dict[str, asyncio.Future[StreamView]] = {}
+        self._opening: dict[str, asyncio.Task[StreamView]] = {}
 
     async def open(self, path: str) -> StreamView:
-        """The view of a live stream (NotFound if it is not live)."""
+        """The view of a live stream (NotFound if it is not live).
+
+        Everyone asking for a stream that is being opened waits for the same
+        open, which runs as a task of its own: a client that leaves cancels
+        only its own wait, never the open the others are waiting for."""
         path = canonical_path(path)
         view = self.by_path.get(path)
         if view is not None and not view.closed:
             return view
-        pending = self._opening.get(path)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future[StreamView] = asyncio.get_running_loop().create_future()
-        self._opening[path] = fut
-        try:
-            # A route pull may take its connect timeout (5 s) to answer.
-            wire = await self.shards.request(path, "open_stream", {"path": path}, timeout=8.0)
-            desc = StreamDesc.from_wire(wire)
-            reader = RingReader.attach(desc.ring)
-            reader.seek_latest()
-            view = StreamView(self, desc, reader)
-            old = self.by_id.get(desc.stream_id)
-            if old is not None:
-                old.close()
-            self.by_id[desc.stream_id] = view
-            self.by_path[path] = view
-            fut.set_result(view)
-            return view
-        except BaseException as e:
-            fut.set_exception(e)
-            fut.exception()  # consumed here; waiters re-raise it
-            raise
-        finally:
+        task = self._opening.get(path)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open(path), name=f"open {path}")
+            self._opening[path] = task
+            task.add_done_callback(lambda t: self._opened(path, t))
+        return await asyncio.shield(task)
+
+    def _opened(self, path: str, task: asyncio.Task[StreamView]) -> None:
+        if self._opening.get(path) is task:
             del self._opening[path]
+        if not task.cancelled():
+            task.exception()  # retrieved here: a failure nobody waits for any more is not an error
+
+    async def _open(self, path: str) -> StreamView:
+        wire = await self.shards.request(path, "open_stream", {"path": path}, timeout=OPEN_TIMEOUT)
+        desc = StreamDesc.from_wire(wire)
+        try:
+            reader = RingReader.attach(desc.ring)
+        except FileNotFoundError:  # it ended between the answer and now
+            raise NotFound("404 page not found") from None
+        reader.seek_latest()
+        view = StreamView(self, desc, reader)
+        old = self.by_id.get(desc.stream_id)
+        if old is not None:
+            old.close()
+        self.by_id[desc.stream_id] = view
+        self.by_path[path] = view
+        return view
+
+    def close(self) -> None:
+        """Stop the opens under way and close every view (the front is stopping)."""
+        for task in list(self._opening.values()):
+            task.cancel()
+        for view in list(self.by_id.values()):
+            view.close()
 
     def on_wake(self, streams: dict[Any, Any]) -> None:
         for sid in streams:

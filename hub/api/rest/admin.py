@@ -13,19 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ...errors import BadRequest, Forbidden, HubError, NotFound
+from ...errors import Forbidden, HubError, NotFound
 from ...store.routes import canonical_pattern
-from ...store.users import canonical_name
+from ...store.users import NAME_MAX, PASSWORD_MAX, canonical_name
 from ..access import NOT_ADMIN, token_from, user_for_token
 from .paging import page_params
 from ..http_responses import CORS, error_body
+from .body import json_body, read_body
 from .json import JsonResponse
 
 if TYPE_CHECKING:
     from ..context import FrontContext
 
 NO_BODY = "未提供用户名或密码"  # the reference's: no user name or password given
-MAX_BODY = 64 * 1024
 
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
              "Access-Control-Allow-Headers": "Authorization, Content-Type",
@@ -46,13 +46,7 @@ def _ok() -> Response:
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadRequest("request body too large")
-    try:
-        return json.loads(body)
-    except ValueError as e:
-        raise BadRequest(f"unreadable JSON: {e}") from None
+    return await json_body(request)
 
 
 class TokenGate:
@@ -93,7 +87,7 @@ class TokenGate:
 async def login(request: Request) -> Response:
 
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await read_body(request))
     except ValueError:
         raise Forbidden(NO_BODY) from None
     if not isinstance(body, dict):
@@ -101,6 +95,8 @@ async def login(request: Request) -> Response:
     name, password = body.get("username"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise Forbidden("用户名或密码错误")
+    if len(name) > NAME_MAX or len(password) > PASSWORD_MAX:
+        raise Forbidden("用户名或密码错误")  # no user can have these: no need to ask
     pair = await _front(request).supervisor_request("login", {"username": name, "password": password},
                                                     timeout=10.0)
     return JsonResponse(pair)

@@ -6,6 +6,7 @@ protocol hands them to the raw media protocols first.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -26,6 +27,8 @@ from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
 
 if TYPE_CHECKING:
     from ..context import FrontContext
+
+log = logging.getLogger("hub.api.rest")
 
 
 def _front(request: Request) -> FrontContext:
@@ -50,8 +53,14 @@ async def crossdomain(request: Request) -> Response:
 
 
 async def hub_error(request: Request, exc: Exception) -> Response:
+    """A client's mistake says what it was; our own failure (5xx: an IPC
+    link, a child) says only its kind, and the detail goes to the log."""
     assert isinstance(exc, HubError)
-    return Response(error_body(exc.message), status_code=exc.http_status,
+    message = exc.message
+    if exc.http_status >= 500:
+        log.warning("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc.message)
+        message = exc.reason
+    return Response(error_body(message), status_code=exc.http_status,
                     media_type="application/json", headers=CORS)
 
 

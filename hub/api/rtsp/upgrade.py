@@ -12,7 +12,7 @@ from ...media.websocket import accept_key
 from ...placement import canonical_path
 from ..http_responses import raw_http_response
 from .ws import RtspWsProtocol
-from .wsp import WspControlProtocol, WspDataProtocol
+from .wsp import WspControlProtocol, WspDataProtocol, WspOwner
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -23,10 +23,11 @@ def subprotocols_of(head: HttpRequestHead) -> list[str]:
 
 
 def upgrade(front: FrontContext, transport: asyncio.Transport, head: HttpRequestHead, path: str,
-            already_read: bytes) -> bool:
+            already_read: bytes, user: str | None = None) -> bool:
     """Serve a WebSocket on `/streams/PATH` by its subprotocol: `rtsp` (RTSP
     over WebSocket), `control` / `data` (WSP). False when none of those is
-    asked for (the caller answers 404, as before)."""
+    asked for (the caller answers 404, as before). `user` is whose token
+    opened it (None when auth is off): a WSP data socket must match."""
     protos = subprotocols_of(head)
     chosen = next((p for p in protos if p in ("rtsp", "control", "data")), None)
     if chosen is None:
@@ -39,7 +40,9 @@ def upgrade(front: FrontContext, transport: asyncio.Transport, head: HttpRequest
     if chosen == "rtsp":
         proto = RtspWsProtocol(front, token_path)
     else:
-        proto = WspControlProtocol(front, token_path) if chosen == "control" else WspDataProtocol(front)
+        owner = WspOwner(canonical_path(path), user)
+        proto = (WspControlProtocol(front, token_path, owner) if chosen == "control"
+                 else WspDataProtocol(front, owner))
     transport.write(raw_http_response(
         101, "Switching Protocols", close=False,
         extra={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accept_key(key),

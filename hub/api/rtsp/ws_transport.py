@@ -17,10 +17,14 @@ from typing import Any, Callable
 from ...media.websocket import (PONG, TEXT, WsClose, WsFrameDecoder, WsMessage, WsPing, WsProtocolError,
                                 encode_close, encode_frame)
 from ...media.wsp import InterleavedFramer
+from ..play.consumer import write_bounded
 
 #: Shared by every WebSocket player in this process: the fan-out hands them
 #: all the same blob object in one turn.
 FRAMER = InterleavedFramer()
+#: A WebSocket that has not sent its first request (RTSP over WebSocket),
+#: INIT (WSP control) or JOIN (WSP data) this long after its upgrade is closed.
+FIRST_MESSAGE_TIMEOUT = 10.0
 
 
 class WsRtspTransport:
@@ -37,7 +41,9 @@ class WsRtspTransport:
         self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if len(data) and data[0] == 0x24:  # "$": interleaved packets
+        if not len(data):
+            return  # nothing (an empty GOP): not an empty text message
+        if data[0] == 0x24:  # "$": interleaved packets
             out = self.data
             if out is not None and not out.is_closing():
                 out.write(FRAMER.frame(data))
@@ -45,8 +51,7 @@ class WsRtspTransport:
         text = bytes(data)
         if self.wrap is not None:
             text = self.wrap(text)
-        if not self.control.is_closing():
-            self.control.write(encode_frame(text, TEXT))
+        write_bounded(self.control, encode_frame(text, TEXT))
 
     def is_closing(self) -> bool:
         return self._closed or self.control.is_closing() or (self.data is not None and self.data.is_closing())
@@ -59,6 +64,13 @@ class WsRtspTransport:
             if t is not None and not t.is_closing():
                 t.write(encode_close())
                 t.close()
+
+    def abort(self) -> None:
+        """A stuck player (its Consumer gave up): both sockets, at once."""
+        self._closed = True
+        for t in (self.control, self.data):
+            if t is not None:
+                t.abort()
 
     def _out(self) -> asyncio.Transport:
         return self.data if self.data is not None else self.control
@@ -98,7 +110,7 @@ class WsMessagePump:
                 if isinstance(ev, WsMessage):
                     self.on_message(ev)
                 elif isinstance(ev, WsPing):
-                    t.write(encode_frame(ev.data, opcode=PONG))
+                    write_bounded(t, encode_frame(ev.data, opcode=PONG))
                 elif isinstance(ev, WsClose):
                     if not t.is_closing():
                         t.write(encode_close())

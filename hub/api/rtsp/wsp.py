@@ -8,27 +8,38 @@ does). `data` (binary): JOIN names the channel; from PLAY on, one `$` packet
 per message (hub.api.rtsp.ws_transport.WsRtspTransport).
 
 The data socket may be accepted by another front than the control socket
-(SO_REUSEPORT): channel numbers are unique in the instance, and a front that
-reads a JOIN for a channel it does not hold hands the socket, with the
-WebSocket bytes read so far, to the front that does (hub.api.rtsp.rendezvous).
+(SO_REUSEPORT): a front that reads a JOIN for a channel it does not hold
+hands the socket, with who opened it and the WebSocket bytes read so far, to
+the front that does (hub.api.rtsp.rendezvous).
+
+A channel is a capability: 128 random bits, never a counter. A JOIN is
+accepted only from a data socket opened on the control socket's path by the
+same user (its `?token=`, when auth is on), and only once: a live data
+socket is never replaced. Every refusal is the same 404 as an unknown
+channel, so a refusal tells nothing about other sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
 import logging
+import os
 import re
+import secrets
+import struct
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import NotFound, ProtocolError
 from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
+from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
-from .ws_transport import WsMessagePump, WsRtspTransport
+from .ws_transport import FIRST_MESSAGE_TIMEOUT, WsMessagePump, WsRtspTransport
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -37,13 +48,16 @@ log = logging.getLogger("hub.api.rtsp.wsp")
 
 #: WSP messages are small; a WRAP holds one RTSP request.
 MAX_WSP_MESSAGE = 64 * 1024
-_counter = itertools.count(1)
+#: Random bits in a channel, written as 39 decimal digits (digits, as the
+#: reference's channel numbers are).
+CHANNEL_BITS = 128
+_CHANNEL_RE = re.compile(r"[0-9]{39}\Z")
+_OWNER_LEN = struct.Struct(">H")
 _CSEQ_RE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?$")
 
 
 def _send(transport: asyncio.Transport, resp: WspResponse) -> None:
-    if not transport.is_closing():
-        transport.write(encode_frame(bytes(resp), TEXT))
+    write_bounded(transport, encode_frame(bytes(resp), TEXT))
 
 
 def _one_request(payload: bytes) -> RtspRequest:
@@ -56,13 +70,40 @@ def _one_request(payload: bytes) -> RtspRequest:
     return ev
 
 
+@dataclass(frozen=True)
+class WspOwner:
+    """Who opened a WSP socket: the stream path of its URL and the user of
+    its token (None when auth is off). A JOIN must come from the owner."""
+
+    path: str
+    user: str | None
+
+    def pack(self, raw: bytes) -> bytes:
+        """A hand-over payload: this owner, then the socket's bytes read so far."""
+        ident = json.dumps([self.path, self.user]).encode()
+        return _OWNER_LEN.pack(len(ident)) + ident + raw
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> tuple[WspOwner, bytes]:
+        try:
+            (n,) = _OWNER_LEN.unpack_from(payload)
+            path, user = json.loads(payload[_OWNER_LEN.size:_OWNER_LEN.size + n])
+        except (struct.error, ValueError, TypeError) as e:
+            raise ProtocolError(f"bad WSP hand-over: {e}") from None
+        if not isinstance(path, str) or not (user is None or isinstance(user, str)):
+            raise ProtocolError("bad WSP hand-over owner")
+        return cls(path, user), payload[_OWNER_LEN.size + n:]
+
+
 class WspSession:
     """One INIT: an RTSP session whose responses go out wrapped on the
     control socket and whose RTP goes to the joined data socket."""
 
-    def __init__(self, front: FrontContext, control: asyncio.Transport, token_path: str | None) -> None:
+    def __init__(self, front: FrontContext, control: asyncio.Transport, token_path: str | None,
+                 owner: WspOwner) -> None:
         self.front = front
-        self.channel = next(_counter) << 8 | (front.args.index & 0xFF)
+        self.channel = f"{secrets.randbits(CHANNEL_BITS):039d}"
+        self.owner = owner
         self.control = control
         self.pending: deque[str | None] = deque()
         self.adapter = WsRtspTransport(control, self._wrap)
@@ -70,7 +111,7 @@ class WspSession:
         self.conn.token_path = token_path
         self.conn.connection_made(self.adapter)  # type: ignore[arg-type]
         channels[self.channel] = self
-        self.rendezvous = Rendezvous(rendezvous_name(front.args.instance, "wsp", str(self.channel)),
+        self.rendezvous = Rendezvous(rendezvous_name(front.args.instance, "wsp", self.channel),
                                      self._adopt_data)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,16 +133,24 @@ class WspSession:
         self.pending.append(seq)
         self.conn.data_received(payload)
 
-    def join(self, data: asyncio.Transport) -> None:
-        old = self.adapter.data
-        if old is not None and old is not data and not old.is_closing():
-            old.close()
+    def join(self, data: asyncio.Transport, owner: WspOwner) -> bool:
+        """Attach the data socket; False (nothing changed) unless it is the
+        owner's first one."""
+        if owner != self.owner or self.adapter.data is not None:
+            return False
         self.adapter.data = data
+        return True
 
-    def _adopt_data(self, fd: int, already_read: bytes) -> None:
-        log.info("channel %d: data socket handed over by another front", self.channel)
+    def _adopt_data(self, fd: int, payload: bytes) -> None:
+        try:
+            owner, already_read = WspOwner.unpack(payload)
+        except ProtocolError as e:
+            log.warning("WSP data socket hand-over refused: %s", e)
+            os.close(fd)
+            return
+        log.info("WSP: a data socket was handed over by another front")
         task = asyncio.get_running_loop().create_task(
-            adopt(fd, lambda: WspDataProtocol(self.front), already_read))
+            adopt(fd, lambda: WspDataProtocol(self.front, owner), already_read))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -116,26 +165,45 @@ class WspSession:
 
 
 #: This process's WSP sessions by channel.
-channels: dict[int, WspSession] = {}
+channels: dict[str, WspSession] = {}
 
 
 class WspControlProtocol(asyncio.Protocol):
-    def __init__(self, front: FrontContext, token_path: str | None) -> None:
+    def __init__(self, front: FrontContext, token_path: str | None, owner: WspOwner) -> None:
         self.front = front
         self.token_path = token_path
+        self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
+        self.flow: ClientFlow | None = None
+        self.first: Deadline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)  # type: ignore[arg-type]
+        assert self.transport is not None
+        cap_send_buffer(self.transport)
+        self.flow = ClientFlow(self.transport)
+        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP INIT")
+        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
         assert self.pump is not None
         self.pump.feed(data)
 
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
+        if self.first is not None:
+            self.first.met()
         if self.session is not None:
             self.session.close(exc)
 
@@ -165,15 +233,17 @@ class WspControlProtocol(asyncio.Protocol):
         if verb == "INIT":
             if (req.header("proto") or "rtsp").lower() != "rtsp":
                 raise ProtocolError("only proto rtsp")
-            if self.session is not None:
-                self.session.close()
-            self.session = WspSession(self.front, t, self.token_path)
-            _send(t, WspResponse.reply(200, req.seq, channel=str(self.session.channel)))
+            if self.session is not None:  # refused, and the session goes on
+                raise ProtocolError("this control socket has its session already")
+            self.session = WspSession(self.front, t, self.token_path, self.owner)
+            if self.first is not None:
+                self.first.met()
+            _send(t, WspResponse.reply(200, req.seq, channel=self.session.channel))
             return
         if verb == "WRAP":
             s = self.session
             ch = req.header("channel")
-            if s is None or (ch is not None and ch != str(s.channel)):
+            if s is None or (ch is not None and ch != s.channel):
                 raise NotFound("unknown channel")
             s.wrap_request(req.seq, req.payload)
             return
@@ -187,16 +257,23 @@ class WspDataProtocol(asyncio.Protocol):
     """The data socket: waits for JOIN, then only sends (RTCP from the
     player is read and dropped)."""
 
-    def __init__(self, front: FrontContext) -> None:
+    def __init__(self, front: FrontContext, owner: WspOwner) -> None:
         self.front = front
+        self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
+        self.flow: ClientFlow | None = None
+        self.first: Deadline | None = None
         self._raw = bytearray()  # until JOIN: what a hand-over must replay
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)  # type: ignore[arg-type]
+        assert self.transport is not None
+        cap_send_buffer(self.transport)
+        self.flow = ClientFlow(self.transport)
+        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP JOIN")
+        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
 
     def data_received(self, data: bytes) -> None:
         assert self.pump is not None
@@ -204,7 +281,19 @@ class WspDataProtocol(asyncio.Protocol):
             self._raw += data
         self.pump.feed(data)
 
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
+        if self.first is not None:
+            self.first.met()
         if self.session is not None:
             self.session.close(exc)
 
@@ -218,26 +307,29 @@ class WspDataProtocol(asyncio.Protocol):
             if req.verb != "JOIN":
                 raise ProtocolError("the data socket starts with JOIN")
             ch = req.header("channel") or ""
-            if not ch.isdigit() or len(ch) > 18:
+            if not ch or len(ch) > 64 or not ch.isascii() or not ch.isalnum():
                 raise ProtocolError("JOIN needs a channel")
         except ProtocolError:
             _send(t, WspResponse.reply(400, salvage_seq(msg.data)))
             t.write(encode_close())
             t.close()
             return
-        channel = int(ch)
-        session = channels.get(channel)
+        session = channels.get(ch)
         if session is not None:
-            self.session = session
-            self._raw.clear()
-            session.join(t)
-            _send(t, WspResponse.reply(200, req.seq))
-            return
-        t.pause_reading()
-        name = rendezvous_name(self.front.args.instance, "wsp", str(channel))
-        if hand_over(name, t, bytes(self._raw)):
-            return
-        t.resume_reading()
+            if session.join(t, self.owner):
+                self.session = session
+                self._raw.clear()
+                if self.first is not None:
+                    self.first.met()
+                _send(t, WspResponse.reply(200, req.seq))
+                return
+            log.info("WSP: refused a JOIN of a channel by another owner or a second data socket")
+        elif _CHANNEL_RE.match(ch):
+            t.pause_reading()
+            name = rendezvous_name(self.front.args.instance, "wsp", ch)
+            if hand_over(name, t, self.owner.pack(bytes(self._raw))):
+                return
+            t.resume_reading()
         _send(t, WspResponse.reply(404, req.seq))
         t.write(encode_close())
         t.close()
