@@ -182,6 +182,8 @@ def test_password_change_and_delete_kill_all(table: UserTable, svc: TokenService
         with pytest.raises(Unauthorized):
             svc.verify(tok, typ, table.token_lookup)  # type: ignore[arg-type]
     svc.verify(adm[1], "access", table.token_lookup)
+    # The last admin cannot be deleted (issue 12 #10): make another first.
+    table.upsert({"name": "root", "password": "pw3", "admin": True})
     table.delete("admin")
     with pytest.raises(Unauthorized):
         svc.verify(adm[1], "access", table.token_lookup)

@@ -398,7 +398,10 @@ def test_upstream_drop_ends_the_stream_then_the_pull_republishes() -> None:
         env.streams.on_stream_closed.append(lambda s: ended.append(s.stream_id))
         try:
             first = await env.pulls.ensure("/flaky")
-            await until(lambda: len(ended) >= 2 and env.streams.get("/flaky") is not None)
+            # The stream goes live inside the session's start, the pull counts
+            # the connect when start returns: wait for both.
+            await until(lambda: len(ended) >= 2 and env.streams.get("/flaky") is not None
+                        and env.pulls.pulls["/flaky"].connects >= 3)
             second = env.streams.get("/flaky")
             assert second is not None and second.stream_id not in ended
             assert first.stream_id in ended and first.closed
