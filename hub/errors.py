@@ -87,6 +87,24 @@ class ServiceUnavailable(HubError):
     reason = "Service Unavailable"
 
 
+class LimitReached(ServiceUnavailable):
+    """An operator's limit (`limits.*` in the configuration) refuses a
+    player or publisher: RTSP 453 Not Enough Bandwidth, HTTP 503. `limit`
+    names the key (`players_per_stream`, `players`, `publishers`,
+    `connections_per_ip`); it travels over IPC in the message."""
+
+    rtsp_status = 453
+    http_status = 503
+    reason = "Not Enough Bandwidth"
+
+
+class Draining(ServiceUnavailable):
+    """The server is draining (SIGTERM): it takes no new players or
+    publishers; the balancer or the client's retry goes to another node."""
+
+    reason = "Service Unavailable: draining"
+
+
 class IpcError(HubError):
     """An IPC link broke or a peer answered with an error."""
 
