@@ -29,6 +29,8 @@ from .play.views import StreamViews
 from .rtsp.challenge import RtspChallenger
 from .shards import ShardLinks
 
+log = logging.getLogger("hub.api.context")
+
 
 @dataclass
 class FrontCounters:
@@ -103,6 +105,7 @@ class FrontContext:
         if self.draining:
             raise Draining("draining: not taking new players")
         ticket = PlayerTicket(self, path, host_of(remote))
+        log.debug("%s: player %s joining", path, remote)
         args = {"kind": "player", "path": path, "ip": ticket.ip}
         lim = self.config.limits
         if not (lim.players_per_stream or lim.players or lim.connections_per_ip):
