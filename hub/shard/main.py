@@ -86,7 +86,7 @@ class Shard:
     def _publisher_closed(self, session: RtspPublisher) -> None:
         self._release_publisher(session.path, session.peer)
         log_access("publisher", path=session.path, protocol="rtsp", remote=session.peer, user=session.user,
-                   duration=round(time.monotonic() - session.started, 3), bytes=session.bytes_in)
+                   duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
 
     def adopt_publisher(self, args: dict[str, Any], fd: int) -> None:
         """A front's hand-off; refused while draining (the front had its
