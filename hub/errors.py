@@ -12,6 +12,8 @@ class HubError(Exception):
     rtsp_status: int = 500
     http_status: int = 500
     reason: str = "Internal Server Error"
+    #: A 5xx answer says only `reason` unless its message is meant for the client.
+    public_message: bool = False
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.reason)
@@ -103,6 +105,13 @@ class Draining(ServiceUnavailable):
     publishers; the balancer or the client's retry goes to another node."""
 
     reason = "Service Unavailable: draining"
+
+
+class NotReady(ServiceUnavailable):
+    """`/readyz`: what is not ready (child names, draining), for the probe
+    and the operator reading it."""
+
+    public_message = True
 
 
 class IpcError(HubError):

@@ -58,7 +58,7 @@ async def hub_error(request: Request, exc: Exception) -> Response:
     link, a child) says only its kind, and the detail goes to the log."""
     assert isinstance(exc, HubError)
     message = exc.message
-    if exc.http_status >= 500:
+    if exc.http_status >= 500 and not exc.public_message:
         log.warning("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc.message)
         message = exc.reason
     return Response(error_body(message), status_code=exc.http_status,

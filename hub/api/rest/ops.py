@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import Forbidden, HubError, ServiceUnavailable, Unauthorized
+from ...errors import Forbidden, HubError, NotReady, ServiceUnavailable, Unauthorized
 from ...ipc import messages as M
 from ..access import token_from
 from .json import JsonResponse
@@ -81,7 +81,7 @@ async def readyz(request: Request) -> Response:
     try:
         reply: dict[str, Any] = await front.supervisor_request(M.READY, {}, timeout=PROBE_TIMEOUT)
     except HubError:
-        raise ServiceUnavailable("not ready: the process tree does not answer") from None
+        raise NotReady("not ready: the process tree does not answer") from None
     why = [name for name, ok in reply.get("children", {}).items() if not ok]
     if reply.get("draining") or front.draining:
         why.append("draining")
@@ -90,7 +90,7 @@ async def readyz(request: Request) -> Response:
     if front.users is None:
         why.append(f"{front.args.name} has no stores")
     if why:
-        raise ServiceUnavailable("not ready: " + ", ".join(why))
+        raise NotReady("not ready: " + ", ".join(why))
     return JsonResponse({**reply, "ready": True})
 
 
