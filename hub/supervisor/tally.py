@@ -118,24 +118,23 @@ class Tally:
     def update(self, source: Source, report: ChildReport, now: float) -> None:
         """One report: its counters' growth since the source's last one goes
         into the totals; its gauges replace the source's last ones."""
-        pid = source
         counters = flatten(report.get("c", {}))
-        last = self._last_counters.get(pid, {})
+        last = self._last_counters.get(source, {})
         for key, v in counters.items():
             d = v - last.get(key, 0.0)
             if d > 0:
                 self.counters[key] = self.counters.get(key, 0.0) + d
-        self._last_counters[pid] = counters
+        self._last_counters[source] = counters
 
         paths = {str(p): [float(v[0]), float(v[1])] for p, v in report.get("p", {}).items()}
-        last_p = self._last_paths.get(pid, {})
+        last_p = self._last_paths.get(source, {})
         for path, (b_in, b_out) in paths.items():
             prev = last_p.get(path, (0.0, 0.0))
             self.paths.add(path, b_in - prev[0], b_out - prev[1], now)
-        self._last_paths[pid] = paths
+        self._last_paths[source] = paths
 
         hist = {str(m): [float(x) for x in row] for m, row in report.get("h", {}).items()}
-        last_h = self._last_hist.get(pid, {})
+        last_h = self._last_hist.get(source, {})
         for method, row in hist.items():
             prev_row = last_h.get(method)
             acc = self.hist.get(method)
@@ -147,9 +146,9 @@ class Tally:
                 d = v - (prev_row[i] if prev_row is not None and len(prev_row) == len(row) else 0.0)
                 if d > 0:
                     acc[i] += d
-        self._last_hist[pid] = hist
+        self._last_hist[source] = hist
 
-        self._gauges[pid] = flatten(report.get("g", {}))
+        self._gauges[source] = flatten(report.get("g", {}))
 
     def forget(self, live_pids: set[int]) -> None:
         """Processes that ended: their gauges go; their counted growth stays."""
