@@ -44,8 +44,8 @@ class FlvPlayer:
     """An HTTP-FLV player on a raw socket: `open()` reads the answer's head,
     `read_for()` counts body bytes."""
 
-    def __init__(self, port: int, path: str, query: str = "", source: str = HOST) -> None:
-        self.port, self.path, self.query, self.source = port, path, query, source
+    def __init__(self, port: int, path: str, query: str = "", source: str = HOST, ws: bool = False) -> None:
+        self.port, self.path, self.query, self.source, self.ws = port, path, query, source, ws
         self.sock: socket.socket | None = None
         self.status = 0
         self.body = 0
@@ -53,7 +53,9 @@ class FlvPlayer:
     def open(self, timeout: float = 5.0) -> int:
         self.sock = socket.create_connection((HOST, self.port), timeout, source_address=(self.source, 0))
         q = f"?{self.query}" if self.query else ""
-        self.sock.sendall(f"GET /streams{self.path}.flv{q} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") if self.ws else ""
+        self.sock.sendall(f"GET /streams{self.path}.flv{q} HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n".encode())
         head, rest = _read_head(self.sock, time.monotonic() + timeout)
         self.status = status_of(head)
         self.body += len(rest)
