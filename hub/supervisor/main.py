@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..errors import Forbidden, HubError, NotFound
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel
 from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
@@ -120,16 +121,16 @@ class Supervisor:
         await self.tree.request_all(method, args, timeout=2.0)
 
     async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
-        if method == "admit":
+        if method == M.ADMIT:
             # A player's front holds its grant; a publisher's, the shard it is handed to.
             self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
                                  str(args["path"]), str(args.get("ip", "")))
             return True
-        if method == "metrics":
+        if method == M.METRICS:
             return {"body": await self.metrics.scrape(), "type": CONTENT_TYPE}
-        if method == "health":
+        if method == M.HEALTH:
             return self.lifecycle.health()
-        if method == "ready":
+        if method == M.READY:
             return self.lifecycle.readiness()
         if method == "runtime":
             return await self.stats.runtime(extra=bool(args.get("extra")))
@@ -155,13 +156,13 @@ class Supervisor:
         raise NotFound(f"unknown supervisor method {method!r}")
 
     def on_child_notice(self, child: Child, method: str, args: dict[str, Any]) -> None:
-        if method == "admitted":  # counted without a check (no limit was set)
+        if method == M.ADMITTED:  # counted without a check (no limit was set)
             self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
                                  str(args["path"]), str(args.get("ip", "")), check=False)
-        elif method == "release":
+        elif method == M.RELEASE:
             self.admission.release(str(args.get("holder") or child.name), str(args["kind"]),
                                    str(args["path"]), str(args.get("ip", "")))
-        elif method == "serving":
+        elif method == M.SERVING:
             child.serving = True
         else:
             log.debug("notice %s from %s", method, child.name)

@@ -25,6 +25,7 @@ from prometheus_client.core import (CollectorRegistry, CounterMetricFamily, Gaug
                                     HistogramMetricFamily, Metric)
 from prometheus_client.exposition import generate_latest
 
+from ..ipc import messages as M
 from ..ipc.latency import BUCKETS, REQUEST_LATENCY
 from .tally import ChildReport, Key, Tally
 
@@ -183,7 +184,7 @@ class TreeMetrics:
     async def scrape(self) -> bytes:
         """Ask every child, add up, render. Scrapes run one at a time."""
         async with self._lock:
-            replies = await self.tree.request_all("metrics", {}, timeout=CHILD_TIMEOUT)
+            replies = await self.tree.request_all(M.METRICS, {}, timeout=CHILD_TIMEOUT)
             now = time.monotonic()
             for child, report in replies:
                 if child.pid is not None and isinstance(report, dict):

@@ -38,6 +38,8 @@ def test_health_readiness_and_a_child_down(hub_factory: Callable[..., HubServer]
     status, body, ctype = get(srv, "/healthz")
     assert status == 200 and ctype.startswith("application/json")
     assert json.loads(body)["status"] == "ok"
+    # Ready once every front listens (a child answers the supervisor before it serves).
+    wait_until(lambda: get(srv, "/readyz")[0] == 200, 10, "ready", srv)
     status, body, _ = get(srv, "/readyz")
     assert status == 200
     assert json.loads(body) == {"ready": True, "draining": False,
