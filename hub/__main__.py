@@ -23,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .supervisor.main import run
 
-    return run(config)
+    # SIGHUP reads the same file, environment and flags again.
+    return run(config, lambda: config_from_args(args))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ class HubError(Exception):
     rtsp_status: int = 500
     http_status: int = 500
     reason: str = "Internal Server Error"
+    #: A 5xx answer says only `reason` unless its message is meant for the client.
+    public_message: bool = False
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.reason)
@@ -85,6 +87,31 @@ class ServiceUnavailable(HubError):
     rtsp_status = 503
     http_status = 503
     reason = "Service Unavailable"
+
+
+class LimitReached(ServiceUnavailable):
+    """An operator's limit (`limits.*` in the configuration) refuses a
+    player or publisher: RTSP 453 Not Enough Bandwidth, HTTP 503. `limit`
+    names the key (`players_per_stream`, `players`, `publishers`,
+    `connections_per_ip`); it travels over IPC in the message."""
+
+    rtsp_status = 453
+    http_status = 503
+    reason = "Not Enough Bandwidth"
+
+
+class Draining(ServiceUnavailable):
+    """The server is draining (SIGTERM): it takes no new players or
+    publishers; the balancer or the client's retry goes to another node."""
+
+    reason = "Service Unavailable: draining"
+
+
+class NotReady(ServiceUnavailable):
+    """`/readyz`: what is not ready (child names, draining), for the probe
+    and the operator reading it."""
+
+    public_message = True
 
 
 class IpcError(HubError):

@@ -109,7 +109,10 @@ def setup_logging(proc_name: str, cfg: LogConfig) -> None:
         lg.handlers.clear()
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger(ACCESS_LOGGER).disabled = not cfg.access
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.disabled = not cfg.access
+    # Turned on, the access log is written whatever `log.level` says.
+    access.setLevel(logging.INFO if cfg.access else logging.NOTSET)
     # Warnings and uncaught exceptions in the format too, so that every line
     # of a JSON log parses.
     logging.captureWarnings(True)
@@ -123,13 +126,15 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackTy
     logging.getLogger("hub").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
+_access = logging.getLogger(ACCESS_LOGGER)
+
+
 def log_access(event: str, **fields: Any) -> None:
     """One access-log line (`hub.access`), e.g. at a player session's end:
     `log_access("player", path=..., protocol=..., remote=..., user=...,
     duration=..., bytes=...)`. Costs one attribute check when the log is off."""
-    lg = logging.getLogger(ACCESS_LOGGER)
-    if not lg.disabled:
-        lg.info(event, extra=fields)
+    if not _access.disabled:
+        _access.info(event, extra=fields)
 
 
 def set_process_title(name: str) -> None:

@@ -7,13 +7,18 @@ challenger, RTP ports, the shard links), never a protocol.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..auth.tokens import TokenService
 from ..child import ChildArgs
 from ..config import Config
-from ..errors import ServiceUnavailable
+from ..errors import Draining, LimitReached, ServiceUnavailable
+from ..ipc import messages as M
+from ..logs import level_number
 from ..ipc.channel import IpcChannel
 from ..store.routes import RouteTable
 from ..store.users import UserTable
@@ -24,6 +29,8 @@ from .play.views import StreamViews
 from .rtsp.challenge import RtspChallenger
 from .shards import ShardLinks
 
+log = logging.getLogger("hub.api.context")
+
 
 @dataclass
 class FrontCounters:
@@ -33,6 +40,8 @@ class FrontCounters:
     flv_active: int = 0
     wsp_total: int = 0
     wsp_active: int = 0
+    login_failures: int = 0  # RTSP credentials that did not pass
+    api_requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # (route, status)
 
     def as_stats(self) -> dict[str, Any]:
         return {"rtsp": {"total": self.rtsp_total, "active": self.rtsp_active},
@@ -53,6 +62,12 @@ class FrontContext:
     users: UserTable | None = None
     routes: RouteTable | None = None
     tokens: TokenService | None = None
+    #: SIGTERM reached the tree: no new sessions, the listening socket is closed.
+    draining: bool = False
+    #: Listening on the shared port (uvicorn started), until a drain closes it.
+    listening: bool = False
+    #: Closes the listening socket (set by hub.api.process once uvicorn serves).
+    stop_listening: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         c = self.config
@@ -80,6 +95,70 @@ class FrontContext:
     async def shard_request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
         return await self.shards.request(path, method, args, timeout)
 
+    # -- admission (hub.supervisor.admission decides for the whole tree) -------------
+    async def admit_player(self, path: str, remote: str) -> PlayerTicket:
+        """A grant for one player of `path`, or LimitReached / Draining.
+
+        With a player limit set the supervisor is asked (one round trip per
+        session start); without one it is only told, so its counts stay
+        right for a reload that sets a limit."""
+        if self.draining:
+            raise Draining("draining: not taking new players")
+        ticket = PlayerTicket(self, path, host_of(remote))
+        log.debug("%s: player %s joining", path, remote)
+        args = {"kind": "player", "path": path, "ip": ticket.ip}
+        lim = self.config.limits
+        if not (lim.players_per_stream or lim.players or lim.connections_per_ip):
+            if self.supervisor is not None:
+                self.supervisor.notify(M.ADMITTED, args)
+            return ticket
+        try:
+            await self.supervisor_request(M.ADMIT, args, timeout=2.0)
+        except (LimitReached, Draining):
+            raise  # refused: nothing was counted
+        except BaseException:
+            ticket.release()  # the grant may have been made (a timeout, the player left)
+            raise
+        return ticket
+
+    async def admit_publisher(self, path: str, remote: str) -> None:
+        """Before a publisher's connection goes to its shard: LimitReached / Draining.
+
+        The shard holds the grant and releases it when the session ends."""
+        if self.draining:
+            raise Draining("draining: not taking new publishers")
+        args = self._publisher_grant(path, remote)
+        try:
+            await self.supervisor_request(M.ADMIT, args, timeout=2.0)
+        except (LimitReached, Draining):
+            raise
+        except BaseException:
+            self.release_publisher(path, remote)
+            raise
+
+    def release_publisher(self, path: str, remote: str) -> None:
+        """The hand-off of an admitted publisher failed: give its grant back."""
+        if self.supervisor is not None:
+            self.supervisor.notify(M.RELEASE, self._publisher_grant(path, remote))
+
+    def _publisher_grant(self, path: str, remote: str) -> dict[str, Any]:
+        return {"kind": "publisher", "path": path, "ip": host_of(remote),
+                "holder": f"shard-{self.shards.index_of(path)}"}
+
+    # -- drain and reload ------------------------------------------------------------
+    def drain(self) -> None:
+        """Stop taking connections: new ones go to another node."""
+        self.draining = True
+        if self.stop_listening is not None:
+            self.stop_listening()
+        self.listening = False
+
+    def reload(self, config: Config) -> None:
+        """The reloadable keys changed: swap the Config where it is read."""
+        self.args = dataclasses.replace(self.args, config=config)
+        self.views.config = config
+        logging.getLogger().setLevel(level_number(config.log.level))
+
     def apply_store(self, msg: dict[str, Any]) -> None:
         """The supervisor's snapshot or broadcast change: new read-only copies."""
         if "users" in msg:
@@ -103,3 +182,29 @@ class FrontContext:
                 c.close()
                 return True
         return self.hls_viewers.kick(cid)
+
+
+def host_of(remote: str) -> str:
+    """`host` of `host:port` or `[v6]:port`."""
+    host = remote.rpartition(":")[0] if remote.count(":") == 1 or remote.startswith("[") else remote
+    return host.strip("[]")
+
+
+class PlayerTicket:
+    """One admitted player; `release` (once) tells the supervisor it left."""
+
+    __slots__ = ("front", "path", "ip", "released")
+
+    def __init__(self, front: FrontContext, path: str, ip: str) -> None:
+        self.front = front
+        self.path = path
+        self.ip = ip
+        self.released = False
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        sup = self.front.supervisor
+        if sup is not None:
+            sup.notify(M.RELEASE, {"kind": "player", "path": self.path, "ip": self.ip})

@@ -8,10 +8,13 @@ import os
 from typing import Any
 
 from ..child import shard_socket_path
+from ..config import Config
 from ..errors import HubError, IpcError
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, connect_unix
 from ..procstats import process_extra
 from .context import FrontContext
+from .metrics import front_report
 
 log = logging.getLogger("hub.api.links")
 
@@ -34,6 +37,14 @@ class SupervisorLink:
             return self.front.local_consumers()
         if method == "kick":
             return self.front.kick_local(int(args["cid"]))
+        if method == M.METRICS:
+            return front_report(self.front)
+        if method == M.DRAIN:
+            self.front.drain()
+            return True
+        if method == M.RELOAD:
+            self.front.reload(Config.from_dict(args["config"]))
+            return True
         if method == "stats":
             out = self.front.counters.as_stats()
             out["streams"]["consumers"] = (len(self.front.views.all_consumers())

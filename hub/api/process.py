@@ -17,6 +17,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from ..child import ChildArgs
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel
 from .context import FrontContext
 from .links import SupervisorLink, keep_shard_link
@@ -70,6 +71,39 @@ async def selftest(config: uvicorn.Config) -> None:
         b.close()
 
 
+class FrontServer(uvicorn.Server):
+    """uvicorn's server, telling the front when it listens, letting a drain
+    close the listening socket, and closing the players before it waits for
+    its connections to end."""
+
+    def __init__(self, config: uvicorn.Config, front: FrontContext) -> None:
+        super().__init__(config)
+        self.front = front
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        front = self.front
+        front.stop_listening = self._stop_listening
+        if front.draining:  # the drain came while we were starting
+            self._stop_listening()
+            return
+        front.listening = True
+        if front.supervisor is not None:
+            front.supervisor.notify(M.SERVING, {})
+
+    def _stop_listening(self) -> None:
+        # Closes the listening socket itself: the kernel refuses new
+        # connections (or gives them to a front still listening).
+        for server in self.servers:
+            server.close()
+        self.front.listening = False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for view in list(self.front.views.by_id.values()):
+            view.close()
+        await super().shutdown(sockets)
+
+
 async def run_front(args: ChildArgs) -> None:
     stop = asyncio.Event()
     set_cid_suffix(args.index)
@@ -84,7 +118,7 @@ async def run_front(args: ChildArgs) -> None:
     config.load()
     await selftest(config)
     sock = listening_socket(args.config.host, args.config.port)
-    server = uvicorn.Server(config)
+    server = FrontServer(config, front)
 
     async def stop_on_link_loss() -> None:
         await stop.wait()

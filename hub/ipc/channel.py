@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol
 from ..errors import HubError, IpcError, IpcTimeout, ProtocolError
 from . import messages as M
 from .codec import FrameDecoder, encode_frame
+from .latency import REQUEST_LATENCY
 from .remote import error_body, remote_error
 
 log = logging.getLogger("hub.ipc")
@@ -118,10 +119,12 @@ class IpcChannel:
         fut: asyncio.Future[Any] = self._loop.create_future()
         timer = self._loop.call_later(timeout, self._expire, rid, method, timeout)
         self._pending[rid] = (fut, timer)
+        started = self._loop.time()
         self._enqueue(frame, None, urgent=True)
         try:
             return await fut
         finally:
+            REQUEST_LATENCY.observe(method, self._loop.time() - started)
             entry = self._pending.pop(rid, None)
             if entry is not None:
                 entry[1].cancel()

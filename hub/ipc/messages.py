@@ -35,6 +35,19 @@ CLOSE_CONSUMER = "close_consumer"  # front -> shard: a player went away
 WAKE = "wake"                      # shard -> front notice: {stream id: write seq}, coalesced
 HANDOFF_RTSP = "handoff_rtsp"      # front -> shard fd: an RTSP publisher's TCP socket
 STORE_CHANGED = "store_changed"    # supervisor -> all notice: users/routes changed
+METRICS = "metrics"                # supervisor -> child: plain counters (hub.supervisor.tally);
+                                   # front -> supervisor: the tree's /metrics text
+HEALTH = "health"                  # front -> supervisor: the tree answers
+READY = "ready"                    # front -> supervisor: every child up and serving, no drain
+SERVING = "serving"                # child -> supervisor notice: listening / serving, stores loaded
+DRAIN = "drain"                    # supervisor -> child: stop taking connections and sessions
+RELOAD = "reload"                  # supervisor -> child: {config}: the reloadable keys changed
+ADMIT = "admit"                    # child -> supervisor: {kind, path, ip[, holder]} a session may start
+ADMITTED = "admitted"              # front -> supervisor notice: a session started (no limit set)
+RELEASE = "release"                # holder -> supervisor notice: {kind, path, ip} a session ended
+
+# Several label values in one key of a metrics report.
+LABEL_SEP = "\t"
 
 # Key of the bytes a front already read from a socket it hands over.
 ALREADY_READ = "already_read"

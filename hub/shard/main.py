@@ -8,18 +8,25 @@ supervisor (heartbeats, stats, stores).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import time
 from typing import Any
 
 from ..child import ChildArgs, shard_socket_path
+from ..config import Config
 from ..errors import HubError, NotFound
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, serve_unix
+from ..logs import level_number, log_access
 from ..procstats import process_extra
 from ..store.routes import RouteTable
 from ..hls_files import hls_root
+from ..placement import canonical_path
 from .hls import HlsManager
-from .publish import PublishHost
+from .metrics import ShardTally, shard_report
+from .publish import PublishHost, RtspPublisher
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -32,7 +39,12 @@ class Shard:
         self.args = args
         self.streams = StreamTable(args, self._send_wake)
         self.streams.on_stream_closed.append(self._announce_end)
+        self.tally = ShardTally()
+        self.streams.on_stream_closed.append(self.tally.stream_ended)
         self.publishers = PublishHost(args, self.streams)  # RTSP publishers handed over by the fronts
+        self.publishers.on_closed.append(self._publisher_closed)
+        self.supervisor: IpcChannel | None = None
+        self.draining = False
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
@@ -63,6 +75,48 @@ class Shard:
     def _send_wake(reader: Any, streams: dict[int, int]) -> None:
         reader.notify("wake", {"s": streams})
 
+    # -- publishers: admission, access log, drain ----------------------------
+    def _release_publisher(self, path: str, peer: str) -> None:
+        """The supervisor granted this publisher (asked by the front before
+        the hand-off) and this shard holds the grant until the session ends."""
+        if self.supervisor is not None:
+            host = peer.rpartition(":")[0] if peer.count(":") == 1 or peer.startswith("[") else peer
+            self.supervisor.notify(M.RELEASE, {"kind": "publisher", "path": path, "ip": host.strip("[]")})
+
+    def _publisher_closed(self, session: RtspPublisher) -> None:
+        self._release_publisher(session.path, session.peer)
+        log_access("publisher", path=session.path, protocol="rtsp", remote=session.peer, user=session.user,
+                   duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
+
+    def adopt_publisher(self, args: dict[str, Any], fd: int) -> None:
+        """A front's hand-off; refused while draining (the front had its
+        grant just before the drain began)."""
+        path, peer = canonical_path(str(args.get("path") or "/")), str(args.get("peer") or "")
+        if self.draining:
+            log.info("%s: draining; closing publisher %s", path, peer)
+            os.close(fd)
+            self._release_publisher(path, peer)
+            return
+        task = self.publishers.handoff(args, fd)
+
+        def adopted(t: asyncio.Task[RtspPublisher]) -> None:
+            if t.cancelled() or t.exception() is not None:  # no session will release it
+                self._release_publisher(path, peer)
+
+        task.add_done_callback(adopted)
+
+    def drain(self) -> None:
+        self.draining = True
+
+    def reload(self, config: Config) -> None:
+        """The reloadable keys changed: swap the Config where it is read."""
+        self.args = dataclasses.replace(self.args, config=config)
+        self.streams.args = self.args
+        self.hls.fragment = float(config.hlsfragment)
+        for seg in self.hls.segmenters.values():
+            seg.fragment = float(config.hlsfragment)
+        logging.getLogger().setLevel(level_number(config.log.level))
+
     def _announce_end(self, stream: Stream) -> None:
         for ch in stream.readers:
             if isinstance(ch, IpcChannel):  # in-process readers have no link
@@ -83,6 +137,14 @@ class Shard:
         if method == "store_changed":
             if "routes" in args:
                 self.route_table = RouteTable.from_wire(args["routes"])
+            return True
+        if method == M.METRICS:
+            return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls)
+        if method == M.DRAIN:
+            self.drain()
+            return True
+        if method == M.RELOAD:
+            self.reload(Config.from_dict(args["config"]))
             return True
         if method == "open_stream":
             path = str(args["path"])
@@ -132,7 +194,7 @@ class _Link:
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         if method == "handoff_rtsp":
-            self.shard.publishers.handoff(args, fd)
+            self.shard.adopt_publisher(args, fd)
             return
         os.close(fd)
 
@@ -153,6 +215,7 @@ async def run_shard(args: ChildArgs) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shard.stop.set)
     sup = IpcChannel.from_fd(args.ipc_fd, _Link(shard, True))
+    shard.supervisor = sup
     path = shard_socket_path(args.run_dir, args.index)
     try:
         os.unlink(path)
@@ -169,6 +232,7 @@ async def run_shard(args: ChildArgs) -> None:
     except HubError as e:
         log.warning("no route table from the supervisor yet: %s", e)
     log.info("serving fronts on %s", path)
+    sup.notify(M.SERVING, {})
     try:
         await shard.stop.wait()
     finally:

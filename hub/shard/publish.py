@@ -67,6 +67,8 @@ class PublishHost:
         self.random_bytes = random_bytes
         self.session_timeout = float(self.config.rtsp_session_timeout)
         self.sessions: set[RtspPublisher] = set()
+        #: Called with each session as it closes (admission, access log: hub.shard.main).
+        self.on_closed: list[Callable[[RtspPublisher], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ports: PortPairPool | None = None
 
@@ -83,23 +85,25 @@ class PublishHost:
                                        slices=c.shard_count + c.front_count)
         return self._ports
 
-    def handoff(self, args: dict[str, Any], fd: int) -> None:
+    def handoff(self, args: dict[str, Any], fd: int) -> asyncio.Task[RtspPublisher]:
         """A front's `handoff_rtsp`: adopt `fd` (ours from now on)."""
         path = canonical_path(str(args.get("path") or "/"))
         peer = str(args.get("peer") or "")
-        task = asyncio.get_running_loop().create_task(self.adopt(fd, path, peer, already_read_of(args)))
+        user = str(args.get("user") or "")
+        task = asyncio.get_running_loop().create_task(self.adopt(fd, path, peer, already_read_of(args), user))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("publisher hand-off failed: %s", task.exception())
 
-    async def adopt(self, fd: int, path: str, peer: str, already_read: bytes) -> RtspPublisher:
+    async def adopt(self, fd: int, path: str, peer: str, already_read: bytes, user: str = "") -> RtspPublisher:
         """Run a publisher session on a received socket, replaying `already_read`."""
         loop = asyncio.get_running_loop()
-        _, proto = await adopt_socket(loop, fd, lambda: RtspPublisher(self, path, peer), already_read)
+        _, proto = await adopt_socket(loop, fd, lambda: RtspPublisher(self, path, peer, user), already_read)
         assert isinstance(proto, RtspPublisher)
         return proto
 
@@ -136,10 +140,12 @@ class RtspPublisher(asyncio.Protocol):
     on its RTP and RTCP ports. No bytes for the session timeout close it.
     """
 
-    def __init__(self, host: PublishHost, path: str, peer: str) -> None:
+    def __init__(self, host: PublishHost, path: str, peer: str, user: str = "") -> None:
         self.host = host
         self.path = path
         self.peer = peer
+        self.user = user  # whose credentials the front checked (auth on)
+        self.started = time.monotonic()
         self.peer_host = _split_peer(peer)
         self.clock = host.clock
         self.session = RtspServerSession(new_session_id(host.random_bytes), host.clock(),
@@ -356,4 +362,6 @@ class RtspPublisher(asyncio.Protocol):
             self.transport.close()
         self.host.sessions.discard(self)
         log.info("%s: publisher %s closed", self.path, self.peer)
+        for cb in self.host.on_closed:
+            cb(self)
 

@@ -70,6 +70,13 @@ class RoutePull:
         s = self.session
         return s.stream if s is not None and s.stream is not None and not s.stream.closed else None
 
+    @property
+    def state(self) -> str:
+        """`live`, `connecting`, or `backoff` (waiting to try again), for the metrics."""
+        if self.stream is not None:
+            return "live"
+        return "connecting" if self._attempting else "backoff"
+
     def want(self) -> asyncio.Future[Stream]:
         """A reader asks: a future for the next live stream (or failure)."""
         self.last_wanted = self.manager.clock()

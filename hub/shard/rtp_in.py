@@ -130,6 +130,19 @@ class TrackIngest:
         # The depacketiser whose in-band parameter sets we follow, if any.
         self._nal_depack = (self._depack if on_params is not None and isinstance(
             self._depack, RtpNalDepacketizer) else None)
+        stream.ingests.append(self)  # the stream sums their losses for the metrics
+
+    def losses(self) -> tuple[int, int]:
+        """(RTP packets lost, RTP packets dropped) so far: sequence gaps; and
+        packets that did not parse, had another payload type, came late or
+        could not be depacketised."""
+        st = self.stats
+        dropped = st.bad_rtp + st.foreign_pt
+        depack = self._depack
+        if depack is None:
+            return 0, dropped
+        ds = depack.stats
+        return ds.lost, dropped + ds.late + ds.malformed + ds.unsupported
 
     # -- RTP ------------------------------------------------------------------
     def push_rtp(self, data: bytes | bytearray | memoryview) -> None:

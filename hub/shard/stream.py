@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Protocol
 
 from ..gotime import rfc3339nano
 from ..media.stream_desc import StreamDesc, TrackDesc
@@ -23,6 +23,12 @@ log = logging.getLogger("hub.shard.stream")
 #: Ring geometry: ~30 s of a 2 Mbit/s stream, several GOPs of history.
 RING_SLOTS = 4096
 RING_DATA = 8 << 20
+
+
+class LossCount(Protocol):
+    """A track's ingest (hub.shard.rtp_in.TrackIngest), as the metrics see it."""
+
+    def losses(self) -> tuple[int, int]: ...
 
 
 class Stream:
@@ -46,6 +52,8 @@ class Stream:
         self.closed = False
         self.source: Any = None  # the publisher or puller, for DELETE
         self.track_bytes: dict[int, int] = {}  # access-unit bytes per track (for datarate)
+        #: Its tracks' ingests: they count lost and dropped RTP packets.
+        self.ingests: list[LossCount] = []
         # In-process readers (HLS segmenter), run once per loop turn after writes.
         self.taps: list[Callable[[], None]] = []
         self._taps_scheduled = False
@@ -109,6 +117,15 @@ class Stream:
             out["audio"] = {"codec": codec, "samplerate": audio.sample_rate or audio.clock_rate,
                             "samplesize": 16, "channels": audio.channels or 1, "datarate": int(kbps)}
         return out
+
+    def losses(self) -> tuple[int, int]:
+        """(RTP packets lost, dropped) by the sources of this stream so far."""
+        lost = dropped = 0
+        for ingest in self.ingests:
+            a, b = ingest.losses()
+            lost += a
+            dropped += b
+        return lost, dropped
 
     def close(self) -> None:
         if self.closed:

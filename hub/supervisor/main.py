@@ -16,14 +16,18 @@ import shutil
 import signal
 import socket
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config
-from ..errors import HubError, NotFound
+from ..errors import Forbidden, HubError, NotFound
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel
 from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
+from .admission import Admission
+from .lifecycle import Lifecycle
+from .metrics import CONTENT_TYPE, TreeMetrics
 from .stats import RuntimeStats
 from .stores import Stores
 from .tree import Child, ProcessTree, pid_alive
@@ -95,13 +99,18 @@ def check_address_free(host: str, port: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, load_config: Callable[[], Config] | None = None) -> None:
         self.config = config
         self.instance = instance_name()
         self.run_dir = os.path.join(tempfile.gettempdir(), f"{RUN_DIR_PREFIX}{self.instance}")
         self.tree = ProcessTree(config, self.instance, self.run_dir, self._handler_for)
         self.stats = RuntimeStats(self.tree)
         self.stores = Stores(config, self._broadcast_store)
+        self.metrics = TreeMetrics(self.tree, config.metrics.max_paths)
+        self.admission = Admission(lambda: self.config.limits,
+                                   on_refusal=lambda limit: self.metrics.count("limit_refusals", limit))
+        self.tree.on_exit.append(lambda child: self.admission.forget(child.name))
+        self.lifecycle = Lifecycle(self, load_config)
         self._stop = asyncio.Event()
 
     # -- IPC from children ----------------------------------------------
@@ -112,10 +121,27 @@ class Supervisor:
         await self.tree.request_all(method, args, timeout=2.0)
 
     async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
+        if method == M.ADMIT:
+            # A player's front holds its grant; a publisher's, the shard it is handed to.
+            self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
+                                 str(args["path"]), str(args.get("ip", "")))
+            return True
+        if method == M.METRICS:
+            return {"body": await self.metrics.scrape(), "type": CONTENT_TYPE}
+        if method == M.HEALTH:
+            return self.lifecycle.health()
+        if method == M.READY:
+            return self.lifecycle.readiness()
         if method == "runtime":
             return await self.stats.runtime(extra=bool(args.get("extra")))
         if method == "store_snapshot":
             return self.stores.snapshot()
+        if method == "login":
+            try:
+                return await self.stores.handle(method, args)
+            except Forbidden:
+                self.metrics.count("login_failures")
+                raise
         if method in STORE_METHODS:
             return await self.stores.handle(method, args)
         if method == "server_info":
@@ -129,11 +155,28 @@ class Supervisor:
             return any(r for _c, r in replies)
         raise NotFound(f"unknown supervisor method {method!r}")
 
+    def on_child_notice(self, child: Child, method: str, args: dict[str, Any]) -> None:
+        if method == M.ADMITTED:  # counted without a check (no limit was set)
+            self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
+                                 str(args["path"]), str(args.get("ip", "")), check=False)
+        elif method == M.RELEASE:
+            self.admission.release(str(args.get("holder") or child.name), str(args["kind"]),
+                                   str(args["path"]), str(args.get("ip", "")))
+        elif method == M.SERVING:
+            child.serving = True
+        else:
+            log.debug("notice %s from %s", method, child.name)
+
+    def stop(self) -> None:
+        """End at once: stop the children and exit (SIGINT, a second SIGTERM, the drain's end)."""
+        self._stop.set()
+
     # -- life cycle -------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGTERM, self.lifecycle.on_sigterm)
+        loop.add_signal_handler(signal.SIGHUP, self.lifecycle.on_sighup)
         os.makedirs(self.config.data, exist_ok=True)
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         log.info("instance %s: %d shards, %d fronts, listening on %s",
@@ -143,6 +186,7 @@ class Supervisor:
             await self._stop.wait()
             log.info("stopping")
         finally:
+            await self.lifecycle.aclose()
             await self.tree.stop()
             removed = cleanup_stale(f"{SHM_PREFIX}{self.instance}-")
             if removed:
@@ -163,7 +207,16 @@ class _ChildLink:
         return await self.sup.on_child_request(self.child, method, args)
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        log.debug("notice %s from %s", method, self.child.name)
+        # After the requests read with it: a request runs as a task started
+        # in this same pass, and a `release` must not overtake the `admit`
+        # it answers (sent before it when a player left while being admitted).
+        asyncio.get_running_loop().call_soon(self._notice, method, args)
+
+    def _notice(self, method: str, args: dict[str, Any]) -> None:
+        try:
+            self.sup.on_child_notice(self.child, method, args)
+        except (HubError, KeyError, TypeError, ValueError) as e:
+            log.warning("bad notice %s from %s: %r", method, self.child.name, e)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)
@@ -202,7 +255,8 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def run(config: Config) -> int:
+def run(config: Config, load_config: Callable[[], Config] | None = None) -> int:
+    """Run the tree; `load_config` reads the configuration again (SIGHUP)."""
     set_process_title("supervisor")
     setup_logging("supervisor", config.log)
     nofile = raise_nofile_limit()
@@ -217,4 +271,4 @@ def run(config: Config) -> int:
         return 1
     import uvloop
 
-    return uvloop.run(Supervisor(config).run())
+    return uvloop.run(Supervisor(config, load_config).run())

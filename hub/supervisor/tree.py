@@ -46,6 +46,9 @@ class Child:
     misses: int = 0
     watcher: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The child said it serves: a front listens, a shard serves its socket,
+    #: both hold the stores (its `serving` notice).
+    serving: bool = False
 
     @property
     def name(self) -> str:
@@ -69,6 +72,10 @@ class ProcessTree:
             [Child("shard", i) for i in range(config.shard_count)]
             + [Child("front", i) for i in range(config.front_count)])
         self._stopping = False
+        #: False while draining: a child that exits then is not replaced.
+        self.restart_dead = True
+        #: Called with each child that exited (before any restart).
+        self.on_exit: list[Callable[[Child], None]] = []
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -90,6 +97,7 @@ class ProcessTree:
         child.started_at = time.monotonic()
         child.misses = 0
         child.ready.clear()
+        child.serving = False
         child.watcher = asyncio.create_task(self._watch(child), name=f"watch-{child.name}")
         log.info("started %s pid %d", child.name, child.proc.pid)
 
@@ -99,7 +107,10 @@ class ProcessTree:
         if child.channel is not None:
             child.channel.close()
             child.channel = None
-        if self._stopping:
+        child.serving = False
+        for cb in self.on_exit:
+            cb(child)
+        if self._stopping or not self.restart_dead:
             return
         lived = time.monotonic() - child.started_at
         if lived >= STABLE_AFTER:
@@ -110,7 +121,7 @@ class ProcessTree:
         log.warning("%s pid %d exited (%s) after %.1f s; restarting in %.1f s",
                     child.name, child.proc.pid, rc, lived, delay)
         await asyncio.sleep(delay)
-        if not self._stopping:
+        if not self._stopping and self.restart_dead:
             await self._spawn(child)
 
     async def _heartbeat_loop(self) -> None:

@@ -12,38 +12,12 @@ from typing import Any, Iterator
 
 import yaml  # type: ignore[import-untyped]
 
+# METRICS: the metric names the server exposes and each one's labels.
+from hub.supervisor.metrics import HISTOGRAMS, METRICS
 from tests.conftest import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "ipchub.json"
 
-# The metric names the server exposes (issue 10) and each one's labels.
-METRICS: dict[str, set[str]] = {
-    "ipchub_streams_live": set(),
-    "ipchub_publishers": {"protocol"},
-    "ipchub_pulls": {"state"},
-    "ipchub_pull_reconnects_total": set(),
-    "ipchub_players": {"protocol"},
-    "ipchub_player_sessions_total": {"protocol"},
-    "ipchub_stream_bytes_in_total": {"path"},
-    "ipchub_stream_bytes_out_total": {"path"},
-    "ipchub_rtp_packets_lost_total": set(),
-    "ipchub_rtp_packets_dropped_total": set(),
-    "ipchub_player_skips_total": set(),
-    "ipchub_player_aborts_total": set(),
-    "ipchub_ring_laps_total": set(),
-    "ipchub_hls_segmenters": set(),
-    "ipchub_api_requests_total": {"route", "status"},
-    "ipchub_login_failures_total": set(),
-    "ipchub_ipc_request_seconds": {"method"},
-    "ipchub_process_cpu_seconds_total": {"process"},
-    "ipchub_process_resident_memory_bytes": {"process"},
-    "ipchub_process_open_fds": {"process"},
-    "ipchub_child_restarts_total": {"process"},
-    "ipchub_limit_refusals_total": {"limit"},
-    "ipchub_draining": set(),
-    "ipchub_up": set(),
-}
-HISTOGRAMS = {"ipchub_ipc_request_seconds"}
 TARGET_LABELS = {"instance", "job"}  # added by Prometheus to every series
 
 

@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ...gotime import rfc3339nano
 
@@ -126,6 +126,26 @@ class Deadline:
             self._timer = None
 
 
+#: A consumer's `net=` (its `extra`) -> the protocol label of the metrics.
+_PROTOCOLS = {"http-flv": "flv", "ws-flv": "wsflv", "rtsp-tcp": "rtsp", "rtsp-udp": "rtsp",
+              "rtsp-multicast": "rtsp", "rtsp-http": "tunnel"}
+
+
+def peer_address(transport: asyncio.BaseTransport) -> str:
+    """`host:port` (`[host]:port` for IPv6) of a connection's peer, or ""."""
+    peer = transport.get_extra_info("peername")
+    if not peer:
+        return ""
+    host = str(peer[0])
+    return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+
+
+class Ticket(Protocol):
+    """A player's admission (hub.api.context): released once when it leaves."""
+
+    def release(self) -> None: ...
+
+
 def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> None:
     sock = transport.get_extra_info("socket")
     if sock is None:
@@ -137,7 +157,11 @@ def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> Non
 
 
 class Consumer:
-    """A player attached to a stream view, whatever its protocol."""
+    """A player attached to a stream view, whatever its protocol.
+
+    It counts what happens to it (bytes out, skips, an abort); the view
+    adds those up per path when the metrics are asked for and keeps them
+    when the player leaves (`StreamViews.retire`)."""
 
     def __init__(self, transport: asyncio.Transport, packet_type: str, extra: str,
                  on_close: Callable[[Consumer], None] | None = None) -> None:
@@ -150,6 +174,13 @@ class Consumer:
         self.outbytes = 0
         self.skipping = False  # waiting for a keyframe after falling behind
         self.dropped_batches = 0
+        self.skips = 0  # times it fell behind and skipped ahead
+        self.aborted = False  # closed for not draining
+        self.started = time.monotonic()
+        self.remote = peer_address(transport)  # "host:port", kept for after the close
+        self.user = ""  # who it played as, when credentials were asked
+        self.ticket: Ticket | None = None
+        self.retired = False  # its counts were added to the front's (StreamViews.retire)
         self._stuck_since = 0.0
         self._on_close = on_close
         self.closed = False
@@ -176,9 +207,12 @@ class Consumer:
             if waited > STUCK_SECONDS:
                 log.info("consumer %d has not drained for %.0f s; closing", self.cid, waited)
                 # abort, not close: close() would wait to flush what it holds.
+                self.aborted = True
                 self.close(abort=True)
                 return
             if self.skipping or waited > BEHIND_SECONDS or t.get_write_buffer_size() > HIGH_WATER:
+                if not self.skipping:
+                    self.skips += 1
                 self.skipping = True
                 self.dropped_batches += 1
                 return
@@ -201,6 +235,7 @@ class Consumer:
         if self.transport.get_write_buffer_size() > CONTROL_LIMIT:
             log.info("consumer %d does not read (%d bytes queued); closing", self.cid,
                      self.transport.get_write_buffer_size())
+            self.aborted = True
             self.close(abort=True)
             return
         self.transport.write(data)
@@ -216,6 +251,12 @@ class Consumer:
             self.transport.close()
         if self._on_close is not None:
             self._on_close(self)
+
+    @property
+    def protocol(self) -> str:
+        """`flv`, `wsflv`, `rtsp`, `wsp`, `rtsp-ws`, `tunnel` (from its `net=`)."""
+        net = self.extra.split(",", 1)[0].removeprefix("net=")
+        return _PROTOCOLS.get(net, net)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.cid, "start_on": self.start_on, "packet_type": self.packet_type,

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from ...gotime import rfc3339nano
+from ...logs import log_access
 from .consumer import next_cid
 
 IDLE = 30.0
@@ -24,6 +26,7 @@ class HlsViewer:
     last_seen: float = field(default_factory=time.monotonic)
     inbytes: int = 0
     outbytes: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.cid, "start_on": self.start_on, "packet_type": "TS",
@@ -34,6 +37,8 @@ class HlsViewer:
 class HlsViewers:
     def __init__(self) -> None:
         self._viewers: dict[tuple[str, str, str], HlsViewer] = {}
+        self.sessions = 0  # viewers seen, for the metrics
+        self.ended_out: Counter[str] = Counter()  # bytes of viewers gone, by path
 
     def seen(self, path: str, addr: str, token: str, inbytes: int, outbytes: int) -> None:
         key = (path, addr.rsplit(":", 1)[0], token)
@@ -42,6 +47,7 @@ class HlsViewers:
             if len(self._viewers) >= MAX_VIEWERS:
                 self.expire()
             v = self._viewers[key] = HlsViewer(path, addr)
+            self.sessions += 1
         v.last_seen = time.monotonic()
         v.inbytes += inbytes
         v.outbytes += outbytes
@@ -49,7 +55,12 @@ class HlsViewers:
     def expire(self) -> None:
         now = time.monotonic()
         for k in [k for k, v in self._viewers.items() if now - v.last_seen > IDLE]:
-            del self._viewers[k]
+            self._end(self._viewers.pop(k))
+
+    def _end(self, v: HlsViewer) -> None:
+        self.ended_out[v.path] += v.outbytes
+        log_access("player", path=v.path, protocol="hls", remote=v.addr, user="",
+                   duration=round(v.last_seen - v.started, 3), bytes=v.outbytes)
 
     def active(self) -> list[HlsViewer]:
         self.expire()
@@ -58,6 +69,6 @@ class HlsViewers:
     def kick(self, cid: int) -> bool:
         for k, v in list(self._viewers.items()):
             if v.cid == cid:
-                del self._viewers[k]
+                self._end(self._viewers.pop(k))
                 return True
         return False

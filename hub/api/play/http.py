@@ -21,7 +21,7 @@ from ...hls_files import hls_root, stream_folder
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from ..access import check_pull_token
-from .consumer import ClientFlow, Consumer, cap_send_buffer
+from .consumer import ClientFlow, Consumer, cap_send_buffer, peer_address
 from ...media.flv import HevcMode
 from .flv import FlvFanout
 from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
@@ -152,7 +152,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             user = check_pull_token(self.front, head.query, head.header("authorization") or None,
                                     canonical_path(req.path))
             if req.kind == "flv":
-                await self._serve_flv(head, req)
+                await self._serve_flv(head, req, user.name if user else "")
                 return
             if req.kind == "m3u8":
                 await self._serve_playlist(head, req)
@@ -175,15 +175,16 @@ class MediaHttpProtocol(asyncio.Protocol):
             log.exception("media request %s failed", head.target)
             self._respond_error(HubError("internal error"))
 
-    async def _serve_flv(self, head: HttpRequestHead, req: MediaRequest) -> None:
+    async def _serve_flv(self, head: HttpRequestHead, req: MediaRequest, user: str = "") -> None:
         assert self._transport is not None
         view = await self.front.views.open(req.path)
         hevc_mode: HevcMode = "legacy" if head.query.get("hevc") == "legacy" else "enhanced"
         ws = head.is_websocket
+        key = head.header("sec-websocket-key")
+        if ws and not key:
+            raise ProtocolError("missing Sec-WebSocket-Key")
+        ticket = await self.front.admit_player(view.desc.path, peer_address(self._transport))
         if ws:
-            key = head.header("sec-websocket-key")
-            if not key:
-                raise ProtocolError("missing Sec-WebSocket-Key")
             self._ws = WsFrameDecoder()
             self._flow = ClientFlow(self._transport)
             self._transport.write(raw_http_response(
@@ -205,6 +206,8 @@ class MediaHttpProtocol(asyncio.Protocol):
             view.drop_consumer(c)
 
         self._consumer = Consumer(self._transport, "FLV", extra, on_close=gone)
+        self._consumer.ticket = ticket
+        self._consumer.user = user
         fanout = view.fanout(f"flv-{'ws' if ws else 'http'}-{hevc_mode}",
                              lambda v: FlvFanout(v, ws=ws, hevc_mode=hevc_mode))
         fanout.join(self._consumer)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from ...errors import NotFound
+from ...logs import log_access
 from ...media.stream_desc import StreamDesc
 from ...placement import canonical_path
 from ...ring import RingEntry, RingReader
@@ -135,6 +138,7 @@ class StreamView:
         for f in self.fanouts.values():
             if c in f.consumers:
                 f.consumers.remove(c)
+        self.views.retire(self.desc.path, c)
         if not self.consumers():
             self.close()
 
@@ -145,8 +149,10 @@ class StreamView:
         self._unused_timer.cancel()
         for c in self.consumers():
             c.close()
+            self.views.retire(self.desc.path, c)
         self.fanouts.clear()
         self.views.forget(self)
+        self.views.laps += self.reader.lapped
         self.reader.close()
         if self._refreshing is not None:
             self._refreshing.cancel()
@@ -161,6 +167,12 @@ class StreamViews:
         self.by_id: dict[int, StreamView] = {}
         self.by_path: dict[str, StreamView] = {}
         self._opening: dict[str, asyncio.Task[StreamView]] = {}
+        # What players that left counted (the metrics add the live ones).
+        self.ended: Counter[str] = Counter()  # sessions by protocol
+        self.ended_out: Counter[str] = Counter()  # bytes out by path
+        self.skips = 0
+        self.aborts = 0
+        self.laps = 0  # of the rings' readers of closed views
 
     async def open(self, path: str) -> StreamView:
         """The view of a live stream (NotFound if it is not live).
@@ -226,6 +238,21 @@ class StreamViews:
         if self.by_path.get(view.desc.path) is view:
             del self.by_path[view.desc.path]
         self.shards.notify(view.desc.path, "release_stream", {"stream_id": view.stream_id})
+
+    def retire(self, path: str, c: Consumer) -> None:
+        """A player left: keep its counts, release its admission, log its session."""
+        if c.retired:
+            return
+        c.retired = True
+        protocol = c.protocol
+        self.ended[protocol] += 1
+        self.ended_out[path] += c.outbytes
+        self.skips += c.skips
+        self.aborts += c.aborted
+        if c.ticket is not None:
+            c.ticket.release()
+        log_access("player", path=path, protocol=protocol, remote=c.remote, user=c.user,
+                   duration=round(time.monotonic() - c.started, 3), bytes=c.outbytes)
 
     def all_consumers(self) -> list[tuple[StreamView, Consumer]]:
         return [(v, c) for v in self.by_id.values() for c in v.consumers()]

@@ -21,6 +21,7 @@ from .admin import (TokenGate, login, refresh_token, route_item, routes_collecti
                         users_collection)
 from .console import console_routes
 from .openapi import openapi
+from .ops import CountRequests, healthz, metrics, readyz
 from .json import JsonResponse
 from .streams import list_streams, stream_item
 from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
@@ -57,7 +58,7 @@ async def hub_error(request: Request, exc: Exception) -> Response:
     link, a child) says only its kind, and the detail goes to the log."""
     assert isinstance(exc, HubError)
     message = exc.message
-    if exc.http_status >= 500:
+    if exc.http_status >= 500 and not exc.public_message:
         log.warning("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc.message)
         message = exc.reason
     return Response(error_body(message), status_code=exc.http_status,
@@ -85,10 +86,13 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/streams", list_streams, methods=["GET"]),
         Route("/api/v1/streams/{path:path}", stream_item, methods=["GET", "DELETE"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
     ]
     routes += console_routes()
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error},
-                    middleware=[Middleware(TokenGate)])
+                    middleware=[Middleware(CountRequests), Middleware(TokenGate)])
     # `/api/v1/users/` is a missing user (404, as the reference), not a redirect.
     app.router.redirect_slashes = False
     app.state.front = front

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ...errors import (Forbidden, HubError, MethodNotValidInState, NotFound, ProtocolError, SessionNotFound,
-                      UnsupportedTransport)
+                      Unauthorized, UnsupportedTransport)
 from ...ipc.handoff import send_socket
 from ...media.rtsp import NEED_DATA, Headers, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
 from ...media.rtsp.state import RtspServerSession, RtspState, new_session_id
 from ...media.rtsp.transport import Transport
 from ...placement import canonical_path
-from ..play.consumer import Consumer
+from ..play.consumer import Consumer, peer_address
 from ..play.rtp import RtpPlayer
 from ..play.views import StreamView
 
@@ -78,6 +78,7 @@ class RtspConnection(asyncio.Protocol):
         self.player: RtpPlayer | None = None
         self.consumer: Consumer | None = None
         self.playing = False
+        self.user = ""  # whose credentials passed (auth on)
 
     # -- asyncio.Protocol --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -208,7 +209,13 @@ class RtspConnection(asyncio.Protocol):
         path, _track = split_control(stream_path_of(req.uri.split("?", 1)[0]))
         if not push and path == self.token_path:
             return
-        user = await self.front.rtsp_auth.user(self.front.users, req.headers.get("Authorization"), req.method)
+        try:
+            user = await self.front.rtsp_auth.user(self.front.users, req.headers.get("Authorization"), req.method)
+        except Unauthorized:
+            if req.headers.get("Authorization"):  # not the first challenge: wrong credentials
+                self.front.counters.login_failures += 1
+            raise
+        self.user = user.name
         if not (user.can_push(path) if push else user.can_pull(path)):
             raise Forbidden(f"{user.name} may not {'push' if push else 'pull'} {path}")
 
@@ -258,8 +265,11 @@ class RtspConnection(asyncio.Protocol):
         self.session.check("SETUP")
         if self.player is None:
             assert self.transport is not None
+            ticket = await self.front.admit_player(view.desc.path, peer_address(self.transport))
             peer = self.transport.get_extra_info("peername")
             self.player = RtpPlayer(self.front.rtp_ports, view, self.transport, peer[0] if peer else "127.0.0.1")
+            self.player.consumer.ticket = ticket
+            self.player.consumer.user = self.user
         answer = self.player.setup(track, spec)
         if self.kind != "rtsp":
             self.player.consumer.extra = f"net={self.kind}"
@@ -278,17 +288,21 @@ class RtspConnection(asyncio.Protocol):
     async def _hand_off(self, req: RtspRequest) -> None:
         assert self.transport is not None
         path = stream_path_of(req.uri.split("?", 1)[0])
-        ch = await self.front.shards.channel_for(path)
-        # The ANNOUNCE (its wire form again) and whatever came after it.
-        already = bytes(req) + self._after_announce
-        sock = self.transport.get_extra_info("socket")
-        peer = self.transport.get_extra_info("peername")
-        s = socket.socket(fileno=os.dup(sock.fileno()))
+        remote = peer_address(self.transport)
+        await self.front.admit_publisher(path, remote)  # the shard releases it at the session's end
         try:
-            send_socket(ch, "handoff_rtsp", {"path": path, "peer": f"{peer[0]}:{peer[1]}" if peer else ""},
-                        s, already)
-        finally:
-            s.close()
+            ch = await self.front.shards.channel_for(path)
+            # The ANNOUNCE (its wire form again) and whatever came after it.
+            already = bytes(req) + self._after_announce
+            sock = self.transport.get_extra_info("socket")
+            s = socket.socket(fileno=os.dup(sock.fileno()))
+            try:
+                send_socket(ch, "handoff_rtsp", {"path": path, "peer": remote, "user": self.user}, s, already)
+            finally:
+                s.close()
+        except BaseException:
+            self.front.release_publisher(path, remote)
+            raise
         # close() only drops this process's fd; the shard's copy keeps the
         # TCP connection open (no shutdown is sent).
         self.transport.close()

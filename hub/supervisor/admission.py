@@ -1,0 +1,110 @@
+"""Operator limits, decided in one place for the whole tree.
+
+Players of one stream are spread over the fronts (the kernel picks a front
+per connection) and publishers over the shards, so no single child can
+count them. The supervisor does: a front asks `admit` before a player joins
+or a publisher's connection is handed to its shard, and the holder of a
+grant (the front for a player, the owning shard for a publisher) sends
+`release` when the session ends. A child that dies releases everything it
+held. The checks run once per session start, never per packet.
+
+Without a limit set, fronts send `admitted` notices instead of asking (no
+round trip), so the counts are right when a reload turns a limit on.
+
+`connections_per_ip` counts player and publisher sessions per remote
+address (a TCP connection that never becomes one, such as an API request,
+is not counted: its life is too short to hold a slot and is bounded by the
+fronts' request deadlines).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable
+
+from ..config import LimitsConfig
+from ..errors import BadRequest, Draining, LimitReached
+
+log = logging.getLogger("hub.supervisor.admission")
+
+PLAYER = "player"
+PUBLISHER = "publisher"
+
+#: (kind, path, remote address)
+Grant = tuple[str, str, str]
+
+
+class Admission:
+    def __init__(self, limits: Callable[[], LimitsConfig],
+                 on_refusal: Callable[[str], None] | None = None) -> None:
+        self._limits = limits
+        self._on_refusal = on_refusal
+        self.draining = False
+        self.players = 0
+        self.publishers = 0
+        self.players_by_path: Counter[str] = Counter()
+        self.by_ip: Counter[str] = Counter()
+        self.held: dict[str, Counter[Grant]] = {}
+
+    def admit(self, holder: str, kind: str, path: str, ip: str, check: bool = True) -> None:
+        """Count a new session held by `holder`, or raise LimitReached (the
+        limit named in the message) or Draining; a refusal changes nothing."""
+        if kind not in (PLAYER, PUBLISHER):
+            raise BadRequest(f"unknown session kind {kind!r}")
+        if check:
+            if self.draining:
+                raise Draining("draining: not taking new sessions")
+            limit = self._over(kind, path, ip)
+            if limit is not None:
+                if self._on_refusal is not None:
+                    self._on_refusal(limit)
+                raise LimitReached(f"limit {limit} reached")
+        grant = (kind, path, ip)
+        self.held.setdefault(holder, Counter())[grant] += 1
+        self._add(grant, 1)
+
+    def _over(self, kind: str, path: str, ip: str) -> str | None:
+        lim = self._limits()
+        if lim.connections_per_ip and self.by_ip[ip] >= lim.connections_per_ip:
+            return "connections_per_ip"
+        if kind == PLAYER:
+            if lim.players_per_stream and self.players_by_path[path] >= lim.players_per_stream:
+                return "players_per_stream"
+            if lim.players and self.players >= lim.players:
+                return "players"
+        elif lim.publishers and self.publishers >= lim.publishers:
+            return "publishers"
+        return None
+
+    def release(self, holder: str, kind: str, path: str, ip: str) -> None:
+        """A session ended; a release of something `holder` does not hold is ignored."""
+        held = self.held.get(holder)
+        grant = (kind, path, ip)
+        if held is None or held[grant] <= 0:
+            return
+        held[grant] -= 1
+        if not held[grant]:
+            del held[grant]
+        self._add(grant, -1)
+
+    def forget(self, holder: str) -> None:
+        """`holder` is gone (a child exited): its sessions went with it."""
+        held = self.held.pop(holder, None)
+        if held:
+            for grant, n in held.items():
+                self._add(grant, -n)
+            log.info("%s ended holding %d sessions", holder, sum(held.values()))
+
+    def _add(self, grant: Grant, n: int) -> None:
+        kind, path, ip = grant
+        self.by_ip[ip] += n
+        if not self.by_ip[ip]:
+            del self.by_ip[ip]
+        if kind == PLAYER:
+            self.players += n
+            self.players_by_path[path] += n
+            if not self.players_by_path[path]:
+                del self.players_by_path[path]
+        else:
+            self.publishers += n

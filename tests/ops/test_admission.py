@@ -1,0 +1,87 @@
+"""The limits, decided by the supervisor for the whole tree
+(hub.supervisor.admission)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.config import LimitsConfig
+from hub.errors import Draining, LimitReached
+from hub.supervisor.admission import PLAYER, PUBLISHER, Admission
+
+
+def make(**limits: int) -> tuple[Admission, list[str]]:
+    refused: list[str] = []
+    cfg = LimitsConfig(**limits)
+    return Admission(lambda: cfg, on_refusal=refused.append), refused
+
+
+def test_players_per_stream_hold_across_fronts() -> None:
+    adm, refused = make(players_per_stream=3)
+    adm.admit("front-0", PLAYER, "/a", "10.0.0.1")
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.2")
+    adm.admit("front-0", PLAYER, "/a", "10.0.0.3")
+    with pytest.raises(LimitReached) as e:
+        adm.admit("front-1", PLAYER, "/a", "10.0.0.4")
+    assert e.value.rtsp_status == 453 and e.value.http_status == 503
+    assert refused == ["players_per_stream"]
+    adm.admit("front-1", PLAYER, "/b", "10.0.0.4")  # another stream
+    adm.release("front-0", PLAYER, "/a", "10.0.0.1")
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.4")
+    assert adm.players_by_path["/a"] == 3 and adm.players == 4
+
+
+def test_total_players_publishers_and_per_address() -> None:
+    adm, refused = make(players=2, publishers=1, connections_per_ip=2)
+    adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    adm.admit("front-0", PLAYER, "/b", "2.2.2.2")
+    with pytest.raises(LimitReached):
+        adm.admit("front-1", PLAYER, "/c", "3.3.3.3")
+    adm.admit("shard-0", PUBLISHER, "/x", "1.1.1.1")
+    with pytest.raises(LimitReached):
+        adm.admit("shard-1", PUBLISHER, "/y", "4.4.4.4")
+    with pytest.raises(LimitReached):  # 1.1.1.1 has a player and a publisher
+        adm.admit("shard-1", PUBLISHER, "/y", "1.1.1.1")
+    assert refused == ["players", "publishers", "connections_per_ip"]
+
+
+def test_a_refusal_changes_nothing() -> None:
+    adm, _ = make(players_per_stream=1)
+    adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    before = (adm.players, dict(adm.players_by_path), dict(adm.by_ip), {k: dict(v) for k, v in adm.held.items()})
+    with pytest.raises(LimitReached):
+        adm.admit("front-1", PLAYER, "/a", "2.2.2.2")
+    assert before == (adm.players, dict(adm.players_by_path), dict(adm.by_ip),
+                      {k: dict(v) for k, v in adm.held.items()})
+
+
+def test_a_dead_holder_releases_what_it_held_and_stray_releases_are_ignored() -> None:
+    adm, _ = make(players=2)
+    adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    adm.release("front-1", PLAYER, "/a", "1.1.1.1")  # not front-1's
+    assert adm.players == 2
+    adm.forget("front-0")
+    assert adm.players == 0 and not adm.players_by_path and not adm.by_ip
+    adm.release("front-0", PLAYER, "/a", "1.1.1.1")
+    assert adm.players == 0
+
+
+def test_unchecked_admissions_count_for_a_limit_set_later() -> None:
+    """Without limits fronts only tell the supervisor; a reload that sets a
+    limit then finds the right counts."""
+    limits = LimitsConfig()
+    adm = Admission(lambda: limits)
+    for i in range(3):
+        adm.admit("front-0", PLAYER, "/a", f"10.0.0.{i}", check=False)
+    limits = LimitsConfig(players_per_stream=3)
+    with pytest.raises(LimitReached):
+        adm.admit("front-1", PLAYER, "/a", "10.0.0.9")
+
+
+def test_draining_refuses_everything() -> None:
+    adm, refused = make()
+    adm.draining = True
+    with pytest.raises(Draining):
+        adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    assert refused == [] and adm.players == 0
