@@ -27,6 +27,7 @@ from ..placement import canonical_path
 from .hls import HlsManager
 from .metrics import ShardTally, shard_report
 from .publish import PublishHost, RtspPublisher
+from .rtmp_publish import RtmpPublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -42,6 +43,7 @@ class Shard:
         self.tally = ShardTally()
         self.streams.on_stream_closed.append(self.tally.stream_ended)
         self.publishers = PublishHost(args, self.streams)  # RTSP publishers handed over by the fronts
+        self.rtmp = RtmpPublishHost(args, self.streams)  # RTMP publishers, handed over at `publish`
         self.publishers.on_closed.append(self._publisher_closed)
         self.supervisor: IpcChannel | None = None
         self.draining = False
@@ -130,7 +132,8 @@ class Shard:
             # RTSP connections are counted by the front that accepted them
             # (total); a publisher handed over here stays active here.
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
-                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)}}
+                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
+                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)}}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
@@ -196,6 +199,9 @@ class _Link:
         if method == "handoff_rtsp":
             self.shard.adopt_publisher(args, fd)
             return
+        if method == M.HANDOFF_RTMP:
+            self.shard.rtmp.handoff(args, fd)
+            return
         os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
@@ -239,6 +245,7 @@ async def run_shard(args: ChildArgs) -> None:
         server.close()
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.publishers.close()
+        shard.rtmp.close()
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):
