@@ -9,6 +9,7 @@
   our `FlvMuxer(hevc_mode="legacy")` and chunked by the phase-1 test client,
   paced in real time, from a thread.
 - `ffprobe_frames`: the FFmpeg CLI playing `rtmp://` and listing frames.
+- `RtmpWatcher`: the hostile suite's watcher player, over RTMP.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-from hub.media.flv import FlvMuxer
+from hub.media.flv import TAG_AUDIO, TAG_VIDEO, FlvMuxer
+from hub.media.rtmp.chunk import ChunkReader
 from hub.media.rtmp.handshake import check_server_answer
 from tests.e2e.tools import FFMPEG, Pusher
+from tests.hostile.harness import FlvWatcher
 from tests.media.rtmp.rtmp_testkit import Client
 
 HERE = Path(__file__).resolve().parent
@@ -161,3 +164,52 @@ def ffprobe_frames(url: str, seconds: float = 2.0, timeout: float = 30.0) -> lis
         elif len(fields) == 3 and fields[0] not in ("", "N/A"):
             frames.append((float(fields[0]), int(fields[1]), int(fields[2]), codec))
     return [(t, w, h, codec) for t, w, h, _ in frames]
+
+
+class RtmpWatcher(FlvWatcher):
+    """`FlvWatcher` over RTMP: plays `rtmp://127.0.0.1:port/live/NAME` on a
+    plain socket and records when each audio/video message arrived."""
+
+    def start(self, frames: int = 10, timeout: float = 10.0) -> RtmpWatcher:
+        app, _, name = self.path.strip("/").partition("/")
+        self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        client = Client()
+        self._sock.sendall(client.c0c1)
+        answer = recv_exactly(self._sock, 3073)
+        check_server_answer(answer, client.c1)
+        q = f"?{self.query}" if self.query else ""
+        self._sock.sendall(client.c2(answer) + client.connect(app) + client.play_setup(name + q))
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while self.video_count() < frames:
+            if self.error is not None or time.monotonic() > deadline:
+                raise AssertionError(f"RTMP watcher of {self.path} did not start playing: {self.error}")
+            time.sleep(0.05)
+        return self
+
+    def _run(self) -> None:
+        assert self._sock is not None
+        sock = self._sock
+        sock.settimeout(0.5)
+        reader = ChunkReader()
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = sock.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    self.error = "connection closed by the server"
+                    break
+                now = time.monotonic()
+                reader.feed(chunk)
+                got = []
+                while (m := reader.next_message()) is not None:
+                    if m.type_id in (TAG_AUDIO, TAG_VIDEO):
+                        got.append((now, m.type_id))
+                with self._lock:
+                    self.arrivals.extend(got)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the test reports it
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.ended_at = time.monotonic()

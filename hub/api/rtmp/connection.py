@@ -99,9 +99,10 @@ class RtmpFrontProtocol(asyncio.Protocol):
             self.consumer.inbytes += len(data)
         try:
             self.conn.receive_data(data, self.loop.time())
-            self._drain()
         except ProtocolError as exc:
             self._close(exc.message)
+            return
+        self._drain()
 
     def pause_writing(self) -> None:
         pass  # players are bounded by their Consumer, a hand-off waits below
@@ -122,13 +123,18 @@ class RtmpFrontProtocol(asyncio.Protocol):
 
     # -- the engine ---------------------------------------------------------------------
     def _drain(self) -> None:
-        """Take the engine's events until it needs data or waits for us."""
+        """Take the engine's events until it needs data or waits for us; a
+        malformed chunk or AMF body closes the connection."""
         conn = self.conn
-        while self._decision is None and not conn.closed:
-            ev = conn.next_event()
-            if ev is NEED_DATA or ev is PAUSED:
-                break
-            self._on_event(ev)
+        try:
+            while self._decision is None:  # a closed engine still hands out its last events
+                ev = conn.next_event()
+                if ev is NEED_DATA or ev is PAUSED:
+                    break
+                self._on_event(ev)
+        except ProtocolError as exc:
+            self._close(exc.message)
+            return
         self._write(conn.data_to_send())
         if conn.closed:
             self._close(None)
