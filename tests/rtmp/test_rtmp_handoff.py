@@ -60,14 +60,15 @@ def front_engine(client: Client, name: str = "Cam1") -> tuple[bytes, bytes]:
     setup = client.c2(written) + client.connect("live") + client.publish_setup(f"{name}?user=u&pass=p")
     read += setup
     front.receive_data(setup, 0.0)
-    events = []
+    events: list[object] = []
     while (ev := front.next_event()) not in (NEED_DATA, PAUSED):
         events.append(ev)
     assert isinstance(events[-1], Connect)
     written += front.accept_connect()
+    later: list[object] = []
     while (ev := front.next_event()) not in (NEED_DATA, PAUSED):
-        events.append(ev)
-    assert events[-1] == Publish(f"/live/{name}", "live", name, {"user": "u", "pass": "p"}, "live")
+        later.append(ev)
+    assert later[-1] == Publish(f"/live/{name}", "live", name, {"user": "u", "pass": "p"}, "live")
     return read, written + front.data_to_send()
 
 
@@ -175,8 +176,8 @@ def test_a_handed_path_that_is_not_the_publish_is_refused(path: str) -> None:
             session = await host.adopt(os.dup(theirs.fileno()), path, "1.2.3.4:5", read)
             theirs.close()
             answer = await recv_some(loop, ours)
-            status = [c for _, c in commands_in(answer, OUT_CHUNK_SIZE)]
-            assert status[0].args[0]["code"] == cmd.PUBLISH_BAD_NAME  # type: ignore[index]
+            status: Any = [c for _, c in commands_in(answer, OUT_CHUNK_SIZE)][0].args[0]
+            assert status["code"] == cmd.PUBLISH_BAD_NAME
             assert session.closed and host.streams.get(path) is None
             assert await recv_some(loop, ours) == b""
         finally:
