@@ -213,6 +213,9 @@ class RtmpFrontProtocol(asyncio.Protocol):
             send_socket(channel, HANDOFF_RTMP, {"path": path, "peer": self.peer,
                                                 "user": user.name if user is not None else ""},
                         dup, self.transcript)
+        except HubError as exc:  # the shard's link closed meanwhile
+            self._refuse(self.conn.reject_publish(_description(exc)), f"publish {path}: {exc.message}")
+            return
         finally:
             dup.close()
         self.handed = True
