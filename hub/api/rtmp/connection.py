@@ -70,7 +70,6 @@ class RtmpFrontProtocol(asyncio.Protocol):
         #: Every byte read, until the connection plays (None) or is handed over.
         self.transcript: bytearray | None = bytearray()
         self.consumer: RtmpConsumer | None = None
-        self.handed = False
         self._decision: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -81,7 +80,10 @@ class RtmpFrontProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
         counters = self.front.counters
@@ -218,7 +220,6 @@ class RtmpFrontProtocol(asyncio.Protocol):
             return
         finally:
             dup.close()
-        self.handed = True
         self.transcript = None
         self._decision = None
         log.info("RTMP %s: publisher of %s handed to its shard", self.peer, path)
