@@ -62,6 +62,8 @@ class RtmpPublishHost:
         self.clock = clock
         self.timeout = float(args.config.rtsp_session_timeout)
         self.sessions: set[RtmpPublisher] = set()
+        #: Called with each session as it closes (admission, access log: hub.shard.main).
+        self.on_closed: list[Callable[[RtmpPublisher], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def handoff(self, args: dict[str, Any], fd: int) -> asyncio.Task[RtmpPublisher]:
@@ -103,7 +105,7 @@ class RtmpPublisher(asyncio.Protocol):
         self.peer = peer
         self.user = user  # whose credentials the front checked (auth on)
         self.clock = host.clock
-        self.started = host.clock()
+        self.started = time.monotonic()  # for the access log's duration
         self.conn = RtmpServerConnection(host.clock(), idle_timeout=host.timeout)
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.timeout,
                                     clock=host.clock, on_tick=self._tick)
@@ -274,3 +276,5 @@ class RtmpPublisher(asyncio.Protocol):
             self.transport.close()
         self.host.sessions.discard(self)
         log.info("%s: RTMP publisher %s closed", self.path, self.peer)
+        for cb in self.host.on_closed:
+            cb(self)

@@ -33,6 +33,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from ...errors import HubError, NotFound, ProtocolError, ServiceUnavailable
+from ...ipc.channel import IpcChannel
 from ...ipc.handoff import send_socket
 from ...ipc.messages import HANDOFF_RTMP
 from ...media.flv import HevcMode
@@ -42,7 +43,7 @@ from ...media.rtmp import (
 )
 from ...media.rtmp.command import PLAY_FAILED
 from ...placement import canonical_path
-from ..play.consumer import Consumer, cap_send_buffer, write_bounded
+from ..play.consumer import Consumer, cap_send_buffer, peer_address, write_bounded
 from .credentials import authorize, has_credentials, rtmp_user
 from .fanout import RtmpConsumer, RtmpFanout, fanout_key
 
@@ -84,8 +85,7 @@ class RtmpFrontProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.peer = peer_address(transport)
         counters = self.front.counters
         counters.rtmp_total += 1
         counters.rtmp_active += 1
@@ -201,23 +201,31 @@ class RtmpFrontProtocol(asyncio.Protocol):
         path = canonical_path(ev.path)
         try:
             user = await authorize(self.front, ev.query, path, push=True)
-            channel = await self.front.shards.channel_for(path)
-            await self._flushed()
+            await self.front.admit_publisher(path, self.peer)  # the shard releases it at the session's end
         except HubError as exc:
             self._refuse(self.conn.reject_publish(_description(exc)), f"publish {path}: {exc.message}")
             return
+        try:
+            channel = await self.front.shards.channel_for(path)
+            await self._flushed()
+            self._hand_off(channel, path, user.name if user is not None else "")
+        except HubError as exc:
+            self.front.release_publisher(path, self.peer)
+            self._refuse(self.conn.reject_publish(_description(exc)), f"publish {path}: {exc.message}")
+        except BaseException:
+            self.front.release_publisher(path, self.peer)
+            raise
+
+    def _hand_off(self, channel: IpcChannel, path: str, user: str) -> None:
+        """The socket and every byte read from it to the shard that owns `path`."""
         transport = self.transport
         if transport is None or transport.is_closing() or self.transcript is None:
-            return
+            raise ServiceUnavailable("the client left")
         sock = transport.get_extra_info("socket")
         dup = socket.socket(fileno=os.dup(sock.fileno()))
         try:
-            send_socket(channel, HANDOFF_RTMP, {"path": path, "peer": self.peer,
-                                                "user": user.name if user is not None else ""},
-                        dup, self.transcript)
-        except HubError as exc:  # the shard's link closed meanwhile
-            self._refuse(self.conn.reject_publish(_description(exc)), f"publish {path}: {exc.message}")
-            return
+            send_socket(channel, HANDOFF_RTMP, {"path": path, "peer": self.peer, "user": user}, dup,
+                        self.transcript)
         finally:
             dup.close()
         self.transcript = None
@@ -243,15 +251,18 @@ class RtmpFrontProtocol(asyncio.Protocol):
     async def _play(self, ev: Play) -> None:
         path = canonical_path(ev.path)
         hevc_mode: HevcMode = "legacy" if ev.query.get("hevc") == "legacy" else "enhanced"
+        ticket = None
         try:
-            await authorize(self.front, ev.query, path, push=False)
+            user = await authorize(self.front, ev.query, path, push=False)
             view = await self.front.views.open(path)
+            ticket = await self.front.admit_player(view.desc.path, self.peer)
             fanout = view.fanout(fanout_key(hevc_mode), lambda v: RtmpFanout(v, hevc_mode))
-        except NotFound as exc:
-            self._refuse(self.conn.reject_play(), f"play {path}: {exc.message}")
-            return
         except HubError as exc:
-            self._refuse(self.conn.reject_play(_description(exc), PLAY_FAILED), f"play {path}: {exc.message}")
+            if ticket is not None:  # the stream ended meanwhile
+                ticket.release()
+            refusal = (self.conn.reject_play() if isinstance(exc, NotFound)
+                       else self.conn.reject_play(_description(exc), PLAY_FAILED))
+            self._refuse(refusal, f"play {path}: {exc.message}")
             return
         transport = self.transport
         assert transport is not None
@@ -261,6 +272,8 @@ class RtmpFrontProtocol(asyncio.Protocol):
             view.drop_consumer(c)
 
         consumer = RtmpConsumer(transport, self.conn, f"net=rtmp,{self.peer}", on_close=gone)
+        consumer.ticket = ticket
+        consumer.user = user.name if user is not None else ""
         self.consumer = consumer
         consumer.write_direct(self.conn.accept_play())
         cap_send_buffer(transport)
