@@ -14,6 +14,9 @@ thousands fit in a few processes. Spoken as tests/e2e/ speaks them:
     wsp       control + data WebSockets: INIT, JOIN, WRAP(DESCRIBE/SETUP/PLAY)
     rtsp-ws   WebSocket subprotocol `rtsp`: requests as text, `$` as binary
     tunnel    RTSP over HTTP: GET half (answers and data), POST half (base64)
+    rtmp      simple handshake, connect, createStream, play (app/stream from the
+              path); counting starts after NetStream.Play.Start. Sends no
+              acknowledgements (the server does not wait for them).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import struct
 import time
 from typing import Any, Protocol
 
-PROTOCOLS = ("rtsp", "rtsp-udp", "http-flv", "ws-flv", "hls", "wsp", "rtsp-ws", "tunnel")
+PROTOCOLS = ("rtsp", "rtsp-udp", "http-flv", "ws-flv", "hls", "wsp", "rtsp-ws", "tunnel", "rtmp")
 STEP_TIMEOUT = 10.0
 #: The first playlist waits for the segmenter's first segment (one GOP or more).
 HLS_FIRST_TIMEOUT = 25.0
@@ -407,6 +410,10 @@ async def _start(proto: str, host: str, port: int, path: str, sink: Sink, player
                      f"Content-Type: application/x-rtsp-tunnelled\r\nContent-Length: 32767\r\n\r\n".encode())
             await _RtspTunnel(url, gr, pw).play(interleaved)
             _count_from_now(player, gr, gw, sink)
+        elif proto == "rtmp":
+            r, w = await _open(host, port, player)
+            await _rtmp_play(r, w, host, port, path, sink)
+            _count_from_now(player, r, w, sink)
         elif proto == "hls":
             first = await _hls_playlist(host, port, path, player, HLS_FIRST_TIMEOUT)
             player._tasks.append(asyncio.create_task(_hls_loop(host, port, path, sink, player, first)))
@@ -461,3 +468,64 @@ async def _hls_loop(host: str, port: int, path: str, sink: Sink, player: Player,
     except (ClientError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
         if not player.lost.done():
             player.lost.set_result(None)
+
+
+# -- RTMP (client side: simple handshake, AMF0 commands, 128-byte chunks) -----------
+def _amf(*values: Any) -> bytes:
+    """AMF0 for what a player's commands hold: strings, numbers, None, dicts."""
+    out = bytearray()
+    for v in values:
+        if v is None:
+            out += b"\x05"
+        elif isinstance(v, str):
+            raw = v.encode()
+            out += b"\x02" + struct.pack(">H", len(raw)) + raw
+        elif isinstance(v, (int, float)):
+            out += b"\x00" + struct.pack(">d", float(v))
+        elif isinstance(v, dict):
+            out += b"\x03"
+            for k, item in v.items():
+                key = k.encode()
+                out += struct.pack(">H", len(key)) + key + _amf(item)
+            out += b"\x00\x00\x09"
+        else:
+            raise TypeError(type(v).__name__)
+    return bytes(out)
+
+
+def _rtmp_command(stream_id: int, *values: Any) -> bytes:
+    """One AMF0 command on chunk stream 3, in 128-byte chunks (the default size)."""
+    body = _amf(*values)
+    head = bytes((3,)) + b"\x00\x00\x00" + len(body).to_bytes(3, "big") + b"\x14" + struct.pack("<I", stream_id)
+    parts = [head, body[:128]]
+    for off in range(128, len(body), 128):
+        parts += [b"\xc3", body[off:off + 128]]
+    return b"".join(parts)
+
+
+async def _rtmp_play(r: asyncio.StreamReader, w: asyncio.StreamWriter, host: str, port: int, path: str,
+                     sink: Sink) -> None:
+    app, _, name = path.strip("/").partition("/")
+    w.write(b"\x03" + bytes(8) + os.urandom(1528))  # C0, C1 (simple: time and zero version)
+    s0s1s2 = await asyncio.wait_for(r.readexactly(3073), STEP_TIMEOUT)
+    w.write(s0s1s2[1:1537]  # C2 echoes S1
+            + _rtmp_command(0, "connect", 1, {"app": app, "flashVer": "LNX 9,0,124,2",
+                                              "tcUrl": f"rtmp://{host}:{port}/{app}"})
+            + _rtmp_command(0, "createStream", 2, None)
+            + _rtmp_command(1, "play", 3, None, name, -2))
+    seen = bytearray()
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        at = seen.find(b"NetStream.Play.Start")
+        if at >= 0:
+            sink.on_bytes(len(seen) - at)  # what came with the answer
+            return
+        for refusal in (b"NetStream.Play.StreamNotFound", b"NetStream.Play.Failed", b"_error"):
+            if refusal in seen:
+                raise ClientError("refused", refusal.decode())
+        if len(seen) > 1 << 20:
+            raise ClientError("garbled", "no NetStream.Play.Start")
+        part = await asyncio.wait_for(r.read(65536), max(0.01, deadline - time.monotonic()))
+        if not part:
+            raise ClientError("closed", "rtmp play")
+        seen += part

@@ -23,6 +23,9 @@ from typing import IO, Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+# Servers started here take no fixed port: RTMP's own (1935 by default) only
+# where a bench asks for it (`--rtmp-port`).
+os.environ.setdefault("HUB_RTMP_PORT", "0")
 PY = sys.executable
 HOST = "127.0.0.1"
 FPS = 25

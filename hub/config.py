@@ -101,6 +101,7 @@ class Config:
     auth_scheme: str = "digest"  # "digest" or "basic", for RTSP
     route_idle_timeout: float = 300.0
     drain_grace: float = 10.0  # SIGTERM: seconds live players run on before closing
+    rtmp_port: int = 1935  # RTMP's own port on the listen host (0 = only the shared port)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
@@ -301,6 +302,7 @@ _ENV_KEYS = {
     "HUB_LOG_LEVEL": "log.level", "HUB_RTP_PORTS": "rtp_ports",
     "HUB_AUTH_SCHEME": "auth_scheme", "HUB_LOG_FORMAT": "log.format",
     "HUB_LOG_ACCESS": "log.access", "HUB_DRAIN_GRACE": "drain_grace",
+    "HUB_RTMP_PORT": "rtmp_port",
     "HUB_METRICS_TOKEN": "metrics.token", "HUB_METRICS_MAX_PATHS": "metrics.max_paths",
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
     "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
@@ -376,6 +378,9 @@ def _validate(flat: dict[str, Any]) -> Config:
         raise ConfigError(f"log.format: expected 'text' or 'json', got {log['format']!r}")
     log["format"] = fmt
     d["drain_grace"] = _as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
+    d["rtmp_port"] = _as_int("rtmp_port", d["rtmp_port"], 0, 65535)
+    if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
+        raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
     metrics = d["metrics"]
     metrics["token"] = _as_token("metrics.token", metrics["token"])
     metrics["max_paths"] = _as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
@@ -416,7 +421,7 @@ def _as_token(key: str, v: Any) -> str | None:
 _FLAG_KEYS = {
     "listen": "listen", "data": "data", "shards": "shards", "fronts": "fronts",
     "auth": "auth", "log_level": "log.level", "log_format": "log.format",
-    "log_access": "log.access", "drain_grace": "drain_grace",
+    "log_access": "log.access", "drain_grace": "drain_grace", "rtmp_port": "rtmp_port",
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
@@ -440,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log one line per player and publisher session at its end")
     p.add_argument("--drain-grace", metavar="SECONDS",
                    help="on SIGTERM, how long live players run on before the tree exits (default 10)")
+    p.add_argument("--rtmp-port", metavar="PORT",
+                   help="RTMP's own port, on the listen host (default 1935; 0: RTMP on the shared port only)")
     p.add_argument("--metrics-token", metavar="TOKEN",
                    help="bearer token for /metrics (visible in `ps`: prefer HUB_METRICS_TOKEN)")
     p.add_argument("--metrics-max-paths", metavar="N", help="streams with their own byte series (default 100)")

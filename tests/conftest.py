@@ -17,6 +17,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Test servers take no fixed port: RTMP's own (1935 by default) only where a
+# test asks for it (`--rtmp-port`); the shared port serves RTMP anyway.
+os.environ.setdefault("HUB_RTMP_PORT", "0")
 OPEN_API_PATHS = {"/api/v1/server", "/api/v1/runtime", "/api/v1/openapi.json"}
 
 

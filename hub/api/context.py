@@ -40,6 +40,8 @@ class FrontCounters:
     flv_active: int = 0
     wsp_total: int = 0
     wsp_active: int = 0
+    rtmp_total: int = 0  # RTMP connections accepted (publishers count here until handed over)
+    rtmp_active: int = 0
     login_failures: int = 0  # RTSP credentials that did not pass
     api_requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # (route, status)
 
@@ -47,6 +49,7 @@ class FrontCounters:
         return {"rtsp": {"total": self.rtsp_total, "active": self.rtsp_active},
                 "flv": {"total": self.flv_total, "active": self.flv_active},
                 "wsp": {"total": self.wsp_total, "active": self.wsp_active},
+                "rtmp": {"total": self.rtmp_total, "active": self.rtmp_active},
                 "streams": {"sources": 0, "consumers": 0}}
 
 

@@ -2,6 +2,8 @@
 
 uvicorn (uvloop + httptools) runs on a listening socket this process binds
 itself with SO_REUSEPORT, so the kernel spreads connections over the fronts.
+RTMP's own port (`rtmp_port`) is bound the same way and served by the same
+protocol the shared port's sniffer switches RTMP connections to.
 The front keeps an IPC link to the supervisor (heartbeats, stats, stores)
 and one to each shard (streams, wake-ups, socket hand-offs).
 """
@@ -23,6 +25,7 @@ from .context import FrontContext
 from .links import SupervisorLink, keep_shard_link
 from .play.consumer import set_cid_suffix
 from .rest.app import build_app
+from .rtmp.connection import RtmpFrontProtocol
 from .sniff import SniffProtocol
 
 log = logging.getLogger("hub.api.process")
@@ -76,13 +79,19 @@ class FrontServer(uvicorn.Server):
     close the listening socket, and closing the players before it waits for
     its connections to end."""
 
-    def __init__(self, config: uvicorn.Config, front: FrontContext) -> None:
+    def __init__(self, config: uvicorn.Config, front: FrontContext,
+                 rtmp_sock: socket.socket | None = None) -> None:
         super().__init__(config)
         self.front = front
+        self.rtmp_sock = rtmp_sock
+        self.rtmp: asyncio.Server | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         front = self.front
+        if self.rtmp_sock is not None:  # RTMP's own port: the protocol the sniffer switches to
+            self.rtmp = await asyncio.get_running_loop().create_server(
+                lambda: RtmpFrontProtocol(front), sock=self.rtmp_sock)
         front.stop_listening = self._stop_listening
         if front.draining:  # the drain came while we were starting
             self._stop_listening()
@@ -96,7 +105,12 @@ class FrontServer(uvicorn.Server):
         # connections (or gives them to a front still listening).
         for server in self.servers:
             server.close()
+        self.close_rtmp()
         self.front.listening = False
+
+    def close_rtmp(self) -> None:
+        if self.rtmp is not None:
+            self.rtmp.close()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for view in list(self.front.views.by_id.values()):
@@ -118,7 +132,8 @@ async def run_front(args: ChildArgs) -> None:
     config.load()
     await selftest(config)
     sock = listening_socket(args.config.host, args.config.port)
-    server = FrontServer(config, front)
+    rtmp_sock = listening_socket(args.config.host, args.config.rtmp_port) if args.config.rtmp_port else None
+    server = FrontServer(config, front, rtmp_sock)
 
     async def stop_on_link_loss() -> None:
         await stop.wait()
@@ -129,6 +144,7 @@ async def run_front(args: ChildArgs) -> None:
         await server.serve(sockets=[sock])
     finally:
         stop.set()
+        server.close_rtmp()
         for t in (*links, watcher):
             t.cancel()
         await asyncio.gather(*links, watcher, return_exceptions=True)
@@ -137,3 +153,5 @@ async def run_front(args: ChildArgs) -> None:
         if front.supervisor is not None:
             front.supervisor.close()
         sock.close()
+        if rtmp_sock is not None:
+            rtmp_sock.close()

@@ -8,7 +8,9 @@ the live transport to the protocol that serves it, replaying what it read:
 - HTTP on `/streams/...`, `/ws/...` -> the raw media protocol (frames are
   written straight to the transport, never through ASGI);
 - any other HTTP                  -> uvicorn's HttpToolsProtocol and the
-  Starlette app, on the same connection.
+  Starlette app, on the same connection;
+- a first byte 0x03 (RTMP's C0)   -> the RTMP protocol (no request line
+  starts with it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..media.rtsp_tunnel import tunnel_role
 from .http_responses import error_body, raw_http_response
 from .play.consumer import STUCK_SECONDS
 from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
+from .rtmp.connection import RtmpFrontProtocol
 from .rtsp.connection import RtspConnection
 from .rtsp.tunnel import RtspTunnelProtocol
 
@@ -36,6 +39,8 @@ log = logging.getLogger("hub.api.sniff")
 
 SNIFF_TIMEOUT = 10.0
 MEDIA_PREFIXES = (b"/streams/", b"/ws/")
+#: RTMP's handshake starts with its version, 3.
+RTMP_C0 = 3
 #: A request body must be whole this long after its head.
 BODY_TIMEOUT = 10.0
 #: After refusing a request, what the client still sends is read and dropped
@@ -79,6 +84,12 @@ class SniffProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
         self._buf += data
+        if self._buf[0] == RTMP_C0:  # no request line starts with it; the handshake has its own deadline
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._switch(RtmpFrontProtocol(self.front))
+            return
         try:
             kind, target = sniff(self._buf)
         except HeadTooLarge:

@@ -34,6 +34,7 @@ OPEN_STREAM = "open_stream"        # front -> shard: ring name for a path
 CLOSE_CONSUMER = "close_consumer"  # front -> shard: a player went away
 WAKE = "wake"                      # shard -> front notice: {stream id: write seq}, coalesced
 HANDOFF_RTSP = "handoff_rtsp"      # front -> shard fd: an RTSP publisher's TCP socket
+HANDOFF_RTMP = "handoff_rtmp"      # front -> shard fd: an RTMP publisher's TCP socket (at `publish`)
 STORE_CHANGED = "store_changed"    # supervisor -> all notice: users/routes changed
 METRICS = "metrics"                # supervisor -> child: plain counters (hub.supervisor.tally);
                                    # front -> supervisor: the tree's /metrics text

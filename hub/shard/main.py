@@ -27,6 +27,7 @@ from ..placement import canonical_path
 from .hls import HlsManager
 from .metrics import ShardTally, shard_report
 from .publish import PublishHost, RtspPublisher
+from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -42,7 +43,9 @@ class Shard:
         self.tally = ShardTally()
         self.streams.on_stream_closed.append(self.tally.stream_ended)
         self.publishers = PublishHost(args, self.streams)  # RTSP publishers handed over by the fronts
+        self.rtmp = RtmpPublishHost(args, self.streams)  # RTMP publishers, handed over at `publish`
         self.publishers.on_closed.append(self._publisher_closed)
+        self.rtmp.on_closed.append(self._publisher_closed)
         self.supervisor: IpcChannel | None = None
         self.draining = False
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
@@ -83,23 +86,24 @@ class Shard:
             host = peer.rpartition(":")[0] if peer.count(":") == 1 or peer.startswith("[") else peer
             self.supervisor.notify(M.RELEASE, {"kind": "publisher", "path": path, "ip": host.strip("[]")})
 
-    def _publisher_closed(self, session: RtspPublisher) -> None:
+    def _publisher_closed(self, session: RtspPublisher | RtmpPublisher) -> None:
         self._release_publisher(session.path, session.peer)
-        log_access("publisher", path=session.path, protocol="rtsp", remote=session.peer, user=session.user,
+        protocol = "rtmp" if isinstance(session, RtmpPublisher) else "rtsp"
+        log_access("publisher", path=session.path, protocol=protocol, remote=session.peer, user=session.user,
                    duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
 
-    def adopt_publisher(self, args: dict[str, Any], fd: int) -> None:
-        """A front's hand-off; refused while draining (the front had its
-        grant just before the drain began)."""
+    def adopt_publisher(self, args: dict[str, Any], fd: int, host: PublishHost | RtmpPublishHost | None = None) -> None:
+        """A front's hand-off (to `host`, RTSP's by default); refused while
+        draining (the front had its grant just before the drain began)."""
         path, peer = canonical_path(str(args.get("path") or "/")), str(args.get("peer") or "")
         if self.draining:
             log.info("%s: draining; closing publisher %s", path, peer)
             os.close(fd)
             self._release_publisher(path, peer)
             return
-        task = self.publishers.handoff(args, fd)
+        task: asyncio.Task[Any] = (host or self.publishers).handoff(args, fd)
 
-        def adopted(t: asyncio.Task[RtspPublisher]) -> None:
+        def adopted(t: asyncio.Task[Any]) -> None:
             if t.cancelled() or t.exception() is not None:  # no session will release it
                 self._release_publisher(path, peer)
 
@@ -130,7 +134,8 @@ class Shard:
             # RTSP connections are counted by the front that accepted them
             # (total); a publisher handed over here stays active here.
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
-                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)}}
+                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
+                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)}}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
@@ -139,7 +144,8 @@ class Shard:
                 self.route_table = RouteTable.from_wire(args["routes"])
             return True
         if method == M.METRICS:
-            return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls)
+            return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
+                                rtmp_publishers=len(self.rtmp.sessions))
         if method == M.DRAIN:
             self.drain()
             return True
@@ -196,6 +202,9 @@ class _Link:
         if method == "handoff_rtsp":
             self.shard.adopt_publisher(args, fd)
             return
+        if method == M.HANDOFF_RTMP:
+            self.shard.adopt_publisher(args, fd, self.shard.rtmp)
+            return
         os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
@@ -239,6 +248,7 @@ async def run_shard(args: ChildArgs) -> None:
         server.close()
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.publishers.close()
+        shard.rtmp.close()
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):

@@ -266,6 +266,8 @@ def run(config: Config, load_config: Callable[[], Config] | None = None) -> int:
         log.info("removed %d leftovers of dead instances", len(removed))
     try:
         check_address_free(config.host, config.port)
+        if config.rtmp_port:
+            check_address_free(config.host, config.rtmp_port)
     except SystemExit as e:  # logged, so a JSON log stays all JSON
         log.critical("%s", e.code)
         return 1

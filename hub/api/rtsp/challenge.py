@@ -79,6 +79,12 @@ class RtspChallenger:
             return user
         raise Unauthorized("unsupported Authorization scheme")
 
+    async def check_password(self, user: User, password: str) -> bool:
+        """`password` against `user`'s scrypt hash, off the event loop (as
+        Basic's); for clients that send a password by other means (RTMP's
+        `?user=&pass=`)."""
+        return await self._check_basic(user, password)
+
     async def _check_basic(self, user: User, password: str) -> bool:
         key = (user.name, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
         stored = user.password_hash

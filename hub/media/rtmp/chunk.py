@@ -91,6 +91,12 @@ class ChunkReader:
         """Declared length of all messages under reassembly."""
         return self._pending
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of messages under reassembly held so far: what the peer sent
+        of them, never their declared length."""
+        return sum(len(cs.body) for cs in self._streams.values() if cs.body is not None)
+
     def next_message(self) -> RtmpMessage | None:
         """Read chunks until one completes a message; None when more bytes are needed."""
         while True:
@@ -214,7 +220,7 @@ class ChunkReader:
 
         if continuing:
             assert cs.body is not None
-            cs.body[cs.filled:cs.filled + need] = memoryview(buf)[p:p + need]
+            cs.body += memoryview(buf)[p:p + need]
             cs.filled += need
             if cs.filled < length:
                 return None, True
@@ -227,8 +233,10 @@ class ChunkReader:
             if self._pending + length > MAX_PENDING_BYTES:
                 raise RtmpProtocolError("RTMP: too many bytes of unfinished messages")
             self._pending += length
-            cs.body = bytearray(length)
-            cs.body[:need] = memoryview(buf)[p:p + need]
+            # Grown as chunks come, not allocated at the declared length: a
+            # peer makes us hold only what it sent (and the cap on declared
+            # bytes, MAX_PENDING_BYTES, still applies).
+            cs.body = bytearray(memoryview(buf)[p:p + need])
             cs.filled = need
             return None, True
         if self._pos >= _COMPACT_AT:

@@ -251,6 +251,22 @@ def test_pending_bytes_are_capped() -> None:
     assert MAX_PENDING_BYTES // length == 2
 
 
+def test_unfinished_messages_hold_what_was_sent_not_what_was_declared() -> None:
+    """Two 4 MiB messages begun with 128 bytes each cost 256 bytes, not 8 MiB."""
+    reader = ChunkReader()
+    body = bytes(range(256)) * 2
+    declared = MAX_MESSAGE_LEN // 2
+    reader.feed(b"".join(chunk_header(0, 4 + i, 0, declared, 9, 1) + body[:128] for i in range(2)))
+    assert reader.next_message() is None
+    assert (reader.pending_bytes, reader.held_bytes) == (2 * declared, 256)
+    reader.feed(chunk_header(3, 4) + body[128:256])
+    assert reader.next_message() is None and reader.held_bytes == 384
+    small = chunk_message(6, 9, 1, 0, body, 128)  # finished: nothing held for it
+    reader.feed(small)
+    msg = reader.next_message()
+    assert msg is not None and msg.body == body and reader.held_bytes == 384
+
+
 def test_writer_compression_choices() -> None:
     w = ChunkWriter(compress=True)
     assert w.write(4, 8, 1, 0, b"ab")[0] >> 6 == 0        # first on the chunk stream
