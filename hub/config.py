@@ -58,8 +58,24 @@ class LimitsConfig:
     connections_per_ip: int = 0
 
 
+@dataclass(frozen=True)
+class WebRtcConfig:
+    """WHEP playback and WHIP ingest (docs/webrtc.md).
+
+    ICE-lite on UDP: front i takes port `udp_port + i`, shard j (WHIP
+    publishers) `udp_port + fronts + j`; 0 lets each process take any free
+    port (no NAT in the way). The answers' candidates are
+    `public_addresses` when set (the addresses clients reach the ports at:
+    a NAT's or a container host's), else the address the HTTP request
+    came in on."""
+    udp_port: int = 0
+    public_addresses: tuple[str, ...] = ()
+    ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs offered to clients (OPTIONS, Link headers)
+    consent_timeout: float = 30.0  # seconds without an ICE consent refresh before a session ends
+
+
 # Nested objects of config.json that map to a dataclass field of their own.
-_SECTIONS = ("tls", "log", "metrics", "limits")
+_SECTIONS = ("tls", "log", "metrics", "limits", "webrtc")
 
 # Keys a SIGHUP reload applies without dropping anyone (dotted names as in
 # config.json); any other changed key is logged as needing a restart.
@@ -104,6 +120,7 @@ class Config:
     rtmp_port: int = 1935  # RTMP's own port on the listen host (0 = only the shared port)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
 
     # -- derived -------------------------------------------------------
     @property
@@ -136,6 +153,11 @@ class Config:
         d["log"] = LogConfig(**d.get("log", {}))
         d["metrics"] = MetricsConfig(**d.get("metrics", {}))
         d["limits"] = LimitsConfig(**d.get("limits", {}))
+        w = dict(d.get("webrtc", {}))
+        for k in ("public_addresses", "ice_servers"):
+            if k in w:
+                w[k] = tuple(w[k])
+        d["webrtc"] = WebRtcConfig(**w)
         return cls(**d)
 
     def to_file_dict(self, mask_secrets: bool = False) -> dict[str, Any]:
@@ -153,6 +175,9 @@ class Config:
                 continue
             elif k == "rtp_port_max":
                 out["rtp_ports"] = f"{self.rtp_port_min}-{self.rtp_port_max}"
+            elif k == "webrtc":
+                out[k] = {**v, "public_addresses": list(v["public_addresses"]),
+                          "ice_servers": list(v["ice_servers"])}
             elif k == "multicast_port_max":
                 out["multicast"] = {"group": self.multicast_group,
                                     "ports": f"{self.multicast_port_min}-{self.multicast_port_max}",
@@ -307,6 +332,8 @@ _ENV_KEYS = {
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
     "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
     "HUB_LIMITS_CONNECTIONS_PER_IP": "limits.connections_per_ip",
+    "HUB_WEBRTC_UDP_PORT": "webrtc.udp_port", "HUB_WEBRTC_PUBLIC_ADDRESSES": "webrtc.public_addresses",
+    "HUB_WEBRTC_ICE_SERVERS": "webrtc.ice_servers", "HUB_WEBRTC_CONSENT_TIMEOUT": "webrtc.consent_timeout",
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
@@ -387,7 +414,47 @@ def _validate(flat: dict[str, Any]) -> Config:
     limits = d["limits"]
     for k in limits:
         limits[k] = _as_int(f"limits.{k}", limits[k], 0, 100_000_000)
+    _validate_webrtc(d)
     return Config.from_dict(d)
+
+
+def _as_list(key: str, v: Any) -> list[str]:
+    """A JSON list of strings, or (env, flags) one comma-separated string."""
+    if isinstance(v, str):
+        return [p.strip() for p in v.split(",") if p.strip()]
+    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+        return [x.strip() for x in v]
+    raise ConfigError(f"{key}: expected a list of strings, got {v!r}")
+
+
+def _validate_webrtc(d: dict[str, Any]) -> None:
+    w = d["webrtc"]
+    port = _as_int("webrtc.udp_port", w["udp_port"], 0, 65535)
+    processes = (d["fronts"] or (os.cpu_count() or 1)) + (d["shards"] or (os.cpu_count() or 1))
+    if port and not 1024 <= port <= 65536 - processes:
+        raise ConfigError(f"webrtc.udp_port: {port} and the {processes - 1} ports after it "
+                          f"(one per front and shard) must lie in 1024..65535")
+    w["udp_port"] = port
+    addresses = _as_list("webrtc.public_addresses", w["public_addresses"])
+    if len(addresses) > 8:
+        raise ConfigError("webrtc.public_addresses: at most 8 addresses")
+    for a in addresses:
+        try:
+            ip = ipaddress.ip_address(a)
+        except ValueError:
+            raise ConfigError(f"webrtc.public_addresses: {a!r} is not an IP address") from None
+        if ip.is_unspecified or ip.is_multicast:
+            raise ConfigError(f"webrtc.public_addresses: {a!r} cannot be reached by clients")
+    w["public_addresses"] = tuple(str(ipaddress.ip_address(a)) for a in addresses)
+    servers = _as_list("webrtc.ice_servers", w["ice_servers"])
+    for s in servers:
+        if not s.startswith(("stun:", "stuns:", "turn:", "turns:")) or len(s) > 256 \
+                or any(c in s for c in ' <>"\\,;'):
+            raise ConfigError(f"webrtc.ice_servers: {s!r} is not a stun:/turn: URL")
+    if len(servers) > 8:
+        raise ConfigError("webrtc.ice_servers: at most 8 servers")
+    w["ice_servers"] = tuple(servers)
+    w["consent_timeout"] = _as_seconds("webrtc.consent_timeout", w["consent_timeout"], 1.0, 30.0)
 
 
 def _as_seconds(key: str, v: Any, lo: float, hi: float) -> float:
@@ -425,6 +492,7 @@ _FLAG_KEYS = {
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
+    "webrtc_udp_port": "webrtc.udp_port", "webrtc_public_addresses": "webrtc.public_addresses",
 }
 
 
@@ -454,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-players", metavar="N", help="players in all; 0 = unlimited (default)")
     p.add_argument("--max-publishers", metavar="N", help="0 = unlimited (default)")
     p.add_argument("--max-connections-per-ip", metavar="N", help="0 = unlimited (default)")
+    p.add_argument("--webrtc-udp-port", metavar="PORT",
+                   help="WebRTC (WHEP/WHIP) UDP base port: front i uses PORT+i, shard j PORT+fronts+j "
+                        "(default 0: any free port)")
+    p.add_argument("--webrtc-public-addresses", metavar="IP[,IP...]",
+                   help="addresses WebRTC clients reach the UDP ports at (a NAT's or a container host's)")
     return p
 
 
