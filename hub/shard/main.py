@@ -31,6 +31,7 @@ from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
+from .whip import WhipHost
 
 log = logging.getLogger("hub.shard")
 
@@ -48,6 +49,7 @@ class Shard:
         self.rtmp.on_closed.append(self._publisher_closed)
         self.supervisor: IpcChannel | None = None
         self.draining = False
+        self.whip = WhipHost(args, self.streams)  # WebRTC publishers, on this shard's UDP port
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
@@ -135,7 +137,8 @@ class Shard:
             # (total); a publisher handed over here stays active here.
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
                                    "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
-                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)}}
+                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
+                                   "webrtc": self.whip.stats()}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
@@ -174,6 +177,17 @@ class Shard:
             if stream is not None:
                 self.streams.close(stream)
             return True
+        if method == "whip_offer":
+            return self.whip.offer(args)
+        if method == "whip_session":
+            return self.whip.session_op(args)
+        if method == "webrtc_session":
+            # A WHEP session's DELETE/PATCH reached a front that does not hold
+            # it: ask the other fronts (the holder acts, the rest say None).
+            others = [f for f in self.fronts if f is not ch]
+            replies = await asyncio.gather(*(f.request("webrtc_session", args, timeout=2.0) for f in others),
+                                           return_exceptions=True)
+            return next((r for r in replies if isinstance(r, str)), None)
         if method == "describe":
             stream = self.streams.by_id(int(args["stream_id"]))
             if stream is None:
@@ -184,6 +198,11 @@ class Shard:
     def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
         if method == "release_stream":
             self.streams.release(int(args["stream_id"]), ch)
+        elif method == "request_keyframe":  # a WebRTC player's PLI, for a source that can ask (WHIP)
+            stream = self.streams.by_id(int(args["stream_id"]))
+            ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
+            if ask is not None:
+                ask()
 
 
 
@@ -235,6 +254,7 @@ async def run_shard(args: ChildArgs) -> None:
         shard.fronts.add(ch)
 
     server = await serve_unix(path, lambda: _Link(shard, False), on_connect=on_front)
+    shard.whip.start()
     try:
         snap = await sup.request("store_snapshot", {}, timeout=10.0)
         shard.route_table = RouteTable.from_wire(snap["routes"])
@@ -249,6 +269,7 @@ async def run_shard(args: ChildArgs) -> None:
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.publishers.close()
         shard.rtmp.close()
+        shard.whip.close()
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):
