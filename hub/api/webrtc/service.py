@@ -7,9 +7,12 @@ has a port of its own and its answers name it. A WHEP session lives in the
 front that answered its offer; a DELETE or PATCH that reaches another front
 is passed on (`hub.api.webrtc.routes`: the owning shard asks every front).
 
-Bounds: `MAX_SESSIONS` per front (the mux's `max_peers`) and
-`MAX_SESSIONS_PER_CLIENT` per client address; a session that never checks
-or stops refreshing consent ends after `webrtc.consent_timeout` (30 s).
+Bounds: `MAX_SESSIONS` per front (the mux's `max_peers`), and
+`MAX_PENDING_PER_CLIENT` sessions answered but not yet connected per client
+address (what an offer costs before the client proves anything; connected
+players are players, however many share a NAT); a session that never
+checks or stops refreshing consent ends after `webrtc.consent_timeout`
+(30 s).
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.webrtc")
 
-__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_SESSIONS_PER_CLIENT"]
+__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT"]
 
 #: WHEP sessions per front.
 MAX_SESSIONS = 10000
-#: WHEP sessions one client address may hold in one front.
-MAX_SESSIONS_PER_CLIENT = 16
+#: WHEP sessions one client address may hold in one front before they connect.
+MAX_PENDING_PER_CLIENT = 64
 BFRAMES = ("the stream has B-frames (decode order differs from presentation order): WebRTC players "
            "cannot play it; publish it without B-frames (x264: -bf 0, or a baseline profile)")
 
@@ -64,7 +67,7 @@ class WebRtcFront:
         self.port: WebRtcSocket | None = None
         self.failure = ""
         self.sessions: dict[str, WhepSession] = {}
-        self.per_client: Counter[str] = Counter()
+        self.pending: Counter[str] = Counter()  # answered, not connected, by client address
         self.counts = counts
 
     # -- life ---------------------------------------------------------------------
@@ -102,8 +105,9 @@ class WebRtcFront:
             raise ServiceUnavailable(self.failure or "WebRTC is not running")
         if len(self.sessions) >= MAX_SESSIONS:
             raise ServiceUnavailable("WebRTC: too many sessions")
-        if self.per_client[client[0]] >= MAX_SESSIONS_PER_CLIENT:
-            raise ServiceUnavailable(f"WebRTC: {MAX_SESSIONS_PER_CLIENT} sessions from one address at most")
+        if self.pending[client[0]] >= MAX_PENDING_PER_CLIENT:
+            raise ServiceUnavailable(f"WebRTC: {MAX_PENDING_PER_CLIENT} unconnected sessions from one address "
+                                     f"at most")
         fanout = view.fanout("whep", lambda v: WhepFanout(v, self))
         if fanout.bframes or (fanout.video >= 0 and has_bframes(view.gop(), fanout.video)):
             fanout.bframes = True
@@ -134,7 +138,7 @@ class WebRtcFront:
         session = WhepSession(sid, f'"{secrets.token_hex(8)}"', fanout, peer, client, gone)
         fanout.add(session)
         self.sessions[sid] = session
-        self.per_client[client[0]] += 1
+        self.pending[client[0]] += 1
         self.counts.webrtc_total += 1
         self.counts.webrtc_active += 1
         port.watch(peer)
@@ -146,13 +150,20 @@ class WebRtcFront:
         if self.sessions.get(session.id) is not session:
             return
         del self.sessions[session.id]
-        host = session.client[0]
-        self.per_client[host] -= 1
-        if self.per_client[host] <= 0:
-            del self.per_client[host]
+        self._settle(session)
         out = self.mux.remove(session.peer)
         if self.port is not None and out:
             self.port.send(out)
+
+    def _settle(self, session: WhepSession) -> None:
+        """The session connected or ended: it no longer counts as pending."""
+        if not session.pending:
+            return
+        session.pending = False
+        host = session.client[0]
+        self.pending[host] -= 1
+        if self.pending[host] <= 0:
+            del self.pending[host]
 
     def keyframe_wanted(self, view: StreamView) -> None:
         self.views.shards.notify(view.desc.path, "request_keyframe", {"stream_id": view.stream_id})
@@ -163,6 +174,7 @@ class WebRtcFront:
             if session is None:
                 continue
             if isinstance(e, PeerConnected):
+                self._settle(session)
                 session.connected()
             elif isinstance(e, PeerClosed):
                 session.close(e.reason)

@@ -9,6 +9,13 @@ cached GOP, packetised apart and numbered to run into the live packets, as
 soon as its DTLS is up; without one it starts at the next keyframe. A send
 the kernel refuses makes that player skip to the next keyframe.
 
+The per-player work of a batch is done `SEND_CHUNK` players per loop turn
+(the first chunk at once), so a front with many players keeps answering its
+links and datagrams between chunks. A front that falls behind (more than
+`BEHIND_UNITS` video frames queued or arriving at once: it has no CPU left
+for its players) sheds the stale frames and starts every player again at
+the newest keyframe, instead of sending late video nobody can use.
+
 Each `WhepSession` is also a `Consumer` of the view (API lists, kicks,
 counts) through `PeerTransport`, a stand-in for the TCP transport players
 of other protocols have: closing it ends the session.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...media.stream_desc import FLAG_MARKER, StreamDesc
@@ -33,15 +41,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.webrtc.whep")
 
-__all__ = ["WhepFanout", "WhepSession", "PeerTransport", "has_bframes", "SR_INTERVAL", "PLI_MIN_INTERVAL"]
+__all__ = ["WhepFanout", "WhepSession", "PeerTransport", "has_bframes", "SR_INTERVAL", "PLI_MIN_INTERVAL",
+           "BEHIND_UNITS", "SEND_CHUNK"]
 
 #: Seconds between RTCP sender reports to the players.
 SR_INTERVAL = 5.0
 #: Players' keyframe requests go to the source at most this often per stream.
 PLI_MIN_INTERVAL = 1.0
+#: Video frames in one batch past which the front is behind: the stale ones
+#: are shed (about half a second at 25 fps).
+BEHIND_UNITS = 12
+#: Player sends done per loop turn.
+SEND_CHUNK = 100
 
 #: (track, starts a keyframe, RTP packets) of one ring entry.
 Unit = tuple[int, bool, list[bytes]]
+
+
+class _Batch:
+    """One batch's packets and the players still to send them to."""
+
+    __slots__ = ("units", "sessions", "cursor", "video")
+
+    def __init__(self, units: list[Unit], sessions: list[WhepSession], video: int) -> None:
+        self.units = units
+        self.sessions = sessions
+        self.cursor = 0
+        self.video = video
 
 
 def has_bframes(entries: list[RingEntry], video: int) -> bool:
@@ -101,6 +127,7 @@ class WhepSession:
         self.peer = peer
         self.client = client
         self.ready = False  # DTLS up and the GOP sent: live packets from now on
+        self.pending = True  # answered, not yet connected (a bound per client address)
         self.skipping = False
         self.closed = False
         self.close_reason = ""
@@ -169,8 +196,13 @@ class WhepFanout:
         self.video = next((t.index for t in view.desc.tracks if t.kind == "video" and t.index in self.out.tracks),
                           -1)
         self.bframes = False
+        self.shed = 0  # ring entries not sent because the front fell behind
         self._sr_timer: asyncio.TimerHandle | None = None
         self._last_pli = 0.0
+        self._last_shed_log = -10.0
+        self._backlog: deque[_Batch] = deque()
+        self._queued_video = 0  # video frames in the backlog
+        self._draining: asyncio.Handle | None = None
 
     def add(self, session: WhepSession) -> None:
         self.sessions.append(session)
@@ -181,9 +213,15 @@ class WhepFanout:
     def remove(self, session: WhepSession) -> None:
         if session in self.sessions:
             self.sessions.remove(session)
-        if not self.sessions and self._sr_timer is not None:
-            self._sr_timer.cancel()
-            self._sr_timer = None
+        if not self.sessions:
+            if self._sr_timer is not None:
+                self._sr_timer.cancel()
+                self._sr_timer = None
+            if self._draining is not None:
+                self._draining.cancel()
+                self._draining = None
+            self._backlog.clear()
+            self._queued_video = 0
 
     def on_desc(self, desc: StreamDesc) -> None:
         """New parameter sets: keyframes get the new SPS/PPS in front."""
@@ -199,8 +237,12 @@ class WhepFanout:
         if self.video >= 0 and has_bframes(entries, self.video):
             self._refuse_bframes()
             return
-        out = self.out
         video = self.video
+        frames = sum(1 for e in entries if e.track == video) if video >= 0 else 0
+        if frames and self._queued_video + frames > BEHIND_UNITS:
+            entries = self._catch_up(entries, live)
+            frames = sum(1 for e in entries if e.track == video)
+        out = self.out
         now = time.time()
         units: list[Unit] = []
         for e in entries:
@@ -209,8 +251,51 @@ class WhepFanout:
             if pkts:
                 units.append((e.track, e.keyframe and (e.track == video or video < 0), pkts))
         if units:
-            for s in live:
-                s.send(units)
+            self._backlog.append(_Batch(units, live, frames))
+            self._queued_video += frames
+            if self._draining is None:
+                self._drain()
+
+    def _drain(self) -> None:
+        """Send queued batches, SEND_CHUNK players per turn, oldest batch first
+        (each player gets the batches in order)."""
+        self._draining = None
+        budget = SEND_CHUNK
+        backlog = self._backlog
+        while backlog and budget > 0:
+            b = backlog[0]
+            end = min(len(b.sessions), b.cursor + budget)
+            units = b.units
+            for s in b.sessions[b.cursor:end]:
+                if not s.closed:
+                    s.send(units)
+            budget -= end - b.cursor
+            b.cursor = end
+            if end >= len(b.sessions):
+                backlog.popleft()
+                self._queued_video -= b.video
+        if backlog:
+            self._draining = asyncio.get_running_loop().call_soon(self._drain)
+
+    def _catch_up(self, entries: list[RingEntry], live: list[WhepSession]) -> list[RingEntry]:
+        """Behind: drop what is queued, keep from the batch's last keyframe
+        (nothing if it has none), and every player waits for that keyframe."""
+        video = self.video
+        behind = self._queued_video + sum(1 for e in entries if e.track == video)
+        self.shed += sum(len(b.units) for b in self._backlog)
+        self._backlog.clear()
+        self._queued_video = 0
+        start = next((i for i in range(len(entries) - 1, -1, -1)
+                      if entries[i].track == video and entries[i].keyframe), len(entries))
+        self.shed += start
+        now = time.monotonic()
+        if now - self._last_shed_log >= 10.0:
+            self._last_shed_log = now
+            log.warning("%s: WHEP players %d frames behind (no CPU left?): %d entries shed so far",
+                        self.view.desc.path, behind, self.shed)
+        for s in live:
+            s.skipping = True
+        return entries[start:]
 
     def _refuse_bframes(self) -> None:
         self.bframes = True
