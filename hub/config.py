@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .config_values import ConfigError as ConfigError  # raised here, caught by callers of hub.config
+from .config_values import as_bool, as_int, as_seconds, as_str, as_token, port_range
+from .config_webrtc import WebRtcConfig, validate_webrtc
+
 DEFAULT_PORT = 1554
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or wrong; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,6 @@ class LimitsConfig:
     players: int = 0
     publishers: int = 0
     connections_per_ip: int = 0
-
-
-@dataclass(frozen=True)
-class WebRtcConfig:
-    """WHEP playback and WHIP ingest (docs/webrtc.md).
-
-    ICE-lite on UDP: front i takes port `udp_port + i`, shard j (WHIP
-    publishers) `udp_port + fronts + j`; 0 lets each process take any free
-    port (no NAT in the way). The answers' candidates are
-    `public_addresses` when set (the addresses clients reach the ports at:
-    a NAT's or a container host's), else the address the HTTP request
-    came in on."""
-    udp_port: int = 0
-    public_addresses: tuple[str, ...] = ()
-    ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs offered to clients (OPTIONS, Link headers)
-    consent_timeout: float = 30.0  # seconds without an ICE consent refresh before a session ends
 
 
 # Nested objects of config.json that map to a dataclass field of their own.
@@ -241,48 +225,6 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 # -- loading ---------------------------------------------------------------
 
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
-               "0": False, "false": False, "no": False, "off": False}
-
-
-def _as_bool(key: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in _BOOL_WORDS:
-        return _BOOL_WORDS[v.strip().lower()]
-    raise ConfigError(f"{key}: expected true or false, got {v!r}")
-
-
-def _as_int(key: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-        raise ConfigError(f"{key}: expected a whole number, got {v!r}")
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number, got {v!r}") from None
-    if not lo <= n <= hi:
-        raise ConfigError(f"{key}: {n} is out of range {lo}..{hi}")
-    return n
-
-
-def _as_str(key: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise ConfigError(f"{key}: expected a string, got {v!r}")
-    return v
-
-
-def _port_range(key: str, v: Any) -> tuple[int, int]:
-    text = str(v)
-    lo_t, sep, hi_t = text.partition("-")
-    if not sep:
-        raise ConfigError(f"{key}: expected MIN-MAX, got {v!r}")
-    lo = _as_int(key, lo_t, 1024, 65535)
-    hi = _as_int(key, hi_t, 1024, 65535)
-    if hi - lo < 3:
-        raise ConfigError(f"{key}: range {lo}-{hi} is too small")
-    return lo, hi
-
-
 def _flatten_file(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Map config.json (ipchub's nesting plus ours) to flat Config fields."""
     if not isinstance(raw, Mapping):
@@ -305,14 +247,14 @@ def _flatten_file(raw: Mapping[str, Any]) -> dict[str, Any]:
             if "file" in cfg:
                 out[f"{'routetable' if k == 'routetable' else 'users'}_file"] = cfg["file"]
         elif k == "rtp_ports":
-            out["rtp_port_min"], out["rtp_port_max"] = _port_range(k, v)
+            out["rtp_port_min"], out["rtp_port_max"] = port_range(k, v)
         elif k == "multicast":
             if not isinstance(v, Mapping):
                 raise ConfigError("multicast: expected an object")
             if "group" in v:
                 out["multicast_group"] = v["group"]
             if "ports" in v:
-                out["multicast_port_min"], out["multicast_port_max"] = _port_range("multicast.ports", v["ports"])
+                out["multicast_port_min"], out["multicast_port_max"] = port_range("multicast.ports", v["ports"])
             if "ttl" in v:
                 out["multicast_ttl"] = v["ttl"]
         else:
@@ -343,7 +285,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     d = dataclasses.asdict(Config())
     for k, v in flat.items():
         if k == "rtp_ports":
-            d["rtp_port_min"], d["rtp_port_max"] = _port_range(k, v)
+            d["rtp_port_min"], d["rtp_port_max"] = port_range(k, v)
             continue
         if k not in _FIELDS:
             raise ConfigError(f"{k}: unknown configuration key")
@@ -357,32 +299,32 @@ def _validate(flat: dict[str, Any]) -> Config:
                 base[sk] = sv
             continue
         d[k] = v
-    d["listen"] = _as_str("listen", d["listen"])
+    d["listen"] = as_str("listen", d["listen"])
     split_listen(d["listen"])
     for k in ("auth", "cache_gop", "profile"):
-        d[k] = _as_bool(k, d[k])
-    d["hlsfragment"] = _as_int("hlsfragment", d["hlsfragment"], 1, 60)
-    d["hlspath"] = _as_str("hlspath", d["hlspath"])
-    d["data"] = _as_str("data", d["data"])
+        d[k] = as_bool(k, d[k])
+    d["hlsfragment"] = as_int("hlsfragment", d["hlsfragment"], 1, 60)
+    d["hlspath"] = as_str("hlspath", d["hlspath"])
+    d["data"] = as_str("data", d["data"])
     if not d["data"]:
         raise ConfigError("data: must not be empty")
-    d["users_file"] = _as_str("users.config.file", d["users_file"])
-    d["routetable_file"] = _as_str("routetable.config.file", d["routetable_file"])
-    d["shards"] = _as_int("shards", d["shards"], 0, 256)
-    d["fronts"] = _as_int("fronts", d["fronts"], 0, 256)
+    d["users_file"] = as_str("users.config.file", d["users_file"])
+    d["routetable_file"] = as_str("routetable.config.file", d["routetable_file"])
+    d["shards"] = as_int("shards", d["shards"], 0, 256)
+    d["fronts"] = as_int("fronts", d["fronts"], 0, 256)
     for k in ("rtp_port_min", "rtp_port_max", "multicast_port_min", "multicast_port_max"):
-        d[k] = _as_int(k, d[k], 1024, 65535)
+        d[k] = as_int(k, d[k], 1024, 65535)
     if d["rtp_port_max"] - d["rtp_port_min"] < 3:
         raise ConfigError("rtp_ports: range is too small")
     if d["multicast_port_max"] - d["multicast_port_min"] < 1:
         raise ConfigError("multicast.ports: range is too small")
-    d["multicast_ttl"] = _as_int("multicast.ttl", d["multicast_ttl"], 1, 255)
+    d["multicast_ttl"] = as_int("multicast.ttl", d["multicast_ttl"], 1, 255)
     try:
         if not ipaddress.ip_address(d["multicast_group"]).is_multicast:
             raise ValueError
     except ValueError:
         raise ConfigError(f"multicast.group: {d['multicast_group']!r} is not a multicast address") from None
-    scheme = _as_str("auth_scheme", d["auth_scheme"]).lower()
+    scheme = as_str("auth_scheme", d["auth_scheme"]).lower()
     if scheme not in ("digest", "basic"):
         raise ConfigError(f"auth_scheme: expected 'digest' or 'basic', got {scheme!r}")
     d["auth_scheme"] = scheme
@@ -398,88 +340,24 @@ def _validate(flat: dict[str, Any]) -> Config:
     if level not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "PANIC", "FATAL"):
         raise ConfigError(f"log.level: unknown level {log['level']!r}")
     log["level"] = level
-    log["tofile"] = _as_bool("log.tofile", log["tofile"])
-    log["access"] = _as_bool("log.access", log["access"])
-    fmt = _as_str("log.format", log["format"]).lower()
+    log["tofile"] = as_bool("log.tofile", log["tofile"])
+    log["access"] = as_bool("log.access", log["access"])
+    fmt = as_str("log.format", log["format"]).lower()
     if fmt not in ("text", "json"):
         raise ConfigError(f"log.format: expected 'text' or 'json', got {log['format']!r}")
     log["format"] = fmt
-    d["drain_grace"] = _as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
-    d["rtmp_port"] = _as_int("rtmp_port", d["rtmp_port"], 0, 65535)
+    d["drain_grace"] = as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
+    d["rtmp_port"] = as_int("rtmp_port", d["rtmp_port"], 0, 65535)
     if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
         raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
     metrics = d["metrics"]
-    metrics["token"] = _as_token("metrics.token", metrics["token"])
-    metrics["max_paths"] = _as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
+    metrics["token"] = as_token("metrics.token", metrics["token"])
+    metrics["max_paths"] = as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
     limits = d["limits"]
     for k in limits:
-        limits[k] = _as_int(f"limits.{k}", limits[k], 0, 100_000_000)
-    _validate_webrtc(d)
+        limits[k] = as_int(f"limits.{k}", limits[k], 0, 100_000_000)
+    validate_webrtc(d)
     return Config.from_dict(d)
-
-
-def _as_list(key: str, v: Any) -> list[str]:
-    """A JSON list of strings, or (env, flags) one comma-separated string."""
-    if isinstance(v, str):
-        return [p.strip() for p in v.split(",") if p.strip()]
-    if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-        return [x.strip() for x in v]
-    raise ConfigError(f"{key}: expected a list of strings, got {v!r}")
-
-
-def _validate_webrtc(d: dict[str, Any]) -> None:
-    w = d["webrtc"]
-    port = _as_int("webrtc.udp_port", w["udp_port"], 0, 65535)
-    processes = (d["fronts"] or (os.cpu_count() or 1)) + (d["shards"] or (os.cpu_count() or 1))
-    if port and not 1024 <= port <= 65536 - processes:
-        raise ConfigError(f"webrtc.udp_port: {port} and the {processes - 1} ports after it "
-                          f"(one per front and shard) must lie in 1024..65535")
-    w["udp_port"] = port
-    addresses = _as_list("webrtc.public_addresses", w["public_addresses"])
-    if len(addresses) > 8:
-        raise ConfigError("webrtc.public_addresses: at most 8 addresses")
-    for a in addresses:
-        try:
-            ip = ipaddress.ip_address(a)
-        except ValueError:
-            raise ConfigError(f"webrtc.public_addresses: {a!r} is not an IP address") from None
-        if ip.is_unspecified or ip.is_multicast:
-            raise ConfigError(f"webrtc.public_addresses: {a!r} cannot be reached by clients")
-    w["public_addresses"] = tuple(str(ipaddress.ip_address(a)) for a in addresses)
-    servers = _as_list("webrtc.ice_servers", w["ice_servers"])
-    for s in servers:
-        if not s.startswith(("stun:", "stuns:", "turn:", "turns:")) or len(s) > 256 \
-                or any(c in s for c in ' <>"\\,;'):
-            raise ConfigError(f"webrtc.ice_servers: {s!r} is not a stun:/turn: URL")
-    if len(servers) > 8:
-        raise ConfigError("webrtc.ice_servers: at most 8 servers")
-    w["ice_servers"] = tuple(servers)
-    w["consent_timeout"] = _as_seconds("webrtc.consent_timeout", w["consent_timeout"], 1.0, 30.0)
-
-
-def _as_seconds(key: str, v: Any, lo: float, hi: float) -> float:
-    if isinstance(v, bool):
-        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}")
-    try:
-        n = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}") from None
-    if not lo <= n <= hi:  # also refuses NaN
-        raise ConfigError(f"{key}: {n:g} is out of range {lo:g}..{hi:g}")
-    return n
-
-
-def _as_token(key: str, v: Any) -> str | None:
-    """A bearer token (RFC 6750 token68 characters), or None for "" / null."""
-    if v is None or v == "":
-        return None
-    text = _as_str(key, v)
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-    if not set(text) <= allowed:
-        raise ConfigError(f"{key}: only letters, digits and -._~+/= are allowed")
-    if len(text) > 512:
-        raise ConfigError(f"{key}: longer than 512 characters")
-    return text
 
 
 # Flags that set a config key: flag destination -> dotted config.json name.
