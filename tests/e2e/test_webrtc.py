@@ -53,6 +53,20 @@ def _advancing(frames: list[Any]) -> bool:
     return all(b > a for a, b in zip(pts, pts[1:]))
 
 
+def _keyframes(url: str, seconds: float) -> int:
+    """Video keyframes a player of `url` receives in `seconds`."""
+    import av
+
+    n = 0
+    t0 = time.monotonic()
+    with av.open(url, timeout=10) as c:
+        for pkt in c.demux(c.streams.video[0]):
+            n += bool(pkt.is_keyframe and pkt.size)
+            if time.monotonic() - t0 > seconds:
+                break
+    return n
+
+
 def test_whep_plays_a_pushed_h264_stream(hub: HubServer, push: Callable[..., Pusher]) -> None:
     path = "/live/whep"
     push(path, "h264")  # H.264 (no B-frames) + AAC
@@ -75,6 +89,14 @@ def test_whep_plays_a_pushed_h264_stream(hub: HubServer, push: Callable[..., Pus
             assert c["flow"]["outbytes"] > 10_000
             rt = await asyncio.to_thread(hub.get_json, "/api/v1/runtime")
             assert rt["webrtc"]["active"] == 1 and rt["webrtc"]["total"] >= 1
+            # A second session, kicked through the API like any player.
+            other = await ahttp("POST", f"{hub.base}/streams{path}/whep", AIORTC_OFFER, sdp_headers())
+            assert other.status == 201
+            (kicked,) = [x for x in await asyncio.to_thread(_consumers, hub, path) if x["id"] != c["id"]]
+            r = await ahttp("DELETE", f"{hub.base}/api/v1/streams{path}:consumer?cid={kicked['id']}&token={hub.token()}")
+            assert r.status == 200
+            await _until(lambda: len(_consumers(hub, path)) == 1, 5, "the kicked session ended")
+            assert (await ahttp("DELETE", hub.base + other.headers["location"])).status == 404
             # DELETE ends it (on whichever front the connection lands).
             assert (await ahttp("DELETE", p.location)).status == 200
             await _until(lambda: not _consumers(hub, path), 5, "the player left the stream")
@@ -176,14 +198,18 @@ def test_b_frames_are_refused_with_a_clear_error(hub: HubServer, push: Callable[
 
 def test_a_player_that_vanishes_is_reaped(hub_factory: Callable[..., HubServer],
                                           push: Callable[..., Pusher]) -> None:
-    srv = hub_factory("--shards", "1", "--fronts", "1", env={"HUB_WEBRTC_CONSENT_TIMEOUT": "2"})
+    srv = hub_factory("--shards", "1", "--fronts", "1", env={"HUB_WEBRTC_CONSENT_TIMEOUT": "2",
+                                                             "HUB_WEBRTC_ICE_SERVERS": "stun:stun.example.net:3478"})
     path = "/live/vanish"
     push(path, "h264", srv=srv)
+    link = '<stun:stun.example.net:3478>; rel="ice-server"'
+    assert http("OPTIONS", f"{srv.base}/streams{path}/whep").headers["link"] == link
 
     async def run() -> None:
         p = await whep(srv.base, path)
         try:
             assert p.reply.status == 201, p.reply.text
+            assert p.reply.headers["link"] == link
             await p.video_frames(10)
             assert len(await asyncio.to_thread(_consumers, srv, path)) == 1
             # The player goes away without a word: its ICE stops, nothing is sent.
@@ -220,6 +246,12 @@ def test_whip_publisher_plays_over_rtsp_flv_and_whep(hub: HubServer) -> None:
             flv = await asyncio.to_thread(play, f"{hub.base}/streams{path}.flv", 30, 20)
             assert flv.video_codec == "h264" and flv.video_frames >= 30 and flv.advancing()
             assert (flv.width, flv.height) == (640, 480)
+            # aiortc makes a keyframe only when asked: the shard's PLIs every 2 s
+            # keep coming; its receiver reports give the publisher a round trip.
+            assert await asyncio.to_thread(_keyframes, f"{hub.base}/streams{path}.flv", 5.0) >= 3
+            stats = await pub.pc.getSenders()[0].getStats()
+            (remote,) = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+            assert remote.packetsLost == 0 and remote.roundTripTime is not None and remote.roundTripTime < 1
             # WebRTC in, WebRTC out.
             p = await whep(hub.base, path)
             try:

@@ -49,8 +49,8 @@ SR_INTERVAL = 5.0
 #: Players' keyframe requests go to the source at most this often per stream.
 PLI_MIN_INTERVAL = 1.0
 #: Video frames in one batch past which the front is behind: the stale ones
-#: are shed (about half a second at 25 fps).
-BEHIND_UNITS = 12
+#: are shed (about a second at 25 fps).
+BEHIND_UNITS = 25
 #: Player sends done per loop turn.
 SEND_CHUNK = 100
 
