@@ -31,7 +31,7 @@ from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
-from .whip import WhipHost
+from .whip import WhipHost, WhipSession
 
 log = logging.getLogger("hub.shard")
 
@@ -50,6 +50,7 @@ class Shard:
         self.supervisor: IpcChannel | None = None
         self.draining = False
         self.whip = WhipHost(args, self.streams)  # WebRTC publishers, on this shard's UDP port
+        self.whip.on_closed.append(self._whip_closed)
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
@@ -94,6 +95,11 @@ class Shard:
         log_access("publisher", path=session.path, protocol=protocol, remote=session.peer, user=session.user,
                    duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
 
+    def _whip_closed(self, session: WhipSession) -> None:
+        self._release_publisher(session.path, session.client)  # granted to the front that asked
+        log_access("publisher", path=session.path, protocol="whip", remote=session.client, user=session.user,
+                   duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
+
     def adopt_publisher(self, args: dict[str, Any], fd: int, host: PublishHost | RtmpPublishHost | None = None) -> None:
         """A front's hand-off (to `host`, RTSP's by default); refused while
         draining (the front had its grant just before the drain began)."""
@@ -113,6 +119,7 @@ class Shard:
 
     def drain(self) -> None:
         self.draining = True
+        self.whip.draining = True
 
     def reload(self, config: Config) -> None:
         """The reloadable keys changed: swap the Config where it is read."""
@@ -148,7 +155,8 @@ class Shard:
             return True
         if method == M.METRICS:
             return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
-                                rtmp_publishers=len(self.rtmp.sessions))
+                                rtmp_publishers=len(self.rtmp.sessions),
+                                whip_publishers=len(self.whip.sessions))
         if method == M.DRAIN:
             self.drain()
             return True

@@ -25,10 +25,10 @@ import secrets
 import struct
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from ..child import ChildArgs
-from ..errors import ServiceUnavailable
+from ..errors import Draining, ServiceUnavailable
 from ..media.rtcp import SenderReport
 from ..media.stream_desc import TrackDesc
 from ..media.webrtc.answer import LocalParams, whip_answer
@@ -64,8 +64,10 @@ class WhipSession:
     """One WHIP publisher: its peer, and its stream through an IngestSession."""
 
     def __init__(self, host: WhipHost, sid: str, etag: str, path: str, client: str, peer: WebRtcPeer,
-                 tracks: list[RecvTrack]) -> None:
+                 tracks: list[RecvTrack], user: str = "") -> None:
         self.host = host
+        self.user = user
+        self.started = time.monotonic()
         self.id = sid
         self.etag = etag
         self.path = path
@@ -163,6 +165,9 @@ class WhipHost:
         self.sessions: dict[str, WhipSession] = {}
         self.per_client: Counter[str] = Counter()
         self.total = 0
+        self.draining = False
+        #: Called with each session that ends (the admission grant it held, the access log).
+        self.on_closed: list[Callable[[WhipSession], None]] = []
 
     def start(self) -> None:
         c = self.config
@@ -191,6 +196,8 @@ class WhipHost:
         port, cert = self.port, self.cert
         if port is None or cert is None:
             raise ServiceUnavailable(self.failure or "WHIP is not running")
+        if self.draining:
+            raise Draining("draining: not taking new publishers")
         path = canonical_path(str(args["path"]))
         client = str(args.get("client") or "")
         host = client.rpartition(":")[0].strip("[]")
@@ -212,7 +219,8 @@ class WhipHost:
                           dtls=dtls, now=time.monotonic(), recv_tracks=answer.recv_tracks,
                           consent_timeout=self.consent_timeout)
         self.mux.add(peer)
-        session = WhipSession(self, sid, f'"{secrets.token_hex(8)}"', path, client, peer, answer.recv_tracks)
+        session = WhipSession(self, sid, f'"{secrets.token_hex(8)}"', path, client, peer, answer.recv_tracks,
+                              str(args.get("user") or ""))
         self.sessions[sid] = session
         self.per_client[host] += 1
         self.total += 1
@@ -242,6 +250,8 @@ class WhipHost:
         out = self.mux.remove(session.peer)
         if self.port is not None and out:
             self.port.send(out)
+        for cb in self.on_closed:
+            cb(session)
 
     def _on_events(self, events: list[PeerEvent]) -> None:
         now = time.monotonic()

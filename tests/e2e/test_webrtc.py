@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import HubServer
 from tests.e2e.tools import Pusher, play
 from tests.e2e.webrtc_peers import ahttp, http, sdp_headers, whep, whip
+from tests.ops.clients import metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +47,10 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.2)
+
+
+def _gauge(port: int, name: str, protocol: str) -> float:
+    return metrics(port).get((name, (("protocol", protocol),)), 0.0)
 
 
 def _advancing(frames: list[Any]) -> bool:
@@ -89,6 +94,7 @@ def test_whep_plays_a_pushed_h264_stream(hub: HubServer, push: Callable[..., Pus
             assert c["flow"]["outbytes"] > 10_000
             rt = await asyncio.to_thread(hub.get_json, "/api/v1/runtime")
             assert rt["webrtc"]["active"] == 1 and rt["webrtc"]["total"] >= 1
+            assert await asyncio.to_thread(_gauge, hub.port, "ipchub_players", "whep") == 1
             # A second session, kicked through the API like any player.
             other = await ahttp("POST", f"{hub.base}/streams{path}/whep", AIORTC_OFFER, sdp_headers())
             assert other.status == 201
@@ -264,6 +270,7 @@ def test_whip_publisher_plays_over_rtsp_flv_and_whep(hub: HubServer) -> None:
             assert info["video"]["codec"] == "H264" and info["audio"]["codec"] == "OPUS"
             rt = await asyncio.to_thread(hub.get_json, "/api/v1/runtime")
             assert rt["webrtc"]["active"] >= 1  # the publisher, in its shard
+            assert await asyncio.to_thread(_gauge, hub.port, "ipchub_publishers", "whip") == 1
             # DELETE on the session ends the stream.
             assert (await ahttp("DELETE", pub.location)).status == 200
             await _until(lambda: http("GET", f"{hub.base}/api/v1/streams{path}?token={hub.token()}").status == 404,
@@ -310,3 +317,20 @@ def test_tokens_for_whep_and_whip(hub_factory: Callable[..., HubServer]) -> None
             await pub.close()
 
     asyncio.run(asyncio.wait_for(run(), 90))
+
+
+def test_whep_sessions_take_the_players_limit(hub_factory: Callable[..., HubServer],
+                                              push: Callable[..., Pusher]) -> None:
+    srv = hub_factory("--shards", "1", "--fronts", "2", "--max-players-per-stream", "1")
+    path = "/live/limited"
+    push(path, "h264", srv=srv)
+    url = f"{srv.base}/streams{path}/whep"
+    first = http("POST", url, AIORTC_OFFER, sdp_headers())
+    assert first.status == 201, first.text
+    refused = http("POST", url, AIORTC_OFFER, sdp_headers())
+    assert refused.status == 503  # LimitReached
+    assert http("DELETE", srv.base + first.headers["location"]).status == 200
+    deadline = time.monotonic() + 5
+    while (r := http("POST", url, AIORTC_OFFER, sdp_headers())).status != 201:  # the grant came back
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.2)

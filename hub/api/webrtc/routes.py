@@ -87,11 +87,19 @@ async def whep_endpoint(request: Request) -> Response:
         return _options(front, "POST, OPTIONS", {"Accept-Post": SDP})
     path = _path(request)
     _need_type(request, SDP)
-    check_pull_token(front, request.query_params, request.headers.get("authorization"), path)
+    user = check_pull_token(front, request.query_params, request.headers.get("authorization"), path)
     offer = parse_offer(await read_body(request))
     view = await front.views.open(path)
+    host, port = client = _client(request)
+    ticket = await front.admit_player(view.desc.path, f"{host}:{port}")  # limits, drain
     server = request.scope.get("server") or ("", 0)
-    session, sdp = front.webrtc.whep(view, offer, _client(request), str(server[0]))
+    try:
+        session, sdp = front.webrtc.whep(view, offer, client, str(server[0]))
+    except BaseException:
+        ticket.release()
+        raise
+    session.consumer.ticket = ticket  # released when the player leaves (StreamViews.retire)
+    session.consumer.user = user.name if user is not None else ""
     return _created(front, sdp, f"/streams{quote(path)}/whep/{session.id}", session.etag)
 
 
@@ -101,16 +109,25 @@ async def whip_endpoint(request: Request) -> Response:
         return _options(front, "POST, OPTIONS", {"Accept-Post": SDP})
     path = _path(request)
     _need_type(request, SDP)
+    user_name = ""
     if front.config.auth:
         user = user_for_token(front, token_from(request.query_params, request.headers.get("authorization")))
         if not user.can_push(path):
             raise Forbidden("Forbidden")
+        user_name = user.name
     body = await read_body(request)
     parse_offer(body)  # a bad offer is refused here, without asking the shard
     host, port = _client(request)
+    remote = f"{host}:{port}"
+    await front.admit_publisher(path, remote)  # limits, drain; the shard holds the grant from here
     server = request.scope.get("server") or ("", 0)
-    reply = await front.shard_request(path, "whip_offer", {
-        "path": path, "sdp": body, "client": f"{host}:{port}", "host": str(server[0])}, timeout=5.0)
+    try:
+        reply = await front.shard_request(path, "whip_offer", {
+            "path": path, "sdp": body, "client": remote, "host": str(server[0]),
+            "user": user_name}, timeout=5.0)
+    except BaseException:
+        front.release_publisher(path, remote)
+        raise
     return _created(front, str(reply["sdp"]), f"/streams{quote(path)}/whip/{reply['id']}", str(reply["etag"]))
 
 
