@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .config_values import ConfigError as ConfigError  # raised here, caught by callers of hub.config
+from .config_values import as_bool, as_int, as_seconds, as_str, as_token, port_range
+from .config_webrtc import WebRtcConfig, validate_webrtc
+
 DEFAULT_PORT = 1554
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or wrong; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class LimitsConfig:
 
 
 # Nested objects of config.json that map to a dataclass field of their own.
-_SECTIONS = ("tls", "log", "metrics", "limits")
+_SECTIONS = ("tls", "log", "metrics", "limits", "webrtc")
 
 # Keys a SIGHUP reload applies without dropping anyone (dotted names as in
 # config.json); any other changed key is logged as needing a restart.
@@ -104,6 +104,7 @@ class Config:
     rtmp_port: int = 1935  # RTMP's own port on the listen host (0 = only the shared port)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
 
     # -- derived -------------------------------------------------------
     @property
@@ -136,6 +137,11 @@ class Config:
         d["log"] = LogConfig(**d.get("log", {}))
         d["metrics"] = MetricsConfig(**d.get("metrics", {}))
         d["limits"] = LimitsConfig(**d.get("limits", {}))
+        w = dict(d.get("webrtc", {}))
+        for k in ("public_addresses", "ice_servers"):
+            if k in w:
+                w[k] = tuple(w[k])
+        d["webrtc"] = WebRtcConfig(**w)
         return cls(**d)
 
     def to_file_dict(self, mask_secrets: bool = False) -> dict[str, Any]:
@@ -153,6 +159,9 @@ class Config:
                 continue
             elif k == "rtp_port_max":
                 out["rtp_ports"] = f"{self.rtp_port_min}-{self.rtp_port_max}"
+            elif k == "webrtc":
+                out[k] = {**v, "public_addresses": list(v["public_addresses"]),
+                          "ice_servers": list(v["ice_servers"])}
             elif k == "multicast_port_max":
                 out["multicast"] = {"group": self.multicast_group,
                                     "ports": f"{self.multicast_port_min}-{self.multicast_port_max}",
@@ -216,48 +225,6 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 # -- loading ---------------------------------------------------------------
 
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
-               "0": False, "false": False, "no": False, "off": False}
-
-
-def _as_bool(key: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in _BOOL_WORDS:
-        return _BOOL_WORDS[v.strip().lower()]
-    raise ConfigError(f"{key}: expected true or false, got {v!r}")
-
-
-def _as_int(key: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-        raise ConfigError(f"{key}: expected a whole number, got {v!r}")
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number, got {v!r}") from None
-    if not lo <= n <= hi:
-        raise ConfigError(f"{key}: {n} is out of range {lo}..{hi}")
-    return n
-
-
-def _as_str(key: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise ConfigError(f"{key}: expected a string, got {v!r}")
-    return v
-
-
-def _port_range(key: str, v: Any) -> tuple[int, int]:
-    text = str(v)
-    lo_t, sep, hi_t = text.partition("-")
-    if not sep:
-        raise ConfigError(f"{key}: expected MIN-MAX, got {v!r}")
-    lo = _as_int(key, lo_t, 1024, 65535)
-    hi = _as_int(key, hi_t, 1024, 65535)
-    if hi - lo < 3:
-        raise ConfigError(f"{key}: range {lo}-{hi} is too small")
-    return lo, hi
-
-
 def _flatten_file(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Map config.json (ipchub's nesting plus ours) to flat Config fields."""
     if not isinstance(raw, Mapping):
@@ -280,14 +247,14 @@ def _flatten_file(raw: Mapping[str, Any]) -> dict[str, Any]:
             if "file" in cfg:
                 out[f"{'routetable' if k == 'routetable' else 'users'}_file"] = cfg["file"]
         elif k == "rtp_ports":
-            out["rtp_port_min"], out["rtp_port_max"] = _port_range(k, v)
+            out["rtp_port_min"], out["rtp_port_max"] = port_range(k, v)
         elif k == "multicast":
             if not isinstance(v, Mapping):
                 raise ConfigError("multicast: expected an object")
             if "group" in v:
                 out["multicast_group"] = v["group"]
             if "ports" in v:
-                out["multicast_port_min"], out["multicast_port_max"] = _port_range("multicast.ports", v["ports"])
+                out["multicast_port_min"], out["multicast_port_max"] = port_range("multicast.ports", v["ports"])
             if "ttl" in v:
                 out["multicast_ttl"] = v["ttl"]
         else:
@@ -307,6 +274,8 @@ _ENV_KEYS = {
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
     "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
     "HUB_LIMITS_CONNECTIONS_PER_IP": "limits.connections_per_ip",
+    "HUB_WEBRTC_UDP_PORT": "webrtc.udp_port", "HUB_WEBRTC_PUBLIC_ADDRESSES": "webrtc.public_addresses",
+    "HUB_WEBRTC_ICE_SERVERS": "webrtc.ice_servers", "HUB_WEBRTC_CONSENT_TIMEOUT": "webrtc.consent_timeout",
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
@@ -316,7 +285,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     d = dataclasses.asdict(Config())
     for k, v in flat.items():
         if k == "rtp_ports":
-            d["rtp_port_min"], d["rtp_port_max"] = _port_range(k, v)
+            d["rtp_port_min"], d["rtp_port_max"] = port_range(k, v)
             continue
         if k not in _FIELDS:
             raise ConfigError(f"{k}: unknown configuration key")
@@ -330,32 +299,32 @@ def _validate(flat: dict[str, Any]) -> Config:
                 base[sk] = sv
             continue
         d[k] = v
-    d["listen"] = _as_str("listen", d["listen"])
+    d["listen"] = as_str("listen", d["listen"])
     split_listen(d["listen"])
     for k in ("auth", "cache_gop", "profile"):
-        d[k] = _as_bool(k, d[k])
-    d["hlsfragment"] = _as_int("hlsfragment", d["hlsfragment"], 1, 60)
-    d["hlspath"] = _as_str("hlspath", d["hlspath"])
-    d["data"] = _as_str("data", d["data"])
+        d[k] = as_bool(k, d[k])
+    d["hlsfragment"] = as_int("hlsfragment", d["hlsfragment"], 1, 60)
+    d["hlspath"] = as_str("hlspath", d["hlspath"])
+    d["data"] = as_str("data", d["data"])
     if not d["data"]:
         raise ConfigError("data: must not be empty")
-    d["users_file"] = _as_str("users.config.file", d["users_file"])
-    d["routetable_file"] = _as_str("routetable.config.file", d["routetable_file"])
-    d["shards"] = _as_int("shards", d["shards"], 0, 256)
-    d["fronts"] = _as_int("fronts", d["fronts"], 0, 256)
+    d["users_file"] = as_str("users.config.file", d["users_file"])
+    d["routetable_file"] = as_str("routetable.config.file", d["routetable_file"])
+    d["shards"] = as_int("shards", d["shards"], 0, 256)
+    d["fronts"] = as_int("fronts", d["fronts"], 0, 256)
     for k in ("rtp_port_min", "rtp_port_max", "multicast_port_min", "multicast_port_max"):
-        d[k] = _as_int(k, d[k], 1024, 65535)
+        d[k] = as_int(k, d[k], 1024, 65535)
     if d["rtp_port_max"] - d["rtp_port_min"] < 3:
         raise ConfigError("rtp_ports: range is too small")
     if d["multicast_port_max"] - d["multicast_port_min"] < 1:
         raise ConfigError("multicast.ports: range is too small")
-    d["multicast_ttl"] = _as_int("multicast.ttl", d["multicast_ttl"], 1, 255)
+    d["multicast_ttl"] = as_int("multicast.ttl", d["multicast_ttl"], 1, 255)
     try:
         if not ipaddress.ip_address(d["multicast_group"]).is_multicast:
             raise ValueError
     except ValueError:
         raise ConfigError(f"multicast.group: {d['multicast_group']!r} is not a multicast address") from None
-    scheme = _as_str("auth_scheme", d["auth_scheme"]).lower()
+    scheme = as_str("auth_scheme", d["auth_scheme"]).lower()
     if scheme not in ("digest", "basic"):
         raise ConfigError(f"auth_scheme: expected 'digest' or 'basic', got {scheme!r}")
     d["auth_scheme"] = scheme
@@ -371,48 +340,24 @@ def _validate(flat: dict[str, Any]) -> Config:
     if level not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "PANIC", "FATAL"):
         raise ConfigError(f"log.level: unknown level {log['level']!r}")
     log["level"] = level
-    log["tofile"] = _as_bool("log.tofile", log["tofile"])
-    log["access"] = _as_bool("log.access", log["access"])
-    fmt = _as_str("log.format", log["format"]).lower()
+    log["tofile"] = as_bool("log.tofile", log["tofile"])
+    log["access"] = as_bool("log.access", log["access"])
+    fmt = as_str("log.format", log["format"]).lower()
     if fmt not in ("text", "json"):
         raise ConfigError(f"log.format: expected 'text' or 'json', got {log['format']!r}")
     log["format"] = fmt
-    d["drain_grace"] = _as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
-    d["rtmp_port"] = _as_int("rtmp_port", d["rtmp_port"], 0, 65535)
+    d["drain_grace"] = as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
+    d["rtmp_port"] = as_int("rtmp_port", d["rtmp_port"], 0, 65535)
     if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
         raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
     metrics = d["metrics"]
-    metrics["token"] = _as_token("metrics.token", metrics["token"])
-    metrics["max_paths"] = _as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
+    metrics["token"] = as_token("metrics.token", metrics["token"])
+    metrics["max_paths"] = as_int("metrics.max_paths", metrics["max_paths"], 1, 100_000)
     limits = d["limits"]
     for k in limits:
-        limits[k] = _as_int(f"limits.{k}", limits[k], 0, 100_000_000)
+        limits[k] = as_int(f"limits.{k}", limits[k], 0, 100_000_000)
+    validate_webrtc(d)
     return Config.from_dict(d)
-
-
-def _as_seconds(key: str, v: Any, lo: float, hi: float) -> float:
-    if isinstance(v, bool):
-        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}")
-    try:
-        n = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number of seconds, got {v!r}") from None
-    if not lo <= n <= hi:  # also refuses NaN
-        raise ConfigError(f"{key}: {n:g} is out of range {lo:g}..{hi:g}")
-    return n
-
-
-def _as_token(key: str, v: Any) -> str | None:
-    """A bearer token (RFC 6750 token68 characters), or None for "" / null."""
-    if v is None or v == "":
-        return None
-    text = _as_str(key, v)
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-    if not set(text) <= allowed:
-        raise ConfigError(f"{key}: only letters, digits and -._~+/= are allowed")
-    if len(text) > 512:
-        raise ConfigError(f"{key}: longer than 512 characters")
-    return text
 
 
 # Flags that set a config key: flag destination -> dotted config.json name.
@@ -425,6 +370,7 @@ _FLAG_KEYS = {
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
+    "webrtc_udp_port": "webrtc.udp_port", "webrtc_public_addresses": "webrtc.public_addresses",
 }
 
 
@@ -454,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-players", metavar="N", help="players in all; 0 = unlimited (default)")
     p.add_argument("--max-publishers", metavar="N", help="0 = unlimited (default)")
     p.add_argument("--max-connections-per-ip", metavar="N", help="0 = unlimited (default)")
+    p.add_argument("--webrtc-udp-port", metavar="PORT",
+                   help="WebRTC (WHEP/WHIP) UDP base port: front i uses PORT+i, shard j PORT+fronts+j "
+                        "(default 0: any free port)")
+    p.add_argument("--webrtc-public-addresses", metavar="IP[,IP...]",
+                   help="addresses WebRTC clients reach the UDP ports at (a NAT's or a container host's)")
     return p
 
 

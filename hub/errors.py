@@ -65,6 +65,32 @@ class MethodNotAllowed(HubError):
     reason = "Method Not Allowed"
 
 
+class PreconditionFailed(HubError):
+    """A conditional request whose If-Match names another version (a WHIP/WHEP
+    session's ETag)."""
+
+    rtsp_status = 412
+    http_status = 412
+    reason = "Precondition Failed"
+
+
+class UnsupportedMediaType(ProtocolError):
+    """A body of a Content-Type the resource does not take."""
+
+    rtsp_status = 415
+    http_status = 415
+    reason = "Unsupported Media Type"
+
+
+class Unprocessable(HubError):
+    """Well-formed, but this resource cannot do it (an ICE restart on a
+    session without restarts; a stream WebRTC players cannot play)."""
+
+    rtsp_status = 400
+    http_status = 422
+    reason = "Unprocessable Content"
+
+
 class SessionNotFound(HubError):
     rtsp_status = 454
     http_status = 404

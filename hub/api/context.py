@@ -28,6 +28,7 @@ from .play.rtp import RtpPorts
 from .play.views import StreamViews
 from .rtsp.challenge import RtspChallenger
 from .shards import ShardLinks
+from .webrtc.service import WebRtcFront
 
 log = logging.getLogger("hub.api.context")
 
@@ -44,12 +45,15 @@ class FrontCounters:
     rtmp_active: int = 0
     login_failures: int = 0  # RTSP credentials that did not pass
     api_requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # (route, status)
+    webrtc_total: int = 0  # WHEP players (WHIP publishers are counted by their shard)
+    webrtc_active: int = 0
 
     def as_stats(self) -> dict[str, Any]:
         return {"rtsp": {"total": self.rtsp_total, "active": self.rtsp_active},
                 "flv": {"total": self.flv_total, "active": self.flv_active},
                 "wsp": {"total": self.wsp_total, "active": self.wsp_active},
                 "rtmp": {"total": self.rtmp_total, "active": self.rtmp_active},
+                "webrtc": {"total": self.webrtc_total, "active": self.webrtc_active},
                 "streams": {"sources": 0, "consumers": 0}}
 
 
@@ -85,6 +89,7 @@ class FrontContext:
             PortPairPool(c.multicast_port_min, c.multicast_port_max, slice_index=self.args.index,
                          slices=c.front_count),
             c.multicast_group, c.multicast_ttl)
+        self.webrtc = WebRtcFront(c, self.args.index, self.views, self.counters)
 
     @property
     def config(self) -> Config:

@@ -75,6 +75,8 @@ class ShardLink:
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
         if method == "ping":
             return "pong"
+        if method == "webrtc_session":  # another front's DELETE/PATCH of a WHEP session, via the shard
+            return self.front.webrtc.session_op(args)
         raise HubError(f"unknown method {method!r}")
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:

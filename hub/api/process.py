@@ -132,6 +132,7 @@ async def run_front(args: ChildArgs) -> None:
     config.load()
     await selftest(config)
     sock = listening_socket(args.config.host, args.config.port)
+    front.webrtc.start()  # this front's WebRTC UDP port
     rtmp_sock = listening_socket(args.config.host, args.config.rtmp_port) if args.config.rtmp_port else None
     server = FrontServer(config, front, rtmp_sock)
 
@@ -148,6 +149,7 @@ async def run_front(args: ChildArgs) -> None:
         for t in (*links, watcher):
             t.cancel()
         await asyncio.gather(*links, watcher, return_exceptions=True)
+        front.webrtc.close()
         front.views.close()
         front.shards.close()
         if front.supervisor is not None:

@@ -96,6 +96,7 @@ class SniffProtocol(asyncio.Protocol):
             self._refuse(431, "Request Header Fields Too Large", rtsp=self._looks_rtsp())
             return
         tunnel = False
+        method = ""
         if kind == "http":
             # Hold the connection until its whole first head is here, so the
             # header-block cap applies to every HTTP request we hand on.
@@ -104,6 +105,7 @@ class SniffProtocol(asyncio.Protocol):
                 if parsed is None:
                     return
                 tunnel = tunnel_role(parsed[0]) is not None
+                method = parsed[0].method
             except HeadTooLarge:
                 self._refuse(431, "Request Header Fields Too Large", rtsp=False)
                 return
@@ -123,7 +125,8 @@ class SniffProtocol(asyncio.Protocol):
         elif tunnel:
             # RTSP over HTTP (either half, on any path): hub.api.rtsp.tunnel.
             self._switch(RtspTunnelProtocol(self.front))
-        elif target.startswith(MEDIA_PREFIXES):
+        elif target.startswith(MEDIA_PREFIXES) and method in ("GET", "HEAD"):
+            # Other methods on /streams/... (WHEP/WHIP signalling) are the app's.
             self._switch(MediaHttpProtocol(self.front))
         else:
             self._switch(self._uvicorn_protocol())

@@ -31,6 +31,7 @@ from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
+from .whip import WhipHost, WhipSession
 
 log = logging.getLogger("hub.shard")
 
@@ -48,6 +49,8 @@ class Shard:
         self.rtmp.on_closed.append(self._publisher_closed)
         self.supervisor: IpcChannel | None = None
         self.draining = False
+        self.whip = WhipHost(args, self.streams)  # WebRTC publishers, on this shard's UDP port
+        self.whip.on_closed.append(self._whip_closed)
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
         self.fronts: set[IpcChannel] = set()
@@ -92,6 +95,11 @@ class Shard:
         log_access("publisher", path=session.path, protocol=protocol, remote=session.peer, user=session.user,
                    duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
 
+    def _whip_closed(self, session: WhipSession) -> None:
+        self._release_publisher(session.path, session.client)  # granted to the front that asked
+        log_access("publisher", path=session.path, protocol="whip", remote=session.client, user=session.user,
+                   duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
+
     def adopt_publisher(self, args: dict[str, Any], fd: int, host: PublishHost | RtmpPublishHost | None = None) -> None:
         """A front's hand-off (to `host`, RTSP's by default); refused while
         draining (the front had its grant just before the drain began)."""
@@ -111,6 +119,7 @@ class Shard:
 
     def drain(self) -> None:
         self.draining = True
+        self.whip.draining = True
 
     def reload(self, config: Config) -> None:
         """The reloadable keys changed: swap the Config where it is read."""
@@ -135,7 +144,8 @@ class Shard:
             # (total); a publisher handed over here stays active here.
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
                                    "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
-                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)}}
+                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
+                                   "webrtc": self.whip.stats()}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
@@ -145,7 +155,8 @@ class Shard:
             return True
         if method == M.METRICS:
             return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
-                                rtmp_publishers=len(self.rtmp.sessions))
+                                rtmp_publishers=len(self.rtmp.sessions),
+                                whip_publishers=len(self.whip.sessions))
         if method == M.DRAIN:
             self.drain()
             return True
@@ -174,6 +185,17 @@ class Shard:
             if stream is not None:
                 self.streams.close(stream)
             return True
+        if method == "whip_offer":
+            return self.whip.offer(args)
+        if method == "whip_session":
+            return self.whip.session_op(args)
+        if method == "webrtc_session":
+            # A WHEP session's DELETE/PATCH reached a front that does not hold
+            # it: ask the other fronts (the holder acts, the rest say None).
+            others = [f for f in self.fronts if f is not ch]
+            replies = await asyncio.gather(*(f.request("webrtc_session", args, timeout=2.0) for f in others),
+                                           return_exceptions=True)
+            return next((r for r in replies if isinstance(r, str)), None)
         if method == "describe":
             stream = self.streams.by_id(int(args["stream_id"]))
             if stream is None:
@@ -184,6 +206,11 @@ class Shard:
     def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
         if method == "release_stream":
             self.streams.release(int(args["stream_id"]), ch)
+        elif method == "request_keyframe":  # a WebRTC player's PLI, for a source that can ask (WHIP)
+            stream = self.streams.by_id(int(args["stream_id"]))
+            ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
+            if ask is not None:
+                ask()
 
 
 
@@ -235,6 +262,7 @@ async def run_shard(args: ChildArgs) -> None:
         shard.fronts.add(ch)
 
     server = await serve_unix(path, lambda: _Link(shard, False), on_connect=on_front)
+    shard.whip.start()
     try:
         snap = await sup.request("store_snapshot", {}, timeout=10.0)
         shard.route_table = RouteTable.from_wire(snap["routes"])
@@ -249,6 +277,7 @@ async def run_shard(args: ChildArgs) -> None:
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.publishers.close()
         shard.rtmp.close()
+        shard.whip.close()
         shard.hls.close()
         shard.streams.close_all()
         for ch in list(shard.fronts):

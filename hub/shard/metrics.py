@@ -36,7 +36,7 @@ class ShardTally:
 
 
 def shard_report(tally: ShardTally, streams: StreamTable, publishers: PublishHost, pulls: PullManager,
-                 hls: HlsManager, rtmp_publishers: int = 0) -> dict[str, Any]:
+                 hls: HlsManager, rtmp_publishers: int = 0, whip_publishers: int = 0) -> dict[str, Any]:
     bytes_in: Counter[str] = Counter(tally.ended_in)
     lost, dropped = tally.lost, tally.dropped
     for stream in streams:
@@ -53,7 +53,8 @@ def shard_report(tally: ShardTally, streams: StreamTable, publishers: PublishHos
     reconnects = sum(max(0, p.connects - 1) for p in pulls.pulls.values())
     return {
         "c": {"pull_reconnects": reconnects, "rtp_lost": lost, "rtp_dropped": dropped},
-        "g": {"streams_live": len(streams), "publishers": {"rtsp": len(publishers.sessions), "rtmp": rtmp_publishers},
+        "g": {"streams_live": len(streams), "publishers": {"rtsp": len(publishers.sessions), "rtmp": rtmp_publishers,
+                                                              "whip": whip_publishers},
               "pulls": dict(states), "hls_segmenters": len(hls.segmenters)},
         "p": {path: [n, 0] for path, n in bytes_in.items()},
         "h": REQUEST_LATENCY.snapshot(),

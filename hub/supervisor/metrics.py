@@ -49,7 +49,7 @@ class Family:
     known: tuple[tuple[str, ...], ...] = ()
 
 
-PLAYER_PROTOCOLS = ("rtsp", "flv", "wsflv", "hls", "wsp", "rtsp-ws", "tunnel", "rtmp")
+PLAYER_PROTOCOLS = ("rtsp", "flv", "wsflv", "hls", "wsp", "rtsp-ws", "tunnel", "rtmp", "whep")
 PULL_STATES = ("connecting", "live", "backoff")
 LIMITS = ("players_per_stream", "players", "publishers", "connections_per_ip")
 
@@ -58,7 +58,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("ipchub_draining", "gauge", (), "1 from SIGTERM until exit"),
     Family("ipchub_streams_live", "gauge", (), "Streams with a live source (publisher or pull)", "streams_live"),
     Family("ipchub_publishers", "gauge", ("protocol",), "Publishers connected, by protocol", "publishers",
-           (("rtsp",), ("rtmp",))),
+           (("rtsp",), ("rtmp",), ("whip",))),
     Family("ipchub_pulls", "gauge", ("state",), "Route pulls by state", "pulls",
            tuple((s,) for s in PULL_STATES)),
     Family("ipchub_pull_reconnects", "counter", (), "Route pulls reconnected after a failure",

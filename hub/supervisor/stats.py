@@ -88,7 +88,8 @@ class RuntimeStats:
                     "rtsp": {"total": 0, "active": 0},
                     "flv": {"total": 0, "active": 0},
                     "wsp": {"total": 0, "active": 0},
-                    "rtmp": {"total": 0, "active": 0}}
+                    "rtmp": {"total": 0, "active": 0},
+                    "webrtc": {"total": 0, "active": 0}}
         extras: list[dict[str, Any]] = []
         for _child, reply in replies:
             for group, fields in counters.items():

@@ -144,12 +144,12 @@ def test_server_info(api: Api) -> None:                                         
 def test_runtime(api: Api) -> None:                                              # A1 #2-#4
     for query in ("", "?extra=0"):
         rt = assert_json_ok(api.call("GET", "/api/v1/runtime" + query))
-        assert list(rt) == ["on", "proc", "streams", "rtsp", "flv", "wsp"]
+        assert list(rt) == ["on", "proc", "streams", "rtsp", "flv", "wsp", "rtmp", "webrtc"]
         assert RFC3339_NANO.match(rt["on"])
         assert set(rt["proc"]) == {"cpu", "priv", "virt", "uptime"}
         assert rt["proc"]["priv"] > 1000 and rt["proc"]["virt"] >= rt["proc"]["priv"] // 2
         assert rt["streams"] == {"sources": 0, "consumers": 0}
-        for k in ("rtsp", "flv", "wsp"):
+        for k in ("rtsp", "flv", "wsp", "rtmp", "webrtc"):
             assert set(rt[k]) == {"total", "active"}
     rt = assert_json_ok(api.call("GET", "/api/v1/runtime?extra=1"))
     assert isinstance(rt["extra"], dict)

@@ -36,7 +36,7 @@ def test_players_by_protocol(hub_factory: Callable[..., HubServer], push: Callab
     tunnel.start()
     try:
         wait_until(lambda: players(srv.port) == {"flv": 1, "wsflv": 1, "hls": 1, "tunnel": 1, "rtsp": 0,
-                                                 "wsp": 0, "rtsp-ws": 0, "rtmp": 0}, 10, "one player of each", srv)
+                                                 "wsp": 0, "rtsp-ws": 0, "rtmp": 0, "whep": 0}, 10, "one player of each", srv)
     finally:
         tunnel.join(20)
         flv.close()
@@ -45,4 +45,5 @@ def test_players_by_protocol(hub_factory: Callable[..., HubServer], push: Callab
     wait_until(lambda: players(srv.port)["tunnel"] == 0 and players(srv.port)["flv"] == 0, 5, "players gone", srv)
     sessions = {dict(labels)["protocol"]: v for (name, labels), v in metrics(srv.port).items()
                 if name == "ipchub_player_sessions_total"}
-    assert sessions == {"flv": 1, "wsflv": 1, "hls": 1, "tunnel": 1, "rtsp": 0, "wsp": 0, "rtsp-ws": 0, "rtmp": 0}
+    assert sessions == {"flv": 1, "wsflv": 1, "hls": 1, "tunnel": 1, "rtsp": 0, "wsp": 0, "rtsp-ws": 0, "rtmp": 0,
+                        "whep": 0}

@@ -46,7 +46,7 @@ def test_server_info_and_runtime(hub: HubServer) -> None:
     assert info["start_on"].endswith("Z") and "T" in info["start_on"]
     assert info["duration"].endswith("s")
     rt = hub.get_json("/api/v1/runtime")
-    assert set(rt) == {"on", "proc", "streams", "rtsp", "flv", "wsp", "rtmp"}
+    assert set(rt) == {"on", "proc", "streams", "rtsp", "flv", "wsp", "rtmp", "webrtc"}
     assert set(rt["proc"]) == {"cpu", "priv", "virt", "uptime"}
     # priv/virt are summed over the supervisor and its 4 children (KiB).
     assert rt["proc"]["priv"] > 4 * 10_000

@@ -128,7 +128,7 @@ class Deadline:
 
 #: A consumer's `net=` (its `extra`) -> the protocol label of the metrics.
 _PROTOCOLS = {"http-flv": "flv", "ws-flv": "wsflv", "rtsp-tcp": "rtsp", "rtsp-udp": "rtsp",
-              "rtsp-multicast": "rtsp", "rtsp-http": "tunnel"}
+              "rtsp-multicast": "rtsp", "rtsp-http": "tunnel", "webrtc": "whep"}
 
 
 def peer_address(transport: asyncio.BaseTransport) -> str:

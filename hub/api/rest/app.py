@@ -24,6 +24,7 @@ from .openapi import openapi
 from .ops import CountRequests, healthz, metrics, readyz
 from .json import JsonResponse
 from .streams import list_streams, stream_item
+from ..webrtc.routes import webrtc_routes
 from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
     ]
+    routes += webrtc_routes()  # POST/PATCH/DELETE/OPTIONS on /streams/...: WHEP and WHIP signalling
     routes += console_routes()
     app = Starlette(routes=routes, exception_handlers={HubError: hub_error, HTTPException: http_error},
                     middleware=[Middleware(CountRequests), Middleware(TokenGate)])

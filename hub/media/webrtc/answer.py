@@ -76,11 +76,29 @@ def _session(local: LocalParams, mids: list[str]) -> Sdp:
     return sdp
 
 
-def _rejected(m: OfferMedia) -> SdpMedia:
+def _rejected(m: OfferMedia, local: LocalParams) -> SdpMedia:
+    """A section we do not use: port 0, inactive. It still carries the
+    transport attributes and the rtpmap of its format, as browsers' own
+    answers do: some peers (aiortc) refuse an answer with any audio/video
+    section lacking ICE credentials, a DTLS role, rtcp-mux or a codec."""
     section = SdpMedia(m.kind, 0, m.proto, [m.first_format or "0"])
     section.connection = "IN IP4 0.0.0.0"
-    section.attributes = [("mid", m.mid), ("inactive", None)]
+    section.attributes = [("mid", m.mid), ("inactive", None), ("ice-ufrag", local.ice_ufrag),
+                          ("ice-pwd", local.ice_pwd), ("fingerprint", f"sha-256 {local.fingerprint}"),
+                          ("setup", "passive")]
+    if m.kind in ("audio", "video"):
+        section.attributes.append(("rtcp-mux", None))
+        first = next((c for c in m.codecs if str(c.payload_type) == m.first_format), None)
+        if first is not None and m.is_rtp:
+            section.attributes.append(("rtpmap", _rtpmap(first, m.kind)))
     return section
+
+
+def _rtpmap(codec: OfferCodec, kind: str) -> str:
+    rtpmap = f"{codec.payload_type} {codec.name if codec.name != 'OPUS' else 'opus'}/{codec.clock_rate}"
+    if codec.channels and kind == "audio":
+        rtpmap += f"/{codec.channels}"
+    return rtpmap
 
 
 def _accepted(m: OfferMedia, codec: OfferCodec, direction: str, local: LocalParams,
@@ -96,10 +114,7 @@ def _accepted(m: OfferMedia, codec: OfferCodec, direction: str, local: LocalPara
     a += [("mid", m.mid), (direction, None), ("ice-ufrag", local.ice_ufrag),
           ("ice-pwd", local.ice_pwd), ("fingerprint", f"sha-256 {local.fingerprint}"),
           ("setup", "passive"), ("rtcp-mux", None)]
-    rtpmap = f"{pt} {codec.name if codec.name != 'OPUS' else 'opus'}/{codec.clock_rate}"
-    if codec.channels and m.kind == "audio":
-        rtpmap += f"/{codec.channels}"
-    a.append(("rtpmap", rtpmap))
+    a.append(("rtpmap", _rtpmap(codec, m.kind)))
     a += [("rtcp-fb", f"{pt} {f}") for f in feedback if f in codec.rtcp_fb]
     if codec.fmtp:
         a.append(("fmtp", f"{pt} {codec.fmtp}"))
@@ -125,7 +140,7 @@ def whep_answer(offer: WebRtcOffer, tracks: list[TrackDesc], ssrcs: dict[int, in
                 and all(s.track != track.index for s in send):
             codec = choose_video(m.codecs, track) if m.kind == "video" else choose_audio(m.codecs, track)
         if codec is None or track is None:
-            sections.append(_rejected(m))
+            sections.append(_rejected(m, local))
             continue
         section = _accepted(m, codec, "sendonly", local, _SEND_FEEDBACK)
         ssrc = ssrcs[track.index]
@@ -164,7 +179,7 @@ def whip_answer(offer: WebRtcOffer, local: LocalParams) -> Answer:
         if m.is_rtp and m.direction in ("sendonly", "sendrecv") and all(r.kind != m.kind for r in recv):
             codec = _whip_codec(m)
         if codec is None:
-            sections.append(_rejected(m))
+            sections.append(_rejected(m, local))
             continue
         section = _accepted(m, codec, "recvonly", local, _RECV_FEEDBACK)
         _add_candidates(section, local)

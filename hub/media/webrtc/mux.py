@@ -50,6 +50,9 @@ class WebRtcMux:
         self.by_ufrag: dict[str, WebRtcPeer] = {}
         self.by_addr: dict[Addr, WebRtcPeer] = {}
         self.events: list[PeerEvent] = []
+        #: The peer the last :meth:`receive` went to (None: dropped), so the
+        #: glue can move its timer up when that peer's deadline came nearer.
+        self.last_peer: WebRtcPeer | None = None
         self._bound: dict[WebRtcPeer, list[Addr]] = {}
 
     def add(self, peer: WebRtcPeer) -> None:
@@ -62,6 +65,8 @@ class WebRtcMux:
 
     def remove(self, peer: WebRtcPeer) -> list[Datagram]:
         """Close (if not yet) and forget a peer; returns its close_notify."""
+        if self.last_peer is peer:
+            self.last_peer = None
         out = peer.close("removed")
         self._collect(peer)
         if self.by_ufrag.get(peer.creds.local_ufrag) is peer:
@@ -78,6 +83,7 @@ class WebRtcMux:
         peer to a new address), everything else by the source address.
         """
         self.stats.datagrams += 1
+        self.last_peer = None
         key = _key(addr)
         if not data or data[0] >= 4:
             peer = self.by_addr.get(key)
@@ -88,6 +94,7 @@ class WebRtcMux:
                 self.stats.closed_peer += 1
                 return []
             out = peer.receive(data, key, now)
+            self.last_peer = peer
             self._collect(peer)
             return out
         try:
@@ -107,6 +114,7 @@ class WebRtcMux:
             self.stats.closed_peer += 1
             return []
         out = peer.handle_stun(msg, key, now)
+        self.last_peer = peer
         if not out:
             self.stats.rejected_check += 1
         self._bind(peer)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Union
 
 from hub.errors import ProtocolError
-from hub.media.rtcp import RtcpRaw, SenderReport, parse_compound
+from hub.media.rtcp import ReceiverReport, ReportBlock, RtcpRaw, SenderReport, parse_compound
 
 from . import rtcp_feedback as fb
 from .dtls import DtlsServer, DtlsState
@@ -321,19 +321,26 @@ class WebRtcPeer:
     def send_rtp(self, track: int, packets: list[bytes]) -> list[Datagram]:
         """Protect the stream's shared packets of ``track`` for this peer."""
         addr = self.selected
+        if addr is None:
+            return []
+        return [(p, addr) for p in self.protect_rtp(track, packets)]
+
+    def protect_rtp(self, track: int, packets: list[bytes]) -> list[bytes]:
+        """The shared packets of ``track`` protected for this peer, all for
+        :attr:`selected` (the glue may send them in one UDP GSO call)."""
         srtp = self.srtp
         t = self.send_tracks.get(track)
-        if srtp is None or addr is None or t is None or self.state is not PeerState.CONNECTED:
+        if srtp is None or self.selected is None or t is None or self.state is not PeerState.CONNECTED:
             return []
         protect = srtp.protect
         pt = t.payload_type
-        out: list[Datagram] = []
+        out: list[bytes] = []
         for p in packets:
             if (p[1] & 0x7F) != pt:
                 p = b"".join((p[:1], bytes(((p[1] & 0x80) | pt,)), p[2:]))
                 self.stats.rtp_rewritten += 1
             try:
-                out.append((protect(p), addr))
+                out.append(protect(p))
             except ProtocolError:
                 self.stats.protect_failed += 1
         self.stats.rtp_out += len(out)
@@ -355,6 +362,12 @@ class WebRtcPeer:
         if ssrc is None:
             return []
         return self.send_rtcp(fb.pli(self.rtcp_ssrc, ssrc))
+
+    def receiver_report(self, blocks: list[ReportBlock]) -> list[Datagram]:
+        """An RTCP RR about what the publisher sent us (WHIP), once it has sent RTP."""
+        if not blocks:
+            return []
+        return self.send_rtcp(bytes(ReceiverReport(self.rtcp_ssrc, blocks[:31])))
 
     def handle_timer(self, now: float) -> list[Datagram]:
         """Consent expiry and DTLS retransmission; call at :meth:`deadline`."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
 from hub.media.access_unit import avcc_join, avcc_split
 from hub.media.rtcp import SenderReport, unix_to_ntp
@@ -23,7 +24,7 @@ from hub.media.stream_desc import StreamDesc, TrackDesc
 
 from .codec_match import WEBRTC_AUDIO
 
-__all__ = ["RetransmitBuffer", "WebRtcTrackOut", "WebRtcStreamOut", "RETRANSMIT_PACKETS", "MTU"]
+__all__ = ["RetransmitBuffer", "WebRtcTrackOut", "WebRtcStreamOut", "ReplayUnit", "RETRANSMIT_PACKETS", "MTU"]
 
 #: Packets kept per track for NACKs: ~1 s of a 4 Mbit/s stream.
 RETRANSMIT_PACKETS = 512
@@ -56,6 +57,10 @@ class RetransmitBuffer:
         return p
 
 
+#: (track, data, pts, keyframe, marker) of one ring entry, for :meth:`WebRtcStreamOut.replay`.
+ReplayUnit = tuple[int, bytes, int, bool, bool]
+
+
 @dataclass(slots=True)
 class _Counters:
     packets: int = 0
@@ -80,6 +85,16 @@ class WebRtcTrackOut:
             self._video = H264Packetizer(payload_type, ssrc, MTU, start_seq=seq)
         elif track.codec == "H265":
             self._video = H265Packetizer(payload_type, ssrc, MTU, start_seq=seq)
+
+    @property
+    def next_seq(self) -> int:
+        """Sequence number of the next live packet."""
+        return self._video.seq if self._video is not None else self.seq
+
+    def set_payload_type(self, pt: int) -> None:
+        self.payload_type = pt
+        if self._video is not None:
+            self._video.pt = pt
 
     def _with_params(self, data: bytes) -> bytes:
         t = self.track
@@ -148,6 +163,44 @@ class WebRtcStreamOut:
             return []
         self.units += 1
         return out.packetize(data, pts, keyframe, marker, now)
+
+    def set_payload_type(self, track: int, pt: int) -> None:
+        """Carry ``track`` with payload type ``pt`` from the next packet on (the
+        number the stream's peers negotiated: they then need no rewrite)."""
+        out = self.tracks.get(track)
+        if out is not None:
+            out.set_payload_type(pt)
+
+    def replay(self, units: Iterable[ReplayUnit]) -> list[tuple[int, bool, list[bytes]]]:
+        """Access units already sent live (a joining peer's GOP), packetised
+        again apart from the live packets: same SSRC, timestamps and payload
+        type, sequence numbers that end right before the next live packet of
+        each track, so the joining peer sees one gapless numbering. Gives
+        (track, keyframe, packets) per unit; nothing is kept for NACKs and
+        nothing of the live state moves."""
+        temp = {i: WebRtcTrackOut(o.track, o.payload_type, o.ssrc, 0, o.ts_offset) for i, o in self.tracks.items()}
+        made: list[tuple[int, bool, list[bytes]]] = []
+        counts = dict.fromkeys(temp, 0)
+        for track, data, pts, keyframe, marker in units:
+            o = temp.get(track)
+            if o is None:
+                continue
+            pkts = o.packetize(data, pts, keyframe, marker, 0.0)
+            counts[track] += len(pkts)
+            made.append((track, keyframe, pkts))
+        seqs = {i: (self.tracks[i].next_seq - n) & 0xFFFF for i, n in counts.items()}
+        out: list[tuple[int, bool, list[bytes]]] = []
+        for track, keyframe, pkts in made:
+            renumbered: list[bytes] = []
+            seq = seqs[track]
+            for p in pkts:
+                b = bytearray(p)
+                _SEQ.pack_into(b, 2, seq)
+                seq = (seq + 1) & 0xFFFF
+                renumbered.append(bytes(b))
+            seqs[track] = seq
+            out.append((track, keyframe, renumbered))
+        return out
 
     def lookup(self, track: int, seq: int) -> bytes | None:
         out = self.tracks.get(track)

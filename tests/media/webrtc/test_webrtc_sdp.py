@@ -90,7 +90,11 @@ def test_whep_answer_for_captured_chromium156_high_stream_and_opus() -> None:
 def test_whep_answer_for_aiortc_drops_aac_audio() -> None:
     answer = whep_answer(parse_offer(AIORTC_WHEP), [VIDEO_CB, AAC], SSRCS, LOCAL)
     assert answer.sdp == _fixture("sdp_answer_whep_aiortc_aac.txt")
-    assert "m=audio 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive\r\n" in answer.sdp
+    # Rejected, yet with the transport attributes (aiortc refuses an answer without them).
+    assert answer.sdp.endswith("m=audio 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive\r\n"
+                               "a=ice-ufrag:Hb7Q\r\na=ice-pwd:Z2x9fk1pQm3cV8sd0aLw4e\r\n"
+                               f"a=fingerprint:sha-256 {LOCAL.fingerprint}\r\na=setup:passive\r\na=rtcp-mux\r\n"
+                               "a=rtpmap:96 opus/48000/2\r\n")
     assert answer.send_tracks == [SendTrack(0, "0", "video", "H264", 101, 90000, 0x11223344)]
 
 

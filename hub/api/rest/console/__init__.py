@@ -93,7 +93,7 @@ async def demos_slash(request: Request) -> Response:
 
 
 #: The demo kinds: one page (demos/play.html) serves them all.
-DEMO_KINDS = frozenset({"flv", "wsflv", "hls", "rtsp", "wsp", "rtspws"})
+DEMO_KINDS = frozenset({"flv", "wsflv", "hls", "whep", "rtsp", "wsp", "rtspws"})
 
 
 async def demo_page(request: Request) -> Response:

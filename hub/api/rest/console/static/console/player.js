@@ -1,7 +1,8 @@
-// One <video> element, three ways to fill it: HTTP-FLV and WS-FLV through
+// One <video> element, four ways to fill it: HTTP-FLV and WS-FLV through
 // mpegts.js, HLS through hls.js (or the browser's own HLS where hls.js cannot
-// run). The libraries load on first use, so the console works without them
-// and says what is missing instead of failing at page load.
+// run), and WebRTC over WHEP with the browser's own RTCPeerConnection (no
+// library). The libraries load on first use, so the console works without
+// them and says what is missing instead of failing at page load.
 
 const loaded = new Map();
 
@@ -27,7 +28,47 @@ export const KINDS = {
   flv: { label: "HTTP-FLV" },
   wsflv: { label: "WS-FLV" },
   hls: { label: "HLS" },
+  whep: { label: "WebRTC" },
 };
+
+// A WHEP player (RFC 9725's egress twin): a recvonly offer POSTed as
+// application/sdp, the answer set, DELETE on the session URL to end. The
+// server is ICE-lite and names its own address in the answer, so the offer
+// goes out at once: no waiting for candidates, no trickle.
+export async function whepPlay(url, video, { onFailed = () => {} } = {}) {
+  const pc = new RTCPeerConnection();
+  const stream = new MediaStream();
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  pc.ontrack = (e) => {
+    stream.addTrack(e.track);
+    video.srcObject = stream;
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed") onFailed("WebRTC: the connection failed (is the server's UDP port reachable?)");
+  };
+  let session = null;
+  const close = () => {
+    pc.close();
+    if (session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
+    session = null;
+  };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp });
+    if (r.status !== 201) {
+      let why = `${r.status}`;
+      try { why += `: ${(await r.json()).error}`; } catch { /* no JSON body */ }
+      throw new Error(`WHEP ${why}`);
+    }
+    session = new URL(r.headers.get("Location"), url).href;
+    await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { pc, close };
+}
 
 // Player URLs for a stream path on this host; `token` may be empty.
 export function streamUrls(path, token, loc = location) {
@@ -39,6 +80,8 @@ export function streamUrls(path, token, loc = location) {
     flv: `${loc.protocol}//${loc.host}/streams${p}.flv${q}`,
     wsflv: `${wsScheme}//${loc.host}/streams${p}.flv${q}`,
     hls: `${loc.protocol}//${loc.host}/streams${p}.m3u8${q}`,
+    whep: `${loc.protocol}//${loc.host}/streams${p}/whep${q}`,
+    whip: `${loc.protocol}//${loc.host}/streams${p}/whip`,
     rtsp: `rtsp://${loc.hostname}:${port}${p}`,
     rtspws: `${wsScheme}//${loc.host}/streams${p}${q}`,
     wsp: `${wsScheme}//${loc.host}/streams${p}${q}`,
@@ -72,6 +115,7 @@ export class Player {
     try {
       if (kind === "flv" || kind === "wsflv") await this.playFlv(url, generation);
       else if (kind === "hls") await this.playHls(url, generation);
+      else if (kind === "whep") await this.playWhep(url, generation);
       else throw new Error(`cannot play ${kind} in the browser`);
     } catch (err) {
       if (generation === this.generation) {
@@ -128,6 +172,19 @@ export class Player {
     this.start();
   }
 
+  async playWhep(url, generation) {
+    if (!window.RTCPeerConnection) throw new Error("this browser has no WebRTC");
+    const session = await whepPlay(url, this.video, {
+      onFailed: (m) => { if (generation === this.generation) this.onError(m); },
+    });
+    if (generation !== this.generation) {
+      session.close();
+      return;
+    }
+    this.impl = { destroy: () => session.close() };
+    this.start();
+  }
+
   start() {
     const p = this.video.play();
     if (p && p.catch) p.catch(() => { /* autoplay refused: the controls still work */ });
@@ -141,6 +198,7 @@ export class Player {
       impl.destroy();
     }
     this.video.pause();
+    this.video.srcObject = null;
     this.video.removeAttribute("src");
     this.video.load();
     this.onState("stopped");

@@ -1,5 +1,5 @@
 // One page for every demo (play.html), served at /demos/KIND/ for KIND in
-// flv|wsflv|hls|rtsp|wsp|rtspws: the kind is the path's folder.
+// flv|wsflv|hls|whep|rtsp|wsp|rtspws: the kind is the path's folder.
 // Each page shows the URL to copy for this host and a way to pick the stream
 // path; the browser-playable ones play it.
 
@@ -42,6 +42,27 @@ const DEMOS = {
   const v = document.getElementById("v");
   if (Hls.isSupported()) { const h = new Hls(); h.loadSource("${url}"); h.attachMedia(v); }
   else v.src = "${url}";
+</script>`,
+  },
+  whep: {
+    title: "WebRTC (WHEP)",
+    intro: "Sub-second playback in every browser, phones included, with the browser's own WebRTC: the page POSTs an SDP offer to the WHEP URL and plays what comes back. H.264 is sent as published (no B-frames); Opus and G.711 audio too, AAC is dropped. The server needs its WebRTC UDP port reachable (webrtc.udp_port, webrtc.public_addresses behind a NAT).",
+    play: true,
+    commands: (url, urls) => [
+      ["publish with WHIP (OBS: Settings → Stream → WHIP, Bearer token = a push token)", urls.whip],
+    ],
+    snippet: (url) => `<video id="v" muted autoplay playsinline controls></video>
+<script type="module">
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  pc.ontrack = (e) => { const v = document.getElementById("v");
+    v.srcObject = v.srcObject || new MediaStream(); v.srcObject.addTrack(e.track); };
+  await pc.setLocalDescription(await pc.createOffer());
+  const r = await fetch("${url}", {method: "POST",
+    headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
+  const session = new URL(r.headers.get("Location"), "${url}");  // DELETE it to stop
+  await pc.setRemoteDescription({type: "answer", sdp: await r.text()});
 </script>`,
   },
   rtsp: {

@@ -1,0 +1,200 @@
+"""This front's WebRTC: its UDP port, its DTLS certificate, its WHEP sessions.
+
+Front i listens on `webrtc.udp_port + i` (any free port when that is 0):
+with several fronts on one address, SO_REUSEPORT would spread a session's
+datagrams by address hash over fronts that do not know it, so each front
+has a port of its own and its answers name it. A WHEP session lives in the
+front that answered its offer; a DELETE or PATCH that reaches another front
+is passed on (`hub.api.webrtc.routes`: the owning shard asks every front).
+
+Bounds: `MAX_SESSIONS` per front (the mux's `max_peers`), and
+`MAX_PENDING_PER_CLIENT` sessions answered but not yet connected per client
+address (what an offer costs before the client proves anything; connected
+players are players, however many share a NAT); a session that never
+checks or stops refreshing consent ends after `webrtc.consent_timeout`
+(30 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ...config import Config
+from ...errors import ServiceUnavailable, Unprocessable
+from ...media.webrtc.answer import LocalParams, whep_answer
+from ...media.webrtc.dtls import DtlsCertificate, DtlsServer
+from ...media.webrtc.mux import WebRtcMux
+from ...media.webrtc.offer import WebRtcOffer
+from ...media.webrtc.peer import KeyframeRequested, PeerClosed, PeerConnected, PeerEvent, WebRtcPeer
+from ...media.webrtc.trickle import session_request
+from ...webrtc_udp import WebRtcSocket, bind_udp, candidates_for
+from ..play.consumer import Consumer
+from .whep import WhepFanout, WhepSession, has_bframes
+
+if TYPE_CHECKING:
+    from ..play.views import StreamView, StreamViews
+
+log = logging.getLogger("hub.api.webrtc")
+
+__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT"]
+
+#: WHEP sessions per front.
+MAX_SESSIONS = 10000
+#: WHEP sessions one client address may hold in one front before they connect.
+MAX_PENDING_PER_CLIENT = 64
+BFRAMES = ("the stream has B-frames (decode order differs from presentation order): WebRTC players "
+           "cannot play it; publish it without B-frames (x264: -bf 0, or a baseline profile)")
+
+
+class Counts(Protocol):
+    """The front's counters of WHEP sessions made and live (the runtime's `webrtc` group)."""
+
+    webrtc_total: int
+    webrtc_active: int
+
+
+class WebRtcFront:
+    def __init__(self, config: Config, index: int, views: StreamViews, counts: Counts) -> None:
+        self.config = config
+        self.index = index
+        self.views = views
+        self.cert: DtlsCertificate | None = None
+        self.mux = WebRtcMux(max_peers=MAX_SESSIONS)
+        self.port: WebRtcSocket | None = None
+        self.failure = ""
+        self.sessions: dict[str, WhepSession] = {}
+        self.pending: Counter[str] = Counter()  # answered, not connected, by client address
+        self.counts = counts
+
+    # -- life ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind this front's UDP port; without it WHEP answers 503."""
+        c = self.config
+        base = c.webrtc.udp_port
+        port = base + self.index if base else 0
+        host = c.host
+        try:
+            sock = bind_udp(host, port)
+        except OSError as e:
+            self.failure = f"WebRTC UDP port {host}:{port} unavailable: {e.strerror}"
+            log.error("%s; WHEP is off in this front", self.failure)
+            return
+        self.cert = DtlsCertificate.generate()
+        self.port = WebRtcSocket(sock, self.mux, self._on_events)
+        log.info("WebRTC on UDP %s:%d", host, self.port.port)
+
+    def close(self) -> None:
+        for s in list(self.sessions.values()):
+            s.close("server stopping")
+        if self.port is not None:
+            self.port.close()
+            self.port = None
+
+    # -- WHEP --------------------------------------------------------------------
+    def whep(self, view: StreamView, offer: WebRtcOffer, client: tuple[str, int], request_host: str) -> tuple[
+            WhepSession, str]:
+        """Answer a player's offer for the stream of `view`: (session, SDP answer).
+        BadRequest (no codec in common), Unprocessable (B-frames),
+        ServiceUnavailable (no port, too many sessions); nothing changes then."""
+        port, cert = self.port, self.cert
+        if port is None or cert is None:
+            raise ServiceUnavailable(self.failure or "WebRTC is not running")
+        if len(self.sessions) >= MAX_SESSIONS:
+            raise ServiceUnavailable("WebRTC: too many sessions")
+        if self.pending[client[0]] >= MAX_PENDING_PER_CLIENT:
+            raise ServiceUnavailable(f"WebRTC: {MAX_PENDING_PER_CLIENT} unconnected sessions from one address "
+                                     f"at most")
+        fanout = view.fanout("whep", lambda v: WhepFanout(v, self))
+        if fanout.bframes or (fanout.video >= 0 and has_bframes(view.gop(), fanout.video)):
+            fanout.bframes = True
+            raise Unprocessable(BFRAMES)
+        dtls = DtlsServer(cert, offer.fingerprints)  # ProtocolError: no usable fingerprint
+        ufrag = secrets.token_hex(4)
+        while ufrag in self.mux.by_ufrag:
+            ufrag = secrets.token_hex(4)
+        local = LocalParams(ice_ufrag=ufrag, ice_pwd=secrets.token_hex(16), fingerprint=cert.fingerprint,
+                            candidates=candidates_for(self.config, port, request_host),
+                            origin_id=secrets.randbits(62))
+        answer = whep_answer(offer, view.desc.tracks, fanout.out.ssrcs, local)
+        if not fanout.sessions:
+            # The first player's payload type numbers become the shared packets':
+            # players of the same browser then need no rewrite.
+            for t in answer.send_tracks:
+                fanout.out.set_payload_type(t.track, t.payload_type)
+        sid = secrets.token_urlsafe(16)
+        peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
+                          dtls=dtls, now=time.monotonic(), send_tracks=answer.send_tracks, source=fanout.out,
+                          consent_timeout=self.config.webrtc.consent_timeout)
+        self.mux.add(peer)  # ServiceUnavailable when full, before anything changed
+
+        def gone(c: Consumer) -> None:
+            self.counts.webrtc_active -= 1
+            view.drop_consumer(c)
+
+        session = WhepSession(sid, f'"{secrets.token_hex(8)}"', fanout, peer, client, gone)
+        fanout.add(session)
+        self.sessions[sid] = session
+        self.pending[client[0]] += 1
+        self.counts.webrtc_total += 1
+        self.counts.webrtc_active += 1
+        port.watch(peer)
+        log.info("%s: WHEP session %s… for %s", view.desc.path, sid[:6], client[0])
+        return session, answer.sdp
+
+    def forget(self, session: WhepSession) -> None:
+        """A session ended: its peer leaves the port (close_notify goes out)."""
+        if self.sessions.get(session.id) is not session:
+            return
+        del self.sessions[session.id]
+        self._settle(session)
+        out = self.mux.remove(session.peer)
+        if self.port is not None and out:
+            self.port.send(out)
+
+    def _settle(self, session: WhepSession) -> None:
+        """The session connected or ended: it no longer counts as pending."""
+        if not session.pending:
+            return
+        session.pending = False
+        host = session.client[0]
+        self.pending[host] -= 1
+        if self.pending[host] <= 0:
+            del self.pending[host]
+
+    def keyframe_wanted(self, view: StreamView) -> None:
+        self.views.shards.notify(view.desc.path, "request_keyframe", {"stream_id": view.stream_id})
+
+    def _on_events(self, events: list[PeerEvent]) -> None:
+        for e in events:
+            session = self.sessions.get(e.peer.session_id)
+            if session is None:
+                continue
+            if isinstance(e, PeerConnected):
+                self._settle(session)
+                session.connected()
+            elif isinstance(e, PeerClosed):
+                session.close(e.reason)
+            elif isinstance(e, KeyframeRequested):
+                session.fanout.keyframe_requested()
+
+    # -- session requests (DELETE, PATCH), local or passed on by another front ---------
+    def session_op(self, args: dict[str, Any]) -> str | None:
+        """Act on a session of this front: "ok", "precondition" (If-Match
+        names another ETag), "restart" (an ICE restart: not supported), or
+        None when the session is not here."""
+        session = self.sessions.get(str(args.get("id", "")))
+        if session is None or session.path != args.get("path"):
+            return None
+        verdict = session_request(session.etag, session.peer.creds.remote_ufrag, str(args.get("op")),
+                                  _opt(args.get("if_match")), _opt(args.get("ufrag")))
+        if verdict == "delete":
+            session.close("DELETE")
+        return "ok" if verdict in ("delete", "trickle") else verdict
+
+
+def _opt(v: object) -> str | None:
+    return None if v is None else str(v)
