@@ -172,7 +172,7 @@ class Shard:
             stream = self.streams.get(str(args["path"]))
             if stream is None:
                 stream = await self.pulls.ensure(str(args["path"]))  # route pull
-            return await self.hls.open(stream)
+            return await self.hls.open(stream, str(args.get("variant", "ts")), ch)
         if method == "list_streams":
             return [s.info() for s in self.streams]
         if method == "stream_info":
@@ -211,6 +211,8 @@ class Shard:
             ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
             if ask is not None:
                 ask()
+        elif method == "hls_touch":
+            self.hls.touch(str(args["p"]), ch)
 
 
 
@@ -241,6 +243,7 @@ class _Link:
         else:
             self.shard.fronts.discard(ch)
             self.shard.streams.drop_reader(ch)
+            self.shard.hls.drop_reader(ch)
 
 
 async def run_shard(args: ChildArgs) -> None:
