@@ -160,7 +160,7 @@ class RecordTable:
         return None
 
     # -- changes (the supervisor's) ------------------------------------------------------
-    def upsert(self, obj: Mapping[str, Any]) -> RecordRule:
+    def upsert(self, obj: object) -> RecordRule:
         rule = rule_from_obj(obj, "api")
         if rule.pattern not in self._rules and len(self._rules) >= MAX_RULES:
             raise BadRequest(f"at most {MAX_RULES} recording rules")
