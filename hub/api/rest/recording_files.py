@@ -124,7 +124,7 @@ class ByteRange(NamedTuple):
 def parse_range(header: str | None, length: int) -> ByteRange | None:
     """One ``bytes=`` range of a ``Range`` header; None: send it all (no
     header, several ranges or another unit — RFC 9110 lets us ignore those).
-    NotSatisfiable-ready: returns an empty range when it starts past the end."""
+    A range that starts at or past the end comes back empty (answer 416)."""
     if not header or not header.startswith("bytes=") or "," in header:
         return None
     spec = header[6:].strip()
@@ -141,6 +141,8 @@ def parse_range(header: str | None, length: int) -> ByteRange | None:
         last = int(last_s) if last_s else length - 1
     except ValueError:
         return None
+    if first >= length:
+        return ByteRange(first, first)  # unsatisfiable
     if first < 0 or last < first:
         return None
     return ByteRange(first, min(last + 1, length))
