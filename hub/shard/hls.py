@@ -83,10 +83,11 @@ class HlsManager:
             return str(seg.folder)
         if seg.segmenter is None:
             raise ServiceUnavailable("no track of this stream goes into fragmented MP4")
+        # Players need one whole segment in a playlist (hls.js: "levelEmptyError"
+        # before), LL ones too; later LL playlists list the parts as they come.
+        await _first(seg.first_segment, timeout)
         if variant == "fmp4":
-            await _first(seg.first_segment, timeout)
             return {"folder": str(seg.folder)}
-        await _first(seg.first_part, timeout)
         if seg.closed or seg.segmenter is None:
             raise ServiceUnavailable("the stream's HLS has stopped")
         if not seg.ll:

@@ -59,7 +59,6 @@ class Fmp4HlsSegmenter(Fmp4Feed):
         self.folder = folder
         self.fragment = fragment
         self.last_request = time.monotonic()
-        self.first_part = asyncio.Event()
         self.first_segment = asyncio.Event()
         self.ll = False  # an LL player asked: render ll.m3u8 and notify subscribers
         self.subscribers: dict[Hashable, float] = {}  # front link -> last request it reported
@@ -121,7 +120,6 @@ class Fmp4HlsSegmenter(Fmp4Feed):
         if not self._dirty:
             return
         self._dirty = False
-        self.first_part.set()
         if self.ll:
             self.publish_ll()
 
