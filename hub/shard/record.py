@@ -62,6 +62,7 @@ class Recorder(Fmp4Feed):
         self.fd: int | None = None
         self.name = ""
         self.opened = 0.0
+        self._written = 0  # bytes in the open file
         self._file: RecordingFile | None = None
         self._sequence = -1
         self._init_version = -1
@@ -78,6 +79,7 @@ class Recorder(Fmp4Feed):
             chunks = self._file.part(part)
             want = sum(len(c) for c in chunks)
             wrote = os.writev(self.fd, chunks)
+            self._written += wrote
             self.manager.counters.bytes += wrote
             if wrote != want:  # a short write to a regular file: the disk is full
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -100,6 +102,7 @@ class Recorder(Fmp4Feed):
             raise OSError(errno.EEXIST, f"{NAME_TRIES} recordings in one second")
         self.name = name
         self.opened = wall
+        self._written = 0
         self._file = RecordingFile(seg.init, seg.tracks)
         self._sequence = part.sequence
         self._init_version = init_version
@@ -116,6 +119,13 @@ class Recorder(Fmp4Feed):
         log.error("%s: recording stopped: %s (%s)", self.stream.path,
                   e.strerror or e, errno.errorcode.get(e.errno or 0, "?"))
         self.manager.counters.errors += 1
+        if self.fd is not None and not self._written:  # nothing in it: no file
+            os.close(self.fd)
+            self.fd = None
+            try:
+                os.unlink(self.folder / self.name)
+            except OSError:
+                pass
         self.stop(finish=False)
 
     def stop(self, finish: bool = True) -> None:

@@ -63,7 +63,9 @@ def parse_bytes(key: str, v: object) -> int:
         raise BadRequest(f"{key}: expected bytes, got {v!r}")
     if isinstance(v, int):
         n = v
-    elif isinstance(v, float) and v.is_integer():
+    elif isinstance(v, float):
+        if not v.is_integer():
+            raise BadRequest(f"{key}: expected a whole number of bytes, got {v!r}")
         n = int(v)
     else:
         m = _SIZE.match(str(v))
@@ -116,7 +118,9 @@ def rule_from_obj(obj: object, source: str = "api") -> RecordRule:
     if fmt not in FORMATS:
         raise BadRequest(f"recording format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     segment = parse_seconds("segment", obj.get("segment", DEFAULT_SEGMENT), SEGMENT_MIN, SEGMENT_MAX)
-    retention = obj.get("retention") or {}
+    retention = obj.get("retention")
+    if retention is None:
+        retention = {}
     if not isinstance(retention, Mapping):
         raise BadRequest("retention must be an object")
     unknown = set(retention) - {"max_age", "max_bytes"}
