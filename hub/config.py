@@ -20,7 +20,7 @@ from .config_values import ConfigError as ConfigError  # raised here, caught by 
 from .config_values import as_bool, as_int, as_seconds, as_str, as_token, port_range
 from .config_webrtc import WebRtcConfig, validate_webrtc
 from .errors import BadRequest
-from .store.recordings import MAX_RULES, rule_from_obj
+from .store.recordings import rules_from_config
 
 DEFAULT_PORT = 1554
 
@@ -381,25 +381,11 @@ def _validate(flat: dict[str, Any]) -> Config:
         raise ConfigError(f"hls.variant: expected one of {', '.join(HLS_VARIANTS)}, got {variant!r}")
     d["hls"]["variant"] = variant
     d["recordings"] = as_str("recordings", d["recordings"])
-    d["record"] = _record_rules(d["record"])
+    try:
+        d["record"] = rules_from_config(d["record"])
+    except BadRequest as e:
+        raise ConfigError(e.message) from None
     return Config.from_dict(d)
-
-
-def _record_rules(v: Any) -> list[dict[str, Any]]:
-    """`record`: a list of recording rules, each checked as the REST API checks one."""
-    if not isinstance(v, list):
-        raise ConfigError("record: expected a list of rules")
-    if len(v) > MAX_RULES:
-        raise ConfigError(f"record: at most {MAX_RULES} rules")
-    out = []
-    for i, obj in enumerate(v):
-        try:
-            rule = rule_from_obj(obj, "config").public_dict()
-        except BadRequest as e:
-            raise ConfigError(f"record[{i}]: {e.message}") from None
-        del rule["source"]
-        out.append(rule)
-    return out
 
 
 # Flags that set a config key: flag destination -> dotted config.json name.

@@ -68,6 +68,14 @@ class Recorder(Fmp4Feed):
         self._init_version = -1
         super().__init__(stream, part_target=PART, segment_target=rule.segment, window=1)
 
+    def pump(self) -> None:
+        try:
+            super().pump()
+        except Exception:  # a bug, not the disk: stop this recording, keep its file
+            log.exception("%s: recording failed", self.stream.path)
+            self.manager.counters.errors += 1
+            self.stop(finish=False)
+
     def on_part(self, part: Fmp4Part) -> None:
         seg = self.segmenter
         assert seg is not None

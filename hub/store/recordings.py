@@ -131,6 +131,23 @@ def rule_from_obj(obj: object, source: str = "api") -> RecordRule:
     return RecordRule(pattern, str(fmt), segment, max_age, max_bytes, source)
 
 
+def rules_from_config(v: object) -> list[dict[str, Any]]:
+    """Config ``record``: each rule checked as the API checks one; BadRequest names it."""
+    if not isinstance(v, list):
+        raise BadRequest("record: expected a list of rules")
+    if len(v) > MAX_RULES:
+        raise BadRequest(f"record: at most {MAX_RULES} rules")
+    out = []
+    for i, obj in enumerate(v):
+        try:
+            rule = rule_from_obj(obj, "config").public_dict()
+        except BadRequest as e:
+            raise BadRequest(f"record[{i}]: {e.message}") from None
+        del rule["source"]
+        out.append(rule)
+    return out
+
+
 class RecordTable:
     """Rules by canonical pattern; a match costs one lookup per path level."""
 
