@@ -152,7 +152,8 @@ class Shard:
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
                                    "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
                                    "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
-                                   "webrtc": self.whip.stats()}
+                                   "webrtc": self.whip.stats(),
+                                   "record": self.recorders.counts()}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out

@@ -171,7 +171,11 @@ class RecordManager:
     def stream_opened(self, stream: Stream) -> None:
         self.streams[stream.stream_id] = stream
         self._start(stream)
-        if self._sweeper is None:
+        self._sweep_soon()
+
+    def _sweep_soon(self) -> None:
+        """Retention sweeps run while there are rules (paths not live age too)."""
+        if self._sweeper is None and len(self.rules):
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
 
     def _start(self, stream: Stream) -> None:
@@ -203,6 +207,7 @@ class RecordManager:
                 rec.stop()
         for stream in list(self.streams.values()):
             self._start(stream)
+        self._sweep_soon()
 
     # -- files ---------------------------------------------------------------------------
     def close_file(self, fd: int, folder: Path, rule: RecordRule, name: str) -> None:
@@ -237,10 +242,13 @@ class RecordManager:
             except Exception:
                 log.exception("recordings retention sweep failed")
 
-    def stats(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, int]:
         c = self.counters
         return {"active": len(self.recorders), "files": c.files, "bytes": c.bytes, "errors": c.errors,
-                "deleted": c.deleted, "recording": [r.info() for r in self.recorders.values()]}
+                "deleted": c.deleted}
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts(), "recording": [r.info() for r in self.recorders.values()]}
 
     async def aclose(self) -> None:
         """Shard stop: every file closed and synced (streams were closed first)."""

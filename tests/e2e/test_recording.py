@@ -226,7 +226,7 @@ def test_rules_api_retention_by_size_and_rights(hub_factory: Callable[..., HubSe
     assert _files(rec, "/ret/cam") and p.alive()
 
 
-def test_publisher_killed_mid_segment_leaves_a_playable_file(hub_factory: Callable[..., HubServer],
+def test_killed_publisher_and_stopped_server_leave_playable_files(hub_factory: Callable[..., HubServer],
                                                             push: Callable[..., Pusher],
                                                             tmp_path: Path) -> None:
     rec = tmp_path / "rec"
@@ -242,6 +242,16 @@ def test_publisher_killed_mid_segment_leaves_a_playable_file(hub_factory: Callab
         assert time.monotonic() < deadline, "the recording did not end with its publisher"
         time.sleep(0.2)
     last = _files(rec, "/rec/killed")[-1]
+    duration = float(ffprobe(last)["format"]["duration"])
+    assert 1.0 <= duration <= SEGMENT, duration
+    assert decode_errors(last) == ""
+
+    # The server stopped (SIGTERM) mid-segment: the open file is closed whole too.
+    push("/rec/stopped", "h264", srv=hub)
+    _wait_files(rec, "/rec/stopped", 2)
+    time.sleep(2.0)
+    assert hub.stop() == 0
+    last = _files(rec, "/rec/stopped")[-1]
     duration = float(ffprobe(last)["format"]["duration"])
     assert 1.0 <= duration <= SEGMENT, duration
     assert decode_errors(last) == ""
