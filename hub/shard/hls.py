@@ -20,6 +20,7 @@ from typing import Any, Hashable
 
 from ..errors import BadRequest, ServiceUnavailable
 from ..hls_files import fmp4_folder, stream_folder
+from ..media.stream_desc import AUDIO_AAC, VIDEO_CODECS
 from .hls_fmp4 import Fmp4HlsSegmenter, ll_wire
 from .hls_ts import TsSegmenter
 from .stream import Stream
@@ -81,7 +82,8 @@ class HlsManager:
         if isinstance(seg, TsSegmenter):
             await _first(seg.first_segment, timeout)
             return str(seg.folder)
-        if seg.segmenter is None:
+        if seg.segmenter is None and not any(t.codec in VIDEO_CODECS or t.codec == AUDIO_AAC
+                                             for t in stream.tracks):
             raise ServiceUnavailable("no track of this stream goes into fragmented MP4")
         # Players need one whole segment in a playlist (hls.js: "levelEmptyError"
         # before), LL ones too; later LL playlists list the parts as they come.

@@ -114,6 +114,11 @@ def test_h264_and_h265_recorded_played_back_and_ranged(hub_factory: Callable[...
         assert [i["name"] for i in items] == [f.name for f in files]
         assert [i["size"] for i in items] == [f.stat().st_size for f in files]
         assert all(abs(i["duration"] - SEGMENT) < 0.5 for i in items[:-1]), items
+        first_page = json.loads(_api(hub, f"/api/v1/recordings{path}?page_size=2")[2])
+        rest = json.loads(_api(hub, f"/api/v1/recordings{path}?page_size=1000&page_token="
+                                    f"{first_page['next_page_token']}")[2])
+        assert [i["name"] for i in first_page["recordings"] + rest["recordings"]] == [f.name for f in files]
+        assert first_page["total"] == rest["total"] == len(files)
 
         # 6 s across two files: one MP4, decoded start to end, then a seek in the middle.
         start = _ts(items[0]["start"]) + 2.0

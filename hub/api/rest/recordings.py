@@ -33,7 +33,7 @@ from ...errors import BadRequest, Forbidden, HubError, NotFound, RangeNotSatisfi
 from ...media.hls import VodSegment, render_vod_playlist
 from ...media.mp4.playback import join_range
 from ...placement import canonical_path
-from ...store.recordings import path_folder
+from ...store.recordings import parse_name, path_folder
 from ...store.users import User
 from ..access import token_from
 from ..http_responses import CORS
@@ -45,7 +45,8 @@ from .recording_files import RecordingIndex, list_folder, overlapping, parse_ran
 if TYPE_CHECKING:
     from ..context import FrontContext
 
-#: The longest range one MP4 or playlist covers (its generated moofs: ~1 MB).
+#: The longest range one MP4 or playlist covers (its generated moofs, held while
+#: it is sent: about 1 KB per 1 s fragment, ~4 MB).
 MAX_RANGE = 3600.0
 #: HLS VOD segment length over a range (from a keyframe to the first one past it).
 VOD_TARGET = 2.0
@@ -145,9 +146,9 @@ async def _listing(request: Request, path: str) -> Response:
     if start is not None or end is not None:
         listed = overlapping(listed, start or 0.0, end or float("inf"))
     total = len(listed)
-    if token:
-        names = [f.name for f in listed]
-        listed = listed[names.index(token) + 1:] if token in names else []
+    after = parse_name(token) if token else None
+    if after is not None:  # the last name of the previous page (it may be gone since)
+        listed = [f for f in listed if f.order > after]
     page = listed[:size]
     sizes = {str(folder / f.name): f.size for f in page}
     items = [{"name": f.path.rsplit("/", 1)[-1], "start": _iso(f.start),
