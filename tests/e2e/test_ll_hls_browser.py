@@ -3,7 +3,9 @@
 One stream, pushed in real time by `tests.e2e.stamped` (every picture
 carries its frame number; the publisher notes when it sent each frame).
 One page plays it twice at once with hls.js, as LL-HLS (``?variant=ll``,
-``lowLatencyMode``) and as TS HLS (hls.js defaults). For every frame the
+``lowLatencyMode``, catching up at up to 1.2x as the console's player does:
+a player joins at the keyframe before its target, up to a GOP further
+back) and as TS HLS (hls.js defaults). For every frame the
 browser presents (``requestVideoFrameCallback``) the page reads the frame
 number off the picture and notes the presentation time; delay = that time
 minus the frame's send time. LL-HLS must stay under 2 s; TS HLS lags by
@@ -43,7 +45,7 @@ PLAYERS_JS = "async ([llUrl, tsUrl]) => {" + READ_BARCODE_JS + """
     document.head.appendChild(s);
   });
   window.players = {};
-  for (const [name, url, config] of [["ll", llUrl, {lowLatencyMode: true}], ["ts", tsUrl, {}]]) {
+  for (const [name, url, config] of [["ll", llUrl, {lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.2}], ["ts", tsUrl, {}]]) {
     const video = document.createElement("video");
     video.muted = true; video.autoplay = true; video.playsInline = true;
     document.body.appendChild(video);

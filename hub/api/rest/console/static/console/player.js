@@ -162,8 +162,11 @@ export class Player {
     }
     if (generation !== this.generation) return;
     if (Hls && Hls.isSupported()) {
-      // LL-HLS: hls.js follows PART-HOLD-BACK and blocks on playlist reloads.
-      const hls = new Hls(lowLatency ? { lowLatencyMode: true } : { liveSyncDurationCount: 2, lowLatencyMode: false });
+      // LL-HLS: hls.js follows PART-HOLD-BACK and blocks on playlist reloads; a
+      // player that joined behind (at the keyframe before the live edge) catches
+      // up by playing at up to 1.2x.
+      const hls = new Hls(lowLatency ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.2 }
+        : { liveSyncDurationCount: 2, lowLatencyMode: false });
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (data.fatal && generation === this.generation) this.onError(`HLS: ${data.type} ${data.details}`);
       });
