@@ -166,7 +166,7 @@ class Shard:
         if method == M.METRICS:
             return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
                                 rtmp_publishers=len(self.rtmp.sessions),
-                                whip_publishers=len(self.whip.sessions))
+                                whip_publishers=len(self.whip.sessions), recorders=self.recorders)
         if method == M.DRAIN:
             self.drain()
             return True

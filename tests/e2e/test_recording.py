@@ -279,6 +279,10 @@ def test_disk_full_stops_the_recording_not_the_stream(tmp_path: Path, media: Cal
             assert " ERROR " in line and "/rec/full" in line and "ENOSPC" in line, line
             status = json.loads(_api(hub, "/api/v1/recordings")[2])
             assert status["errors"] == 1 and status["recording"] == [], status
+            with urllib.request.urlopen(f"{hub.base}/metrics", timeout=10) as r:
+                metrics = r.read().decode()
+            assert "\nipchub_recording_errors_total 1.0\n" in metrics, metrics[-2000:]
+            assert "\nipchub_recordings 0.0\n" in metrics
             # The live stream goes on.
             r = play(f"{hub.base}/streams/rec/full.flv", frames=50, timeout=15)
             assert r.video_frames >= 50 and r.decode_errors == 0 and pusher.alive(), r
