@@ -235,7 +235,7 @@ def test_killed_publisher_and_stopped_server_leave_playable_files(hub_factory: C
                                                             push: Callable[..., Pusher],
                                                             tmp_path: Path) -> None:
     rec = tmp_path / "rec"
-    hub = hub_factory("--shards", "1", "--fronts", "1", "--config", str(_config(tmp_path, rec)))
+    hub = hub_factory("--shards", "1", "--fronts", "1", "--drain-grace", "0", "--config", str(_config(tmp_path, rec)))
     p = push("/rec/killed", "h264", srv=hub)
     _wait_files(rec, "/rec/killed", 2)
     time.sleep(2.0)  # half way into the second file
