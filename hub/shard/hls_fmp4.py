@@ -143,3 +143,7 @@ class Fmp4HlsSegmenter(Fmp4Feed):
             ch.notify(M.HLS_GONE, {"p": self.stream.path})  # type: ignore[attr-defined]
         self.subscribers.clear()
         remove_files(self.folder, SUFFIXES)
+        try:
+            os.rmdir(self.folder.parent)  # the stream's folder, if TS left it empty
+        except OSError:
+            pass
