@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 from .config_values import ConfigError as ConfigError  # raised here, caught by callers of hub.config
 from .config_values import as_bool, as_int, as_seconds, as_str, as_token, port_range
 from .config_webrtc import WebRtcConfig, validate_webrtc
+from .errors import BadRequest
+from .store.recordings import rules_from_config
 
 DEFAULT_PORT = 1554
 
@@ -58,8 +60,15 @@ class LimitsConfig:
     connections_per_ip: int = 0
 
 
+@dataclass(frozen=True)
+class HlsConfig:
+    variant: str = "ts"  # what `.m3u8` serves without ?variant=: "ts", "fmp4" or "ll"
+
+
+HLS_VARIANTS = ("ts", "fmp4", "ll")
+
 # Nested objects of config.json that map to a dataclass field of their own.
-_SECTIONS = ("tls", "log", "metrics", "limits", "webrtc")
+_SECTIONS = ("tls", "log", "metrics", "limits", "webrtc", "hls")
 
 # Keys a SIGHUP reload applies without dropping anyone (dotted names as in
 # config.json); any other changed key is logged as needing a restart.
@@ -105,6 +114,10 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
+    hls: HlsConfig = field(default_factory=HlsConfig)
+    # recording: rules (hub.store.recordings) and the folder ("" = DATA/recordings)
+    record: list[dict[str, Any]] = field(default_factory=list)
+    recordings: str = ""
 
     # -- derived -------------------------------------------------------
     @property
@@ -127,6 +140,10 @@ class Config:
         p = Path(name)
         return p if p.is_absolute() else Path(self.data) / p
 
+    @property
+    def recordings_path(self) -> Path:
+        return Path(self.recordings) if self.recordings else Path(self.data) / "recordings"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -142,6 +159,7 @@ class Config:
             if k in w:
                 w[k] = tuple(w[k])
         d["webrtc"] = WebRtcConfig(**w)
+        d["hls"] = HlsConfig(**d.get("hls", {}))
         return cls(**d)
 
     def to_file_dict(self, mask_secrets: bool = False) -> dict[str, Any]:
@@ -276,6 +294,7 @@ _ENV_KEYS = {
     "HUB_LIMITS_CONNECTIONS_PER_IP": "limits.connections_per_ip",
     "HUB_WEBRTC_UDP_PORT": "webrtc.udp_port", "HUB_WEBRTC_PUBLIC_ADDRESSES": "webrtc.public_addresses",
     "HUB_WEBRTC_ICE_SERVERS": "webrtc.ice_servers", "HUB_WEBRTC_CONSENT_TIMEOUT": "webrtc.consent_timeout",
+    "HUB_HLS_VARIANT": "hls.variant", "HUB_RECORDINGS": "recordings",
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
@@ -357,6 +376,15 @@ def _validate(flat: dict[str, Any]) -> Config:
     for k in limits:
         limits[k] = as_int(f"limits.{k}", limits[k], 0, 100_000_000)
     validate_webrtc(d)
+    variant = as_str("hls.variant", d["hls"]["variant"]).lower()
+    if variant not in HLS_VARIANTS:
+        raise ConfigError(f"hls.variant: expected one of {', '.join(HLS_VARIANTS)}, got {variant!r}")
+    d["hls"]["variant"] = variant
+    d["recordings"] = as_str("recordings", d["recordings"])
+    try:
+        d["record"] = rules_from_config(d["record"])
+    except BadRequest as e:
+        raise ConfigError(e.message) from None
     return Config.from_dict(d)
 
 

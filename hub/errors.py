@@ -89,6 +89,15 @@ class Unprocessable(HubError):
     rtsp_status = 400
     http_status = 422
     reason = "Unprocessable Content"
+class RangeNotSatisfiable(HubError):
+    """An HTTP Range that starts past the end; the message is the answer's
+    Content-Range (``bytes */LENGTH``)."""
+    rtsp_status = 457  # Invalid Range
+    http_status = 416
+    reason = "Range Not Satisfiable"
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": self.message}
 
 
 class SessionNotFound(HubError):

@@ -23,6 +23,7 @@ from ..ipc.channel import IpcChannel
 from ..store.routes import RouteTable
 from ..store.users import UserTable
 from ..udp_ports import PortPairPool
+from .play.hls_live import HlsLive
 from .play.hls_viewers import HlsViewers
 from .play.rtp import RtpPorts
 from .play.views import StreamViews
@@ -81,6 +82,7 @@ class FrontContext:
         self.shards = ShardLinks(c.shard_count)
         self.views = StreamViews(self.shards, c)
         self.hls_viewers = HlsViewers()
+        self.hls_live = HlsLive(self.shards)
         self.rtsp_auth = RtspChallenger(c.auth_scheme)
         # Shards take the first slices of the RTP port range, fronts the rest.
         self.rtp_ports = RtpPorts(

@@ -84,6 +84,8 @@ class ShardLink:
             self.front.views.on_wake(args["s"])
         elif method == "stream_ended":
             self.front.views.on_stream_ended(int(args["stream_id"]))
+        elif method in ("hls_part", "hls_gone"):
+            self.front.hls_live.on_notice(method, args)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
         os.close(fd)

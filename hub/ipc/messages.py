@@ -46,6 +46,10 @@ RELOAD = "reload"                  # supervisor -> child: {config}: the reloadab
 ADMIT = "admit"                    # child -> supervisor: {kind, path, ip[, holder]} a session may start
 ADMITTED = "admitted"              # front -> supervisor notice: a session started (no limit set)
 RELEASE = "release"                # holder -> supervisor notice: {kind, path, ip} a session ended
+HLS_OPEN = "hls_open"              # front -> shard: {path, variant} start/keep a segmenter; LL: subscribe
+HLS_PART = "hls_part"              # shard -> front notice: {p, st: LlState, n: next part} a part is out
+HLS_GONE = "hls_gone"              # shard -> front notice: {p} the stream's fMP4 segmenter stopped
+HLS_TOUCH = "hls_touch"            # front -> shard notice: {p} LL players still ask
 
 # Several label values in one key of a metrics report.
 LABEL_SEP = "\t"

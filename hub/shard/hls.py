@@ -1,199 +1,141 @@
-"""HLS: one TS segmenter per stream, in the owning shard.
+"""The shard's HLS segmenters: MPEG-TS (`hls_ts`) and fMP4/LL-HLS (`hls_fmp4`).
 
-Started by the first playlist request, from the ring's last keyframe, so the
-first segment is ready one GOP later instead of a whole segment later; it is
-cut at the first keyframe after that, then at the first keyframe after each
-`hlsfragment` seconds. Segments and an atomically replaced playlist are
-files in a tmpfs folder (or `hlspath`); the fronts serve them as files.
-Stopped after `IDLE_STOP` seconds without a playlist request.
+At most one of each kind per stream, started by the first playlist request
+(``hls_open`` from a front), pumped as one of the stream's taps, and
+stopped after `IDLE_STOP` seconds without a request. A front that plays the
+LL variant subscribes to the stream's ``hls_part`` notices with its
+``hls_open`` and keeps the subscription with ``hls_touch`` notices while its
+players ask (a front's cached LL state saves it an IPC round trip per
+playlist request); a subscriber that stops touching is dropped after
+`IDLE_STOP`. A segmenter that stops tells its subscribers (``hls_gone``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Hashable
 
-from ..errors import ProtocolError
-from ..hls_files import stream_folder
-from ..media.codec_config import AdtsParams, adts_params_from_asc
-from ..media.hls import MediaPlaylist
-from ..media.mpegts import TsMuxer
-from ..media.stream_desc import AUDIO_AAC, TrackDesc
-from ..ring import RingEntry, RingReader
+from ..errors import BadRequest, ServiceUnavailable
+from ..hls_files import fmp4_folder, stream_folder
+from ..media.stream_desc import AUDIO_AAC, VIDEO_CODECS
+from .hls_fmp4 import Fmp4HlsSegmenter, ll_wire
+from .hls_ts import TsSegmenter
 from .stream import Stream
 
 log = logging.getLogger("hub.shard.hls")
 
+#: A segmenter without playlist requests (an LL subscriber without touches) is stopped.
 IDLE_STOP = 60.0
-WINDOW = 6
-PLAYLIST = "index.m3u8"
+#: How often idle segmenters are looked for.
+REAP_EVERY = 5.0
+VARIANTS = ("ts", "fmp4", "ll")
+
+Segmenter = TsSegmenter | Fmp4HlsSegmenter
 
 
-class HlsSegmenter:
-    def __init__(self, stream: Stream, folder: Path, fragment: float) -> None:
-        self.stream = stream
-        self.folder = folder
-        self.fragment = fragment
-        self.last_request = time.monotonic()
-        self.first_segment = asyncio.Event()
-        self.playlist = MediaPlaylist(window=WINDOW, uri_template=f"/streams{stream.path}/{{seq}}.ts")
-        self._reader = RingReader.attach(stream.ring.name)
-        self._reader.seek_last_keyframe()
-        self._buf = bytearray()
-        self._seg_start: int | None = None  # 90 kHz time of the current segment's start
-        self._last_ts = 0
-        self._version = stream.version
-        self._closed = False
-        self._setup(stream.tracks)
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def _setup(self, tracks: list[TrackDesc]) -> None:
-        self.video = next((t for t in tracks if t.kind == "video" and t.codec in ("H264", "H265")), None)
-        self.audio = next((t for t in tracks if t.kind == "audio" and t.codec == AUDIO_AAC and t.asc), None)
-        self.adts: AdtsParams | None = None
-        if self.audio is not None:
-            try:
-                self.adts = adts_params_from_asc(self.audio.asc)
-            except ProtocolError:
-                self.audio = None
-        codec: Literal["h264", "h265"] | None = (
-            None if self.video is None else ("h265" if self.video.codec == "H265" else "h264"))
-        self.muxer = TsMuxer(codec, self.audio is not None) if (codec or self.audio) else None
-        v = self.video
-        self.params: list[bytes] = [p for p in ((v.vps, v.sps, v.pps) if v else ()) if p]
-        self._psi_written = False
-
-    def pump(self) -> None:
-        """Mux whatever the ring has that this segmenter has not seen."""
-        if self._closed:
-            return
-        if self._version != self.stream.version:
-            self._version = self.stream.version
-            self._setup(self.stream.tracks)
-        while entries := self._reader.read(512):
-            for e in entries:
-                self._entry(e)
-
-    def _to90k(self, ts: int, track: TrackDesc) -> int:
-        return ts * 90000 // track.clock_rate
-
-    def _entry(self, e: RingEntry) -> None:
-        m = self.muxer
-        if m is None:
-            return
-        if self.video is not None and e.track == self.video.index:
-            dts = self._to90k(e.dts, self.video)
-            if e.keyframe:
-                self._maybe_cut(dts)
-            if self._seg_start is None:
-                return  # wait for the first keyframe
-            self._begin()
-            self._buf += m.video(e.data, self._to90k(e.pts, self.video), dts, e.keyframe, self.params)
-            self._last_ts = dts
-        elif self.audio is not None and e.track == self.audio.index and self.adts is not None:
-            pts = self._to90k(e.pts, self.audio)
-            if self.video is None:
-                self._maybe_cut(pts)
-            if self._seg_start is None:
-                return
-            self._begin()
-            self._buf += m.audio(e.data, pts, self.adts)
-
-    def _begin(self) -> None:
-        if not self._psi_written and self.muxer is not None:
-            self._buf += self.muxer.psi()
-            self._psi_written = True
-
-    def _maybe_cut(self, now90k: int) -> None:
-        if self._seg_start is None:
-            self._seg_start = now90k
-            return
-        elapsed = (now90k - self._seg_start) / 90000
-        # The first segment is cut at the next keyframe so the first playlist
-        # is ready fast; later ones are at least `fragment` long.
-        if elapsed <= 0 or (self.first_segment.is_set() and elapsed < self.fragment):
-            return
-        self._write_segment(elapsed)
-        self._seg_start = now90k
-
-    def _write_segment(self, duration: float) -> None:
-        seq = self.playlist.media_sequence + len(self.playlist.segments)
-        data = bytes(self._buf)
-        self._buf.clear()
-        self._psi_written = False
-        _atomic_write(self.folder / f"{seq}.ts", data)
-        for old in self.playlist.add(duration):
-            try:
-                os.unlink(self.folder / f"{old.sequence}.ts")
-            except FileNotFoundError:
-                pass
-        _atomic_write(self.folder / PLAYLIST, self.playlist.render().encode())
-        self.first_segment.set()
-
-    def close(self) -> None:
-        """Stop reading (off the stream's taps first), then release the ring."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.pump in self.stream.taps:
-            self.stream.taps.remove(self.pump)
-        self._reader.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+async def _first(ready: asyncio.Event, timeout: float) -> None:
+    if not ready.is_set():
+        try:
+            await asyncio.wait_for(ready.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailable("no HLS segment yet (no keyframe?)") from None
 
 
 class HlsManager:
-    """The shard's segmenters: started on demand, pumped on writes, stopped idle."""
+    """Started on demand, pumped on writes, stopped idle."""
 
     def __init__(self, root: Path, fragment: float) -> None:
         self.root = root
         self.fragment = fragment
-        self.segmenters: dict[int, HlsSegmenter] = {}
+        self.segmenters: dict[tuple[int, str], Segmenter] = {}  # (stream id, "ts" | "fmp4")
+        self._by_path: dict[str, Fmp4HlsSegmenter] = {}
         self._reaper: asyncio.Task[None] | None = None
 
-    async def open(self, stream: Stream, timeout: float = 15.0) -> str:
-        seg = self.segmenters.get(stream.stream_id)
+    def _start(self, stream: Stream, kind: str) -> Segmenter:
+        key = (stream.stream_id, kind)
+        seg = self.segmenters.get(key)
         if seg is None:
-            seg = HlsSegmenter(stream, stream_folder(self.root, stream.path), self.fragment)
-            self.segmenters[stream.stream_id] = seg
+            if kind == "ts":
+                seg = TsSegmenter(stream, stream_folder(self.root, stream.path), self.fragment)
+            else:
+                seg = Fmp4HlsSegmenter(stream, fmp4_folder(self.root, stream.path), self.fragment)
+                self._by_path[stream.path] = seg
+            self.segmenters[key] = seg
             stream.taps.append(seg.pump)
             seg.pump()
             if self._reaper is None:
                 self._reaper = asyncio.get_running_loop().create_task(self._reap())
         seg.last_request = time.monotonic()
-        if not seg.first_segment.is_set():
-            await asyncio.wait_for(seg.first_segment.wait(), timeout)
-        return str(seg.folder)
+        return seg
+
+    async def open(self, stream: Stream, variant: str = "ts", reader: Hashable | None = None,
+                   timeout: float = 15.0) -> Any:
+        """Start (or keep) the variant's segmenter; once it has something to list,
+        TS: its folder; fMP4: {folder}; LL: {folder, st, n} (see `ll_wire`),
+        and ``reader`` gets the stream's ``hls_part`` notices."""
+        if variant not in VARIANTS:
+            raise BadRequest(f"unknown HLS variant {variant!r}")
+        seg = self._start(stream, "ts" if variant == "ts" else "fmp4")
+        if isinstance(seg, TsSegmenter):
+            await _first(seg.first_segment, timeout)
+            return str(seg.folder)
+        if seg.segmenter is None and not any(t.codec in VIDEO_CODECS or t.codec == AUDIO_AAC
+                                             for t in stream.tracks):
+            raise ServiceUnavailable("no track of this stream goes into fragmented MP4")
+        # Players need one whole segment in a playlist (hls.js: "levelEmptyError"
+        # before), LL ones too; later LL playlists list the parts as they come.
+        await _first(seg.first_segment, timeout)
+        if variant == "fmp4":
+            return {"folder": str(seg.folder)}
+        if seg.closed or seg.segmenter is None:
+            raise ServiceUnavailable("the stream's HLS has stopped")
+        if not seg.ll:
+            seg.ll = True
+            seg.publish_ll()
+        if reader is not None:
+            seg.subscribers[reader] = time.monotonic()
+        return {"folder": str(seg.folder), **ll_wire(seg.segmenter)}
+
+    def touch(self, path: str, reader: Hashable) -> None:
+        """A front's LL players are still asking (``hls_touch``)."""
+        seg = self._by_path.get(path)
+        if seg is not None and reader in seg.subscribers:
+            now = time.monotonic()
+            seg.subscribers[reader] = now
+            seg.last_request = now
+
+    def drop_reader(self, reader: Hashable) -> None:
+        """A front's link closed."""
+        for seg in self._by_path.values():
+            seg.subscribers.pop(reader, None)
+
+    def _stop(self, key: tuple[int, str]) -> None:
+        seg = self.segmenters.pop(key)
+        if isinstance(seg, Fmp4HlsSegmenter) and self._by_path.get(seg.stream.path) is seg:
+            del self._by_path[seg.stream.path]
+        seg.close()
 
     def stream_closed(self, stream: Stream) -> None:
-        seg = self.segmenters.pop(stream.stream_id, None)
-        if seg is not None:
-            seg.close()
+        for key in [k for k in self.segmenters if k[0] == stream.stream_id]:
+            self._stop(key)
 
     async def _reap(self) -> None:
         while True:
-            await asyncio.sleep(5.0)
+            await asyncio.sleep(REAP_EVERY)
             now = time.monotonic()
-            for sid, seg in list(self.segmenters.items()):
+            for key, seg in list(self.segmenters.items()):
                 if now - seg.last_request > IDLE_STOP:
-                    log.info("%s: HLS idle, stopping its segmenter", seg.stream.path)
-                    del self.segmenters[sid]
-                    seg.close()
+                    log.info("%s: HLS (%s) idle, stopping its segmenter", seg.stream.path, key[1])
+                    self._stop(key)
+                elif isinstance(seg, Fmp4HlsSegmenter):
+                    for ch in [c for c, t in seg.subscribers.items() if now - t > IDLE_STOP]:
+                        del seg.subscribers[ch]
 
     def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-        for seg in self.segmenters.values():
-            seg.close()
-        self.segmenters.clear()
+        for key in list(self.segmenters):
+            self._stop(key)

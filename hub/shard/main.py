@@ -28,6 +28,8 @@ from .hls import HlsManager
 from .metrics import ShardTally, shard_report
 from .publish import PublishHost, RtspPublisher
 from .rtmp_publish import RtmpPublisher, RtmpPublishHost
+from .record import RecordManager
+from ..store.recordings import RecordTable, rule_from_obj
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -53,6 +55,11 @@ class Shard:
         self.whip.on_closed.append(self._whip_closed)
         self.hls = HlsManager(hls_root(args.config.hlspath, args.instance), float(args.config.hlsfragment))
         self.streams.on_stream_closed.append(self.hls.stream_closed)
+        cfg = args.config
+        self.recorders = RecordManager(cfg.recordings_path, RecordTable(rule_from_obj(r, "config") for r in cfg.record),
+                                       args.index, cfg.shard_count)
+        self.streams.on_stream_opened.append(self.recorders.stream_opened)
+        self.streams.on_stream_closed.append(self.recorders.stream_closed)
         self.fronts: set[IpcChannel] = set()
         self.stop = asyncio.Event()
         # -- route pulls (hub.shard.pull) --------------------------------------
@@ -145,24 +152,29 @@ class Shard:
             out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
                                    "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
                                    "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
-                                   "webrtc": self.whip.stats()}
+                                   "webrtc": self.whip.stats(),
+                                   "record": self.recorders.counts()}
             if args.get("extra"):
                 out["extra"] = process_extra(self.args.name)
             return out
         if method == "store_changed":
             if "routes" in args:
                 self.route_table = RouteTable.from_wire(args["routes"])
+            if "record" in args:
+                self.recorders.set_rules(RecordTable.from_wire(args["record"]))
             return True
         if method == M.METRICS:
             return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
                                 rtmp_publishers=len(self.rtmp.sessions),
-                                whip_publishers=len(self.whip.sessions))
+                                whip_publishers=len(self.whip.sessions), recorders=self.recorders)
         if method == M.DRAIN:
             self.drain()
             return True
         if method == M.RELOAD:
             self.reload(Config.from_dict(args["config"]))
             return True
+        if method == "record_status":
+            return self.recorders.stats()
         if method == "open_stream":
             path = str(args["path"])
             if self.streams.get(path) is None:
@@ -172,7 +184,7 @@ class Shard:
             stream = self.streams.get(str(args["path"]))
             if stream is None:
                 stream = await self.pulls.ensure(str(args["path"]))  # route pull
-            return await self.hls.open(stream)
+            return await self.hls.open(stream, str(args.get("variant", "ts")), ch)
         if method == "list_streams":
             return [s.info() for s in self.streams]
         if method == "stream_info":
@@ -211,6 +223,8 @@ class Shard:
             ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
             if ask is not None:
                 ask()
+        elif method == "hls_touch":
+            self.hls.touch(str(args["p"]), ch)
 
 
 
@@ -241,6 +255,7 @@ class _Link:
         else:
             self.shard.fronts.discard(ch)
             self.shard.streams.drop_reader(ch)
+            self.shard.hls.drop_reader(ch)
 
 
 async def run_shard(args: ChildArgs) -> None:
@@ -266,6 +281,8 @@ async def run_shard(args: ChildArgs) -> None:
     try:
         snap = await sup.request("store_snapshot", {}, timeout=10.0)
         shard.route_table = RouteTable.from_wire(snap["routes"])
+        if "record" in snap:
+            shard.recorders.set_rules(RecordTable.from_wire(snap["record"]))
     except HubError as e:
         log.warning("no route table from the supervisor yet: %s", e)
     log.info("serving fronts on %s", path)
@@ -280,6 +297,7 @@ async def run_shard(args: ChildArgs) -> None:
         shard.whip.close()
         shard.hls.close()
         shard.streams.close_all()
+        await shard.recorders.aclose()  # recordings: last parts written, files synced
         for ch in list(shard.fronts):
             ch.close()
         sup.close()

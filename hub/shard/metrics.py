@@ -16,6 +16,7 @@ from ..ipc.latency import REQUEST_LATENCY
 from .hls import HlsManager
 from .publish import PublishHost
 from .pull import PullManager
+from .record import RecordManager
 from .stream import Stream
 from .streams import StreamTable
 
@@ -36,7 +37,8 @@ class ShardTally:
 
 
 def shard_report(tally: ShardTally, streams: StreamTable, publishers: PublishHost, pulls: PullManager,
-                 hls: HlsManager, rtmp_publishers: int = 0, whip_publishers: int = 0) -> dict[str, Any]:
+                 hls: HlsManager, rtmp_publishers: int = 0, whip_publishers: int = 0,
+                 recorders: RecordManager | None = None) -> dict[str, Any]:
     bytes_in: Counter[str] = Counter(tally.ended_in)
     lost, dropped = tally.lost, tally.dropped
     for stream in streams:
@@ -51,11 +53,13 @@ def shard_report(tally: ShardTally, streams: StreamTable, publishers: PublishHos
         del tally.ended_in[path]
     states = Counter(p.state for p in pulls.pulls.values())
     reconnects = sum(max(0, p.connects - 1) for p in pulls.pulls.values())
+    rec = recorders.counts() if recorders is not None else {"active": 0, "errors": 0}
     return {
-        "c": {"pull_reconnects": reconnects, "rtp_lost": lost, "rtp_dropped": dropped},
+        "c": {"pull_reconnects": reconnects, "rtp_lost": lost, "rtp_dropped": dropped,
+              "recording_errors": rec["errors"]},
         "g": {"streams_live": len(streams), "publishers": {"rtsp": len(publishers.sessions), "rtmp": rtmp_publishers,
                                                               "whip": whip_publishers},
-              "pulls": dict(states), "hls_segmenters": len(hls.segmenters)},
+              "pulls": dict(states), "hls_segmenters": len(hls.segmenters), "recordings": rec["active"]},
         "p": {path: [n, 0] for path, n in bytes_in.items()},
         "h": REQUEST_LATENCY.snapshot(),
     }

@@ -27,6 +27,7 @@ class StreamTable:
         self.wake = WakeCoalescer(send_wake, loop)
         # Sources that can be asked to close (publishers, pullers): path -> fn
         self.on_stream_closed: list[Callable[[Stream], None]] = []
+        self.on_stream_opened: list[Callable[[Stream], None]] = []  # a new stream is live (recorders)
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -51,6 +52,8 @@ class StreamTable:
         self._streams[path] = stream
         self._by_id[stream.stream_id] = stream
         log.info("%s: live from %s (%s)", path, addr, ", ".join(t.codec for t in tracks))
+        for cb in self.on_stream_opened:
+            cb(stream)
         return stream
 
     def get(self, path: str) -> Stream | None:

@@ -33,7 +33,7 @@ from .stores import Stores
 from .tree import Child, ProcessTree, pid_alive
 
 STORE_METHODS = frozenset({"login", "refresh", "users_upsert", "users_delete",
-                           "routes_upsert", "routes_delete"})
+                           "routes_upsert", "routes_delete", "record_rules", "record_upsert", "record_delete"})
 
 log = logging.getLogger("hub.supervisor")
 

@@ -17,6 +17,7 @@ from ..auth.tokens import TokenService, load_or_create_key
 from ..config import Config
 from ..errors import BadRequest, Forbidden
 from ..store.persist import atomic_write_json
+from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
 from ..store.routes import RouteTable
 from ..store.sessions import open_session
 from ..store.users import first_start
@@ -50,13 +51,18 @@ class Stores:
         self.routes = RouteTable.load(self.routes_path) if os.path.exists(self.routes_path) else RouteTable()
         for what in self.routes.skipped:
             log.warning("route table: skipped %s", what)
+        self.record_path = str(config.data_path(RECORD_RULES_FILE))
+        self.record = RecordTable.load(self.record_path, (rule_from_obj(r, "config") for r in config.record))
+        for what in self.record.skipped:
+            log.warning("recording rules: skipped %s", what)
         self.key = load_or_create_key(os.path.join(data, KEY_FILE))
         self.tokens = TokenService(self.key)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"users": self.users.to_wire(), "routes": self.routes.to_wire(), "key": self.key}
+        return {"users": self.users.to_wire(), "routes": self.routes.to_wire(), "key": self.key,
+                "record": self.record.to_wire()}
 
-    async def _changed(self, users: bool = False, routes: bool = False) -> None:
+    async def _changed(self, users: bool = False, routes: bool = False, record: bool = False) -> None:
         """Persist, then wait until every child holds the change: an answer
         of 200 means any front, asked next, already sees it (a revoked token
         is refused everywhere)."""
@@ -67,6 +73,9 @@ class Stores:
         if routes:
             self.routes.save(self.routes_path)
             msg["routes"] = self.routes.to_wire()
+        if record:
+            self.record.save(self.record_path)
+            msg["record"] = self.record.to_wire()
         await self._broadcast("store_changed", msg)
 
     # -- requests from the fronts ------------------------------------------------
@@ -99,6 +108,16 @@ class Stores:
             if method == "routes_delete":
                 if self.routes.delete(str(a.get("pattern", ""))):
                     await self._changed(routes=True)
+                return True
+            if method == "record_rules":
+                return self.record.page()
+            if method == "record_upsert":
+                rule = self.record.upsert(a.get("rule"))
+                await self._changed(record=True)
+                return rule.pattern
+            if method == "record_delete":
+                if self.record.delete(str(a.get("pattern", ""))):
+                    await self._changed(record=True)
                 return True
         raise BadRequest(f"unknown store method {method!r}")
 

@@ -47,16 +47,17 @@ def test_losses_are_counted_per_stream_and_kept_when_it_ends() -> None:
         assert ingest.stream is not None
         assert ingest.stream.losses() == (2, 3)
         r = report()
-        assert r["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3}
+        assert r["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3, "recording_errors": 0}
         assert r["p"] == {"/live/lossy": [1000, 0]}
-        assert r["g"] == {"streams_live": 1, "publishers": {"rtsp": 0, "rtmp": 0, "whip": 0}, "pulls": {}, "hls_segmenters": 0}
+        assert r["g"] == {"streams_live": 1, "publishers": {"rtsp": 0, "rtmp": 0, "whip": 0}, "pulls": {},
+                          "hls_segmenters": 0, "recordings": 0}
 
         ring.close()
         ingest.close()  # the stream ends: its counts stay, its path is reported once more
         r = report()
-        assert r["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3}
+        assert r["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3, "recording_errors": 0}
         assert r["p"] == {"/live/lossy": [1000, 0]}
         assert report()["p"] == {}
-        assert report()["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3}
+        assert report()["c"] == {"pull_reconnects": 0, "rtp_lost": 2, "rtp_dropped": 3, "recording_errors": 0}
 
     run(main)

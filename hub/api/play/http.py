@@ -10,20 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from pathlib import Path
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import HubError, NotFound, ProtocolError
 from ...placement import canonical_path
-from ...hls_files import hls_root, stream_folder
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
 from ..access import check_pull_token
 from .consumer import ClientFlow, Consumer, cap_send_buffer, peer_address
 from ...media.flv import HevcMode
 from .flv import FlvFanout
+from . import hls
 from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
 from ..rtsp.upgrade import upgrade
 
@@ -50,9 +48,10 @@ _TS_RE = re.compile(r"^(?P<path>/.+)/(?P<seq>[^/]+)\.ts$")
 class MediaRequest:
     """What a media URL asks for: a stream path and a format."""
 
-    kind: str  # "flv", "m3u8", "ts", "ws" (RTSP/WSP over WebSocket)
+    kind: str  # "flv", "m3u8", "ts", "fmp4", "ws" (RTSP/WSP over WebSocket)
     path: str
     segment: int = -1
+    name: str = ""  # an fMP4 HLS file
 
 
 def classify(head: HttpRequestHead) -> MediaRequest:
@@ -67,6 +66,9 @@ def classify(head: HttpRequestHead) -> MediaRequest:
         return MediaRequest("flv", rest[:-4])
     if rest.endswith(".m3u8") and len(rest) > 6:
         return MediaRequest("m3u8", rest[:-5])
+    m = hls.FMP4_FILE.match(rest)
+    if m:
+        return MediaRequest("fmp4", m.group("path"), name=m.group("name"))
     m = _TS_RE.match(rest)
     if m:
         if not m.group("seq").isdigit():
@@ -154,11 +156,8 @@ class MediaHttpProtocol(asyncio.Protocol):
             if req.kind == "flv":
                 await self._serve_flv(head, req, user.name if user else "")
                 return
-            if req.kind == "m3u8":
-                await self._serve_playlist(head, req)
-                return
-            if req.kind == "ts":
-                self._serve_segment(head, req)
+            if req.kind in ("m3u8", "ts", "fmp4"):
+                await self._serve_hls(head, req)
                 return
             # RTSP over WebSocket and WSP, by subprotocol.
             assert self._transport is not None
@@ -212,31 +211,17 @@ class MediaHttpProtocol(asyncio.Protocol):
                              lambda v: FlvFanout(v, ws=ws, hevc_mode=hevc_mode))
         fanout.join(self._consumer)
 
-    async def _serve_playlist(self, head: HttpRequestHead, req: MediaRequest) -> None:
-        path = canonical_path(req.path)
-        folder = await self.front.shard_request(path, "hls_open", {"path": path}, timeout=20.0)
-        try:
-            text = (Path(folder) / "index.m3u8").read_text()
-        except FileNotFoundError:
-            raise NotFound("404 page not found") from None
-        token = head.query.get("token")
-        if token:
-            suffix = "?" + urlencode({"token": token})
-            text = "\n".join(ln + suffix if ln and not ln.startswith("#") else ln for ln in text.split("\n"))
-        body = text.encode()
-        self.front.hls_viewers.seen(path, self._peer(), head.query.get("token", ""), 0, len(body))
-        self._write_close(raw_http_response(200, "OK", body, "application/x-mpegURL",
-                                            extra={"Cache-Control": "no-cache"}))
-
-    def _serve_segment(self, head: HttpRequestHead, req: MediaRequest) -> None:
-        path = canonical_path(req.path)
-        folder = stream_folder(hls_root(self.front.config.hlspath, self.front.args.instance), path)
-        try:
-            data = (folder / f"{req.segment}.ts").read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound("404 page not found") from None
-        self.front.hls_viewers.seen(path, self._peer(), head.query.get("token", ""), 0, len(data))
-        self._write_close(raw_http_response(200, "OK", data, "video/mp2t"))
+    async def _serve_hls(self, head: HttpRequestHead, req: MediaRequest) -> None:
+        path, peer = canonical_path(req.path), self._peer()
+        client = peer.rsplit(":", 1)[0]
+        if req.kind == "m3u8":
+            answer = await hls.playlist(self.front, head, path, client)
+        elif req.kind == "ts":
+            answer = hls.ts_segment(self.front, path, req.segment)
+        else:
+            answer = await hls.fmp4_file(self.front, path, req.name, client)
+        self.front.hls_viewers.seen(path, peer, head.query.get("token", ""), 0, len(answer))
+        self._write_close(answer)
 
     def _peer(self) -> str:
         assert self._transport is not None

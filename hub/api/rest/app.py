@@ -25,6 +25,7 @@ from .ops import CountRequests, healthz, metrics, readyz
 from .json import JsonResponse
 from .streams import list_streams, stream_item
 from ..webrtc.routes import webrtc_routes
+from .recordings import recording_item, recordings_collection
 from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ async def hub_error(request: Request, exc: Exception) -> Response:
         log.warning("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc.message)
         message = exc.reason
     return Response(error_body(message), status_code=exc.http_status,
-                    media_type="application/json", headers=CORS)
+                    media_type="application/json", headers={**CORS, **getattr(exc, "headers", {})})
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -90,6 +91,8 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/api/v1/recordings", recordings_collection, methods=["GET", "POST", "DELETE"]),
+        Route("/api/v1/recordings/{path:path}", recording_item, methods=["GET"]),
     ]
     routes += webrtc_routes()  # POST/PATCH/DELETE/OPTIONS on /streams/...: WHEP and WHIP signalling
     routes += console_routes()

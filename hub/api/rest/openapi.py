@@ -77,6 +77,17 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/streams/{path}:consumer": {
             "delete": _op("Disconnect one player", params=TOKEN + [_p("path"), _q("cid", "integer")],
                           errors=(400, 401, 403))},
+        "/api/v1/recordings": {
+            "get": _op("Recording rules, what is recorded now, counters", params=TOKEN, ok="Recordings"),
+            "post": _op("Add or replace a recording rule", params=TOKEN, body="RecordRule", errors=(400, 401, 403)),
+            "delete": _op("Delete a recording rule (its files stay)", params=TOKEN + [_q("pattern")],
+                          errors=(400, 401, 403))},
+        "/api/v1/recordings/{path}": {
+            "get": _op("A path's recordings; PATH/mp4?start=&end= is one MP4 of a range (HTTP Range), "
+                       "PATH/index.m3u8?start=&end= an HLS VOD playlist over it",
+                       params=TOKEN + PAGING + [_p("path"), _q("start", desc="Unix seconds or ISO 8601"),
+                                                _q("end", desc="Unix seconds or ISO 8601")],
+                       ok="RecordingPage", errors=(400, 401, 403, 404))},
     },
     "components": {"schemas": {
         "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
@@ -98,6 +109,20 @@ DOCUMENT: dict[str, Any] = {
                                                       "users": {"type": "array", "items": {"$ref": "#/components/schemas/User"}}}},
         "RoutePage": {"type": "object", "properties": {"total": {"type": "integer"}, "next_page_token": {"type": "string"},
                                                        "routes": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}}}},
+        "RecordRule": {"type": "object", "required": ["pattern"],
+                       "properties": {"pattern": {"type": "string"}, "format": {"type": "string", "enum": ["fmp4"]},
+                                      "segment": {"type": "number"},
+                                      "retention": {"type": "object", "properties": {
+                                          "max_age": {"type": ["number", "string"]},
+                                          "max_bytes": {"type": ["integer", "string"]}}}}},
+        "Recordings": {"type": "object", "properties": {
+            "rules": {"type": "array", "items": {"$ref": "#/components/schemas/RecordRule"}},
+            "recording": {"type": "array", "items": {"type": "object"}}, "errors": {"type": "integer"}}},
+        "RecordingPage": {"type": "object", "properties": {
+            "path": {"type": "string"}, "total": {"type": "integer"}, "next_page_token": {"type": "string"},
+            "recordings": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "start": {"type": "string"}, "end": {"type": "string"},
+                "duration": {"type": "number"}, "size": {"type": "integer"}}}}}},
         "StreamPage": {"type": "object", "properties": {"total": {"type": "integer"}, "next_page_token": {"type": "string"},
                                                         "streams": {"type": "array", "items": {"$ref": "#/components/schemas/Stream"}}}},
     }},

@@ -61,6 +61,7 @@ class PartInfo:
     independent: bool  # starts with a keyframe
     start: float  # seconds, the reference track's decode time
     duration: float  # seconds
+    program_date_time: float | None = None  # wall clock of its start (epoch seconds), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class Fmp4Part(PartInfo):
 
     def info(self) -> PartInfo:
         return PartInfo(self.number, self.sequence, self.index, self.independent, self.start,
-                        self.duration)
+                        self.duration, self.program_date_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +268,11 @@ class Fmp4Segmenter:
         if now is not None:
             self._anchor = (dts, now)
 
-    def _pdt(self) -> float | None:
+    def _pdt(self, at: int | None = None) -> float | None:
+        """Wall clock of ``at`` (default: the open segment's start) from the anchor."""
         if self._anchor is None:
             return None
-        return self._anchor[1] + (self._seg_start - self._anchor[0]) / self._ts
+        return self._anchor[1] + ((self._seg_start if at is None else at) - self._anchor[0]) / self._ts
 
     def _learn_frame(self, duration: int) -> None:
         self._frame = duration
@@ -324,7 +326,7 @@ class Fmp4Segmenter:
         chunks = tuple(write_fragment(self.next_part_number + 1, runs))
         part = Fmp4Part(self.next_part_number, self._sequence, len(self._parts),
                         self._part_independent, self._part_start / self._ts,
-                        max(0, end - self._part_start) / self._ts,
+                        max(0, end - self._part_start) / self._ts, self._pdt(self._part_start),
                         chunks, sum(len(c) for c in chunks))
         self.next_part_number += 1
         self._parts.append(part)

@@ -1,10 +1,11 @@
-// The console's entry: login form, tabs (#streams, #users, #routes), header.
+// The console's entry: login form, tabs (#streams, #users, #routes, #recordings), header.
 
 import { login, logout, session, setSessionLostHandler } from "./api.js";
 import { clearMessage, guarded, showMessage } from "./ui.js";
 import { StreamsView } from "./streams.js";
 import { UsersView } from "./users.js";
 import { RoutesView } from "./routes.js";
+import { RecordingsView } from "./recordings.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -12,6 +13,7 @@ const views = {
   streams: new StreamsView($("#view-streams")),
   users: new UsersView($("#view-users")),
   routes: new RoutesView($("#view-routes")),
+  recordings: new RecordingsView($("#view-recordings")),
 };
 let current = null;
 

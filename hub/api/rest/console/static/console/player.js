@@ -1,8 +1,10 @@
 // One <video> element, four ways to fill it: HTTP-FLV and WS-FLV through
-// mpegts.js, HLS through hls.js (or the browser's own HLS where hls.js cannot
-// run), and WebRTC over WHEP with the browser's own RTCPeerConnection (no
-// library). The libraries load on first use, so the console works without
-// them and says what is missing instead of failing at page load.
+// One <video> element, five ways to fill it: HTTP-FLV and WS-FLV through
+// mpegts.js, HLS and Low-Latency HLS through hls.js (or the browser's own HLS
+// where hls.js cannot run), and WebRTC over WHEP with the browser's own
+// RTCPeerConnection (no library). The libraries load on first use, so the
+// console works without them and says what is missing instead of failing at
+// page load.
 
 const loaded = new Map();
 
@@ -28,6 +30,7 @@ export const KINDS = {
   flv: { label: "HTTP-FLV" },
   wsflv: { label: "WS-FLV" },
   hls: { label: "HLS" },
+  ll: { label: "LL-HLS" },
   whep: { label: "WebRTC" },
 };
 
@@ -80,6 +83,7 @@ export function streamUrls(path, token, loc = location) {
     flv: `${loc.protocol}//${loc.host}/streams${p}.flv${q}`,
     wsflv: `${wsScheme}//${loc.host}/streams${p}.flv${q}`,
     hls: `${loc.protocol}//${loc.host}/streams${p}.m3u8${q}`,
+    ll: `${loc.protocol}//${loc.host}/streams${p}.m3u8?variant=ll${q.replace("?", "&")}`,
     whep: `${loc.protocol}//${loc.host}/streams${p}/whep${q}`,
     whip: `${loc.protocol}//${loc.host}/streams${p}/whip`,
     rtsp: `rtsp://${loc.hostname}:${port}${p}`,
@@ -114,7 +118,7 @@ export class Player {
     this.onState(`loading ${KINDS[kind] ? KINDS[kind].label : kind}…`);
     try {
       if (kind === "flv" || kind === "wsflv") await this.playFlv(url, generation);
-      else if (kind === "hls") await this.playHls(url, generation);
+      else if (kind === "hls" || kind === "ll") await this.playHls(url, generation, kind === "ll");
       else if (kind === "whep") await this.playWhep(url, generation);
       else throw new Error(`cannot play ${kind} in the browser`);
     } catch (err) {
@@ -149,7 +153,7 @@ export class Player {
     this.start();
   }
 
-  async playHls(url, generation) {
+  async playHls(url, generation, lowLatency = false) {
     let Hls = null;
     try {
       Hls = await loadScript("/console/vendor/hls.js", "Hls");
@@ -158,7 +162,11 @@ export class Player {
     }
     if (generation !== this.generation) return;
     if (Hls && Hls.isSupported()) {
-      const hls = new Hls({ liveSyncDurationCount: 2, lowLatencyMode: false });
+      // LL-HLS: hls.js follows PART-HOLD-BACK and blocks on playlist reloads; a
+      // player that joined behind (at the keyframe before the live edge) catches
+      // up by playing at up to 1.2x.
+      const hls = new Hls(lowLatency ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.2 }
+        : { liveSyncDurationCount: 2, lowLatencyMode: false });
       hls.on(Hls.Events.ERROR, (_event, data) => {
         if (data.fatal && generation === this.generation) this.onError(`HLS: ${data.type} ${data.details}`);
       });

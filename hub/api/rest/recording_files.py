@@ -1,0 +1,181 @@
+"""Recorded files as the playback API reads them: listed, indexed, joined, streamed.
+
+Any front reads the recordings folder (the shard that owns a path writes
+it). File work runs in threads, never on the front's loop: a folder
+listing, indexing (``moov`` and every ``moof``, through `os.pread`), and
+reading the media for a response in `CHUNK`-byte pieces. Indexes of
+closed files are cached (`CACHE_FILES`, keyed by name, size and mtime, so
+a file still growing is indexed again when it has grown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import AsyncIterator, NamedTuple
+
+from ...errors import NotFound, ProtocolError
+from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, index_file
+from ...store.recordings import parse_name
+
+#: File indexes kept per front (a 60 s file with 1 s fragments: ~30 KB).
+CACHE_FILES = 512
+#: Bytes read from a file per thread call while answering.
+CHUNK = 256 * 1024
+#: Files a single request may index (a 1 h range of 60 s files is 61).
+MAX_FILES = 400
+
+
+class Listed(NamedTuple):
+    name: str
+    order: tuple[float, int]  # (name's second, -N)
+    size: int
+    mtime_ns: int
+
+
+def list_folder(folder: Path) -> list[Listed]:
+    """A path's recordings, oldest first (blocking: call in a thread)."""
+    out = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for e in entries:
+        order = parse_name(e.name)
+        if order is None or not e.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        out.append(Listed(e.name, order, st.st_size, st.st_mtime_ns))
+    out.sort(key=lambda f: f.order)
+    return out
+
+
+def _index(path: Path) -> RecordedFile | None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        ix = index_file(lambda offset, n: os.pread(fd, n, offset), size)
+    except ProtocolError:
+        return None  # not a recording we can read (damaged head): left out
+    finally:
+        os.close(fd)
+    order = parse_name(path.name)
+    start = ix.wall_start
+    if start is None:
+        start = order[0] if order else 0.0
+    return RecordedFile(str(path), start, ix)
+
+
+class RecordingIndex:
+    """Indexes of recorded files, cached by (path, size, mtime)."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[tuple[str, int, int], RecordedFile | None] = OrderedDict()
+
+    async def files(self, folder: Path, listed: list[Listed]) -> list[RecordedFile]:
+        """The indexes of ``listed`` (in ``folder``), in order; unreadable ones left out."""
+        if len(listed) > MAX_FILES:
+            raise ProtocolError(f"at most {MAX_FILES} recordings at once")
+        keys = [(str(folder / f.name), f.size, f.mtime_ns) for f in listed]
+        missing = [k for k in keys if k not in self._cache]
+        if missing:
+            found = await asyncio.to_thread(lambda: [_try_index(Path(k[0])) for k in missing])
+            for k, rec in zip(missing, found):
+                self._cache[k] = rec
+        out = []
+        for k in keys:
+            self._cache.move_to_end(k)
+            rec = self._cache[k]
+            if rec is not None:
+                out.append(rec)
+        while len(self._cache) > CACHE_FILES:
+            self._cache.popitem(last=False)
+        return out
+
+
+def _try_index(path: Path) -> RecordedFile | None:
+    try:
+        return _index(path)
+    except OSError:
+        return None  # deleted by retention meanwhile
+
+
+def overlapping(listed: list[Listed], start: float, end: float) -> list[Listed]:
+    """Files that may hold wall-clock ``[start, end)``: a file runs from its
+    name's second (its true start is up to a second later) to the next one's."""
+    out = []
+    for i, f in enumerate(listed):
+        nxt = listed[i + 1].order[0] + 1.0 if i + 1 < len(listed) else float("inf")
+        if f.order[0] < end and nxt > start:
+            out.append(f)
+    return out
+
+
+class ByteRange(NamedTuple):
+    first: int
+    stop: int  # exclusive
+
+
+def parse_range(header: str | None, length: int) -> ByteRange | None:
+    """One ``bytes=`` range of a ``Range`` header; None: send it all (no
+    header, several ranges or another unit — RFC 9110 lets us ignore those).
+    A range that starts at or past the end comes back empty (answer 416)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    spec = header[6:].strip()
+    first_s, dash, last_s = spec.partition("-")
+    if not dash:
+        return None
+    try:
+        if first_s == "":
+            n = int(last_s)
+            if n <= 0:
+                return ByteRange(length, length)
+            return ByteRange(max(0, length - n), length)
+        first = int(first_s)
+        last = int(last_s) if last_s else length - 1
+    except ValueError:
+        return None
+    if first >= length:
+        return ByteRange(first, first)  # unsatisfiable
+    if first < 0 or last < first:
+        return None
+    return ByteRange(first, min(last + 1, length))
+
+
+async def stream_range(rng: Mp4Range, first: int, stop: int) -> AsyncIterator[bytes]:
+    """The bytes ``first``..``stop`` of the joined MP4: generated pieces as they
+    are, file pieces read in threads, `CHUNK` bytes at a time."""
+    fds: dict[str, int] = {}
+    try:
+        for piece in rng.slice(first, stop):
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            yield_from = _piece_reader(piece, fds)
+            async for chunk in yield_from:
+                yield chunk
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+async def _piece_reader(piece: FilePiece, fds: dict[str, int]) -> AsyncIterator[bytes]:
+    fd = fds.get(piece.path)
+    if fd is None:
+        try:
+            fd = fds[piece.path] = os.open(piece.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise NotFound("a recording was deleted while being sent") from None
+    pos, end = piece.offset, piece.offset + piece.length
+    while pos < end:
+        data = await asyncio.to_thread(os.pread, fd, min(CHUNK, end - pos), pos)
+        if not data:
+            raise NotFound("a recording shrank while being sent")
+        pos += len(data)
+        yield data
