@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,6 +34,11 @@ from .webrtc.service import WebRtcFront
 
 log = logging.getLogger("hub.api.context")
 
+
+#: How long a store write may queue in the supervisor before it is dropped
+#: (503, nothing changed), and how much longer the front waits for the answer.
+STORE_WRITE_DEADLINE = 20.0
+STORE_WRITE_MARGIN = 5.0
 
 @dataclass
 class FrontCounters:
@@ -101,6 +107,15 @@ class FrontContext:
         if self.supervisor is None:
             raise ServiceUnavailable("supervisor link is down")
         return await self.supervisor.request(method, args, timeout=timeout)
+
+    async def store_write(self, method: str, args: dict[str, Any]) -> Any:
+        """A change to the users/routes/recording rules: the supervisor
+        applies writes one at a time, so a burst queues. It drops a write
+        still queued at the deadline (nothing changed), and answers before
+        this side stops waiting: a 503 here always means "not changed"."""
+        deadline = time.monotonic() + STORE_WRITE_DEADLINE
+        return await self.supervisor_request(method, {**args, "deadline": deadline},
+                                             timeout=STORE_WRITE_DEADLINE + STORE_WRITE_MARGIN)
 
     async def shard_request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
         return await self.shards.request(path, method, args, timeout)

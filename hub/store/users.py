@@ -62,6 +62,13 @@ def validate_password(raw: object) -> str:
     return raw
 
 
+def hash_for(name: str, pw: str) -> tuple[str, str]:
+    """(scrypt hash, Digest HA1) of a password for the user `name`
+    (canonical): the slow part of setting a password, which callers may
+    run before taking a lock and hand to `upsert`."""
+    return hash_password(pw), digest_ha1(name, REALM, pw)
+
+
 def _rights_field(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
     if value is None:
@@ -111,10 +118,10 @@ class User:
     def can_pull(self, path: str) -> bool:
         return self.pull_rights.match(path)
 
-    def set_password(self, pw: str) -> None:
-        """New hash and HA1; bumping the token version revokes every token."""
-        self.password_hash = hash_password(pw)
-        self.ha1 = digest_ha1(self.name, REALM, pw)
+    def set_password(self, pw: str, hashed: tuple[str, str] | None = None) -> None:
+        """New hash and HA1 (`hashed`: `hash_for(name, pw)` already made);
+        bumping the token version revokes every token."""
+        self.password_hash, self.ha1 = hashed or hash_for(self.name, pw)
         self.token_version += 1
         self.sessions.clear()
         self.session_expires.clear()
@@ -238,10 +245,12 @@ class UserTable:
             raise NotFound(f"user {canonical_name(name)!r} not found")
         return public_dict(user)
 
-    def upsert(self, obj: Mapping[str, Any], update_password: bool = False) -> User:
+    def upsert(self, obj: Mapping[str, Any], update_password: bool = False,
+               hashed: tuple[str, str] | None = None) -> User:
         """Create a user, or update one's admin flag and rights; the password of
         an existing user changes only with `update_password` (which revokes the
-        user's tokens). Validates everything before changing anything."""
+        user's tokens). Validates everything before changing anything.
+        `hashed` is `hash_for(name, password)` when the caller made it already."""
         if not isinstance(obj, Mapping):
             raise BadRequest("a user must be a JSON object")
         name = validate_name(obj.get("name"))
@@ -256,12 +265,13 @@ class UserTable:
             pw = None
         if old is None:
             assert pw is not None
-            user = User(name, hash_password(pw), digest_ha1(name, REALM, pw), admin, push, pull)
+            password_hash, ha1 = hashed or hash_for(name, pw)
+            user = User(name, password_hash, ha1, admin, push, pull)
         else:
             user = User(name, old.password_hash, old.ha1, admin, push, pull,
                         old.token_version, old.sessions, old.session_expires)
             if pw is not None:
-                user.set_password(pw)
+                user.set_password(pw, hashed)
         self._users[name] = user
         self._changed()
         return user

@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any, Awaitable, Callable
 
 from ..auth.tokens import TokenService, load_or_create_key
 from ..config import Config
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, ServiceUnavailable
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
 from ..store.routes import RouteTable
 from ..store.sessions import open_session
-from ..store.users import first_start
+from ..store.users import first_start, hash_for, validate_name, validate_password
 
 log = logging.getLogger("hub.supervisor.stores")
 
@@ -82,7 +83,15 @@ class Stores:
     async def handle(self, method: str, a: dict[str, Any]) -> Any:
         if method == "login":
             return await self.login(str(a.get("username", "")), str(a.get("password", "")))
+        # A new password's scrypt runs before the lock, in a thread: writes
+        # queue behind one another for the file and the broadcast only.
+        hashed = await _prehash(a) if method == "users_upsert" else None
         async with self._lock:
+            # The front gave up at `deadline` (and answered 503): a change
+            # made after it would contradict that answer.
+            deadline = a.get("deadline")
+            if isinstance(deadline, (int, float)) and time.monotonic() > deadline:
+                raise ServiceUnavailable("the store was busy; nothing was changed")
             if method == "refresh":
                 access, refresh = self.users.refresh(str(a.get("token", "")), self.tokens)
                 await self._changed(users=True)
@@ -91,7 +100,7 @@ class Stores:
                 obj = a.get("user")
                 if not isinstance(obj, dict):
                     raise BadRequest("the body must be a JSON object")
-                user = await asyncio.to_thread(self.users.upsert, obj, bool(a.get("update_password")))
+                user = await asyncio.to_thread(self.users.upsert, obj, bool(a.get("update_password")), hashed)
                 await self._changed(users=True)
                 return user.name
             if method == "users_delete":
@@ -138,3 +147,17 @@ class Stores:
             access, refresh = self.tokens.issue(user.name, gen, sid, user.token_version)
             await self._changed(users=True)
         return {"access_token": access, "refresh_token": refresh}
+
+
+async def _prehash(a: dict[str, Any]) -> tuple[str, str] | None:
+    """`hash_for` of the password a users_upsert carries, or None; a name or
+    password that does not validate is left for `upsert` to refuse."""
+    obj = a.get("user")
+    if not isinstance(obj, dict) or not isinstance(obj.get("password"), str):
+        return None
+    try:
+        name = validate_name(obj.get("name"))
+        pw = validate_password(obj.get("password"))
+    except BadRequest:
+        return None
+    return await asyncio.to_thread(hash_for, name, pw)

@@ -115,7 +115,7 @@ async def users_collection(request: Request) -> Response:
     if request.method == "POST":
         obj = await _json_body(request)
         flag = request.query_params.get("update_password", "0")
-        await front.supervisor_request("users_upsert", {"user": obj, "update_password": flag in ("1", "true")})
+        await front.store_write("users_upsert", {"user": obj, "update_password": flag in ("1", "true")})
         return _ok()
     size, token = page_params(request)
     assert front.users is not None
@@ -128,7 +128,7 @@ async def user_item(request: Request) -> Response:
     front = _front(request)
     name = canonical_name(request.path_params["name"])
     if request.method == "DELETE":
-        await front.supervisor_request("users_delete", {"name": name})
+        await front.store_write("users_delete", {"name": name})
         return _ok()
     assert front.users is not None
     try:
@@ -142,7 +142,7 @@ async def routes_collection(request: Request) -> Response:
     front = _front(request)
     if request.method == "POST":
         obj = await _json_body(request)
-        await front.supervisor_request("routes_upsert", {"route": obj})
+        await front.store_write("routes_upsert", {"route": obj})
         return _ok()
     size, token = page_params(request)
     assert front.routes is not None
@@ -155,7 +155,7 @@ async def route_item(request: Request) -> Response:
     front = _front(request)
     pattern = request.path_params["pattern"]
     if request.method == "DELETE":
-        await front.supervisor_request("routes_delete", {"pattern": pattern})
+        await front.store_write("routes_delete", {"pattern": pattern})
         return _ok()
     assert front.routes is not None
     try:

@@ -65,13 +65,13 @@ async def recordings_collection(request: Request) -> Response:
     front = _front(request)
     if request.method == "POST":
         obj = await json_body(request)
-        await front.supervisor_request("record_upsert", {"rule": obj})
+        await front.store_write("record_upsert", {"rule": obj})
         return Response(b"", headers=CORS)
     if request.method == "DELETE":
         pattern = request.query_params.get("pattern", "")
         if not pattern:
             raise BadRequest("which rule: ?pattern=")
-        await front.supervisor_request("record_delete", {"pattern": pattern})
+        await front.store_write("record_delete", {"pattern": pattern})
         return Response(b"", headers=CORS)
     rules = await front.supervisor_request("record_rules", {})
     status: dict[str, Any] = {"recording": [], "files": 0, "bytes": 0, "errors": 0, "deleted": 0}

@@ -1,0 +1,78 @@
+"""The supervisor's store writes: a write still queued at its deadline is
+dropped (the front already answered 503), and a burst of user writes hashes
+its passwords in parallel, outside the one lock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.config import load_config
+from hub.errors import ServiceUnavailable
+from hub.supervisor.stores import Stores
+
+
+def _stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[Any]) -> Stores:
+    monkeypatch.setenv("HUB_ADMIN_PASSWORD", "admin")
+
+    async def broadcast(method: str, msg: dict[str, Any]) -> None:
+        sent.append((method, msg))
+
+    return Stores(load_config(["--data", str(tmp_path)]), broadcast)
+
+
+def test_a_write_past_its_deadline_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+
+    async def main() -> None:
+        with pytest.raises(ServiceUnavailable):
+            await stores.handle("users_upsert", {"user": {"name": "late", "password": "pw"},
+                                                 "deadline": time.monotonic() - 1})
+        with pytest.raises(ServiceUnavailable):
+            await stores.handle("routes_upsert", {"route": {"pattern": "/late", "url": "rtsp://h/x"},
+                                                  "deadline": time.monotonic() - 1})
+        assert await stores.handle("users_upsert", {"user": {"name": "ontime", "password": "pw"},
+                                                     "deadline": time.monotonic() + 10}) == "ontime"
+
+    asyncio.run(main())
+    assert stores.users.get("late") is None
+    assert stores.users.get("ontime") is not None
+    assert "/late" not in stores.routes.to_wire().__repr__()
+    assert "late" not in (tmp_path / "users.json").read_text()
+    assert len(sent) == 1  # only the write in time was broadcast
+
+
+def test_password_hashes_run_outside_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held the lock while hashing, 8 writes would take 8 hashes end to end;
+    outside it they overlap (hashlib's scrypt releases the GIL)."""
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+    inside: list[float] = []
+    real_upsert = stores.users.upsert
+
+    def timed_upsert(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            return real_upsert(*args, **kwargs)
+        finally:
+            inside.append(time.monotonic() - t0)
+
+    monkeypatch.setattr(stores.users, "upsert", timed_upsert)
+
+    async def main() -> None:
+        await asyncio.gather(*(stores.handle("users_upsert", {"user": {"name": f"u{i}", "password": f"p{i}"}})
+                               for i in range(8)))
+
+    asyncio.run(main())
+    assert all(stores.users.get(f"u{i}") is not None for i in range(8))
+    # Under the lock only the table update runs: well under one scrypt each.
+    from hub.auth.passwords import hash_password
+    t0 = time.monotonic()
+    hash_password("x")
+    one = time.monotonic() - t0
+    assert max(inside) < one / 2, (max(inside), one)
