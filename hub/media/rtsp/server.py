@@ -1,14 +1,19 @@
 """The sans-IO RTSP server connection every RTSP transport drives.
 
 Bytes and `now` in, events and bytes out (h11's and aioquic's way): the glue
-feeds what it reads with `receive_data(data, now)`, drains `next_event()`
-until NEED_DATA, answers each request event with `respond(...)` (or
-`respond_error(...)`), writes what those return plus `data_to_send()`, and
-keeps one timer at `get_timer()` that calls `handle_timer(now)`.
+feeds what it reads with `receive_data(data, now)` (or, where the transport
+frames requests itself, each one with `receive_message(data, now)`), calls
+`next_event()` until NEED_DATA and writes `data_to_send()` after each call,
+answers each request event with `respond(...)` (or `respond_error(...)`)
+and writes what those return, and keeps one timer at `get_timer()` that
+calls `handle_timer(now)` (then writes `data_to_send()` again).
 
 What the engine owns, so no transport repeats it:
 
-- Framing: requests, responses (ignored: we ask nothing) and `$` frames.
+- Framing: requests, responses (ignored: we ask nothing) and `$` frames;
+  or, for a transport that delimits messages itself (WSP's WRAP), one
+  whole request per message, where a bad one is answered 400 in its turn
+  and the connection goes on (its framing is intact).
 - One request at a time: after a request event, the next one stays
   buffered (as bytes) until the app answered; `$` frames keep coming out.
   While a request is outstanding the unread bytes are bounded:
@@ -30,7 +35,9 @@ What the engine owns, so no transport repeats it:
 - The one place a HubError becomes a response: `respond_error`. A 401
   carries the challenges the app's `challenge` callback returns; a
   ProtocolError (400) closes the connection, the byte stream being out of
-  sync or the peer broken.
+  sync or the peer broken. Every answer is one bytes object (`respond`,
+  `respond_error`, each item of `data_to_send()`), so a transport that
+  wraps each answer (WSP) can.
 - Deadlines, from `now` arguments only: a request's head and body must
   arrive within `request_timeout` of its first byte (the clock starts when
   the engine is ready to read it), else 408 and `RequestTimeout`; a
@@ -45,7 +52,9 @@ What the engine owns, so no transport repeats it:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import re
 from email.utils import formatdate
 from typing import cast
 
@@ -54,7 +63,7 @@ from ...errors import HubError, MethodNotAllowed, ProtocolError, SessionNotFound
 from .events import EVENT_TYPES, RequestTimeout, RtspRequestEvent, SessionExpired, Setup, TimerEvent
 from .general import CSeq
 from .headers import Headers
-from .message import InterleavedFrame, RtspRequest, RtspResponse
+from .message import MAX_HEAD, InterleavedFrame, RtspRequest, RtspResponse, parse_message
 from .reader import NEED_DATA, RtspReader, _NeedData
 from .session import SessionHeader
 from .state import (DEFAULT_TIMEOUT, RtspMethod, RtspRole, RtspServerSession, RtspState, new_session_id,
@@ -124,9 +133,11 @@ class RtspServerConnection:
         self._wall_clock = wall_clock
         self._challenge = challenge
         self._reader = RtspReader()
+        self._messages: deque[bytes] = deque()  # whole requests not read yet (receive_message)
+        self._queued = 0  # their bytes
         self._session: RtspServerSession | None = None
         self._current: RtspRequestEvent | None = None
-        self._outbox = bytearray()
+        self._outbox: list[bytes] = []
         self._error: ProtocolError | None = None
         self._closing = False
         self._now = now
@@ -156,7 +167,11 @@ class RtspServerConnection:
     def should_pause_reading(self) -> bool:
         """Pause the transport until a `respond` makes this False: a request
         is outstanding and the bytes queued behind it reached the bound."""
-        return self._current is not None and self._reader.buffered >= self.max_pipelined
+        return self._current is not None and self._unread >= self.max_pipelined
+
+    @property
+    def _unread(self) -> int:
+        return self._reader.buffered + self._queued
 
     # -- input -------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
@@ -166,6 +181,16 @@ class RtspServerConnection:
         self._reader.feed(data)
         self._now = self._last_rx = max(self._now, now)
         self._arm_request_deadline()
+
+    def receive_message(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """One whole request from a transport that delimits messages itself
+        (WSP's WRAP). One that is not exactly one request is answered 400 in
+        its turn; the connection goes on."""
+        if self._closing:
+            return
+        self._messages.append(bytes(data))
+        self._queued += len(data)
+        self._now = self._last_rx = max(self._now, now)
 
     def touch(self, now: float) -> None:
         """Liveness seen outside this byte stream (RTCP over UDP)."""
@@ -190,9 +215,12 @@ class RtspServerConnection:
         reader = self._reader
         while not self._closing:
             if self._current is not None:
-                if reader.buffered > 4 * self.max_pipelined:
+                if self._unread > 4 * self.max_pipelined:
                     raise ProtocolError("too many bytes pipelined behind an unanswered request")
                 return cast("InterleavedFrame | _NeedData", reader.next_event(frames_only=True))
+            if self._messages and not reader.buffered:
+                self._next_message()
+                continue
             ev = reader.next_event()
             if ev is NEED_DATA:
                 self._arm_request_deadline()
@@ -208,6 +236,18 @@ class RtspServerConnection:
             # A response answers nothing we asked: dropped.
         return NEED_DATA
 
+    def _next_message(self) -> None:
+        """Move the next whole message into the reader, or answer it 400."""
+        data = self._messages.popleft()
+        self._queued -= len(data)
+        try:
+            if not isinstance(parse_message(data), RtspRequest):
+                raise ProtocolError("a response where a request was expected")
+        except ProtocolError as exc:
+            self._outbox.append(self._error_response(_salvage_cseq(data), exc, close=False))
+            return
+        self._reader.feed(data)
+
     def _admit(self, req: RtspRequest, raw: bytes) -> RtspRequestEvent | None:
         """The event for `req`, or None when the engine answered it itself."""
         value = req.headers.get("CSeq")
@@ -221,7 +261,7 @@ class RtspServerConnection:
                 return Setup(req, cseq, host, path, query, raw, _transport_of(req))
             return EVENT_TYPES[method](req, cseq, host, path, query, raw)
         except HubError as exc:
-            self._outbox += self._error_response(cseq, exc)
+            self._outbox.append(self._error_response(cseq, exc))
             return None
 
     def _check_session(self, req: RtspRequest, method: RtspMethod) -> None:
@@ -240,8 +280,11 @@ class RtspServerConnection:
     # -- answers -----------------------------------------------------------------
     def respond(self, event: RtspRequestEvent, status: int = 200, headers: HeaderItems | None = None,
                 body: bytes = b"", reason: str = "") -> bytes:
-        """The bytes answering `event` (preceded by any answers the engine
-        queued before it). A 2xx answer applies the state transition."""
+        """The bytes answering `event`. A 2xx answer applies the state
+        transition. Write `data_to_send()` first: answers the engine wrote
+        itself to earlier requests go before this one."""
+        if self._outbox:
+            raise ValueError("write data_to_send() before answering the next request")
         self._answering(event)
         ok = 200 <= status < 300
         method = event.method
@@ -264,41 +307,39 @@ class RtspServerConnection:
         if ok and method is M.TEARDOWN:
             self._session = None
             self._closing = True
-        return self._flush(answer)
+        self._arm_request_deadline()
+        return answer
 
     def respond_error(self, event: RtspRequestEvent | None, exc: HubError) -> bytes:
         """The bytes answering `event` (None: a request we could not read)
         with `exc`'s status. Nothing changes state; a ProtocolError closes."""
         if event is not None:
             self._answering(event)
-        return self._flush(self._error_response(event.cseq if event is not None else None, exc))
+        answer = self._error_response(event.cseq if event is not None else None, exc)
+        self._arm_request_deadline()
+        return answer
 
-    def data_to_send(self) -> bytes:
-        """Answers the engine wrote itself (454, 455, 405, 461, 408) that
-        `respond` has not already returned."""
-        return self._flush(b"")
+    def data_to_send(self) -> list[bytes]:
+        """The answers the engine wrote itself (454, 455, 405, 461, 400 for
+        a bad framed message, 408), one bytes object each, in order."""
+        out = self._outbox
+        if out:
+            self._outbox = []
+        return out
 
     def _answering(self, event: RtspRequestEvent) -> None:
         if event is not self._current:
             raise ValueError("only the request event being handled can be answered")
         self._current = None
 
-    def _flush(self, answer: bytes) -> bytes:
-        self._arm_request_deadline()
-        if not self._outbox:
-            return answer
-        out = bytes(self._outbox) + answer
-        self._outbox.clear()
-        return out
-
-    def _error_response(self, cseq: int | None, exc: HubError) -> bytes:
+    def _error_response(self, cseq: int | None, exc: HubError, close: bool = True) -> bytes:
         h = self._headers(cseq, session=not isinstance(exc, SessionNotFound))
         if exc.rtsp_status == 401 and self._challenge is not None:
             for value in self._challenge(exc):
                 h.add("WWW-Authenticate", value)
         if isinstance(exc, MethodNotAllowed):
             h.add("Allow", ", ".join(public_methods(self.role)))
-        if isinstance(exc, ProtocolError):
+        if close and isinstance(exc, ProtocolError):
             self._closing = True
         return bytes(RtspResponse(exc.rtsp_status, headers=h))
 
@@ -330,7 +371,7 @@ class RtspServerConnection:
             return []
         if self._started is not None and now >= self._started + self.request_timeout:
             self._closing = True
-            self._outbox += self._error_response(None, errors.RequestTimeout("request not complete in time"))
+            self._outbox.append(self._error_response(None, errors.RequestTimeout("request not complete in time")))
             return [RequestTimeout()]
         if now >= self._last_rx + self.session_timeout:
             self._closing = True
@@ -352,7 +393,21 @@ class RtspServerConnection:
         self._current = None
         self._closing = True
         self._started = None
-        return self._reader.take_buffered()
+        data = self._reader.take_buffered() + b"".join(self._messages)
+        self._messages.clear()
+        self._queued = 0
+        return data
+
+
+_CSEQ_LINE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]*\r?$")
+
+
+def _salvage_cseq(data: bytes) -> int | None:
+    """The CSeq of a framed request that does not parse, if a line says it
+    plainly: the client can then match the 400 to what it sent."""
+    m = _CSEQ_LINE.search(data[:MAX_HEAD])
+    value = int(m.group(1)) if m else None
+    return value if value is not None and value <= 0xFFFFFFFF else None
 
 
 def _transport_of(req: RtspRequest) -> Transport:

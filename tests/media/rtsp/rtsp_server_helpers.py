@@ -68,7 +68,14 @@ def drain(conn: RtspServerConnection) -> list[Event]:
     return out
 
 
-def responses(data: bytes) -> list[RtspResponse]:
+def responses(data: bytes | list[bytes]) -> list[RtspResponse]:
+    """The answers in `data`; a list (from data_to_send) holds one each."""
+    if isinstance(data, list):
+        out = []
+        for item in data:
+            [one] = responses(item)
+            out.append(one)
+        return out
     reader = RtspReader()
     reader.feed(data)
     out = []

@@ -198,17 +198,44 @@ def test_frames_keep_flowing_while_a_request_is_outstanding() -> None:
 
 
 def test_engine_answers_keep_their_place_in_the_pipeline() -> None:
-    """A 455 the engine writes for request 2 comes out before the app's
-    answer to request 3."""
+    """A 455 the engine writes for request 2 comes out of the next_event
+    call that reaches request 3, before request 3's answer; answering
+    before writing it is refused."""
     conn = make()
     conn.receive_data(wire("OPTIONS", cseq=1) + wire("PLAY", cseq=2) + wire("OPTIONS", cseq=3), 0.0)
     one = conn.next_event()
-    assert isinstance(one, ev.Options)
-    out = conn.respond(one)
+    assert isinstance(one, ev.Options) and conn.data_to_send() == []
+    out = [conn.respond(one)]
     three = conn.next_event()
     assert isinstance(three, ev.Options) and three.cseq == 3
-    out += conn.respond(three) + conn.data_to_send()
+    with pytest.raises(ValueError):
+        conn.respond(three)
+    out += conn.data_to_send()
+    out.append(conn.respond(three))
+    assert conn.data_to_send() == []
     assert [(r.status, r.headers["CSeq"]) for r in responses(out)] == [(200, "1"), (455, "2"), (200, "3")]
+
+
+def test_framed_messages_one_request_each() -> None:
+    """WSP's WRAP: each message is one whole request; a bad one is answered
+    400 in its turn and the connection goes on; frames are not requests."""
+    conn = make(role=RtspRole.PLAYER)
+    for data in (wire("DESCRIBE", cseq=1), b"NOT RTSP AT ALL\r\n\r\n", wire("OPTIONS", cseq=2)[:-2],
+                 wire("OPTIONS", cseq=3) + wire("OPTIONS", cseq=4), b"$\x00\x00\x00",
+                 b"RTSP/1.0 200 OK\r\n\r\n", wire("OPTIONS", cseq=5)):
+        conn.receive_message(data, 0.0)
+    describe = conn.next_event()
+    assert isinstance(describe, ev.Describe)
+    assert conn.next_event() is NEED_DATA and conn.data_to_send() == []  # all wait their turn
+    out = [conn.respond(describe, 404)]
+    last = conn.next_event()
+    out += conn.data_to_send()
+    assert isinstance(last, ev.Options) and last.cseq == 5
+    out.append(conn.respond(last))
+    got = responses(out)
+    assert [r.status for r in got] == [404, 400, 400, 400, 400, 400, 200]
+    assert [r.headers.get("CSeq") for r in got] == ["1", None, None, None, None, None, "5"]
+    assert not conn.closing
 
 
 def test_responses_from_the_peer_are_dropped() -> None:
@@ -316,7 +343,7 @@ def test_session_times_out_without_bytes_unless_touched(state: RtspState) -> Non
     accept(conn, request_for("GET_PARAMETER", cseq=9, session=SESSION), now=100.0)
     assert conn.handle_timer(159.99) == []
     assert conn.handle_timer(160.0) == [ev.SessionExpired(SESSION)]
-    assert conn.closing and conn.data_to_send() == b"" and conn.get_timer() is None
+    assert conn.closing and conn.data_to_send() == [] and conn.get_timer() is None
 
 
 def test_session_expired_event_names_the_session() -> None:

@@ -49,6 +49,7 @@ polite_op = st.one_of(
 op = st.one_of(
     polite_op,
     st.tuples(st.just("data"), st.lists(piece, min_size=1, max_size=4).map(b"".join)),
+    st.tuples(st.just("message"), piece),
     st.tuples(st.just("timer"), st.floats(0, 40)),
     st.tuples(st.just("touch"), st.floats(0, 5)),
     st.tuples(st.just("respond"), st.sampled_from([200, 201, 302, 403, 404, 500])),
@@ -69,10 +70,27 @@ class Checker:
         c = self.conn
         return c.state, c.session_id, c.role
 
+    def flush(self) -> None:
+        for answer in self.conn.data_to_send():
+            [one] = Checker.parse(answer)
+            self.out += answer
+
+    @staticmethod
+    def parse(data: bytes) -> list[RtspResponse]:
+        reader = RtspReader()
+        reader.feed(data)
+        out = []
+        for msg in reader.events():
+            assert isinstance(msg, RtspResponse)
+            out.append(msg)
+        assert reader.buffered == 0
+        return out
+
     def drain(self) -> None:
         conn = self.conn
         while True:
             ev = conn.next_event()
+            self.flush()
             if ev is NEED_DATA:
                 break
             if isinstance(ev, RtspRequestEvent):
@@ -81,9 +99,9 @@ class Checker:
                 assert conn.current is ev
                 while (more := conn.next_event()) is not NEED_DATA:
                     assert isinstance(more, InterleavedFrame)
+                assert conn.data_to_send() == []
                 return
             assert isinstance(ev, InterleavedFrame)
-        self.out += conn.data_to_send()
 
     def step(self, kind: str, arg: Any) -> None:
         conn = self.conn
@@ -91,19 +109,25 @@ class Checker:
         if kind == "data":
             self.now += 0.01
             conn.receive_data(arg, self.now)
+        elif kind == "message":
+            self.now += 0.01
+            conn.receive_message(arg, self.now)
         elif kind == "timer":
             self.now += arg
             for ev in conn.handle_timer(self.now):
                 assert isinstance(ev, (RequestTimeout, SessionExpired)) and conn.closing
+            self.flush()
         elif kind == "touch":
             self.now += arg
             conn.touch(self.now)
         elif kind == "respond" and conn.current is not None:
-            self.out += conn.respond(conn.current, arg)
+            [one] = Checker.parse(answer := conn.respond(conn.current, arg))
+            self.out += answer
             if not 200 <= arg < 300:
                 assert self.snapshot() == before  # refused: nothing changed
         elif kind == "error" and conn.current is not None:
-            self.out += conn.respond_error(conn.current, arg())
+            [one] = Checker.parse(answer := conn.respond_error(conn.current, arg()))
+            self.out += answer
             assert self.snapshot() == before
             if arg is ProtocolError:
                 assert conn.closing
@@ -118,11 +142,7 @@ class Checker:
             assert timer is not None and timer >= 0
 
     def check_output(self) -> None:
-        reader = RtspReader()
-        reader.feed(bytes(self.out))
-        for msg in reader.events():
-            assert isinstance(msg, RtspResponse)
-        assert reader.buffered == 0
+        Checker.parse(bytes(self.out))
 
 
 @settings(max_examples=400, deadline=None)
