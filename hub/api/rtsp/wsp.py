@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import NotFound, ProtocolError
-from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
 from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
@@ -53,21 +52,10 @@ MAX_WSP_MESSAGE = 64 * 1024
 CHANNEL_BITS = 128
 _CHANNEL_RE = re.compile(r"[0-9]{39}\Z")
 _OWNER_LEN = struct.Struct(">H")
-_CSEQ_RE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?$")
 
 
 def _send(transport: asyncio.Transport, resp: WspResponse) -> None:
     write_bounded(transport, encode_frame(bytes(resp), TEXT))
-
-
-def _one_request(payload: bytes) -> RtspRequest:
-    """The single whole RTSP request a WRAP must carry, or ProtocolError."""
-    reader = RtspReader()
-    reader.feed(payload)
-    ev = reader.next_event()
-    if not isinstance(ev, RtspRequest) or reader.next_event() is not NEED_DATA:
-        raise ProtocolError("WRAP must carry exactly one RTSP request")
-    return ev
 
 
 @dataclass(frozen=True)
@@ -120,18 +108,10 @@ class WspSession:
         return bytes(WspResponse.reply(200, seq, rtsp_response))
 
     def wrap_request(self, seq: str | None, payload: bytes) -> None:
-        try:
-            req = _one_request(payload)
-        except ProtocolError as e:
-            resp = RtspResponse(e.rtsp_status)
-            m = _CSEQ_RE.search(payload[:4096])
-            if m:
-                resp.headers.add("CSeq", m.group(1).decode("ascii"))
-            _send(self.control, WspResponse.reply(200, seq, bytes(resp)))
-            return
-        del req  # checked only: the session's own reader parses it again
+        """One WRAP: one whole RTSP request for the session's engine, which
+        answers every WRAP exactly once, in order (a bad one with 400)."""
         self.pending.append(seq)
-        self.conn.data_received(payload)
+        self.conn.receive_message(payload)
 
     def join(self, data: asyncio.Transport, owner: WspOwner) -> bool:
         """Attach the data socket; False (nothing changed) unless it is the
