@@ -3,8 +3,10 @@
 `RtspServerProtocol` drives one `hub.media.rtsp.server.RtspServerConnection`
 (uvicorn's h11 protocol is the model): it feeds the bytes read, writes the
 engine's answers, hands each request event to the subclass, passes `$`
-frames to per-channel sinks, pauses reading while the engine says so, and
-keeps one loop timer at the engine's next deadline. It chooses no status
+frames to per-channel sinks, pauses reading while the engine says so or
+while the client does not read our answers (the transport's write buffer
+is over its high-water mark: it cannot make us queue answers without
+bound), and keeps one loop timer at the engine's next deadline. It chooses no status
 and parses nothing: a handler answers with `reply` or raises a HubError,
 which becomes an answer in the engine (`respond_error`) and nowhere else.
 
@@ -36,6 +38,9 @@ __all__ = ["FrameSink", "RtspServerProtocol"]
 FrameSink = Callable[[bytes | bytearray | memoryview], None]
 #: What a request handler returns: None once it answered, or the work that will.
 Pending = Coroutine[Any, Any, None] | None
+#: Requests handled per loop turn; a client that pipelines more waits for
+#: the next turn (reading paused meanwhile), so it cannot hold the loop.
+MAX_REQUESTS_PER_TURN = 16
 
 
 class RtspServerProtocol(asyncio.Protocol):
@@ -67,6 +72,8 @@ class RtspServerProtocol(asyncio.Protocol):
         self.channels: list[FrameSink | None] | None = None
         self.closed = False
         self._paused = False
+        self._write_paused = False
+        self._next_turn: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -117,6 +124,14 @@ class RtspServerProtocol(asyncio.Protocol):
         self.engine.receive_message(data, self.clock())
         self._drain()
 
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._settle()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._drain()  # requests that waited in the engine meanwhile
+
     def eof_received(self) -> bool | None:
         return False  # close our side too
 
@@ -130,6 +145,9 @@ class RtspServerProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
         task = self._task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -139,12 +157,20 @@ class RtspServerProtocol(asyncio.Protocol):
 
     # -- the engine's loop --------------------------------------------------------------
     def _drain(self) -> None:
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
         engine = self.engine
+        next_event = engine.next_event
+        channels = self.channels  # replaced in place only
+        budget = MAX_REQUESTS_PER_TURN
         try:
-            while not self.closed:
-                event = engine.next_event()
-                if isinstance(event, InterleavedFrame):
-                    channels = self.channels
+            while not self.closed and not self._write_paused:
+                if not budget:
+                    self._next_turn = self._loop.call_soon(self._drain)
+                    break
+                event = next_event()
+                if event.__class__ is InterleavedFrame:  # the hot path: no isinstance, no call
                     if channels is not None:
                         sink = channels[event.channel]
                         if sink is not None:
@@ -153,6 +179,8 @@ class RtspServerProtocol(asyncio.Protocol):
                 self._write_engine_answers()
                 if event is NEED_DATA:
                     break
+                assert isinstance(event, RtspRequestEvent)
+                budget -= 1
                 self._dispatch(event)
         except ProtocolError as exc:
             self._write_engine_answers()
@@ -215,7 +243,8 @@ class RtspServerProtocol(asyncio.Protocol):
             self.close()
             return
         t = self.transport
-        if t is not None and engine.should_pause_reading != self._paused:
+        wait = engine.should_pause_reading or self._write_paused or self._next_turn is not None
+        if t is not None and wait != self._paused:
             self._paused = not self._paused
             if self._paused:
                 t.pause_reading()

@@ -4,7 +4,8 @@ first line looked like RTSP, and nothing timed later requests). Now the
 first request must be whole 10 s after the connection's first byte (the
 sniffer's deadline, carried into the RTSP engine) and every later one 10 s
 after its own first byte; then 408 and the connection closes. A client that
-sends whole requests, however rarely, is not touched."""
+sends whole requests, however rarely, is not touched, and a player
+attached before plays on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Callable
 import pytest
 
 from tests.conftest import HubServer
+from tests.e2e.tools import Pusher
+from tests.hostile.harness import FlvWatcher, problems
 
 from .rtsp_peers import RawRtsp, request
 
@@ -36,7 +39,10 @@ def dribble(conn: RawRtsp, data: bytes, stop: threading.Event) -> None:
         time.sleep(DRIBBLE)
 
 
-def test_dribbled_request_heads_are_cut_at_their_deadline(hub: HubServer) -> None:
+def test_dribbled_request_heads_are_cut_at_their_deadline(
+        hub: HubServer, push: Callable[..., Pusher], watch: Callable[..., FlvWatcher]) -> None:
+    push("/live/slow")
+    watcher = watch(hub, "/live/slow")
     url = hub.rtsp_url("/live/slow")
     slow_head = b"CSeq: 1\r\nUser-Agent: " + b"s" * 200 + b"\r\n\r\n"  # 85 s at DRIBBLE
     stop = threading.Event()
@@ -68,6 +74,7 @@ def test_dribbled_request_heads_are_cut_at_their_deadline(hub: HubServer) -> Non
         for conn in (first, later):
             assert conn.answer(1.0).status == 408
         assert polite.closed_at is None
+        watcher.assert_flowing(t0, context=problems(hub))
     finally:
         stop.set()
         for conn in (first, later, polite):

@@ -28,7 +28,7 @@ from ...media.rtsp.events import (Announce, Describe, GetParameter, Options, Pau
 from ...media.rtsp.state import RtspRole, RtspState
 from ...placement import canonical_path
 from ...rtsp_glue import Pending, RtspServerProtocol
-from ..play.consumer import peer_address
+from ..play.consumer import cap_send_buffer, peer_address
 from ..play.rtp import RtpPlayer
 from ..play.views import StreamView
 from .challenge import StaleNonce
@@ -79,6 +79,7 @@ class RtspConnection(RtspServerProtocol):
         else:
             c.rtsp_total += 1
             c.rtsp_active += 1
+        cap_send_buffer(transport)  # its answers, like its media, queue here where we see them
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:

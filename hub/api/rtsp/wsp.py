@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 from ...errors import NotFound, ProtocolError
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
-from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
+from ..play.consumer import write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
-from .ws_transport import FIRST_MESSAGE_TIMEOUT, WsMessagePump, WsRtspTransport
+from .ws_transport import WsPeerProtocol, WsRtspTransport
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -95,8 +95,7 @@ class WspSession:
         self.control = control
         self.pending: deque[str | None] = deque()
         self.adapter = WsRtspTransport(control, self._wrap)
-        self.conn = RtspConnection(front, kind="wsp")
-        self.conn.token_path = token_path
+        self.conn = RtspConnection(front, kind="wsp", token_path=token_path)
         self.conn.connection_made(self.adapter)  # type: ignore[arg-type]
         channels[self.channel] = self
         self.rendezvous = Rendezvous(rendezvous_name(front.args.instance, "wsp", self.channel),
@@ -148,46 +147,30 @@ class WspSession:
 channels: dict[str, WspSession] = {}
 
 
-class WspControlProtocol(asyncio.Protocol):
-    def __init__(self, front: FrontContext, token_path: str | None, owner: WspOwner) -> None:
+class WspSocket(WsPeerProtocol):
+    """Either WSP socket: opened by `owner`, part of `session` once it has one."""
+
+    max_message = MAX_WSP_MESSAGE
+
+    def __init__(self, front: FrontContext, owner: WspOwner) -> None:
+        super().__init__()
         self.front = front
-        self.token_path = token_path
         self.owner = owner
-        self.transport: asyncio.Transport | None = None
-        self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
-        self.flow: ClientFlow | None = None
-        self.first: Deadline | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        assert self.transport is not None
-        cap_send_buffer(self.transport)
-        self.flow = ClientFlow(self.transport)
-        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP INIT")
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.pump is not None
-        self.pump.feed(data)
-
-    def pause_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.flow is not None:
-            self.flow.close()
-        if self.first is not None:
-            self.first.met()
+    def on_lost(self, exc: Exception | None) -> None:
         if self.session is not None:
             self.session.close(exc)
 
-    def _on_message(self, msg: WsMessage) -> None:
+
+class WspControlProtocol(WspSocket):
+    first_message = "WSP INIT"
+
+    def __init__(self, front: FrontContext, token_path: str | None, owner: WspOwner) -> None:
+        super().__init__(front, owner)
+        self.token_path = token_path
+
+    def on_message(self, msg: WsMessage) -> None:
         t = self.transport
         assert t is not None
         try:
@@ -216,8 +199,7 @@ class WspControlProtocol(asyncio.Protocol):
             if self.session is not None:  # refused, and the session goes on
                 raise ProtocolError("this control socket has its session already")
             self.session = WspSession(self.front, t, self.token_path, self.owner)
-            if self.first is not None:
-                self.first.met()
+            self.started()
             _send(t, WspResponse.reply(200, req.seq, channel=self.session.channel))
             return
         if verb == "WRAP":
@@ -233,51 +215,22 @@ class WspControlProtocol(asyncio.Protocol):
         raise ProtocolError(f"{verb} is not a control request")
 
 
-class WspDataProtocol(asyncio.Protocol):
+class WspDataProtocol(WspSocket):
     """The data socket: waits for JOIN, then only sends (RTCP from the
     player is read and dropped)."""
 
+    first_message = "WSP JOIN"
+
     def __init__(self, front: FrontContext, owner: WspOwner) -> None:
-        self.front = front
-        self.owner = owner
-        self.transport: asyncio.Transport | None = None
-        self.pump: WsMessagePump | None = None
-        self.session: WspSession | None = None
-        self.flow: ClientFlow | None = None
-        self.first: Deadline | None = None
+        super().__init__(front, owner)
         self._raw = bytearray()  # until JOIN: what a hand-over must replay
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        assert self.transport is not None
-        cap_send_buffer(self.transport)
-        self.flow = ClientFlow(self.transport)
-        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP JOIN")
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
-
     def data_received(self, data: bytes) -> None:
-        assert self.pump is not None
         if self.session is None:
             self._raw += data
-        self.pump.feed(data)
+        super().data_received(data)
 
-    def pause_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.flow is not None:
-            self.flow.close()
-        if self.first is not None:
-            self.first.met()
-        if self.session is not None:
-            self.session.close(exc)
-
-    def _on_message(self, msg: WsMessage) -> None:
+    def on_message(self, msg: WsMessage) -> None:
         t = self.transport
         assert t is not None
         if self.session is not None:
@@ -299,8 +252,7 @@ class WspDataProtocol(asyncio.Protocol):
             if session.join(t, self.owner):
                 self.session = session
                 self._raw.clear()
-                if self.first is not None:
-                    self.first.met()
+                self.started()
                 _send(t, WspResponse.reply(200, req.seq))
                 return
             log.info("WSP: refused a JOIN of a channel by another owner or a second data socket")

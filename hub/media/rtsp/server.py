@@ -64,7 +64,7 @@ from .events import EVENT_TYPES, RequestTimeout, RtspRequestEvent, SessionExpire
 from .general import CSeq
 from .headers import Headers
 from .message import MAX_HEAD, InterleavedFrame, RtspRequest, RtspResponse, parse_message
-from .reader import NEED_DATA, RtspReader, _NeedData
+from .reader import NEED_DATA, Event, RtspReader, _NeedData
 from .session import SessionHeader
 from .state import (DEFAULT_TIMEOUT, RtspMethod, RtspRole, RtspServerSession, RtspState, new_session_id,
                     next_state_for, public_methods, role_after, to_method)
@@ -206,22 +206,30 @@ class RtspServerConnection:
         if self._error is not None:
             raise self._error
         try:
-            return self._next_event()
+            if self._current is None and not self._closing and not self._messages:
+                # The hot path (a publisher's RTP): one reader call, one check.
+                ev = self._reader.next_event()
+                if ev.__class__ is InterleavedFrame:
+                    return ev
+                return self._next_event(ev)
+            return self._next_event(None)
         except ProtocolError as exc:
             self._error = exc
             raise
 
-    def _next_event(self) -> NextEvent:
+    def _next_event(self, ev: Event | None) -> NextEvent:
+        """`ev`: what the reader already gave, if anything."""
         reader = self._reader
         while not self._closing:
-            if self._current is not None:
-                if self._unread > 4 * self.max_pipelined:
-                    raise ProtocolError("too many bytes pipelined behind an unanswered request")
-                return cast("InterleavedFrame | _NeedData", reader.next_event(frames_only=True))
-            if self._messages and not reader.buffered:
-                self._next_message()
-                continue
-            ev = reader.next_event()
+            if ev is None:
+                if self._current is not None:
+                    if self._unread > 4 * self.max_pipelined:
+                        raise ProtocolError("too many bytes pipelined behind an unanswered request")
+                    return cast("InterleavedFrame | _NeedData", reader.next_event(frames_only=True))
+                if self._messages and not reader.buffered:
+                    self._next_message()
+                    continue
+                ev = reader.next_event()
             if ev is NEED_DATA:
                 self._arm_request_deadline()
                 return NEED_DATA
@@ -233,7 +241,7 @@ class RtspServerConnection:
                     self._current = event
                     self._started = None
                     return event
-            # A response answers nothing we asked: dropped.
+            ev = None  # a response answers nothing we asked: dropped
         return NEED_DATA
 
     def _next_message(self) -> None:
