@@ -95,6 +95,20 @@ class SetParameter(RtspRequestEvent):
     method = M.SET_PARAMETER
 
 
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """`rtsp://user@h:554/live/a?x=1` -> ("h:554", "/live/a", "x=1");
+    a relative URI or `*` has no host. Never raises."""
+    rest = uri
+    host = ""
+    if "://" in rest:
+        rest = rest.partition("://")[2]
+        end = next((i for i, c in enumerate(rest) if c in "/?"), len(rest))
+        host = rest[:end].rpartition("@")[2]
+        rest = rest[end:]
+    path, _, query = rest.partition("?")
+    return host, path or "/", query
+
+
 EVENT_TYPES: dict[RtspMethod, type[RtspRequestEvent]] = {
     cls.method: cls for cls in (Options, Describe, Announce, Setup, Play, Pause, Record, Teardown,
                                 GetParameter, SetParameter)

@@ -280,3 +280,14 @@ def parse_message(data: bytes | bytearray) -> Message:
         raise ProtocolError("trailing bytes after the RTSP message")
     msg.body = bytes(data[body_start:])
     return msg
+
+
+_CSEQ_LINE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]*\r?$")
+
+
+def salvage_cseq(data: bytes) -> int | None:
+    """The CSeq of a request that does not parse, if a line says it
+    plainly: the client can then match the 400 to what it sent."""
+    m = _CSEQ_LINE.search(data[:MAX_HEAD])
+    value = int(m.group(1)) if m else None
+    return value if value is not None and value <= 0xFFFFFFFF else None

@@ -54,23 +54,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-import re
 from email.utils import formatdate
 from typing import cast
 
 from ... import errors
 from ...errors import HubError, MethodNotAllowed, ProtocolError, SessionNotFound, UnsupportedTransport
-from .events import EVENT_TYPES, RequestTimeout, RtspRequestEvent, SessionExpired, Setup, TimerEvent
+from .events import EVENT_TYPES, RequestTimeout, RtspRequestEvent, SessionExpired, Setup, TimerEvent, split_uri
 from .general import CSeq
 from .headers import Headers
-from .message import MAX_HEAD, InterleavedFrame, RtspRequest, RtspResponse, parse_message
+from .message import InterleavedFrame, RtspRequest, RtspResponse, parse_message, salvage_cseq
 from .reader import NEED_DATA, Event, RtspReader, _NeedData
 from .session import SessionHeader
 from .state import (DEFAULT_TIMEOUT, RtspMethod, RtspRole, RtspServerSession, RtspState, new_session_id,
                     next_state_for, public_methods, role_after, to_method)
 from .transport import Transport
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_PIPELINED", "RtspServerConnection", "SERVER", "split_uri"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "MAX_PIPELINED", "RtspServerConnection", "SERVER"]
 
 M = RtspMethod
 SERVER = "ipchub-py"
@@ -86,20 +85,6 @@ ENGINE_HEADERS = frozenset(("cseq", "session", "server", "date", "content-length
 
 NextEvent = RtspRequestEvent | InterleavedFrame | _NeedData
 HeaderItems = Iterable[tuple[str, str]] | Mapping[str, str]
-
-
-def split_uri(uri: str) -> tuple[str, str, str]:
-    """`rtsp://user@h:554/live/a?x=1` -> ("h:554", "/live/a", "x=1");
-    a relative URI or `*` has no host. Never raises."""
-    rest = uri
-    host = ""
-    if "://" in rest:
-        rest = rest.partition("://")[2]
-        end = next((i for i, c in enumerate(rest) if c in "/?"), len(rest))
-        host = rest[:end].rpartition("@")[2]
-        rest = rest[end:]
-    path, _, query = rest.partition("?")
-    return host, path or "/", query
 
 
 class RtspServerConnection:
@@ -252,7 +237,7 @@ class RtspServerConnection:
             if not isinstance(parse_message(data), RtspRequest):
                 raise ProtocolError("a response where a request was expected")
         except ProtocolError as exc:
-            self._outbox.append(self._error_response(_salvage_cseq(data), exc, close=False))
+            self._outbox.append(self._error_response(salvage_cseq(data), exc, close=False))
             return
         self._reader.feed(data)
 
@@ -405,17 +390,6 @@ class RtspServerConnection:
         self._messages.clear()
         self._queued = 0
         return data
-
-
-_CSEQ_LINE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,10})[ \t]*\r?$")
-
-
-def _salvage_cseq(data: bytes) -> int | None:
-    """The CSeq of a framed request that does not parse, if a line says it
-    plainly: the client can then match the 400 to what it sent."""
-    m = _CSEQ_LINE.search(data[:MAX_HEAD])
-    value = int(m.group(1)) if m else None
-    return value if value is not None and value <= 0xFFFFFFFF else None
 
 
 def _transport_of(req: RtspRequest) -> Transport:

@@ -14,7 +14,8 @@ from .rtsp_server_helpers import (DATE, SDP, SESSION, TCP_RECORD, accept, drain,
 from hub.errors import BadRequest, HubError, ProtocolError, Unauthorized
 from hub.media.rtsp import NEED_DATA, InterleavedFrame
 from hub.media.rtsp import events as ev
-from hub.media.rtsp.server import MAX_PIPELINED, split_uri
+from hub.media.rtsp.events import split_uri
+from hub.media.rtsp.server import MAX_PIPELINED
 from hub.media.rtsp.state import RtspRole, RtspState
 
 # -- answers, byte for byte -------------------------------------------------------
