@@ -164,8 +164,9 @@ class RtspServerConnection:
         if self._closing or not data:
             return
         self._reader.feed(data)
-        self._now = self._last_rx = max(self._now, now)
-        self._arm_request_deadline()
+        if now > self._now:
+            self._now = now
+        self._last_rx = self._now  # the request deadline arms in next_event
 
     def receive_message(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """One whole request from a transport that delimits messages itself
@@ -195,6 +196,12 @@ class RtspServerConnection:
                 # The hot path (a publisher's RTP): one reader call, one check.
                 ev = self._reader.next_event()
                 if ev.__class__ is InterleavedFrame:
+                    return ev
+                if ev is NEED_DATA:  # the request deadline runs while a request is partly here
+                    if not self._reader.in_message:
+                        self._started = None
+                    elif self._started is None:
+                        self._started = self._now
                     return ev
                 return self._next_event(ev)
             return self._next_event(None)
