@@ -112,6 +112,14 @@ class MethodNotValidInState(HubError):
     reason = "Method Not Valid in This State"
 
 
+class RequestTimeout(HubError):
+    """A request did not arrive whole within its deadline (slow client)."""
+
+    rtsp_status = 408
+    http_status = 408
+    reason = "Request Timeout"
+
+
 class UnsupportedTransport(HubError):
     rtsp_status = 461
     http_status = 400

@@ -71,10 +71,12 @@ class SniffProtocol(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._opened_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         set_nodelay(transport)
+        self._opened_at = self._loop.time()
         self._timer = self._loop.call_later(SNIFF_TIMEOUT, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -121,7 +123,9 @@ class SniffProtocol(asyncio.Protocol):
             self._refuse(400, "Bad Request", rtsp=self._looks_rtsp())
             return
         if kind == "rtsp":
-            self._switch(RtspConnection(self.front))
+            # The first request's deadline still counts from the first byte
+            # (the engine gives every later request the same 10 s).
+            self._switch(RtspConnection(self.front, opened_at=self._opened_at))
         elif tunnel:
             # RTSP over HTTP (either half, on any path): hub.api.rtsp.tunnel.
             self._switch(RtspTunnelProtocol(self.front))

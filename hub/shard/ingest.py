@@ -15,9 +15,11 @@ owns:
   `set_audio_config`), which give the same ring entries;
 - in-band parameter-set changes: a new description for the readers;
 - byte and packet counts (`count`, `stats`);
-- liveness: one timer per session; traffic only sets a flag, the clock is
-  read in the tick (`check(now)`, testable without a loop). No traffic for
-  `timeout` seconds ends the source (`on_timeout`); the source's own
+- liveness: one timer per session, started by a source that has none of
+  its own (`start`: a pull's; an RTSP publisher's is its server engine's
+  session timer, which reads `seen`); traffic only sets a flag, the clock
+  is read in the tick (`check(now)`, testable without a loop). No traffic
+  for `timeout` seconds ends the source (`on_timeout`); the source's own
   periodic work (a pull's keep-alives) rides on the same tick (`on_tick`).
 
 A source creates its session with the path, its peer address and itself

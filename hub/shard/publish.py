@@ -1,18 +1,22 @@
 """RTSP publishers (ANNOUNCE/SETUP/RECORD) on connections handed to the shard.
 
-A front reads a publisher's first request up to its ANNOUNCE and passes the
-socket here with the bytes it read (`hub.ipc.handoff`); `PublishHost.handoff`
-adopts it and a `RtspPublisher` carries on the conversation as if it had
-accepted the connection itself. The stream goes live at RECORD, not at
-ANNOUNCE, as ipchub does: a publisher that never gets to RECORD cannot
-replace a live one.
+A front reads a publisher's requests up to its ANNOUNCE and passes the
+socket here with the ANNOUNCE as received and every byte it read after it
+(`hub.ipc.handoff`); `PublishHost.handoff` adopts it and a `RtspPublisher`
+carries on the conversation from exactly there, pipelined requests
+included. The stream goes live at RECORD, not at ANNOUNCE, as ipchub does:
+a publisher that never gets to RECORD cannot replace a live one.
 
-The session's object split follows gortsplib: this module is the
-connection and its requests; its `ingest.IngestSession` is the stream side
-(tracks, ring entries, going live, parameter changes, counts and the idle
-timeout), the same one a route pull uses; `udp_in.UdpPairReceiver` reads a
-track's UDP ports; which method is valid when is `hub.media.rtsp.state`'s
-to say.
+The session's object split follows gortsplib: the protocol is the sans-IO
+engine (`hub.media.rtsp.server`, built `handed_over`: a publisher's
+connection never plays) under the glue the fronts' players use too
+(`hub.rtsp_glue`); this module decides what each request does; its
+`ingest.IngestSession` is the stream side (tracks, ring entries, going
+live, parameter changes, counts), the same one a route pull uses;
+`udp_in.UdpPairReceiver` reads a track's UDP ports. The session's liveness
+is the engine's timer: no byte on the connection for the session timeout
+ends it, and traffic on its UDP ports (the ingest's `seen` flag, read when
+the timer fires) counts as bytes.
 """
 
 from __future__ import annotations
@@ -22,18 +26,17 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 from ..child import ChildArgs
-from ..errors import (BadRequest, HubError, MethodNotValidInState, ProtocolError, ServiceUnavailable,
-                      SessionNotFound, UnsupportedTransport)
+from ..errors import BadRequest, MethodNotValidInState, ServiceUnavailable, UnsupportedTransport
 from ..ipc.handoff import adopt_socket, already_read_of
-from ..media.rtsp import Headers, RtspReader, RtspRequest, RtspResponse
-from ..media.rtsp.session import SessionHeader
-from ..media.rtsp.state import RtspMethod, RtspServerSession, RtspState, new_session_id, to_method
-from ..media.rtsp.transport import Transport, TransportSpec
+from ..media.rtsp.events import (Announce, GetParameter, Options, Pause, Record, RtspRequestEvent, SetParameter,
+                                 Setup, Teardown)
+from ..media.rtsp.transport import TransportSpec
 from ..media.sdp import Sdp
 from ..placement import canonical_path
+from ..rtsp_glue import Pending, RtspServerProtocol
 from ..udp_ports import PortPairPool
 from .ingest import IngestSession
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks, track_for_uri
@@ -45,11 +48,6 @@ log = logging.getLogger("hub.shard.publish")
 
 __all__ = ["PublishHost", "RtspPublisher"]
 
-M = RtspMethod
-PUBLIC = "OPTIONS, ANNOUNCE, SETUP, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
-SERVER = "hub"
-MAX_TICK = 5.0  # the idle check runs at least this often (a quarter of the timeout if shorter)
-
 
 class PublishHost:
     """The shard's side of every publisher: config, stream table, UDP ports.
@@ -59,12 +57,14 @@ class PublishHost:
 
     def __init__(self, args: ChildArgs, streams: StreamTable, *,
                  clock: Callable[[], float] = time.monotonic,
-                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+                 random_bytes: Callable[[int], bytes] = os.urandom,
+                 wall_clock: Callable[[], float] | None = time.time) -> None:
         self.args = args
         self.config = args.config
         self.streams = streams
         self.clock = clock
         self.random_bytes = random_bytes
+        self.wall_clock = wall_clock
         self.session_timeout = float(self.config.rtsp_session_timeout)
         self.sessions: set[RtspPublisher] = set()
         #: Called with each session as it closes (admission, access log: hub.shard.main).
@@ -129,7 +129,7 @@ def _split_peer(peer: str) -> str:
     return (host if sep else peer).strip("[]")
 
 
-class RtspPublisher(asyncio.Protocol):
+class RtspPublisher(RtspServerProtocol):
     """One publisher's RTSP connection (and its UDP ports, if any): the
     requests here, the stream in `self.ingest`.
 
@@ -137,33 +137,26 @@ class RtspPublisher(asyncio.Protocol):
     byte received from the publisher: all bytes read on the TCP connection
     after the hand-off (the replayed ones included: requests, SDP, `$` frames
     with their 4-byte prefixes) plus the whole of every UDP datagram accepted
-    on its RTP and RTCP ports. No bytes for the session timeout close it.
+    on its RTP and RTCP ports.
     """
 
+    log = log
+
     def __init__(self, host: PublishHost, path: str, peer: str, user: str = "") -> None:
+        super().__init__(handed_over=True, session_timeout=host.session_timeout, clock=host.clock,
+                         random_bytes=host.random_bytes, wall_clock=host.wall_clock)
         self.host = host
         self.path = path
         self.peer = peer
         self.user = user  # whose credentials the front checked (auth on)
         self.started = time.monotonic()
         self.peer_host = _split_peer(peer)
-        self.clock = host.clock
-        self.session = RtspServerSession(new_session_id(host.random_bytes), host.clock(),
-                                         host.session_timeout)
-        self.session_header = self.session.header
-        self.reader = RtspReader()
-        self.transport: asyncio.Transport | None = None
         self.sdp: Sdp | None = None
         self.announced: list[AnnouncedTrack] = []
         self.setups: dict[int, _Setup] = {}  # by announced index
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
                                     clock=host.clock)
-        self.closed = False
-        self._handlers: dict[RtspMethod, Callable[[RtspRequest, Headers], RtspResponse]] = {
-            M.OPTIONS: self._options, M.ANNOUNCE: self._announce, M.SETUP: self._setup,
-            M.RECORD: self._record, M.PAUSE: self._pause, M.TEARDOWN: self._teardown,
-            M.GET_PARAMETER: self._keep_alive, M.SET_PARAMETER: self._keep_alive,
-        }
+        self.channels = self.ingest.channels  # `$` frames straight to the tracks
 
     @property
     def stream(self) -> Stream | None:
@@ -171,112 +164,51 @@ class RtspPublisher(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop transports are not asyncio.Transport subclasses: no isinstance check
-        self.transport = cast(asyncio.Transport, transport)
         self.host.sessions.add(self)
-        self.ingest.start(MAX_TICK)
-        log.info("%s: publisher %s connected (session %s)", self.path, self.peer, self.session.id)
+        log.info("%s: publisher %s connected", self.path, self.peer)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        try:
-            self.ingest.receive_rtsp(data, self.reader, self._on_message)
-        except ProtocolError as exc:
-            self._fail(None, exc)
+        self.ingest.count(len(data))
+        super().data_received(data)
 
-    def eof_received(self) -> bool | None:
-        return False  # close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close()
+    def before_timer(self, now: float) -> None:
+        if self.ingest.seen:  # UDP datagrams (and bytes) since the last timer
+            self.ingest.seen = False
+            self.engine.touch(now)
 
     # -- requests -------------------------------------------------------------
-    def _on_message(self, req: RtspRequest | RtspResponse) -> None:
-        if isinstance(req, RtspResponse):
-            return  # a response to nothing we asked
-        cseq = req.headers.get("CSeq")
-        headers = Headers([("CSeq", cseq)] if cseq is not None else [])
-        headers.add("Session", self.session_header)
-        try:
-            method = to_method(req.method)
-            self._check(req, method)
-            resp = self._handlers[method](req, headers)
-        except ProtocolError as exc:
-            self._fail(cseq, exc)
-            return
-        except HubError as exc:
-            log.info("%s: %s %s -> %d %s", self.path, req.method, req.uri[:120], exc.rtsp_status, exc.message)
-            resp = RtspResponse(exc.rtsp_status, headers=headers)
-        self._send(resp)
-        if req.method == "TEARDOWN" and resp.status == 200:
-            self.close()
+    def on_request(self, event: RtspRequestEvent) -> Pending:
+        if isinstance(event, (Options, GetParameter, SetParameter, Pause, Teardown)):
+            self.reply(event)  # a 2xx TEARDOWN ends the session and the connection
+        elif isinstance(event, Announce):
+            self._announce(event)
+        elif isinstance(event, Setup):
+            self._setup(event)
+        elif isinstance(event, Record):
+            if not self.ingest.live:
+                self._go_live()
+            self.reply(event)
+        else:  # the engine lets nothing else through on a publisher's connection
+            raise MethodNotValidInState(f"{event.method.value} on a publishing connection")
+        return None
 
-    def _check(self, req: RtspRequest, method: RtspMethod) -> None:
-        """Session id and state, before the handler does anything.
+    def _announce(self, event: Announce) -> None:
+        if event.content_type != "application/sdp":
+            raise BadRequest(f"ANNOUNCE with Content-Type {event.content_type[:40]!r}, not application/sdp")
+        sdp = Sdp.parse(event.sdp)
+        announced = announced_tracks(sdp)
+        self.sdp, self.announced = sdp, announced
+        self.reply(event)
 
-        The shared state machine lets a fresh session SETUP as a player; a
-        connection handed over for publishing never plays, so a SETUP before
-        ANNOUNCE (and DESCRIBE/PLAY at any time) is 455 here.
-        """
-        value = req.headers.get("Session")
-        if value is not None:
-            if SessionHeader.parse(value).id != self.session.id:
-                raise SessionNotFound(f"unknown session {value[:40]!r}")
-        elif method in (M.RECORD, M.PAUSE, M.TEARDOWN) and self.session.state is not RtspState.INIT:
-            raise SessionNotFound("request without the Session header")
-        nxt = self.session.check(method)
-        if method in (M.DESCRIBE, M.PLAY) or nxt in (RtspState.READY, RtspState.PLAYING):
-            raise MethodNotValidInState(f"{method.value} on a publishing connection")
-
-    def _send(self, resp: RtspResponse) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(bytes(resp))
-
-    def _fail(self, cseq: str | None, exc: ProtocolError) -> None:
-        """A malformed request: 400 and close (the byte stream is out of sync)."""
-        log.info("%s: closing publisher %s: %s", self.path, self.peer, exc.message)
-        headers = Headers([("CSeq", cseq)] if cseq is not None else [])
-        headers.add("Session", self.session_header)
-        self._send(RtspResponse(exc.rtsp_status, headers=headers))
-        self.close()
-
-    def _options(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        self.session.apply(M.OPTIONS, self.clock())
-        headers.add("Public", PUBLIC)
-        return RtspResponse(200, headers=headers)
-
-    def _keep_alive(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        self.session.apply(to_method(req.method), self.clock())
-        return RtspResponse(200, headers=headers)
-
-    def _announce(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if ctype != "application/sdp":
-            raise BadRequest(f"ANNOUNCE with Content-Type {ctype[:40]!r}, not application/sdp")
-        sdp = Sdp.parse(req.body)
-        self.announced = announced_tracks(sdp)
-        self.sdp = sdp
-        self.session.apply(M.ANNOUNCE, self.clock())
-        return RtspResponse(200, headers=headers)
-
-    def _setup(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        track = track_for_uri(self.announced, req.uri)
-        raw = req.headers.get("Transport")
-        if raw is None:
-            raise UnsupportedTransport("SETUP without a Transport header")
-        try:
-            offers = Transport.parse(raw).specs
-        except ProtocolError as exc:
-            raise UnsupportedTransport(exc.message) from None
-        index = track.desc.index
-        old = self.setups.pop(index, None)
+    def _setup(self, event: Setup) -> None:
+        track = track_for_uri(self.announced, event.uri)
+        setup = self._pick_transport(track, event.transport.specs)
+        old = self.setups.get(track.desc.index)
         if old is not None and old.udp is not None:
             old.udp.close()
-        setup = self._pick_transport(track, offers)
-        self.setups[index] = setup
-        self.session.apply(M.SETUP, self.clock())
-        headers.add("Transport", str(setup.answer))
-        return RtspResponse(200, headers=headers)
+        self.setups[track.desc.index] = setup
+        self.reply(event, headers=[("Transport", str(setup.answer))])
 
     def _pick_transport(self, track: AnnouncedTrack, offers: list[TransportSpec]) -> _Setup:
         """The first offer we can record with: TCP interleaved or unicast UDP."""
@@ -285,7 +217,8 @@ class RtspPublisher(asyncio.Protocol):
                 continue
             if spec.is_tcp:
                 pair = spec.interleaved or self._free_channels()
-                if any(s.interleaved and set(s.interleaved) & set(pair) for s in self.setups.values()):
+                others = (s for i, s in self.setups.items() if i != track.desc.index)
+                if any(s.interleaved and set(s.interleaved) & set(pair) for s in others):
                     continue
                 answer = TransportSpec(protocol=spec.protocol, delivery="unicast", interleaved=pair,
                                        mode="RECORD")
@@ -316,20 +249,6 @@ class RtspPublisher(asyncio.Protocol):
         return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, self.ingest.count,
                                pool.release)
 
-    def _record(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        if not self.ingest.live:
-            self._go_live()
-        self.session.apply(M.RECORD, self.clock())
-        return RtspResponse(200, headers=headers)
-
-    def _pause(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        self.session.apply(M.PAUSE, self.clock())
-        return RtspResponse(200, headers=headers)
-
-    def _teardown(self, req: RtspRequest, headers: Headers) -> RtspResponse:
-        self.session.apply(M.TEARDOWN, self.clock())
-        return RtspResponse(200, headers=headers)
-
     # -- going live -----------------------------------------------------------
     def _go_live(self) -> None:
         """Publish the tracks that were set up, in SDP order, as tracks 0..n-1."""
@@ -348,20 +267,16 @@ class RtspPublisher(asyncio.Protocol):
     def close(self) -> None:
         """End the session: its stream, its UDP ports and its connection.
 
-        StreamTable.close (DELETE, a newer publisher) and the ingest's
-        idle timeout call this too.
+        StreamTable.close (DELETE, a newer publisher) calls this too.
         """
         if self.closed:
             return
-        self.closed = True
         self.ingest.close()
         for setup in self.setups.values():
             if setup.udp is not None:
                 setup.udp.close()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
         self.host.sessions.discard(self)
+        super().close()
         log.info("%s: publisher %s closed", self.path, self.peer)
         for cb in self.host.on_closed:
             cb(self)
-

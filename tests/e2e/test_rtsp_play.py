@@ -80,8 +80,11 @@ def test_bad_requests(hub: HubServer, push: Callable[..., Pusher]) -> None:
     url = hub.rtsp_url("/live/bad")
     assert _rtsp(hub.port, f"DESCRIBE {hub.rtsp_url('/live/none')} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()) \
         .startswith(b"RTSP/1.0 404")
+    # A session this connection does not have is 454 (RFC 2326 12.37), before any state check...
     assert _rtsp(hub.port, f"PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: nope\r\n\r\n".encode()) \
-        .startswith(b"RTSP/1.0 455")
+        .startswith(b"RTSP/1.0 454")
+    # ...and PLAY before SETUP is 455.
+    assert _rtsp(hub.port, f"PLAY {url} RTSP/1.0\r\nCSeq: 2\r\n\r\n".encode()).startswith(b"RTSP/1.0 455")
     r = _rtsp(hub.port, f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/XYZ\r\n\r\n".encode())
     assert r.startswith(b"RTSP/1.0 461"), r
     r = _rtsp(hub.port, f"DESCRIBE {url} RTSP/1.0\r\nCSeq 4\r\n\r\n".encode())

@@ -3,6 +3,8 @@ computed with coreutils md5sum (not with the code under test)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 from hub.errors import ProtocolError
 from hub.media.rtsp import RtspResponse
 from hub.media.rtsp.auth import (
-    BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, authorization_for,
-    digest_ha1, parse_authorization, parse_challenge, pick_challenge, verify_digest,
+    BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, DigestVerdict, authorization_for,
+    check_digest, digest_ha1, digest_uri_matches, parse_authorization, parse_challenge, pick_challenge,
+    verify_digest,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -114,3 +117,85 @@ def test_auth_parsers_raise_only_protocol_error(text: str) -> None:
             parse(text)
         except ProtocolError:
             pass
+
+
+# -- the server's whole check (issue 12, defect 8) ------------------------------------
+
+REALM = "ipchub"
+HA1 = hashlib.md5(b"alice:ipchub:s3cret").hexdigest()
+
+
+def creds_for(method: str, uri: str, nonce: str = "n0nce", realm: str = REALM) -> DigestCredentials:
+    """Credentials as a client computes them (hashlib here, not the code under test)."""
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    response = hashlib.md5(f"{HA1}:{nonce}:{ha2}".encode()).hexdigest()
+    return DigestCredentials(username="alice", realm=realm, nonce=nonce, uri=uri, response=response)
+
+
+def check(auth: DigestCredentials, method: str, request_uri: str, issued: float | None = 100.0,
+          now: float = 110.0) -> DigestVerdict:
+    return check_digest(auth, method=method, request_uri=request_uri, ha1=HA1, realm=REALM, issued=issued,
+                        now=now, ttl=60.0)
+
+
+def test_check_digest_accepts_the_request_it_was_computed_for() -> None:
+    uri = "rtsp://127.0.0.1:1554/live/a"
+    assert check(creds_for("DESCRIBE", uri), "DESCRIBE", uri) is DigestVerdict.OK
+
+
+def test_defect8_credentials_for_another_path_are_refused() -> None:
+    """A response computed (correctly) for /live/other does not open /live/a."""
+    auth = creds_for("DESCRIBE", "rtsp://127.0.0.1:1554/live/other")
+    assert verify_digest(auth, "DESCRIBE", HA1)  # the hash alone is right...
+    assert check(auth, "DESCRIBE", "rtsp://127.0.0.1:1554/live/a") is DigestVerdict.BAD  # ...the URI is not
+
+
+def test_stale_and_unknown_nonces() -> None:
+    uri = "rtsp://h/live/a"
+    auth = creds_for("DESCRIBE", uri)
+    assert check(auth, "DESCRIBE", uri, issued=100.0, now=160.0) is DigestVerdict.OK  # at the TTL
+    assert check(auth, "DESCRIBE", uri, issued=100.0, now=160.5) is DigestVerdict.STALE
+    assert check(auth, "DESCRIBE", uri, issued=None) is DigestVerdict.STALE  # never issued here
+    assert check(auth, "DESCRIBE", uri, issued=200.0, now=100.0) is DigestVerdict.STALE  # from the future
+    # Stale is only said to a client that knows the password.
+    wrong = dataclasses.replace(auth, response="0" * 32)
+    assert check(wrong, "DESCRIBE", uri, issued=None) is DigestVerdict.BAD
+
+
+def test_wrong_realm_method_or_hash_are_bad() -> None:
+    uri = "rtsp://h/live/a"
+    assert check(creds_for("DESCRIBE", uri, realm="other"), "DESCRIBE", uri) is DigestVerdict.BAD
+    assert check(creds_for("DESCRIBE", uri), "SETUP", uri) is DigestVerdict.BAD
+
+
+@pytest.mark.parametrize("cred_uri, request_uri", [
+    ("rtsp://h:1554/live/a", "rtsp://h:1554/live/a"),
+    ("/live/a", "rtsp://h:1554/live/a"),  # relative for absolute
+    ("rtsp://h:1554/live/a", "/live/a"),
+    ("rtsp://other-host/live/a", "rtsp://h:1554/live/a"),  # host rewritten on the way
+    ("rtsp://h/live/a/", "rtsp://h/live/a"),  # a trailing slash
+    ("rtsp://h/live/a", "rtsp://h/live/a/trackID=0"),  # a track under what was authenticated
+    ("rtsp://h/live/a/", "rtsp://h/live/a/trackID=1"),
+    ("rtsp://h/live/a?token=1", "rtsp://h/live/a/trackID=0?token=1"),
+    ("rtsp://h/live/a?token=1", "rtsp://h/live/a?token=1/trackID=0"),  # FFmpeg appends after the query
+    ("*", "*"),
+])
+def test_digest_uri_matches(cred_uri: str, request_uri: str) -> None:
+    assert digest_uri_matches(cred_uri, request_uri)
+
+
+@pytest.mark.parametrize("cred_uri, request_uri", [
+    ("rtsp://h/live/b", "rtsp://h/live/a"),
+    ("rtsp://h/live", "rtsp://h/live/a/trackID=0"),  # two segments below
+    ("rtsp://h/live/a/trackID=0", "rtsp://h/live/a"),  # a track's credentials for the aggregate
+    ("rtsp://h/", "rtsp://h/live"),  # the root opens nothing below it
+    ("rtsp://h/live/a?token=1", "rtsp://h/live/a?token=2"),
+    ("rtsp://h/live/a", "rtsp://h/live/a?x=1"),
+    ("rtsp://h/live/a?t", "rtsp://h/live/a?t/x/y"),
+    ("rtsp://h/live/ab", "rtsp://h/live/a"),
+    ("rtsp://h/live/a", "rtsp://h/live/ab"),
+    ("rtsp://h/live/%61", "rtsp://h/live/a"),  # no percent-decoding: never looser
+    ("*", "rtsp://h/live/a"),
+])
+def test_digest_uri_mismatches(cred_uri: str, request_uri: str) -> None:
+    assert not digest_uri_matches(cred_uri, request_uri)

@@ -80,3 +80,14 @@ def test_interleaved_frame_bytes() -> None:
         frame_header(256, 1)
     with pytest.raises(ValueError):
         frame_header(0, 65536)
+
+
+def test_salvage_cseq_from_what_does_not_parse() -> None:
+    from hub.media.rtsp.message import salvage_cseq
+
+    assert salvage_cseq(b"NOT RTSP AT ALL\r\ncseq :  12\r\n\r\n") == 12
+    assert salvage_cseq(b"X\nCSeq: 4294967295\n") == 4294967295
+    assert salvage_cseq(b"X\r\nCSeq: 4294967296\r\n") is None  # over the wire's range
+    assert salvage_cseq(b"X\r\nCSeq: 1x\r\n") is None
+    assert salvage_cseq(b"X\r\nX-CSeq: 3\r\n") is None
+    assert salvage_cseq(b"") is None

@@ -283,3 +283,56 @@ def test_take_buffered_hands_over_what_follows_an_event() -> None:
     assert isinstance(ev, RtspRequest) and ev.method == "ANNOUNCE" and bytes(ev) == announce
     assert r.take_buffered() == rest
     assert r.buffered == 0
+
+
+def test_last_raw_is_the_message_as_received() -> None:
+    odd = b"\r\nANNOUNCE rtsp://h/a RTSP/1.0\nCSeq:  2\nContent-Length: 3\n\nv=0"
+    for chunk in (None, 1):
+        reader = RtspReader()
+        step = chunk or len(odd)
+        events = []
+        for i in range(0, len(odd), step):
+            reader.feed(odd[i:i + step])
+            events += drain(reader)
+        [msg] = events
+        assert isinstance(msg, RtspRequest) and msg.body == b"v=0"
+        assert reader.last_raw == odd[2:]  # the stray CRLF before it is not part of it
+        assert bytes(msg) != reader.last_raw  # re-encoding would not be exact
+
+
+def test_frames_only_leaves_the_next_message_unread() -> None:
+    reader = RtspReader()
+    reader.feed(b"$\x00\x00\x01a\r\n" + OPTIONS + b"$\x01\x00\x01b")
+    assert reader.next_event(frames_only=True) == InterleavedFrame(0, b"a")
+    assert reader.next_event(frames_only=True) is NEED_DATA
+    assert reader.buffered == len(OPTIONS) + 5 and reader.in_message
+    assert isinstance(reader.next_event(), RtspRequest)
+    assert not reader.in_message
+    assert reader.next_event(frames_only=True) == InterleavedFrame(1, b"b")
+
+
+def test_in_message_tells_a_partial_request_from_a_partial_frame() -> None:
+    reader = RtspReader()
+    assert not reader.in_message
+    reader.feed(b"\r\n")
+    assert not reader.in_message
+    reader.feed(b"$\x00\x00\x09abc")
+    assert not reader.in_message
+    reader = RtspReader()
+    reader.feed(b"OPT")
+    assert reader.in_message
+    reader = RtspReader()
+    reader.feed(b"ANNOUNCE * RTSP/1.0\r\nContent-Length: 5\r\n\r\nab")
+    assert reader.next_event() is NEED_DATA and reader.in_message
+
+
+def test_take_buffered_mid_body_returns_the_head_too() -> None:
+    head = b"ANNOUNCE * RTSP/1.0\r\nContent-Length: 5\r\n\r\n"
+    reader = RtspReader()
+    reader.feed(head + b"ab")
+    assert reader.next_event() is NEED_DATA
+    assert reader.buffered == len(head) + 2
+    assert reader.take_buffered() == head + b"ab"
+    assert reader.buffered == 0 and not reader.in_message
+    reader.feed(OPTIONS)
+    assert isinstance(reader.next_event(), RtspRequest)

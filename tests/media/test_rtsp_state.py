@@ -110,3 +110,25 @@ def test_timeout_with_now_as_argument() -> None:
     assert not s.expired(210.0) and s.expired(210.5)
     short = RtspServerSession("x", now=0.0, timeout=5)
     assert short.header == "x;timeout=5" and short.expired(5.5)
+
+
+def test_roles_narrow_the_table() -> None:
+    from hub.media.rtsp.state import RtspRole, next_state_for, public_methods, role_after
+
+    assert next_state_for(RtspRole.ANY, I, "ANNOUNCE") is A
+    assert next_state_for(RtspRole.ANY, I, "SETUP") is R
+    for method in ("ANNOUNCE", "RECORD"):
+        with pytest.raises(MethodNotValidInState):
+            next_state_for(RtspRole.PLAYER, I if method == "ANNOUNCE" else R, method)
+    for state, method in ((I, "DESCRIBE"), (I, "SETUP"), (R, "PLAY")):
+        with pytest.raises(MethodNotValidInState):
+            next_state_for(RtspRole.PUBLISHER, state, method)
+    assert next_state_for(RtspRole.PUBLISHER, A, "SETUP") is RR
+    assert role_after(RtspRole.ANY, I) is RtspRole.ANY
+    assert role_after(RtspRole.ANY, R) is RtspRole.PLAYER and role_after(RtspRole.ANY, RC) is RtspRole.PUBLISHER
+    assert role_after(RtspRole.PLAYER, I) is RtspRole.PLAYER
+    assert public_methods(RtspRole.PLAYER) == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN",
+                                               "GET_PARAMETER", "SET_PARAMETER"]
+    assert public_methods(RtspRole.PUBLISHER) == ["OPTIONS", "ANNOUNCE", "SETUP", "PAUSE", "RECORD", "TEARDOWN",
+                                                  "GET_PARAMETER", "SET_PARAMETER"]
+    assert public_methods(RtspRole.ANY) == METHODS

@@ -83,13 +83,18 @@ def record(cseq: int, session: str = SID) -> bytes:
     return request("RECORD", cseq, "Range: npt=0.000-", f"Session: {session}")
 
 
+SERVER = "Server: ipchub-py\r\n"  # the hosts here have no wall clock: no Date header
+
+
 def ok(cseq: int, *extra: str) -> bytes:
-    return f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{SESSION}{''.join(e + chr(13) + chr(10) for e in extra)}\r\n".encode()
+    return f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{SERVER}{SESSION}{''.join(e + chr(13) + chr(10) for e in extra)}\r\n".encode()
 
 
-def status(code: int, reason: str, cseq: int | None) -> bytes:
+def status(code: int, reason: str, cseq: int | None, session: bool = True, *extra: str) -> bytes:
+    """An error answer; `session`: one exists (and the error is not 454)."""
     cs = f"CSeq: {cseq}\r\n" if cseq is not None else ""
-    return f"RTSP/1.0 {code} {reason}\r\n{cs}{SESSION}\r\n".encode()
+    sess = SESSION if session else ""
+    return f"RTSP/1.0 {code} {reason}\r\n{cs}{SERVER}{sess}{''.join(e + chr(13) + chr(10) for e in extra)}\r\n".encode()
 
 
 class FakeTransport(asyncio.Transport):
@@ -162,7 +167,7 @@ def test_publish_handshake_exact_responses() -> None:
         assert t.take() == ok(2)
         assert host.streams.get("/live/x") is None  # not live before RECORD
         session.data_received(request("OPTIONS", 3))
-        assert t.take() == ok(3, "Public: OPTIONS, ANNOUNCE, SETUP, RECORD, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER")
+        assert t.take() == ok(3, "Public: OPTIONS, ANNOUNCE, SETUP, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER")
         session.data_received(setup_tcp(4, 0, 0))
         assert t.take() == ok(4, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
         # No interleaved pair offered: the next free one is picked.
@@ -242,7 +247,7 @@ def test_malformed_sdp_is_400_and_closes() -> None:
     async def main() -> None:
         host = make_host(random_bytes=fixed_random)
         session, t = connect(host, announce(sdp="v=0\r\nthis is no sdp\r\n"))
-        assert t.take() == status(400, "Bad Request", 2)
+        assert t.take() == status(400, "Bad Request", 2, False)  # refused: no session was made
         assert t.closed
 
     run(main)
@@ -252,14 +257,15 @@ def test_setup_before_announce_is_455() -> None:
     async def main() -> None:
         host = make_host(random_bytes=fixed_random)
         session, t = connect(host, setup_tcp(1, 0, 0))
-        assert t.take() == status(455, "Method Not Valid in This State", 1)
+        assert t.take() == status(455, "Method Not Valid in This State", 1, False)
         assert not t.closed
         session.data_received(request("PLAY", 2))
-        assert t.take() == status(455, "Method Not Valid in This State", 2)
+        assert t.take() == status(455, "Method Not Valid in This State", 2, False)
         session.data_received(announce(3) + record(4))  # RECORD before any SETUP
         assert t.take() == ok(3) + status(455, "Method Not Valid in This State", 4)
         session.data_received(request("FLY", 5))
-        assert t.take() == status(405, "Method Not Allowed", 5)
+        assert t.take() == status(405, "Method Not Allowed", 5, True, "Allow: OPTIONS, ANNOUNCE, SETUP, PAUSE, "
+                                  "RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER")
 
     run(main)
 
@@ -269,9 +275,9 @@ def test_unknown_session_is_454() -> None:
         host = make_host(random_bytes=fixed_random)
         session, t = connect(host, announce() + setup_tcp(3, 0, 0) + record(4, session="deadbeef"))
         out = t.take()
-        assert out.endswith(status(454, "Session Not Found", 4))
+        assert out.endswith(status(454, "Session Not Found", 4, False))
         session.data_received(request("RECORD", 5))  # no Session header at all
-        assert t.take() == status(454, "Session Not Found", 5)
+        assert t.take() == status(454, "Session Not Found", 5, False)
         assert host.streams.get("/live/x") is None and not t.closed
 
     run(main)

@@ -15,7 +15,7 @@ import random
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ...errors import UnsupportedTransport
 from ...media.rtcp import SenderReport, unix_to_ntp
@@ -267,12 +267,20 @@ class RtpPorts:
         return MulticastOut(self.group, base, self.ttl, tracks)
 
 
+#: RTCP datagrams read from a UDP player per wake-up (the rest wait).
+MAX_FEEDBACK_READS = 8
+
+
 class RtpPlayer:
-    """One RTSP player session on this front: its transports per track."""
+    """One RTSP player session on this front: its transports per track.
+
+    `on_feedback()` is called when RTCP from the player's host reaches a UDP
+    track's RTCP port (its receiver reports keep the RTSP session alive)."""
 
     def __init__(self, ports: RtpPorts, view: StreamView, transport: asyncio.Transport,
-                 peer_host: str) -> None:
+                 peer_host: str, on_feedback: Callable[[], None] | None = None) -> None:
         self.ports = ports
+        self.on_feedback = on_feedback
         self.view = view
         self.transport = transport
         self.peer_host = peer_host
@@ -309,7 +317,12 @@ class RtpPlayer:
         if not spec.client_port:
             raise UnsupportedTransport("UDP needs client_port")
         rtp, rtcp = self.ports.udp.bind_pair()
+        old = self._udp.pop(track, None)
+        if old is not None:
+            self._release(*old)
         self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
+        if self.on_feedback is not None:
+            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp)
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
         return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
@@ -377,6 +390,26 @@ class RtpPlayer:
                 except OSError:
                     pass
 
+    def _read_feedback(self, rtcp: socket.socket) -> None:
+        heard = False
+        for _ in range(MAX_FEEDBACK_READS):
+            try:
+                _data, addr = rtcp.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            heard = heard or addr[0] == self.peer_host
+        if heard and self.on_feedback is not None:
+            self.on_feedback()
+
+    def _release(self, rtp: socket.socket, rtcp: socket.socket, _dest: object) -> None:
+        if self.on_feedback is not None:
+            asyncio.get_running_loop().remove_reader(rtcp.fileno())
+        self.ports.udp.release(rtp.getsockname()[1])
+        rtp.close()
+        rtcp.close()
+
     def _consumer_closed(self, c: Consumer) -> None:
         self.close()
 
@@ -384,10 +417,8 @@ class RtpPlayer:
         fan = self.fanout
         if self in fan.players:
             fan.players.remove(self)
-        for rtp, rtcp, _dest in self._udp.values():
-            self.ports.udp.release(rtp.getsockname()[1])
-            rtp.close()
-            rtcp.close()
+        for rtp, rtcp, dest in self._udp.values():
+            self._release(rtp, rtcp, dest)
         self._udp.clear()
         if not self.consumer.closed:
             self.consumer.closed = True

@@ -19,12 +19,13 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from ...auth.passwords import REALM, verify_password
 from ...errors import ServiceUnavailable, Unauthorized
-from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials,
-                           parse_authorization, verify_digest)
+from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, DigestVerdict,
+                           check_digest, parse_authorization)
 from ...store.users import User, UserTable
 
 NONCE_TTL = 300.0
@@ -35,29 +36,36 @@ SCRYPT_QUEUE = 32
 BASIC_CACHE = 1024
 
 
+class StaleNonce(Unauthorized):
+    """Right credentials on a nonce that is too old or not ours: challenge
+    again with `stale=TRUE` (the client retries without asking its user)."""
+
+
 class RtspChallenger:
     """Per-front Digest nonces (bounded, expiring) and credential checks."""
 
-    def __init__(self, scheme: str) -> None:
+    def __init__(self, scheme: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.scheme = scheme
+        self.clock = clock
         self._nonces: dict[str, float] = {}
         # (user, sha256(password)) -> the stored hash it verified against.
         self._verified: OrderedDict[tuple[str, bytes], str] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self._waiting = 0
 
-    def challenge(self) -> str:
+    def challenge(self, stale: bool = False) -> str:
         if self.scheme == "basic":
             return str(BasicChallenge(REALM))
-        now = time.monotonic()
+        now = self.clock()
         if len(self._nonces) > 4096:
             self._nonces = {n: t for n, t in self._nonces.items() if now - t < NONCE_TTL}
         nonce = os.urandom(16).hex()
         self._nonces[nonce] = now
-        return str(DigestChallenge(REALM, nonce))
+        return str(DigestChallenge(REALM, nonce, stale=stale))
 
-    async def user(self, users: UserTable | None, authorization: str | None, method: str) -> User:
-        """The authenticated user, or Unauthorized (the caller re-challenges)."""
+    async def user(self, users: UserTable | None, authorization: str | None, method: str, uri: str) -> User:
+        """The user whose credentials authorize `method` on `uri`, or
+        Unauthorized (the caller re-challenges; StaleNonce: with stale=TRUE)."""
         if not authorization or users is None:
             raise Unauthorized("require legal Authorization field")
         try:
@@ -65,11 +73,14 @@ class RtspChallenger:
         except Exception:
             raise Unauthorized("unreadable Authorization") from None
         if isinstance(creds, DigestCredentials):
-            issued = self._nonces.get(creds.nonce)
-            if issued is None or time.monotonic() - issued > NONCE_TTL or creds.realm != REALM:
-                raise Unauthorized("stale nonce")
             user = users.get(creds.username.lower())
-            if user is None or not user.ha1 or not verify_digest(creds, method, user.ha1):
+            if user is None or not user.ha1:
+                raise Unauthorized("bad credentials")
+            verdict = check_digest(creds, method=method, request_uri=uri, ha1=user.ha1, realm=REALM,
+                                   issued=self._nonces.get(creds.nonce), now=self.clock(), ttl=NONCE_TTL)
+            if verdict is DigestVerdict.STALE:
+                raise StaleNonce("stale nonce")
+            if verdict is not DigestVerdict.OK:
                 raise Unauthorized("bad credentials")
             return user
         if isinstance(creds, BasicCredentials):

@@ -1,5 +1,7 @@
 """The adapter transport that lets the one RTSP player session
-(hub.api.rtsp.connection) run over WebSockets, and the WebSocket message pump.
+(hub.api.rtsp.connection) run over WebSockets, the WebSocket message pump,
+and the base of the three WebSocket protocols that carry RTSP (RTSP over
+WebSocket, WSP control, WSP data).
 
 RtspConnection writes two kinds of bytes to its transport: RTSP responses,
 and `$`-interleaved RTP/RTCP blobs (several packets per write, from the
@@ -12,12 +14,12 @@ fan-out turn and shared by every WebSocket player (`InterleavedFramer`).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from ...media.websocket import (PONG, TEXT, WsClose, WsFrameDecoder, WsMessage, WsPing, WsProtocolError,
                                 encode_close, encode_frame)
 from ...media.wsp import InterleavedFramer
-from ..play.consumer import write_bounded
+from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
 
 #: Shared by every WebSocket player in this process: the fan-out hands them
 #: all the same blob object in one turn.
@@ -122,3 +124,56 @@ class WsMessagePump:
             if not t.is_closing():
                 t.write(encode_close(e.close_code))
                 t.close()
+
+
+class WsPeerProtocol(asyncio.Protocol):
+    """What every WebSocket that carries RTSP does once upgraded: its send
+    buffer capped, reading that follows writing (`ClientFlow`), a deadline
+    on its first message (`first_message`, met by `started`), and the
+    message pump that hands each message to `on_message`. Subclasses set
+    the two class attributes and override `on_message` and `on_lost`."""
+
+    first_message = "first message"
+    max_message = 64 * 1024
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pump: WsMessagePump | None = None
+        self.flow: ClientFlow | None = None
+        self.first: Deadline | None = None
+
+    def on_message(self, msg: WsMessage) -> None:
+        raise NotImplementedError
+
+    def on_lost(self, exc: Exception | None) -> None:
+        """The connection is gone (flow control and deadline already ended)."""
+
+    def started(self) -> None:
+        if self.first is not None:
+            self.first.met()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = t
+        cap_send_buffer(t)
+        self.flow = ClientFlow(t)
+        self.first = Deadline(t, FIRST_MESSAGE_TIMEOUT, self.first_message)
+        self.pump = WsMessagePump(t, self.on_message, self.max_message)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.pump is not None
+        self.pump.feed(data)
+
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.flow is not None:
+            self.flow.close()
+        self.started()
+        self.on_lost(exc)

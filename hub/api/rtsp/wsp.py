@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import NotFound, ProtocolError
-from ...media.rtsp import NEED_DATA, RtspReader, RtspRequest, RtspResponse
 from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
-from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
+from ..play.consumer import write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
-from .ws_transport import FIRST_MESSAGE_TIMEOUT, WsMessagePump, WsRtspTransport
+from .ws_transport import WsPeerProtocol, WsRtspTransport
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -53,21 +52,10 @@ MAX_WSP_MESSAGE = 64 * 1024
 CHANNEL_BITS = 128
 _CHANNEL_RE = re.compile(r"[0-9]{39}\Z")
 _OWNER_LEN = struct.Struct(">H")
-_CSEQ_RE = re.compile(rb"(?im)^cseq[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?$")
 
 
 def _send(transport: asyncio.Transport, resp: WspResponse) -> None:
     write_bounded(transport, encode_frame(bytes(resp), TEXT))
-
-
-def _one_request(payload: bytes) -> RtspRequest:
-    """The single whole RTSP request a WRAP must carry, or ProtocolError."""
-    reader = RtspReader()
-    reader.feed(payload)
-    ev = reader.next_event()
-    if not isinstance(ev, RtspRequest) or reader.next_event() is not NEED_DATA:
-        raise ProtocolError("WRAP must carry exactly one RTSP request")
-    return ev
 
 
 @dataclass(frozen=True)
@@ -107,8 +95,7 @@ class WspSession:
         self.control = control
         self.pending: deque[str | None] = deque()
         self.adapter = WsRtspTransport(control, self._wrap)
-        self.conn = RtspConnection(front, kind="wsp")
-        self.conn.token_path = token_path
+        self.conn = RtspConnection(front, kind="wsp", token_path=token_path)
         self.conn.connection_made(self.adapter)  # type: ignore[arg-type]
         channels[self.channel] = self
         self.rendezvous = Rendezvous(rendezvous_name(front.args.instance, "wsp", self.channel),
@@ -120,18 +107,10 @@ class WspSession:
         return bytes(WspResponse.reply(200, seq, rtsp_response))
 
     def wrap_request(self, seq: str | None, payload: bytes) -> None:
-        try:
-            req = _one_request(payload)
-        except ProtocolError as e:
-            resp = RtspResponse(e.rtsp_status)
-            m = _CSEQ_RE.search(payload[:4096])
-            if m:
-                resp.headers.add("CSeq", m.group(1).decode("ascii"))
-            _send(self.control, WspResponse.reply(200, seq, bytes(resp)))
-            return
-        del req  # checked only: the session's own reader parses it again
+        """One WRAP: one whole RTSP request for the session's engine, which
+        answers every WRAP exactly once, in order (a bad one with 400)."""
         self.pending.append(seq)
-        self.conn.data_received(payload)
+        self.conn.receive_message(payload)
 
     def join(self, data: asyncio.Transport, owner: WspOwner) -> bool:
         """Attach the data socket; False (nothing changed) unless it is the
@@ -168,46 +147,30 @@ class WspSession:
 channels: dict[str, WspSession] = {}
 
 
-class WspControlProtocol(asyncio.Protocol):
-    def __init__(self, front: FrontContext, token_path: str | None, owner: WspOwner) -> None:
+class WspSocket(WsPeerProtocol):
+    """Either WSP socket: opened by `owner`, part of `session` once it has one."""
+
+    max_message = MAX_WSP_MESSAGE
+
+    def __init__(self, front: FrontContext, owner: WspOwner) -> None:
+        super().__init__()
         self.front = front
-        self.token_path = token_path
         self.owner = owner
-        self.transport: asyncio.Transport | None = None
-        self.pump: WsMessagePump | None = None
         self.session: WspSession | None = None
-        self.flow: ClientFlow | None = None
-        self.first: Deadline | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        assert self.transport is not None
-        cap_send_buffer(self.transport)
-        self.flow = ClientFlow(self.transport)
-        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP INIT")
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.pump is not None
-        self.pump.feed(data)
-
-    def pause_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.flow is not None:
-            self.flow.close()
-        if self.first is not None:
-            self.first.met()
+    def on_lost(self, exc: Exception | None) -> None:
         if self.session is not None:
             self.session.close(exc)
 
-    def _on_message(self, msg: WsMessage) -> None:
+
+class WspControlProtocol(WspSocket):
+    first_message = "WSP INIT"
+
+    def __init__(self, front: FrontContext, token_path: str | None, owner: WspOwner) -> None:
+        super().__init__(front, owner)
+        self.token_path = token_path
+
+    def on_message(self, msg: WsMessage) -> None:
         t = self.transport
         assert t is not None
         try:
@@ -236,8 +199,7 @@ class WspControlProtocol(asyncio.Protocol):
             if self.session is not None:  # refused, and the session goes on
                 raise ProtocolError("this control socket has its session already")
             self.session = WspSession(self.front, t, self.token_path, self.owner)
-            if self.first is not None:
-                self.first.met()
+            self.started()
             _send(t, WspResponse.reply(200, req.seq, channel=self.session.channel))
             return
         if verb == "WRAP":
@@ -253,51 +215,22 @@ class WspControlProtocol(asyncio.Protocol):
         raise ProtocolError(f"{verb} is not a control request")
 
 
-class WspDataProtocol(asyncio.Protocol):
+class WspDataProtocol(WspSocket):
     """The data socket: waits for JOIN, then only sends (RTCP from the
     player is read and dropped)."""
 
+    first_message = "WSP JOIN"
+
     def __init__(self, front: FrontContext, owner: WspOwner) -> None:
-        self.front = front
-        self.owner = owner
-        self.transport: asyncio.Transport | None = None
-        self.pump: WsMessagePump | None = None
-        self.session: WspSession | None = None
-        self.flow: ClientFlow | None = None
-        self.first: Deadline | None = None
+        super().__init__(front, owner)
         self._raw = bytearray()  # until JOIN: what a hand-over must replay
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        assert self.transport is not None
-        cap_send_buffer(self.transport)
-        self.flow = ClientFlow(self.transport)
-        self.first = Deadline(self.transport, FIRST_MESSAGE_TIMEOUT, "WSP JOIN")
-        self.pump = WsMessagePump(self.transport, self._on_message, MAX_WSP_MESSAGE)
-
     def data_received(self, data: bytes) -> None:
-        assert self.pump is not None
         if self.session is None:
             self._raw += data
-        self.pump.feed(data)
+        super().data_received(data)
 
-    def pause_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.flow is not None:
-            self.flow.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.flow is not None:
-            self.flow.close()
-        if self.first is not None:
-            self.first.met()
-        if self.session is not None:
-            self.session.close(exc)
-
-    def _on_message(self, msg: WsMessage) -> None:
+    def on_message(self, msg: WsMessage) -> None:
         t = self.transport
         assert t is not None
         if self.session is not None:
@@ -319,8 +252,7 @@ class WspDataProtocol(asyncio.Protocol):
             if session.join(t, self.owner):
                 self.session = session
                 self._raw.clear()
-                if self.first is not None:
-                    self.first.met()
+                self.started()
                 _send(t, WspResponse.reply(200, req.seq))
                 return
             log.info("WSP: refused a JOIN of a channel by another owner or a second data socket")

@@ -1,5 +1,6 @@
 """Sans-IO RTSP (RFC 2326): messages, the incremental reader, one module per
-header, Basic/Digest auth and the server-session state machine.
+header, Basic/Digest auth, the server-session state machine and the server
+connection engine (`server.RtspServerConnection`) every RTSP transport drives.
 
 No sockets, no asyncio, no clock reads: the server front, the shard and the
 route puller feed bytes in and write the bytes they get back.
@@ -8,8 +9,13 @@ route puller feed bytes in and write the bytes they get back.
 from __future__ import annotations
 
 from .auth import (
-    BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, authorization_for,
-    digest_ha1, parse_authorization, parse_challenge, pick_challenge, verify_digest,
+    BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, DigestVerdict, authorization_for,
+    check_digest, digest_ha1, digest_uri_matches, parse_authorization, parse_challenge, pick_challenge,
+    verify_digest,
+)
+from .events import (
+    Announce, Describe, GetParameter, Options, Pause, Play, Record, RequestTimeout, RtspRequestEvent,
+    SessionExpired, SetParameter, Setup, Teardown,
 )
 from .general import ContentBase, CSeq, Public
 from .headers import Headers
@@ -18,15 +24,18 @@ from .range import RangeHeader
 from .reader import NEED_DATA, RtspReader, parse_message
 from .rtpinfo import RtpInfo, RtpInfoEntry
 from .session import SessionHeader
-from .state import RtspMethod, RtspServerSession, RtspState, new_session_id, next_state
+from .server import RtspServerConnection
+from .state import RtspMethod, RtspRole, RtspServerSession, RtspState, new_session_id, next_state
 from .transport import Transport, TransportSpec
 
 __all__ = [
-    "BasicChallenge", "BasicCredentials", "CSeq", "ContentBase", "DigestChallenge",
-    "DigestCredentials", "Headers", "InterleavedFrame", "NEED_DATA", "Public", "REASONS",
-    "RangeHeader", "RtpInfo", "RtpInfoEntry", "RtspMethod", "RtspReader", "RtspRequest",
-    "RtspResponse", "RtspServerSession", "RtspState", "SessionHeader", "Transport",
-    "TransportSpec", "authorization_for", "digest_ha1", "frame_header", "new_session_id",
-    "next_state", "parse_authorization", "parse_challenge", "parse_message", "pick_challenge",
-    "verify_digest",
+    "Announce", "BasicChallenge", "BasicCredentials", "CSeq", "ContentBase", "Describe",
+    "DigestChallenge", "DigestCredentials", "DigestVerdict", "GetParameter", "Headers",
+    "InterleavedFrame", "NEED_DATA", "Options", "Pause", "Play", "Public", "REASONS", "RangeHeader",
+    "Record", "RequestTimeout", "RtpInfo", "RtpInfoEntry", "RtspMethod", "RtspReader", "RtspRequest",
+    "RtspRequestEvent", "RtspResponse", "RtspRole", "RtspServerConnection", "RtspServerSession",
+    "RtspState", "SessionExpired", "SessionHeader", "SetParameter", "Setup", "Teardown", "Transport",
+    "TransportSpec", "authorization_for", "check_digest", "digest_ha1", "digest_uri_matches",
+    "frame_header", "new_session_id", "next_state", "parse_authorization", "parse_challenge",
+    "parse_message", "pick_challenge", "verify_digest",
 ]

@@ -5,12 +5,19 @@ MD5(HA1:nonce:HA2)); qop=auth is accepted when a peer sends it. The server
 keeps HA1 = MD5(user:realm:password), never the password, so checking needs
 only HA1 and the request method. The client side (route puller) answers a
 401's challenge given a username and password.
+
+A server checks Digest credentials with `check_digest`: the hash, the
+realm, the credentials' `uri` against the request's (RFC 2617 §3.2.2.5,
+rule in `digest_uri_matches`) and the nonce's age. Nonces and when they
+were issued stay the server's; it passes the issue time (None: a nonce it
+never issued) and `now` from the same clock.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import secrets
@@ -194,8 +201,8 @@ def digest_response(ha1: str, nonce: str, method: str, uri: str, qop: str | None
 def verify_digest(auth: DigestCredentials, method: str, ha1: str) -> bool:
     """Whether `auth` proves knowledge of the password behind `ha1`.
 
-    The caller still checks that `auth.nonce` is one it issued and
-    `auth.realm` its realm; this only checks the hash (constant time).
+    The hash alone (constant time): a server uses `check_digest`, which
+    also checks the realm, the URI and the nonce.
     """
     if auth.algorithm is not None and auth.algorithm.upper() != "MD5":
         return False
@@ -204,6 +211,73 @@ def verify_digest(auth: DigestCredentials, method: str, ha1: str) -> bool:
             return False
     expected = digest_response(ha1.lower(), auth.nonce, method, auth.uri, auth.qop, auth.nc, auth.cnonce)
     return hmac.compare_digest(expected, auth.response.lower())
+
+
+def _uri_parts(uri: str) -> tuple[str, str]:
+    """(path, query) of an absolute or relative URI, trailing "/" dropped;
+    scheme and authority do not take part (a proxy or NAT may rewrite the
+    host, and the request line already reached this server)."""
+    rest = uri
+    if "://" in rest:
+        rest = rest.partition("://")[2]
+        slash = rest.find("/")
+        rest = rest[slash:] if slash >= 0 else "/"
+    path, _, query = rest.partition("?")
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return path or "/", query
+
+
+def digest_uri_matches(credentials_uri: str, request_uri: str) -> bool:
+    """Whether Digest credentials computed for `credentials_uri` may
+    authorize a request for `request_uri` (RFC 2617 §3.2.2.5).
+
+    The rule: the two are the same resource when scheme and authority are
+    set aside (so `rtsp://h/live/a` and `/live/a` match) and a trailing "/"
+    is ignored; or the request names one more path segment below the
+    credentials' URI, with the same query (a track's SETUP, e.g.
+    `/live/a/trackID=0`, by a client that computed its response for the
+    aggregate `/live/a` it authenticated for), including a client that
+    appends the track after the query (`/live/a?t=1/trackID=0` for
+    `/live/a?t=1`). Nothing else: credentials for `/live/a` never open
+    `/live/b` or `/live/a/b/c`.
+    """
+    cred_path, cred_query = _uri_parts(credentials_uri)
+    req_path, req_query = _uri_parts(request_uri)
+    if cred_query == req_query:
+        if cred_path == req_path:
+            return True
+        parent, _, segment = req_path.rpartition("/")
+        if segment and (parent or "/") == cred_path and cred_path != "/":
+            return True
+    if cred_query and req_path == cred_path:
+        head, _, segment = req_query.rpartition("/")
+        return bool(segment) and head == cred_query
+    return False
+
+
+class DigestVerdict(enum.Enum):
+    OK = "ok"
+    #: The response is right but the nonce is unknown or past its TTL:
+    #: challenge again with `stale=TRUE` (the client retries without
+    #: asking its user).
+    STALE = "stale"
+    BAD = "bad"
+
+
+def check_digest(auth: DigestCredentials, *, method: str, request_uri: str, ha1: str, realm: str,
+                 issued: float | None, now: float, ttl: float) -> DigestVerdict:
+    """The server's whole check of Digest credentials for one request.
+
+    `issued` is when this server issued `auth.nonce` (None: never), `now`
+    the same clock's time, `ttl` how long a nonce is good for."""
+    if auth.realm != realm or not digest_uri_matches(auth.uri, request_uri):
+        return DigestVerdict.BAD
+    if not verify_digest(auth, method, ha1):
+        return DigestVerdict.BAD
+    if issued is None or not 0 <= now - issued <= ttl:
+        return DigestVerdict.STALE
+    return DigestVerdict.OK
 
 
 def authorization_for(challenge: Challenge | str | Iterable[str], username: str, password: str,

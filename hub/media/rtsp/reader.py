@@ -14,18 +14,15 @@ per `feed`.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterator
 from typing import Literal, TypeAlias
 
 from ...errors import ProtocolError
-from .headers import Headers
-from .message import RtspRequest, RtspResponse, InterleavedFrame
+from .message import (MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_START_LINE, InterleavedFrame, Message, RtspRequest,
+                      RtspResponse, content_length, head_end, parse_head, parse_message)
 
-MAX_START_LINE = 4096  # request line / status line, URI included
-MAX_HEAD = 16384  # start line + header block
-MAX_HEADERS = 64
-MAX_BODY = 65536
+__all__ = ["MAX_BODY", "MAX_HEAD", "MAX_HEADERS", "MAX_START_LINE", "NEED_DATA", "Event", "Message",
+           "RtspReader", "parse_message"]
 
 
 class _NeedData(enum.Enum):
@@ -35,20 +32,13 @@ class _NeedData(enum.Enum):
 NEED_DATA: Literal[_NeedData.NEED_DATA] = _NeedData.NEED_DATA
 """Returned by `next_event` when no complete event is buffered yet."""
 
-Message: TypeAlias = "RtspRequest | RtspResponse"
 Event: TypeAlias = "RtspRequest | RtspResponse | InterleavedFrame | Literal[_NeedData.NEED_DATA]"
-
-_METHOD = re.compile(r"[A-Z][A-Z0-9_\-]*\Z")
-_VERSION = re.compile(r"RTSP/[0-9]\.[0-9]\Z")
-_STATUS = re.compile(r"[1-9][0-9][0-9]\Z")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_DIGITS = re.compile(r"[0-9]{1,10}\Z")
 
 
 class RtspReader:
     """Feed bytes with `feed`, drain with `next_event` until NEED_DATA."""
 
-    __slots__ = ("_buf", "_pos", "_scan", "_pending", "_body_len", "_error",
+    __slots__ = ("_buf", "_pos", "_scan", "_pending", "_head_raw", "_body_len", "_error", "last_raw",
                  "max_start_line", "max_head", "max_headers", "max_body")
 
     def __init__(self, *, max_start_line: int = MAX_START_LINE, max_head: int = MAX_HEAD,
@@ -57,8 +47,12 @@ class RtspReader:
         self._pos = 0  # start of unconsumed bytes
         self._scan = 0  # where the end-of-head search resumes
         self._pending: Message | None = None  # head parsed, body not yet here
+        self._head_raw = b""  # the pending message's head as received
         self._body_len = 0
         self._error: ProtocolError | None = None
+        #: The last message returned, exactly as received (head and body;
+        #: line ends skipped before it are not part of it).
+        self.last_raw = b""
         self.max_start_line = max_start_line
         self.max_head = max_head
         self.max_headers = max_headers
@@ -67,19 +61,34 @@ class RtspReader:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as events."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + len(self._head_raw)
+
+    @property
+    def in_message(self) -> bool:
+        """Whether part of a message (not of a `$` frame) is buffered: the
+        state a deadline on unfinished requests watches."""
+        if self._pending is not None:
+            return True
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        while pos < n and (buf[pos] == 0x0D or buf[pos] == 0x0A):
+            pos += 1
+        return pos < n and buf[pos] != 0x24
 
     def take_buffered(self) -> bytes:
         """Hand over the bytes not yet returned as events and forget them.
 
         For moving a connection to another owner right after an event (the
         front hands a publisher to its shard after ANNOUNCE): those bytes,
-        replayed first, are exactly what the new owner has not seen."""
-        if self._pending is not None:
-            raise ProtocolError("a message is half read")
-        data = bytes(self._buf[self._pos:])
+        replayed first, are exactly what the new owner has not seen, a
+        half-read message included."""
+        data = self._head_raw + bytes(self._buf[self._pos:])
         self._buf.clear()
         self._pos = self._scan = 0
+        self._pending = None
+        self._head_raw = b""
+        self._body_len = 0
         return data
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
@@ -100,8 +109,12 @@ class RtspReader:
                 return
             yield event
 
-    def next_event(self) -> Event:
+    def next_event(self, frames_only: bool = False) -> Event:
         """The next request, response or interleaved frame, or NEED_DATA.
+
+        With `frames_only`, a message that comes next is left unread (and
+        NEED_DATA returned): a server answering one request at a time keeps
+        later requests as bytes while `$` frames still flow.
 
         Raises ProtocolError on a malformed or oversized message; the reader
         is then unusable (the connection is out of sync) and raises again.
@@ -109,17 +122,17 @@ class RtspReader:
         if self._error is not None:
             raise self._error
         try:
-            return self._next()
+            return self._next(frames_only)
         except ProtocolError as exc:
             self._error = exc
             raise
 
-    def _next(self) -> Event:
+    def _next(self, frames_only: bool) -> Event:
         buf = self._buf
         pos = self._pos
         n = len(buf)
         if self._pending is not None:
-            return self._take_body(pos, n)
+            return NEED_DATA if frames_only else self._take_body(pos, n)
         if pos >= n:
             return NEED_DATA
         first = buf[pos]
@@ -142,7 +155,9 @@ class RtspReader:
             first = buf[pos]
         self._pos = pos
         if first == 0x24:
-            return self._next()
+            return self._next(frames_only)
+        if frames_only:
+            return NEED_DATA
         if not 0x41 <= first <= 0x5A:  # a method or "RTSP/" starts with A-Z
             raise ProtocolError(f"unexpected byte 0x{first:02x} at message start")
         return self._take_head(pos, n)
@@ -151,27 +166,28 @@ class RtspReader:
         buf = self._buf
         scan = max(self._scan, start)
         limit = min(n, start + self.max_head + 3)
-        a = buf.find(b"\n\r\n", scan, limit)
-        b = buf.find(b"\n\n", scan, limit)
-        if a < 0 and b < 0:
+        found = head_end(buf, scan, limit)
+        if found is None:
             if n - start > self.max_head:
                 raise ProtocolError("RTSP header block too long")
             if n - start > self.max_start_line and buf.find(b"\n", start, start + self.max_start_line + 1) < 0:
                 raise ProtocolError("RTSP start line too long")
             self._scan = max(start, n - 2)
             return NEED_DATA
-        if a >= 0 and (b < 0 or a < b):
-            head_end, body_start = a, a + 3
-        else:
-            head_end, body_start = b, b + 2
-        if head_end - start > self.max_head:
+        end, body_start = found
+        if end - start > self.max_head:
             raise ProtocolError("RTSP header block too long")
         self._scan = 0
-        msg = self._parse_head(bytes(buf[start:head_end]).decode("utf-8", "surrogateescape"))
+        msg = parse_head(bytes(buf[start:end]).decode("utf-8", "surrogateescape"),
+                         max_start_line=self.max_start_line, max_headers=self.max_headers)
+        self._body_len = content_length(msg.headers, self.max_body)
+        head_raw = bytes(buf[start:body_start])
         self._pos = body_start
         if self._body_len:
             self._pending = msg
+            self._head_raw = head_raw
             return self._take_body(body_start, n)
+        self.last_raw = head_raw
         return msg
 
     def _take_body(self, pos: int, n: int) -> Event:
@@ -181,73 +197,9 @@ class RtspReader:
         msg = self._pending
         assert msg is not None
         msg.body = bytes(self._buf[pos:pos + length])
+        self.last_raw = self._head_raw + msg.body
         self._pos = pos + length
         self._pending = None
+        self._head_raw = b""
         self._body_len = 0
         return msg
-
-    def _parse_head(self, text: str) -> Message:
-        lines = text.split("\n")
-        start = lines[0].removesuffix("\r")
-        if len(start) > self.max_start_line:
-            raise ProtocolError("RTSP start line too long")
-        msg = _parse_start_line(start)
-        items: list[tuple[str, str]] = []
-        for raw in lines[1:]:
-            line = raw.removesuffix("\r")
-            if line[:1] in (" ", "\t"):
-                # Obsolete line folding: continue the previous value.
-                if not items:
-                    raise ProtocolError("continuation line before any header")
-                name, value = items[-1]
-                items[-1] = (name, f"{value} {line.strip()}")
-                continue
-            name, sep, value = line.partition(":")
-            if not sep or not _TOKEN.match(name):
-                raise ProtocolError(f"malformed RTSP header line {line[:80]!r}")
-            items.append((name, value.strip(" \t")))
-            if len(items) > self.max_headers:
-                raise ProtocolError("too many RTSP headers")
-        msg.headers = Headers(items)
-        self._body_len = self._content_length(msg.headers)
-        return msg
-
-    def _content_length(self, headers: Headers) -> int:
-        values = headers.get_all("Content-Length")
-        if not values:
-            return 0
-        if any(v != values[0] for v in values):
-            raise ProtocolError("conflicting Content-Length headers")
-        if not _DIGITS.match(values[0]):
-            raise ProtocolError(f"bad Content-Length {values[0][:20]!r}")
-        length = int(values[0])
-        if length > self.max_body:
-            raise ProtocolError(f"RTSP body of {length} bytes is over the {self.max_body} cap")
-        return length
-
-
-def _parse_start_line(line: str) -> Message:
-    if line.startswith("RTSP/"):
-        parts = line.split(" ", 2)
-        if len(parts) < 2 or not _VERSION.match(parts[0]) or not _STATUS.match(parts[1]):
-            raise ProtocolError(f"malformed RTSP status line {line[:80]!r}")
-        reason = parts[2] if len(parts) == 3 else ""
-        return RtspResponse(int(parts[1]), reason, version=parts[0])
-    parts = line.split(" ")
-    if len(parts) != 3 or not _METHOD.match(parts[0]) or not parts[1] or not _VERSION.match(parts[2]):
-        raise ProtocolError(f"malformed RTSP request line {line[:80]!r}")
-    return RtspRequest(parts[0], parts[1], parts[2])
-
-
-def parse_message(data: bytes) -> Message:
-    """Parse exactly one complete message (no trailing bytes)."""
-    reader = RtspReader()
-    reader.feed(data)
-    msg = reader.next_event()
-    if msg is NEED_DATA:
-        raise ProtocolError("incomplete RTSP message")
-    if isinstance(msg, InterleavedFrame):
-        raise ProtocolError("expected an RTSP message, got an interleaved frame")
-    if reader.buffered:
-        raise ProtocolError("trailing bytes after the RTSP message")
-    return msg

@@ -11,6 +11,12 @@ INIT -ANNOUNCE-> ANNOUNCED -SETUP-> RECORD_READY -RECORD-> RECORDING.
 READY and RECORD_READY are both RFC 2326's "Ready", split so that a player
 cannot RECORD and a publisher cannot PLAY. TEARDOWN from anywhere ends in
 INIT (the caller then drops the session).
+
+Roles. A connection serves players or publishers, never both: RtspRole
+narrows the table. A front's connection starts as ANY and becomes a PLAYER
+at its first SETUP or a PUBLISHER at ANNOUNCE; a connection handed to a
+shard is a PUBLISHER from the start; a browser transport (WSP, WebSocket,
+HTTP tunnel) is a PLAYER from the start.
 """
 
 from __future__ import annotations
@@ -67,6 +73,53 @@ TRANSITIONS: dict[tuple[RtspState, RtspMethod], RtspState] = {
     (S.RECORD_READY, M.PAUSE): S.RECORD_READY,
     (S.RECORDING, M.PAUSE): S.RECORD_READY,
 }
+
+
+class RtspRole(enum.Enum):
+    ANY = "any"
+    PLAYER = "player"
+    PUBLISHER = "publisher"
+
+
+_PUBLISHER_STATES = frozenset((S.ANNOUNCED, S.RECORD_READY, S.RECORDING))
+_PLAYER_STATES = frozenset((S.READY, S.PLAYING))
+
+
+def next_state_for(role: RtspRole, state: RtspState, method: str | RtspMethod) -> RtspState:
+    """`next_state`, and 455 for a method the role never takes: a
+    publisher's connection never DESCRIBEs, SETUPs to play or PLAYs; a
+    player's never ANNOUNCEs or RECORDs."""
+    m = to_method(method)
+    nxt = next_state(state, m)
+    if role is RtspRole.PLAYER and (m in (M.ANNOUNCE, M.RECORD) or nxt in _PUBLISHER_STATES):
+        raise MethodNotValidInState(f"{m.value} on a playing connection")
+    if role is RtspRole.PUBLISHER and (m in (M.DESCRIBE, M.PLAY) or nxt in _PLAYER_STATES):
+        raise MethodNotValidInState(f"{m.value} on a publishing connection")
+    return nxt
+
+
+def role_after(role: RtspRole, state: RtspState) -> RtspRole:
+    """The role a connection has once it is in `state`."""
+    if role is RtspRole.ANY:
+        if state in _PLAYER_STATES:
+            return RtspRole.PLAYER
+        if state in _PUBLISHER_STATES:
+            return RtspRole.PUBLISHER
+    return role
+
+
+def public_methods(role: RtspRole) -> list[str]:
+    """What an OPTIONS answer lists: every method the role can ever use."""
+    return [m.value for m in RtspMethod
+            if any(mm is m and _role_allows(role, s, m) for (s, mm) in TRANSITIONS)]
+
+
+def _role_allows(role: RtspRole, state: RtspState, method: RtspMethod) -> bool:
+    try:
+        next_state_for(role, state, method)
+    except MethodNotValidInState:
+        return False
+    return True
 
 
 def to_method(method: str | RtspMethod) -> RtspMethod:
