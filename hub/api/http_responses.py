@@ -1,9 +1,17 @@
-"""Response bodies shared by the Starlette app and the raw media protocols."""
+"""HTTP answers shared by the Starlette app and the raw protocols, and the
+one place that turns an error into an HTTP answer: `public_message` (what
+the client may read) and `http_error_response` (the raw bytes); the
+Starlette app's exception handlers use the first."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
+
+from ..errors import HubError
+
+log = logging.getLogger("hub.api.http")
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 
@@ -40,3 +48,25 @@ def raw_http_response(status: int, reason: str, body: bytes = b"",
         headers["Connection"] = "close"
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def public_message(exc: HubError) -> str:
+    """A client's mistake says what it was; our own failure (5xx: an IPC
+    link, a child) says only its kind, unless the error is meant to be read
+    (`public_message`), and the detail goes to the log."""
+    if exc.http_status >= 500 and not exc.public_message:
+        log.warning("answering %d for: %s: %s", exc.http_status, type(exc).__name__, exc.message)
+        return exc.reason
+    return exc.message
+
+
+def error_headers(exc: HubError) -> dict[str, str]:
+    """Headers an error adds to its answer (416's Content-Range...)."""
+    extra: dict[str, str] = getattr(exc, "headers", {})
+    return extra
+
+
+def http_error_response(exc: HubError, close: bool = True) -> bytes:
+    """The raw HTTP answer to `exc`: its status and reason, a JSON error body."""
+    return raw_http_response(exc.http_status, exc.reason, error_body(public_message(exc)),
+                             extra=error_headers(exc), close=close)

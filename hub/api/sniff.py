@@ -24,8 +24,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..errors import HubError, PayloadTooLarge, ProtocolError
 from ..media.http1 import MAX_BODY, HeadTooLarge, parse_request_head, sniff
+from ..media.rtsp.server import unframed_error_response
 from ..media.rtsp_tunnel import tunnel_role
-from .http_responses import error_body, raw_http_response
+from .http_responses import http_error_response
 from .play.consumer import STUCK_SECONDS
 from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
 from .rtmp.connection import RtmpFrontProtocol
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.sniff")
 
+#: Methods only RTSP has (OPTIONS and GET/POST are both protocols').
+RTSP_ONLY_METHODS = frozenset((b"DESCRIBE", b"ANNOUNCE", b"SETUP", b"PLAY", b"PAUSE", b"RECORD",
+                               b"TEARDOWN", b"GET_PARAMETER", b"SET_PARAMETER"))
+#: How far a refused head is searched for its first line's end.
+MAX_VERSION_SCAN = 8192
 SNIFF_TIMEOUT = 10.0
 MEDIA_PREFIXES = (b"/streams/", b"/ws/")
 #: RTMP's handshake starts with its version, 3.
@@ -94,8 +100,8 @@ class SniffProtocol(asyncio.Protocol):
             return
         try:
             kind, target = sniff(self._buf)
-        except HeadTooLarge:
-            self._refuse(431, "Request Header Fields Too Large", rtsp=self._looks_rtsp())
+        except HeadTooLarge as e:
+            self._refuse(e, rtsp=self._looks_rtsp())
             return
         tunnel = False
         method = ""
@@ -108,11 +114,8 @@ class SniffProtocol(asyncio.Protocol):
                     return
                 tunnel = tunnel_role(parsed[0]) is not None
                 method = parsed[0].method
-            except HeadTooLarge:
-                self._refuse(431, "Request Header Fields Too Large", rtsp=False)
-                return
-            except ProtocolError:
-                self._refuse(400, "Bad Request", rtsp=False)
+            except ProtocolError as e:  # HeadTooLarge (431) included
+                self._refuse(e, rtsp=False)
                 return
         if kind == "need_data":
             return
@@ -120,7 +123,7 @@ class SniffProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if kind == "garbage":
-            self._refuse(400, "Bad Request", rtsp=self._looks_rtsp())
+            self._refuse(ProtocolError("neither an RTSP nor an HTTP request"), rtsp=self._looks_rtsp())
             return
         if kind == "rtsp":
             # The first request's deadline still counts from the first byte
@@ -149,15 +152,21 @@ class SniffProtocol(asyncio.Protocol):
             proto.data_received(data)
 
     def _looks_rtsp(self) -> bool:
-        line = bytes(self._buf[:64]).split(b"\n", 1)[0]
-        return b"RTSP/" in line or line.split(b" ", 1)[0] in (b"DESCRIBE", b"ANNOUNCE", b"SETUP", b"RECORD")
+        """Whether to refuse in RTSP: by the method when only RTSP has it,
+        else by a whole first line's version (a path may say "RTSP/")."""
+        method = bytes(self._buf[:16]).split(b" ", 1)[0]
+        if method in RTSP_ONLY_METHODS:
+            return True
+        line = bytes(self._buf[:MAX_VERSION_SCAN]).split(b"\n", 1)[0].rstrip(b"\r")
+        return line.rsplit(b" ", 1)[-1].startswith(b"RTSP/")
 
-    def _refuse(self, status: int, reason: str, rtsp: bool) -> None:
+    def _refuse(self, exc: HubError, rtsp: bool) -> None:
+        """Answer in the protocol the bytes look like (nothing for binary)."""
         assert self._transport is not None
         if rtsp:
-            self._transport.write(b"RTSP/1.0 400 Bad Request\r\n\r\n")
+            self._transport.write(unframed_error_response(exc))
         elif self._buf[:1].isupper():
-            self._transport.write(raw_http_response(status, reason, error_body(reason)))
+            self._transport.write(http_error_response(exc))
         self._transport.close()
 
     # uvicorn calls shutdown() on connections it tracks; we are not tracked
@@ -249,7 +258,7 @@ class HubHttpProtocol(HttpToolsProtocol):
             self.transport.abort()  # an earlier response is still going out
             return
         self._unset_keepalive_if_required()
-        self.transport.write(raw_http_response(err.http_status, err.reason, error_body(err.message)))
+        self.transport.write(http_error_response(err, close=True))
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.flow.resume_reading()

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Union
 
-from hub.errors import ProtocolError
+from hub.errors import HubError, PayloadTooLarge, ProtocolError
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -51,6 +51,28 @@ class WsProtocolError(ProtocolError):
     def __init__(self, message: str, close_code: int = CLOSE_PROTOCOL_ERROR) -> None:
         super().__init__(message)
         self.close_code = close_code
+
+
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+
+
+def close_code_for(exc: BaseException | None) -> int:
+    """The one mapping from why a WebSocket ends to its Close code: none
+    (a normal end) 1000; a frame-level violation its own code; a message over
+    a cap 1009; any other bad input 1002; a refusal (auth, state) 1008; our
+    own failure 1011."""
+    if exc is None:
+        return CLOSE_NORMAL
+    if isinstance(exc, WsProtocolError):
+        return exc.close_code
+    if isinstance(exc, PayloadTooLarge):
+        return CLOSE_TOO_BIG
+    if isinstance(exc, ProtocolError):
+        return CLOSE_PROTOCOL_ERROR
+    if isinstance(exc, HubError) and exc.http_status < 500:
+        return CLOSE_POLICY
+    return CLOSE_INTERNAL
 
 
 def accept_key(sec_websocket_key: str) -> str:

@@ -84,6 +84,9 @@ def test_garbage_is_closed_and_others_untouched(hub: HubServer) -> None:
         assert r.startswith(b"RTSP/1.0 400")
         r = _exchange(hub.port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
         assert r.startswith(b"HTTP/1.1 431")
+        # An HTTP request whose path says RTSP is still HTTP (431, not RTSP 400).
+        r = _exchange(hub.port, b"GET /live/RTSP/" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+        assert r.startswith(b"HTTP/1.1 431"), r[:40]
         r = _exchange(hub.port, b"GET /streams/x.flv HTTP/1.1\r\n" + b"X-Pad: y\r\n" * 2000 + b"\r\n")
         assert r.startswith(b"HTTP/1.1 431")
         keep.sendall(b"GET /api/v1/server HTTP/1.1\r\nHost: x\r\n\r\n")

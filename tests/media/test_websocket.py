@@ -151,3 +151,17 @@ def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
             pass
     except WsProtocolError as exc:
         assert exc.close_code in (CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA, CLOSE_TOO_BIG)
+
+
+def test_close_code_for_each_kind_of_end() -> None:
+    from hub.errors import Forbidden, NotFound, PayloadTooLarge, ProtocolError, ServiceUnavailable
+    from hub.media.websocket import WsProtocolError, close_code_for
+
+    assert close_code_for(None) == 1000
+    assert close_code_for(WsProtocolError("bad utf-8", 1007)) == 1007
+    assert close_code_for(PayloadTooLarge("big")) == 1009
+    assert close_code_for(ProtocolError("garbled")) == 1002
+    assert close_code_for(NotFound("no channel")) == 1008
+    assert close_code_for(Forbidden("no right")) == 1008
+    assert close_code_for(ServiceUnavailable("ipc down")) == 1011
+    assert close_code_for(RuntimeError("bug")) == 1011

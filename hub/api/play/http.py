@@ -16,23 +16,20 @@ from typing import TYPE_CHECKING
 from ...errors import HubError, NotFound, ProtocolError
 from ...placement import canonical_path
 from ...media.http1 import HttpRequestHead, parse_request_head
-from ...media.websocket import PONG, WsClose, WsFrameDecoder, WsPing, accept_key, encode_close, encode_frame
+from ...media.websocket import (PONG, WsClose, WsFrameDecoder, WsPing, accept_key, close_code_for, encode_close,
+                                encode_frame)
 from ..access import check_pull_token
 from .consumer import ClientFlow, Consumer, cap_send_buffer, peer_address
 from ...media.flv import HevcMode
 from .flv import FlvFanout
 from . import hls
-from ..http_responses import CROSSDOMAIN_XML, error_body, raw_http_response
+from ..http_responses import CROSSDOMAIN_XML, http_error_response, raw_http_response
 from ..rtsp.upgrade import upgrade
 
 if TYPE_CHECKING:
     from ..context import FrontContext
 
 log = logging.getLogger("hub.api.play.http")
-
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 503: "Service Unavailable"}
 
 #: Bytes a client may send while its request is being decided.
 MAX_PENDING = 64 * 1024
@@ -244,13 +241,12 @@ class MediaHttpProtocol(asyncio.Protocol):
                     c.write_direct(encode_close())
                     c.close()
                     return
-        except ProtocolError:
-            c.write_direct(encode_close(1002))
+        except ProtocolError as e:
+            c.write_direct(encode_close(close_code_for(e)))
             c.close()
 
     def _respond_error(self, e: HubError) -> None:
-        status = e.http_status
-        self._write_close(raw_http_response(status, _REASONS.get(status, "Error"), error_body(e.message)))
+        self._write_close(http_error_response(e))
 
     def _write_close(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -18,7 +18,7 @@ from ...store.routes import canonical_pattern
 from ...store.users import NAME_MAX, PASSWORD_MAX, canonical_name
 from ..access import NOT_ADMIN, token_from, user_for_token
 from .paging import page_params
-from ..http_responses import CORS, error_body
+from ..http_responses import CORS, error_body, error_headers, public_message
 from .body import json_body, read_body
 from .json import JsonResponse
 
@@ -77,8 +77,8 @@ class TokenGate:
             if not user.admin and not reading_streams:
                 raise Forbidden(NOT_ADMIN)
         except HubError as e:
-            response = Response(error_body(e.message), status_code=e.http_status,
-                                media_type="application/json", headers=CORS)
+            response = Response(error_body(public_message(e)), status_code=e.http_status,
+                                media_type="application/json", headers={**CORS, **error_headers(e)})
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user

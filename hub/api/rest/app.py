@@ -26,7 +26,7 @@ from .json import JsonResponse
 from .streams import list_streams, stream_item
 from ..webrtc.routes import webrtc_routes
 from .recordings import recording_item, recordings_collection
-from ..http_responses import CORS, CROSSDOMAIN_XML, error_body
+from ..http_responses import CORS, CROSSDOMAIN_XML, error_body, error_headers, public_message
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -59,12 +59,8 @@ async def hub_error(request: Request, exc: Exception) -> Response:
     """A client's mistake says what it was; our own failure (5xx: an IPC
     link, a child) says only its kind, and the detail goes to the log."""
     assert isinstance(exc, HubError)
-    message = exc.message
-    if exc.http_status >= 500 and not exc.public_message:
-        log.warning("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc.message)
-        message = exc.reason
-    return Response(error_body(message), status_code=exc.http_status,
-                    media_type="application/json", headers={**CORS, **getattr(exc, "headers", {})})
+    return Response(error_body(public_message(exc)), status_code=exc.http_status,
+                    media_type="application/json", headers={**CORS, **error_headers(exc)})
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -15,10 +15,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ...errors import ProtocolError
+from ...errors import HubError, NotFound, ProtocolError
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.rtsp_tunnel import GET_RESPONSE, Base64Decoder, session_cookie, tunnel_role
-from ..http_responses import error_body, raw_http_response
+from ..http_responses import http_error_response
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
 
@@ -130,7 +130,7 @@ class RtspTunnelProtocol(asyncio.Protocol):
         self._buf += data
         if self._task is not None:
             if len(self._buf) > MAX_ALREADY:
-                self._fail(400, "Bad Request")
+                self._fail(ProtocolError("bad RTSP-over-HTTP request"))
             return
         try:
             parsed = parse_request_head(self._buf)
@@ -141,26 +141,26 @@ class RtspTunnelProtocol(asyncio.Protocol):
             role = tunnel_role(head)
             cookie = session_cookie(head)
         except ProtocolError:
-            self._fail(400, "Bad Request")
+            self._fail(ProtocolError("bad RTSP-over-HTTP request"))
             return
         if role == "get":
             self._start_get(head, cookie)
         elif role == "post":
             self._task = asyncio.get_running_loop().create_task(self._pair_post(cookie))
         else:
-            self._fail(400, "Bad Request")
+            self._fail(ProtocolError("bad RTSP-over-HTTP request"))
 
     def _start_get(self, head: HttpRequestHead, cookie: str) -> None:
         assert self.transport is not None
         if cookie in sessions:
-            self._fail(400, "Bad Request")
+            self._fail(ProtocolError("bad RTSP-over-HTTP request"))
             return
         session = TunnelSession(self.front, cookie, self.transport)
         try:
             session.start()
         except ProtocolError:
             sessions.pop(cookie, None)
-            self._fail(400, "Bad Request")
+            self._fail(ProtocolError("bad RTSP-over-HTTP request"))
             return
         self._session = session
 
@@ -185,7 +185,7 @@ class RtspTunnelProtocol(asyncio.Protocol):
                 return
             self.transport.resume_reading()
             if time.monotonic() > deadline:
-                self._fail(404, "Not Found")
+                self._fail(NotFound("no RTSP-over-HTTP session with that cookie"))
                 return
             await asyncio.sleep(0.05)
 
@@ -195,8 +195,8 @@ class RtspTunnelProtocol(asyncio.Protocol):
         if self._session is not None:
             self._session.close(exc)
 
-    def _fail(self, status: int, reason: str) -> None:
+    def _fail(self, exc: HubError) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(raw_http_response(status, reason, error_body(reason)))
+            self.transport.write(http_error_response(exc))
             self.transport.close()
 

@@ -17,7 +17,7 @@ import asyncio
 from typing import Any, Callable, cast
 
 from ...media.websocket import (PONG, TEXT, WsClose, WsFrameDecoder, WsMessage, WsPing, WsProtocolError,
-                                encode_close, encode_frame)
+                                close_code_for, encode_close, encode_frame)
 from ...media.wsp import InterleavedFramer
 from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
 
@@ -122,7 +122,7 @@ class WsMessagePump:
                     return
         except WsProtocolError as e:
             if not t.is_closing():
-                t.write(encode_close(e.close_code))
+                t.write(encode_close(close_code_for(e)))
                 t.close()
 
 

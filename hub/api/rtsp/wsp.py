@@ -32,8 +32,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...errors import NotFound, ProtocolError
-from ...media.websocket import TEXT, WsMessage, encode_close, encode_frame
+from ...errors import HubError, NotFound, ProtocolError
+from ...media.websocket import TEXT, WsMessage, close_code_for, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
 from ..play.consumer import write_bounded
 from .connection import RtspConnection
@@ -56,6 +56,15 @@ _OWNER_LEN = struct.Struct(">H")
 
 def _send(transport: asyncio.Transport, resp: WspResponse) -> None:
     write_bounded(transport, encode_frame(bytes(resp), TEXT))
+
+
+def _refuse(transport: asyncio.Transport, exc: HubError, seq: str | None, close: bool) -> None:
+    """WSP's one error answer: `exc`'s status in a WSP reply, then, when the
+    socket cannot go on, the WebSocket Close that `exc` calls for."""
+    _send(transport, WspResponse.reply(exc.http_status, seq))
+    if close:
+        transport.write(encode_close(close_code_for(exc)))
+        transport.close()
 
 
 @dataclass(frozen=True)
@@ -175,19 +184,14 @@ class WspControlProtocol(WspSocket):
         assert t is not None
         try:
             req = WspRequest.parse(msg.data)
-        except ProtocolError:
+        except ProtocolError as e:
             seq = salvage_seq(msg.data)
-            _send(t, WspResponse.reply(400, seq))
-            if seq is None:
-                t.write(encode_close())
-                t.close()
+            _refuse(t, e, seq, close=seq is None)  # no seq: the stream is out of step
             return
         try:
             self._dispatch(req)
-        except ProtocolError:
-            _send(t, WspResponse.reply(400, req.seq))
-        except NotFound:
-            _send(t, WspResponse.reply(404, req.seq))
+        except HubError as e:  # refused, and the session goes on
+            _refuse(t, e, req.seq, close=False)
 
     def _dispatch(self, req: WspRequest) -> None:
         t = self.transport
@@ -242,10 +246,8 @@ class WspDataProtocol(WspSocket):
             ch = req.header("channel") or ""
             if not ch or len(ch) > 64 or not ch.isascii() or not ch.isalnum():
                 raise ProtocolError("JOIN needs a channel")
-        except ProtocolError:
-            _send(t, WspResponse.reply(400, salvage_seq(msg.data)))
-            t.write(encode_close())
-            t.close()
+        except ProtocolError as e:
+            _refuse(t, e, salvage_seq(msg.data), close=True)
             return
         session = channels.get(ch)
         if session is not None:
@@ -262,6 +264,4 @@ class WspDataProtocol(WspSocket):
             if hand_over(name, t, self.owner.pack(bytes(self._raw))):
                 return
             t.resume_reading()
-        _send(t, WspResponse.reply(404, req.seq))
-        t.write(encode_close())
-        t.close()
+        _refuse(t, NotFound("no such channel for this client"), req.seq, close=True)

@@ -399,6 +399,15 @@ class RtspServerConnection:
         return data
 
 
+def unframed_error_response(exc: HubError, server: str = SERVER) -> bytes:
+    """The answer to bytes that never became a request an engine could
+    take (the shared port's door refusing an oversized or garbled head):
+    `exc`'s RTSP status, and the connection closes after it."""
+    h = Headers()
+    h.add("Server", server)
+    return bytes(RtspResponse(exc.rtsp_status, headers=h))
+
+
 def _transport_of(req: RtspRequest) -> Transport:
     text = req.headers.get("Transport")
     if not text:
