@@ -9,6 +9,32 @@ from typing import Sequence
 from .config import ConfigError, build_parser, config_from_args
 
 
+def start_zygote() -> None:
+    """Fork the zygote (hub.zygote) now, before the supervisor has a loop or
+    a thread. What is imported here first is shared by the supervisor, the
+    zygote and every child, one copy for all: what the supervisor runs and
+    the children run too (the event loop, the control plane, the stores,
+    ring names, process figures). What only the supervisor runs comes after
+    the fork; what only the children run, in the zygote."""
+    from . import zygote
+
+    if not zygote.enabled():
+        return
+    # Imported to be shared (see above): not used here.
+    import asyncio  # noqa: F401
+    import platform  # noqa: F401
+    import shutil  # noqa: F401
+    import tempfile  # noqa: F401
+
+    import uvloop  # noqa: F401
+
+    from . import gotime, hls_files, logs, placement, procstats, ring, store  # noqa: F401
+    from .ipc import channel  # noqa: F401
+    from .supervisor.spawn import use_forked_zygote
+
+    use_forked_zygote(*zygote.fork_zygote())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -21,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # saved and edited; secrets are masked.
         print(json.dumps(config.to_file_dict(mask_secrets=True), indent=2))
         return 0
+    start_zygote()
     from .supervisor.main import run
 
     # SIGHUP reads the same file, environment and flags again.

@@ -1,8 +1,11 @@
 """What every child process (shard, front) does first.
 
-The supervisor starts children as `python -m hub.shard` / `python -m hub.api`
-with the IPC socket's fd inherited, the configuration in the environment and
-its identity on the command line.
+A child is forked by the zygote (`hub.zygote`), which hands it its
+identity, the configuration and the IPC socket's fd; without a zygote
+(`HUB_ZYGOTE=0`, or a kernel without pidfds) the supervisor starts it as
+`python -m hub.shard` / `python -m hub.api` with the IPC fd inherited, the
+configuration in the environment and its identity on the command line.
+Either way `setup_child` runs before anything else.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import ctypes
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 from .config import Config
 from .logs import set_process_title, setup_logging
 
 CONFIG_ENV = "HUB_CHILD_CONFIG"
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -46,17 +51,41 @@ def child_env(config: Config) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM us if the supervisor dies without cleaning up."""
+def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> None:
+    """Ask Linux to send us `sig` when our parent dies without cleaning up.
+
+    With `parent`, the pid the parent must be: if it died before the
+    request took effect we are someone else's orphan already, so exit.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def wait_for_parent(parent: int, timeout: float = 5.0) -> bool:
+    """Until `parent` is our parent (a forked child re-parented to the
+    supervisor once the zygote's short-lived middle process exits)."""
+    deadline = time.monotonic() + timeout
+    while os.getppid() != parent:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def setup_child(args: ChildArgs, parent: int | None = None) -> None:
+    """Name the process, set up its logs, and die with the supervisor."""
+    die_with_parent(signal.SIGTERM, parent)
+    set_process_title(args.name)
+    setup_logging(args.name, args.config.log)
 
 
 def bootstrap(kind: str) -> ChildArgs:
+    """A child started with exec: its arguments from argv and the environment."""
     p = argparse.ArgumentParser(prog=f"hub.{kind}")
     p.add_argument("--index", type=int, required=True)
     p.add_argument("--ipc-fd", type=int, required=True)
@@ -65,9 +94,7 @@ def bootstrap(kind: str) -> ChildArgs:
     a = p.parse_args()
     config = Config.from_dict(json.loads(os.environ[CONFIG_ENV]))
     args = ChildArgs(kind, a.index, a.ipc_fd, a.instance, a.run_dir, config)
-    _die_with_parent()
-    set_process_title(args.name)
-    setup_logging(args.name, config.log)
+    setup_child(args)
     return args
 
 

@@ -9,14 +9,23 @@ from typing import Any
 
 import psutil
 
-_self = psutil.Process()
+_self: psutil.Process | None = None
+
+
+def _process() -> psutil.Process:
+    """This process (made on first use: a forked child is not its zygote)."""
+    global _self
+    if _self is None or _self.pid != os.getpid():
+        _self = psutil.Process()
+    return _self
 
 
 def process_extra(name: str) -> dict[str, Any]:
     """The Python equivalents of the Go reference's heap/gc figures."""
-    with _self.oneshot():
-        mem = _self.memory_info()
-        times = _self.cpu_times()
+    p = _process()
+    with p.oneshot():
+        mem = p.memory_info()
+        times = p.cpu_times()
         return {
             "name": name,
             "pid": os.getpid(),

@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Optional, Tuple
 
-import jwt
-
 from ..errors import HubError, Unauthorized
 
 ALGORITHM = "HS256"
@@ -68,6 +66,8 @@ class TokenService:
         return int(self._now())
 
     def _sign(self, user: str, typ: str, sid: str, gen: int, uv: int, iat: int, ttl: int) -> str:
+        import jwt  # on first use: pyjwt and cryptography take ~10 MB a process
+
         claims = {"sub": user, "typ": typ, "sid": sid, "gen": gen, "uv": uv,
                   "iat": iat, "exp": iat + ttl}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
@@ -98,6 +98,8 @@ class TokenService:
     def _decode(self, token: str) -> Claims:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized(INVALID)
+        import jwt  # on first use (see _sign)
+
         try:
             raw = jwt.decode(token, self._key, algorithms=[ALGORITHM],
                              options={"verify_exp": False, "verify_iat": False,

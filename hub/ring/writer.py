@@ -13,14 +13,20 @@ order is what makes that safe without locks:
 
 Each store is one aligned 8-byte word; on x86-64 stores become visible in
 program order, so a reader that sees step 5 sees 1-4.
+
+The segment is a file in /dev/shm opened and mapped here (what
+`shm_open` does), not a `multiprocessing.shared_memory.SharedMemory`: that
+one registers every segment with multiprocessing's resource tracker, a
+Python process of its own (~10 MB) started by the first ring of each
+shard. The writer unlinks its segments itself, and the supervisor removes
+what a dead shard left (`names.cleanup_stale`).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Sequence
-from multiprocessing import resource_tracker
-from multiprocessing.shared_memory import SharedMemory
 from types import TracebackType
 from typing import Union
 
@@ -41,17 +47,15 @@ class RingWriter:
     """
 
     __slots__ = (
-        "_shm", "_name", "_hdr", "_sq", "_si", "_data", "_slot_mask",
+        "_mm", "_name", "_hdr", "_sq", "_si", "_data", "_slot_mask",
         "_data_size", "_data_mask", "_seq", "_pos", "_last_key", "_closed",
     )
 
-    def __init__(self, shm: SharedMemory, slots: int, data_size: int) -> None:
+    def __init__(self, name: str, mm: mmap.mmap, slots: int, data_size: int) -> None:
         """Use `create`; this only binds an already initialised segment."""
-        self._shm = shm
-        self._name = shm.name
-        buf = shm.buf
-        if buf is None:  # only after shm.close(); never for a fresh segment
-            raise ValueError("shared memory segment is closed")
+        self._mm = mm
+        self._name = name
+        buf = memoryview(mm)
         doff = L.data_offset(slots)
         self._hdr = buf[: L.HEADER_BYTES].cast("Q")
         self._sq = buf[L.HEADER_BYTES : doff].cast("Q")
@@ -81,19 +85,27 @@ class RingWriter:
         still attached to it keep their old mapping.
         """
         L.check_geometry(slots, data_size)
+        if "/" in name or not name:
+            raise ValueError(f"bad segment name {name!r}")
         if replace:
             _unlink_quietly(name)
-        shm = SharedMemory(name=name, create=True, size=L.segment_size(slots, data_size))
+        path = os.path.join(L.SHM_DIR, name)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            writer = cls(shm, slots, data_size)
+            try:
+                size = L.segment_size(slots, data_size)
+                os.ftruncate(fd, size)  # zeros, allocated as pages are touched
+                mm = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+            writer = cls(name, mm, slots, data_size)
             hdr = writer._hdr
             hdr[L.H_VERSION] = L.LAYOUT_VERSION
             hdr[L.H_SLOTS] = slots
             hdr[L.H_DATA_SIZE] = data_size
             hdr[L.H_MAGIC] = L.MAGIC  # last: a half-built segment never looks valid
         except BaseException:
-            shm.close()
-            shm.unlink()
+            _unlink_quietly(name)
             raise
         return writer
 
@@ -200,9 +212,7 @@ class RingWriter:
     def close(self, unlink: bool = True) -> None:
         """Mark end of stream for readers, unmap, and (by default) unlink.
 
-        With `unlink=False` the segment outlives this process: it is taken
-        off this process's resource tracker, which would otherwise remove it
-        at exit.
+        With `unlink=False` the segment outlives this process.
         """
         if self._closed:
             return
@@ -210,14 +220,9 @@ class RingWriter:
         self._hdr[L.H_CLOSED] = 1  # first: readers see end of stream
         for view in (self._hdr, self._sq, self._si, self._data):
             view.release()
-        self._shm.close()
+        self._mm.close()
         if unlink:
-            try:
-                self._shm.unlink()
-            except FileNotFoundError:  # cleaned up by someone else already
-                resource_tracker.unregister(_tracker_name(self._shm), "shared_memory")
-        else:
-            resource_tracker.unregister(_tracker_name(self._shm), "shared_memory")
+            _unlink_quietly(self._name)  # already gone if someone cleaned up first
 
     def __enter__(self) -> RingWriter:
         return self
@@ -229,11 +234,6 @@ class RingWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _tracker_name(shm: SharedMemory) -> str:
-    """The name SharedMemory registered with the resource tracker ("/name")."""
-    return str(getattr(shm, "_name", "/" + shm.name))
 
 
 def _unlink_quietly(name: str) -> None:

@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 import psutil
-from prometheus_client.core import (CollectorRegistry, CounterMetricFamily, GaugeMetricFamily,
-                                    HistogramMetricFamily, Metric)
-from prometheus_client.exposition import generate_latest
 
 from ..ipc import messages as M
 from ..ipc.latency import BUCKETS, REQUEST_LATENCY
 from .tally import ChildReport, Key, Tally
 
 if TYPE_CHECKING:
+    from prometheus_client.core import CollectorRegistry, Metric
+
     from .tree import ProcessTree
 
 #: The text format prometheus-client's generate_latest writes.
@@ -114,6 +113,8 @@ class TreeCollector:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         m = self.metrics
         tally = m.tally
         gauges = tally.gauges()
@@ -123,6 +124,8 @@ class TreeCollector:
             elif f.name == "ipchub_draining":
                 yield GaugeMetricFamily(f.name, f.help, value=1 if m.draining else 0)
             elif f.name in ("ipchub_stream_bytes_in", "ipchub_stream_bytes_out"):
+                from prometheus_client.core import CounterMetricFamily
+
                 fam = CounterMetricFamily(f.name, f.help, labels=f.labels)
                 incoming = f.name.endswith("_in")
                 for path, b_in, b_out in tally.paths.series():
@@ -136,6 +139,8 @@ class TreeCollector:
 
     @staticmethod
     def _histogram(f: Family, rows: dict[str, list[float]]) -> Metric:
+        from prometheus_client.core import HistogramMetricFamily
+
         fam = HistogramMetricFamily(f.name, f.help, labels=f.labels)
         bounds = [*(repr(float(b)) for b in BUCKETS), "+Inf"]
         for method, row in sorted(rows.items()):
@@ -149,6 +154,8 @@ class TreeCollector:
 
 
 def _family(f: Family, source: dict[Key, float]) -> Metric:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
     fam: CounterMetricFamily | GaugeMetricFamily
     if f.kind == "counter":
         fam = CounterMetricFamily(f.name, f.help, labels=f.labels)
@@ -174,8 +181,9 @@ class TreeMetrics:
         self.draining = False
         #: The supervisor's own counters (login failures, refusals), in the report shape.
         self.own: dict[str, dict[str, float]] = {}
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(TreeCollector(self))
+        #: Made at the first scrape: prometheus-client is imported only
+        #: by a supervisor that is scraped.
+        self._registry: CollectorRegistry | None = None
         self._procs: dict[int, psutil.Process] = {}
         self._lock = asyncio.Lock()
 
@@ -202,7 +210,21 @@ class TreeMetrics:
             for pid, report in self._process_reports(names).items():
                 self.tally.update((pid, "proc"), report, now)
             self.tally.forget(set(names))
-            return generate_latest(self.registry)
+            return self.render()
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client.core import CollectorRegistry
+
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(TreeCollector(self))
+        return self._registry
+
+    def render(self) -> bytes:
+        from prometheus_client.exposition import generate_latest
+
+        return generate_latest(self.registry)
 
     def _own_report(self) -> ChildReport:
         counters: dict[str, object] = {}

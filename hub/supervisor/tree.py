@@ -1,10 +1,16 @@
 """The process tree: spawn shards and fronts, watch them, replace the dead.
 
-A child is watched two ways: its exit (the asyncio child watcher wakes us at
-once) and a heartbeat over its IPC link (a child that stops answering is
-killed and replaced). Restarts back off (0.1 s doubling to 5 s) so a child
-that crashes at start cannot spin the machine; a child that has run for a
-while starts again from the shortest delay.
+A child is watched two ways: its exit, which wakes the loop at once (its
+pidfd, or asyncio's child watcher for a child started with exec), and rare
+pings over its IPC link, which find a child whose loop hangs. The pings are
+generous on purpose: a child that is busy (thousands of players, a loaded
+machine) answers late but is healthy, and killing it would drop everyone
+it serves; only a child that answers nothing for about half a minute is
+killed. Restarts back off (0.1 s doubling to 5 s) so a child that crashes at
+start cannot spin the machine; a child that has run for a while starts again
+from the shortest delay.
+
+Children come from the zygote (`hub.zygote`, `hub.supervisor.spawn`).
 """
 
 from __future__ import annotations
@@ -14,21 +20,27 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..child import child_argv, child_env
 from ..config import Config
 from ..errors import HubError
 from ..ipc.channel import IpcChannel, IpcHandler
+from .spawn import Process, Spawner
 
 log = logging.getLogger("hub.supervisor")
 
-HEARTBEAT_INTERVAL = 0.5
-HEARTBEAT_TIMEOUT = 1.0
+#: Seconds between pings of a child that answered its first one.
+HEARTBEAT_INTERVAL = 10.0
+#: How long a ping may wait for its answer.
+HEARTBEAT_TIMEOUT = 10.0
+#: Pings in a row without an answer before the child is killed (~40 s).
 HEARTBEAT_MISSES = 3
+#: A new child's first ping: how long it may take (its start-up, on a
+#: loaded machine), tried this many times before the child is killed.
+FIRST_PING_TIMEOUT = 10.0
+FIRST_PING_TRIES = 3
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
 STABLE_AFTER = 10.0
@@ -38,7 +50,7 @@ STABLE_AFTER = 10.0
 class Child:
     kind: str
     index: int
-    proc: asyncio.subprocess.Process | None = None
+    proc: Process | None = None
     channel: IpcChannel | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -77,8 +89,10 @@ class ProcessTree:
         #: Called with each child that exited (before any restart).
         self.on_exit: list[Callable[[Child], None]] = []
         self._heartbeat: asyncio.Task[None] | None = None
+        self.spawner = Spawner()
 
     async def start(self) -> None:
+        self.spawner.start()
         for child in self.children:
             await self._spawn(child)
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
@@ -86,11 +100,11 @@ class ProcessTree:
     async def _spawn(self, child: Child) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            child.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *child_argv(child.kind, child.index, theirs.fileno(), self.instance, self.run_dir),
-                pass_fds=(theirs.fileno(),), env=child_env(self.config),
-                stdin=asyncio.subprocess.DEVNULL)
+            child.proc = await self.spawner.spawn(child.kind, child.index, theirs, self.instance,
+                                                  self.run_dir, self.config)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         child.channel = IpcChannel.from_fd(ours.detach(), self._handler_for(child))
@@ -103,7 +117,11 @@ class ProcessTree:
 
     async def _watch(self, child: Child) -> None:
         assert child.proc is not None
-        rc = await child.proc.wait()
+        first = asyncio.create_task(self._first_ping(child), name=f"first-ping-{child.name}")
+        try:
+            rc = await child.proc.wait()
+        finally:
+            first.cancel()
         if child.channel is not None:
             child.channel.close()
             child.channel = None
@@ -120,14 +138,43 @@ class ProcessTree:
         child.restarts += 1
         log.warning("%s pid %d exited (%s) after %.1f s; restarting in %.1f s",
                     child.name, child.proc.pid, rc, lived, delay)
-        await asyncio.sleep(delay)
-        if not self._stopping and self.restart_dead:
-            await self._spawn(child)
+        await self._respawn(child, delay)
+
+    async def _respawn(self, child: Child, delay: float) -> None:
+        """Start `child` again after `delay`; a failed start backs off and tries again."""
+        while True:
+            await asyncio.sleep(delay)
+            if self._stopping or not self.restart_dead:
+                return
+            try:
+                await self._spawn(child)
+                return
+            except (HubError, OSError) as e:
+                delay = child.backoff
+                child.backoff = min(BACKOFF_MAX, child.backoff * 2)
+                log.error("%s could not be started (%s); trying again in %.1f s", child.name, e, delay)
+
+    async def _first_ping(self, child: Child) -> None:
+        """A new child is ready once it answers; one that never does is killed."""
+        ch, proc = child.channel, child.proc
+        for _ in range(FIRST_PING_TRIES):
+            if ch is None or ch.closed or proc is None or proc.returncode is not None:
+                return
+            try:
+                await ch.request("ping", {}, timeout=FIRST_PING_TIMEOUT)
+            except HubError:
+                continue
+            child.misses = 0
+            child.ready.set()
+            return
+        if proc is not None and proc.returncode is None:
+            log.error("%s pid %d never answered; killing it", child.name, proc.pid)
+            proc.kill()
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
-            await asyncio.gather(*(self._ping(c) for c in self.children))
+            await asyncio.gather(*(self._ping(c) for c in self.children if c.ready.is_set()))
 
     async def _ping(self, child: Child) -> None:
         ch, proc = child.channel, child.proc
@@ -136,13 +183,12 @@ class ProcessTree:
         try:
             await ch.request("ping", {}, timeout=HEARTBEAT_TIMEOUT)
             child.misses = 0
-            child.ready.set()
         except HubError:
+            if ch is not child.channel:
+                return  # it exited meanwhile and was replaced
             child.misses += 1
-            # A child that has not answered its first ping gets a grace period
-            # for its start-up (imports take a moment on a loaded machine).
-            limit = HEARTBEAT_MISSES + (6 if not child.ready.is_set() else 0)
-            if child.misses >= limit and proc.returncode is None:
+            log.warning("%s pid %d did not answer a ping (%d in a row)", child.name, proc.pid, child.misses)
+            if child.misses >= HEARTBEAT_MISSES and proc.returncode is None:
                 log.error("%s pid %d missed %d heartbeats; killing it", child.name, proc.pid, child.misses)
                 proc.kill()
 
@@ -190,9 +236,12 @@ class ProcessTree:
             if c.channel is not None:
                 c.channel.close()
                 c.channel = None
+        await self.spawner.aclose()
 
     def pids(self) -> list[int]:
-        return [c.proc.pid for c in self.children if c.proc is not None and c.proc.returncode is None]
+        """The live children's pids, and the zygote's (all of the tree but us)."""
+        return ([c.proc.pid for c in self.children if c.proc is not None and c.proc.returncode is None]
+                + self.spawner.pids())
 
 
 def pid_alive(pid: int) -> bool:
