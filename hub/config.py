@@ -98,8 +98,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     # ours
     data: str = "./data"
-    shards: int = 0  # 0 = one per CPU
-    fronts: int = 0  # 0 = one per CPU
+    shards: int = 0  # 0 = one per CPU (one on a box of 1-2 CPUs)
+    fronts: int = 0  # 0 = one per CPU (one on a box of 1-2 CPUs)
     rtp_port_min: int = 16000
     rtp_port_max: int = 19999
     multicast_group: str = "235.0.0.1"
@@ -111,6 +111,7 @@ class Config:
     route_idle_timeout: float = 300.0
     drain_grace: float = 10.0  # SIGTERM: seconds live players run on before closing
     rtmp_port: int = 1935  # RTMP's own port on the listen host (0 = only the shared port)
+    fanout_window: int = 0  # ms a front gathers a stream's frames into one write per player (0 = none)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
@@ -130,11 +131,11 @@ class Config:
 
     @property
     def shard_count(self) -> int:
-        return self.shards or (os.cpu_count() or 1)
+        return self.shards or default_processes()
 
     @property
     def front_count(self) -> int:
-        return self.fronts or (os.cpu_count() or 1)
+        return self.fronts or default_processes()
 
     def data_path(self, name: str) -> Path:
         p = Path(name)
@@ -193,6 +194,14 @@ class Config:
                 if holder.get(name):
                     holder[name] = MASK
         return out
+
+
+def default_processes(cpus: int | None = None) -> int:
+    """Shards (and fronts) when not set: one per CPU, but one of each on a
+    box of 1-2 CPUs, where a second pair would cost its fixed memory and
+    wake-ups for no throughput the CPUs could give."""
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return 1 if n <= 2 else n
 
 
 def _dotted(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -287,7 +296,7 @@ _ENV_KEYS = {
     "HUB_LOG_LEVEL": "log.level", "HUB_RTP_PORTS": "rtp_ports",
     "HUB_AUTH_SCHEME": "auth_scheme", "HUB_LOG_FORMAT": "log.format",
     "HUB_LOG_ACCESS": "log.access", "HUB_DRAIN_GRACE": "drain_grace",
-    "HUB_RTMP_PORT": "rtmp_port",
+    "HUB_RTMP_PORT": "rtmp_port", "HUB_FANOUT_WINDOW": "fanout_window",
     "HUB_METRICS_TOKEN": "metrics.token", "HUB_METRICS_MAX_PATHS": "metrics.max_paths",
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
     "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
@@ -367,6 +376,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     log["format"] = fmt
     d["drain_grace"] = as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
     d["rtmp_port"] = as_int("rtmp_port", d["rtmp_port"], 0, 65535)
+    d["fanout_window"] = as_int("fanout_window", d["fanout_window"], 0, 1000)
     if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
         raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
     metrics = d["metrics"]
@@ -395,6 +405,7 @@ _FLAG_KEYS = {
     "listen": "listen", "data": "data", "shards": "shards", "fronts": "fronts",
     "auth": "auth", "log_level": "log.level", "log_format": "log.format",
     "log_access": "log.access", "drain_grace": "drain_grace", "rtmp_port": "rtmp_port",
+    "fanout_window": "fanout_window",
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
@@ -409,8 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the configuration, print it (secrets masked) and exit: 0 if good, 2 if not")
     p.add_argument("--listen", metavar="HOST:PORT", help=f"address to serve RTSP, HTTP and WebSocket on (default :{DEFAULT_PORT})")
     p.add_argument("--data", metavar="DIR", help="data folder: users.json, routetable.json, keys (default ./data)")
-    p.add_argument("--shards", type=str, metavar="N", help="stream-owning processes (default: one per CPU)")
-    p.add_argument("--fronts", type=str, metavar="N", help="connection-serving processes (default: one per CPU)")
+    p.add_argument("--shards", type=str, metavar="N",
+                   help="stream-owning processes (default: one per CPU; one on 1-2 CPUs)")
+    p.add_argument("--fronts", type=str, metavar="N",
+                   help="connection-serving processes (default: one per CPU; one on 1-2 CPUs)")
     p.add_argument("--auth", action="store_const", const=True, help="require credentials for media (RTSP Digest, ?token=)")
     p.add_argument("--no-auth", dest="auth", action="store_const", const=False)
     p.add_argument("--log-level", metavar="LEVEL")
@@ -421,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, how long live players run on before the tree exits (default 10)")
     p.add_argument("--rtmp-port", metavar="PORT",
                    help="RTMP's own port, on the listen host (default 1935; 0: RTMP on the shared port only)")
+    p.add_argument("--fanout-window", metavar="MS",
+                   help="gather each stream's frames for up to MS milliseconds into one write per player "
+                        "(fewer syscalls for big audiences, up to MS more latency; default 0: none)")
     p.add_argument("--metrics-token", metavar="TOKEN",
                    help="bearer token for /metrics (visible in `ps`: prefer HUB_METRICS_TOKEN)")
     p.add_argument("--metrics-max-paths", metavar="N", help="streams with their own byte series (default 100)")

@@ -73,7 +73,9 @@ class HubServer:
         def count(flag: str) -> int:
             if flag in self.extra_args:
                 return int(self.extra_args[self.extra_args.index(flag) + 1])
-            return os.cpu_count() or 1
+            from hub.config import default_processes
+
+            return default_processes()
         return 1 + count("--shards") + count("--fronts")
 
     def wait_ready(self, timeout: float = 20.0) -> None:

@@ -179,9 +179,16 @@ class WhipHost:
             self.failure = f"WebRTC UDP port {c.host}:{port} unavailable: {e.strerror}"
             log.error("%s; WHIP is off in this shard", self.failure)
             return
-        self.cert = DtlsCertificate.generate()
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
         log.info("WHIP on UDP %s:%d", c.host, self.port.port)
+
+    def certificate(self) -> DtlsCertificate:
+        """This process's DTLS certificate, made at the first offer: making
+        it at start woke OpenSSL in every process (~5 MB each) for a feature
+        most servers never use."""
+        if self.cert is None:
+            self.cert = DtlsCertificate.generate()
+        return self.cert
 
     def close(self) -> None:
         for s in list(self.sessions.values()):
@@ -193,9 +200,10 @@ class WhipHost:
     # -- requests from the fronts -----------------------------------------------------
     def offer(self, args: dict[str, Any]) -> dict[str, Any]:
         """`whip_offer`: answer a publisher's offer; {id, sdp, etag}."""
-        port, cert = self.port, self.cert
-        if port is None or cert is None:
+        port = self.port
+        if port is None:
             raise ServiceUnavailable(self.failure or "WHIP is not running")
+        cert = self.certificate()
         if self.draining:
             raise Draining("draining: not taking new publishers")
         path = canonical_path(str(args["path"]))

@@ -83,9 +83,16 @@ class WebRtcFront:
             self.failure = f"WebRTC UDP port {host}:{port} unavailable: {e.strerror}"
             log.error("%s; WHEP is off in this front", self.failure)
             return
-        self.cert = DtlsCertificate.generate()
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
         log.info("WebRTC on UDP %s:%d", host, self.port.port)
+
+    def certificate(self) -> DtlsCertificate:
+        """This process's DTLS certificate, made at the first offer: making
+        it at start woke OpenSSL in every process (~5 MB each) for a feature
+        most servers never use."""
+        if self.cert is None:
+            self.cert = DtlsCertificate.generate()
+        return self.cert
 
     def close(self) -> None:
         for s in list(self.sessions.values()):
@@ -100,9 +107,10 @@ class WebRtcFront:
         """Answer a player's offer for the stream of `view`: (session, SDP answer).
         BadRequest (no codec in common), Unprocessable (B-frames),
         ServiceUnavailable (no port, too many sessions); nothing changes then."""
-        port, cert = self.port, self.cert
-        if port is None or cert is None:
+        port = self.port
+        if port is None:
             raise ServiceUnavailable(self.failure or "WebRTC is not running")
+        cert = self.certificate()
         if len(self.sessions) >= MAX_SESSIONS:
             raise ServiceUnavailable("WebRTC: too many sessions")
         if self.pending[client[0]] >= MAX_PENDING_PER_CLIENT:

@@ -24,21 +24,31 @@ import enum
 import secrets
 import struct
 from dataclasses import dataclass
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from OpenSSL import SSL
+from typing import TYPE_CHECKING
 
 from hub.errors import ProtocolError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography, pyOpenSSL and pylibsrtp are imported where they are used,
+# not with this module: they hold ~10 MB in every process that loads them,
+# and a process that never serves WebRTC (most of them) need not.
+
 __all__ = ["DtlsCertificate", "DtlsServer", "DtlsState", "SrtpProfile", "SrtpKeys",
-           "SRTP_PROFILES", "fingerprint_of", "MAX_FLIGHT"]
+           "srtp_profiles", "fingerprint_of", "MAX_FLIGHT"]
 
 #: Digests accepted in an offer's a=fingerprint (RFC 8122); sha-1 is refused.
-_DIGESTS: dict[str, hashes.HashAlgorithm] = {
-    "sha-256": hashes.SHA256(), "sha-384": hashes.SHA384(), "sha-512": hashes.SHA512(),
-}
+_DIGESTS = {"sha-256": "SHA256", "sha-384": "SHA384", "sha-512": "SHA512"}
+
+
+def _digest(name: str) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+
+    algorithm: hashes.HashAlgorithm = getattr(hashes, _DIGESTS[name])()
+    return algorithm
 #: Bytes of DTLS output read at once; a whole server flight fits.
 MAX_FLIGHT = 16384
 #: Bytes of DTLS records fed before the handshake completes (bounded work
@@ -69,7 +79,21 @@ def _profiles() -> tuple[SrtpProfile, ...]:
     )
 
 
-SRTP_PROFILES = _profiles()
+_srtp_profiles: tuple[SrtpProfile, ...] | None = None
+
+
+def srtp_profiles() -> tuple[SrtpProfile, ...]:
+    """The profiles we negotiate, best first (pylibsrtp loaded on first use)."""
+    global _srtp_profiles
+    if _srtp_profiles is None:
+        _srtp_profiles = _profiles()
+    return _srtp_profiles
+
+
+def __getattr__(name: str) -> object:
+    if name == "SRTP_PROFILES":  # the constant it was, made on first use
+        return srtp_profiles()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +107,7 @@ class SrtpKeys:
 
 def fingerprint_of(cert: x509.Certificate, algorithm: str = "sha-256") -> str:
     """``AB:CD:...`` as written in ``a=fingerprint``."""
-    digest = cert.fingerprint(_DIGESTS[algorithm]).hex().upper()
+    digest = cert.fingerprint(_digest(algorithm)).hex().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
@@ -91,6 +115,8 @@ class DtlsCertificate:
     """The process's DTLS identity: key, self-signed certificate, SSL context."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        from OpenSSL import SSL
+
         self.key = key
         self.cert = cert
         self.fingerprint = fingerprint_of(cert)
@@ -103,12 +129,16 @@ class DtlsCertificate:
         ctx.use_privatekey(key)
         ctx.set_cipher_list(b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
                             b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA")
-        ctx.set_tlsext_use_srtp(b":".join(p.openssl_name for p in SRTP_PROFILES))
+        ctx.set_tlsext_use_srtp(b":".join(p.openssl_name for p in srtp_profiles()))
         self.context = ctx
 
     @classmethod
     def generate(cls, days: int = 30, now: datetime.datetime | None = None) -> DtlsCertificate:
         """A fresh ECDSA P-256 key and a self-signed certificate (once per process)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, secrets.token_hex(8))])
         start = (now or datetime.datetime.now(datetime.timezone.utc)) - datetime.timedelta(days=1)
@@ -161,6 +191,8 @@ class DtlsServer:
         self.failure = ""
         self.records_dropped = 0
         self._fed = 0
+        from OpenSSL import SSL
+
         self._ssl = SSL.Connection(cert.context, None)
         self._ssl.set_ciphertext_mtu(mtu)
         self._ssl.set_accept_state()
@@ -172,6 +204,8 @@ class DtlsServer:
         FAILED (and ``failure``); records after the handshake (no data
         channels are negotiated) are read and discarded.
         """
+        from OpenSSL import SSL
+
         if self.state in (DtlsState.FAILED, DtlsState.CLOSED):
             return []
         was_connected = self.state is DtlsState.CONNECTED
@@ -206,6 +240,8 @@ class DtlsServer:
 
     def handle_timer(self) -> list[bytes]:
         """Let OpenSSL retransmit its last flight when its timer ran out."""
+        from OpenSSL import SSL
+
         if self.state is not DtlsState.CONNECTING:
             return []
         try:
@@ -225,6 +261,8 @@ class DtlsServer:
         if self.state is not DtlsState.CONNECTED:
             self.state = DtlsState.CLOSED
             return []
+        from OpenSSL import SSL
+
         self.state = DtlsState.CLOSED
         try:
             self._ssl.shutdown()
@@ -235,6 +273,8 @@ class DtlsServer:
     # -- internals --------------------------------------------------------
 
     def _pending(self) -> list[bytes]:
+        from OpenSSL import SSL
+
         try:
             data = self._ssl.bio_read(MAX_FLIGHT)
         except SSL.WantReadError:
@@ -256,7 +296,7 @@ class DtlsServer:
             self._fail("peer certificate does not match the offer's fingerprint")
             return False
         name = self._ssl.get_selected_srtp_profile()
-        profile = next((p for p in SRTP_PROFILES if p.openssl_name == name), None)
+        profile = next((p for p in srtp_profiles() if p.openssl_name == name), None)
         if profile is None:
             self._fail("no SRTP profile negotiated")
             return False

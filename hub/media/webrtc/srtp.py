@@ -15,9 +15,6 @@ refused with ProtocolError like any packet that cannot be protected.
 
 from __future__ import annotations
 
-import pylibsrtp
-from pylibsrtp import Policy, Session
-
 from hub.errors import ProtocolError
 
 from .dtls import SrtpKeys
@@ -34,9 +31,14 @@ REPLAY_WINDOW = 1024
 class SrtpContext:
     """Outbound and inbound SRTP sessions of one peer."""
 
-    __slots__ = ("profile", "_tx", "_rx")
+    __slots__ = ("profile", "_tx", "_rx", "_error")
 
     def __init__(self, keys: SrtpKeys) -> None:
+        # pylibsrtp on first use, as cryptography in .dtls
+        import pylibsrtp
+        from pylibsrtp import Policy, Session
+
+        self._error = pylibsrtp.Error
         self.profile = keys.profile
         tx = Policy(key=keys.tx, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=keys.profile.libsrtp_id)
         tx.allow_repeat_tx = True
@@ -51,13 +53,13 @@ class SrtpContext:
         ProtocolError when libsrtp refuses it (an index too old to resend)."""
         try:
             return self._tx.protect(packet)
-        except (pylibsrtp.Error, ValueError) as exc:
+        except (self._error, ValueError) as exc:
             raise ProtocolError(f"SRTP protect: {exc}") from exc
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         try:
             return self._tx.protect_rtcp(packet)
-        except (pylibsrtp.Error, ValueError) as exc:
+        except (self._error, ValueError) as exc:
             raise ProtocolError(f"SRTCP protect: {exc}") from exc
 
     def unprotect(self, packet: bytes) -> bytes:
@@ -66,7 +68,7 @@ class SrtpContext:
             raise ProtocolError("SRTP: packet too large")
         try:
             return self._rx.unprotect(packet)
-        except pylibsrtp.Error as exc:
+        except self._error as exc:
             raise ProtocolError(f"SRTP: {exc}") from exc
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
@@ -74,5 +76,5 @@ class SrtpContext:
             raise ProtocolError("SRTCP: packet too large")
         try:
             return self._rx.unprotect_rtcp(packet)
-        except pylibsrtp.Error as exc:
+        except self._error as exc:
             raise ProtocolError(f"SRTCP: {exc}") from exc
