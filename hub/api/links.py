@@ -19,7 +19,7 @@ from .metrics import front_report
 log = logging.getLogger("hub.api.links")
 
 SHARD_RETRY_MIN = 0.05
-SHARD_RETRY_MAX = 1.0
+SHARD_RETRY_MAX = 0.5
 
 
 class SupervisorLink:
@@ -71,6 +71,8 @@ class ShardLink:
     def __init__(self, front: FrontContext, index: int) -> None:
         self.front = front
         self.index = index
+        #: Set when the link closes (keep_shard_link then connects again).
+        self.closed = asyncio.Event()
 
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
         if method == "ping":
@@ -97,21 +99,26 @@ class ShardLink:
             if shards.index_of(view.desc.path) == self.index:
                 view.close()
         shards.detach(self.index, ch)
+        self.closed.set()
 
 
 async def keep_shard_link(front: FrontContext, index: int, stop: asyncio.Event) -> None:
-    """Connect to shard `index` and reconnect whenever its link drops."""
+    """Connect to shard `index`, and again whenever its link drops.
+
+    While the link is up this waits on its closing, never on a clock; only
+    a shard that is down (being restarted) is tried again, backing off from
+    SHARD_RETRY_MIN to SHARD_RETRY_MAX."""
     path = shard_socket_path(front.args.run_dir, index)
     shards = front.shards
     delay = SHARD_RETRY_MIN
     while not stop.is_set():
-        if shards.channels[index] is None:
-            try:
-                ch = await connect_unix(path, ShardLink(front, index))
-            except (OSError, IpcError):
-                await asyncio.sleep(delay)
-                delay = min(SHARD_RETRY_MAX, delay * 2)
-                continue
-            shards.attach(index, ch)
-            delay = SHARD_RETRY_MIN
-        await asyncio.sleep(0.05 if shards.channels[index] is None else 0.2)
+        link = ShardLink(front, index)
+        try:
+            ch = await connect_unix(path, link)
+        except (OSError, IpcError):
+            await asyncio.sleep(delay)
+            delay = min(SHARD_RETRY_MAX, delay * 2)
+            continue
+        shards.attach(index, ch)
+        delay = SHARD_RETRY_MIN
+        await link.closed.wait()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
@@ -74,6 +76,33 @@ async def selftest(config: uvicorn.Config) -> None:
         b.close()
 
 
+class LazyDateState(ServerState):
+    """uvicorn's shared state whose Date header is made when a response asks
+    for it (at most once a second), not by a timer: uvicorn's own main loop
+    wakes every 0.1 s to refresh it and look for an exit, which is most of
+    an idle front's wake-ups."""
+
+    def __init__(self) -> None:
+        self._extra: list[tuple[bytes, bytes]] = []
+        self._second = -1
+        self._headers: list[tuple[bytes, bytes]] = []
+        super().__init__()
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._headers = [(b"date", formatdate(now, usegmt=True).encode()), *self._extra]
+        return self._headers
+
+    @default_headers.setter
+    def default_headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        # uvicorn sets the Date header and the configured ones; keep the latter.
+        self._extra = [(k, v) for k, v in value if k != b"date"]
+        self._second = -1
+
+
 class FrontServer(uvicorn.Server):
     """uvicorn's server, telling the front when it listens, letting a drain
     close the listening socket, and closing the players before it waits for
@@ -81,7 +110,10 @@ class FrontServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config, front: FrontContext,
                  rtmp_sock: socket.socket | None = None) -> None:
+        self._exit = asyncio.Event()
+        self._should_exit = False
         super().__init__(config)
+        self.server_state = LazyDateState()
         self.front = front
         self.rtmp_sock = rtmp_sock
         self.rtmp: asyncio.Server | None = None
@@ -99,6 +131,23 @@ class FrontServer(uvicorn.Server):
         front.listening = True
         if front.supervisor is not None:
             front.supervisor.notify(M.SERVING, {})
+
+    @property
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        # Set by uvicorn's signal handlers, the supervisor link's loss, the drain.
+        self._should_exit = value
+        if value:
+            self._exit.set()
+
+    async def main_loop(self) -> None:
+        """Sleep until asked to exit (uvicorn's own polls every 0.1 s)."""
+        while not await self.on_tick(0):  # the exit checks (and the Date, made lazily here)
+            await self._exit.wait()
+            self._exit.clear()
 
     def _stop_listening(self) -> None:
         # Closes the listening socket itself: the kernel refuses new
