@@ -23,6 +23,10 @@ from typing import IO, Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Whose server the benches start: this checkout, or another one's
+#: (`HUB_BENCH_ROOT=/path/to/checkout`: the same bench against older code;
+#: `python -m hub` run from there imports that checkout's `hub`).
+SERVER_ROOT = Path(os.environ.get("HUB_BENCH_ROOT") or ROOT).resolve()
 # Servers started here take no fixed port: RTMP's own (1935 by default) only
 # where a bench asks for it (`--rtmp-port`).
 os.environ.setdefault("HUB_RTMP_PORT", "0")
@@ -137,12 +141,14 @@ def title_of(p: psutil.Process) -> str:
         return "?"
     if cmd.startswith("ipchub: "):
         return cmd[len("ipchub: "):].split()[0]
-    return cmd[:40]
+    return cmd[:60]
 
 
 class HubTree:
     """The server under test: `python -m hub` with its own port and data
-    folder, output to a log file in `work`. Children are found by title."""
+    folder, output to a log file in `work`. Its processes are found by title:
+    every descendant of the supervisor counts (the zygote, and anything a
+    child started, such as a resource tracker)."""
 
     def __init__(self, work: Path, shards: int | None = None, fronts: int | None = None,
                  extra: tuple[str, ...] = ()) -> None:
@@ -158,7 +164,7 @@ class HubTree:
             argv += ["--fronts", str(fronts)]
         self._log = open(self.log_path, "wb")
         self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+            argv, cwd=SERVER_ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -167,19 +173,27 @@ class HubTree:
         want = (self.shards or 0) + (self.fronts or 0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            kids = self.children()
-            if len(kids) >= max(want, 2) and all(n.startswith(("shard-", "front-")) for n in kids):
+            names = list(self.children())
+            kids = [n for n in names if n.startswith(("shard-", "front-"))]
+            if len(kids) >= max(want, 2) and all(n.startswith(("shard-", "front-", "zygote")) for n in names):
                 return
             time.sleep(0.2)
         raise SystemExit(f"children not up: {sorted(self.children())}")
 
     def children(self) -> dict[str, psutil.Process]:
-        """title -> process, for the supervisor's direct children."""
+        """title -> process, for every descendant of the supervisor (a second
+        process of one title gets its pid after the title)."""
         try:
-            kids = psutil.Process(self.pid).children()
+            kids = psutil.Process(self.pid).children(recursive=True)
         except psutil.Error:
             return {}
-        return {title_of(p): p for p in kids}
+        out: dict[str, psutil.Process] = {}
+        for p in kids:
+            name = title_of(p)
+            if "resource_tracker" in name:
+                name = "tracker"
+            out[f"{name}:{p.pid}" if name in out else name] = p
+        return out
 
     def processes(self) -> list[tuple[str, psutil.Process]]:
         """The supervisor and its children, supervisor first, then by title."""

@@ -2,14 +2,16 @@
 
     python bench/footprint.py [--shards 2] [--fronts 2] [--seconds 60] [--streams 100]
                               [--players 2000] [--procs 4] [--save FILE]
-                              [--entry supervisor=hub.supervisor.main,shard=hub.shard.main,front=hub.api.front]
+                              [--entry supervisor=hub.supervisor.main,shard=hub.shard.main,front=hub.api.process]
 
 1. Imports: `python -X importtime -c "import ENTRY"` for each process kind's
    entry module (`--entry`, so it can follow the package's layout): total
    time, modules, and the 10 biggest importers by cumulative time (the entry
    and its parent packages left out).
 2. Idle tree: started, left to settle (total RSS steady for 2 s), then per
-   process USS, PSS and RSS (psutil memory_full_info) and the total, and the
+   process (every descendant of the supervisor: the zygote, and a resource
+   tracker if a child started one) USS, PSS and RSS (psutil
+   memory_full_info) and the total, and the
    CPU of each process over `--seconds` (% of one core) with its wake-ups
    per second (voluntary context switches: what timers cost when nothing
    happens).
@@ -53,9 +55,9 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HOST, PY, ROOT, HubTree, ProcMem, Procs, machine_note, report_leftovers  # noqa: E402
+from _common import HOST, PY, ROOT, SERVER_ROOT, HubTree, ProcMem, Procs, machine_note, report_leftovers  # noqa: E402
 
-DEFAULT_ENTRY = "supervisor=hub.supervisor.main,shard=hub.shard.main,front=hub.api.front"
+DEFAULT_ENTRY = "supervisor=hub.supervisor.main,shard=hub.shard.main,front=hub.api.process"
 DEFAULT_SAVE = ROOT / "bench" / ".footprint-last.json"
 #: The light publishers: 5 fps, an IDR a second.
 PUB = {"fps": 5, "gop": 5, "i_size": 2000, "p_size": 300}
@@ -100,7 +102,7 @@ _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 def importtime(module: str) -> dict[str, Any]:
     """Import `module` in a fresh interpreter: total ms, module count, top 10 importers."""
-    r = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], cwd=ROOT,
+    r = subprocess.run([PY, "-X", "importtime", "-c", f"import {module}"], cwd=SERVER_ROOT,
                        capture_output=True, text=True, timeout=120)
     rows = []
     for line in r.stderr.splitlines():
@@ -237,7 +239,8 @@ def main() -> None:
     entries = dict(e.split("=", 1) for e in args.entry.split(","))
     res: dict[str, Any] = {"when": datetime.datetime.now().isoformat(timespec="seconds"),
                            "shards": args.shards, "fronts": args.fronts}
-    print(f"footprint: {args.shards} shards + {args.fronts} fronts; previous run: {prev.get('when', 'none')}")
+    print(f"footprint: {args.shards} shards + {args.fronts} fronts of {SERVER_ROOT}; "
+          f"previous run: {prev.get('when', 'none')}")
     print(machine_note(), flush=True)
     res["imports"] = print_imports(entries, prev.get("imports"))
     print(flush=True)

@@ -1,10 +1,13 @@
 """RTSP ingest and RTSP fan-out on this machine.
 
-    python bench/rtsp.py [--publishers 8] [--players 50,100,200] [--seconds 8]
+    python bench/rtsp.py [--publishers 8] [--mbps 1] [--players 50,100,200] [--seconds 8]
+                         [--shards N] [--fronts N]
 
-1. Ingest: N ffmpeg publishers each push a 2 Mbit/s H.264+AAC stream over
-   RTSP/TCP; the shards' CPU over the window gives CPU per publisher and so
-   publishers ingested per core.
+1. Ingest: N ffmpeg publishers each push an H.264+AAC stream of `--mbps`
+   Mbit/s (720p, 25 fps; the file's real rate is printed) over RTSP/TCP;
+   the shards' CPU over the window gives % of a core per publisher, per
+   Mbit/s of ingest, and so publishers ingested per core. `--players 0`
+   measures only this.
 2. Play: one pushed stream, N RTSP/TCP players (a separate load process doing
    DESCRIBE/SETUP/SETUP/PLAY and reading); prints players held in real time
    (>= 95% of the stream's bytes) and the serving processes' CPU per
@@ -26,7 +29,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FPS, PY, ROOT, cpu_seconds, free_port, make_media, wait_http, wait_port  # noqa: E402
+from _common import FPS, PY, SERVER_ROOT, cpu_seconds, free_port, machine_note, make_media, wait_http, wait_port  # noqa: E402
 from players import PlayerPool, Window, measure  # noqa: E402
 
 
@@ -41,16 +44,26 @@ def run_load(port: int, path: str, n: int, seconds: float, pids: list[int], proc
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--publishers", type=int, default=8)
+    ap.add_argument("--mbps", type=float, default=1.0, help="video bit rate of each publisher's stream")
+    ap.add_argument("--shards", type=int, default=0, help="default: the server's own default")
+    ap.add_argument("--fronts", type=int, default=0)
     ap.add_argument("--players", default="50,100,200")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--procs", type=int, default=1, help="load processes the players are spread over")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-rtsp-"))
-    media = make_media(work)
+    seconds_of_media = 20
+    media = make_media(work, name=f"bench_{args.mbps:g}m.mp4", bitrate=f"{int(args.mbps * 1000)}k",
+                       seconds=seconds_of_media)
+    mbit = media.stat().st_size * 8 / seconds_of_media / 1e6  # video + audio + container, as pushed
     port = free_port()
-    server = subprocess.Popen([PY, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(work / "data")],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [PY, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(work / "data")]
+    if args.shards:
+        argv += ["--shards", str(args.shards)]
+    if args.fronts:
+        argv += ["--fronts", str(args.fronts)]
+    server = subprocess.Popen(argv, cwd=SERVER_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs: list[subprocess.Popen[bytes]] = [server]
 
     def push(path: str) -> None:
@@ -73,8 +86,13 @@ def main() -> None:
         time.sleep(args.seconds)
         c1, t1 = cpu_seconds(shards), time.monotonic()
         per = (c1 - c0) / (t1 - t0) / args.publishers
-        print(f"ingest: {args.publishers} publishers at 2 Mbit/s: shard CPU {100 * per:.2f}% of a core each "
-              f"-> {1 / per:.0f} publishers per core; machine {os.cpu_count()} CPUs")
+        print(machine_note())
+        print(f"ingest ({SERVER_ROOT}): {args.publishers} RTSP/TCP publishers of {mbit:.2f} Mbit/s "
+              f"(H.264 {args.mbps:g} Mbit/s + AAC) over {len(shards)} shard(s), {t1 - t0:.0f} s: "
+              f"shard CPU {100 * per:.3f}% of a core per publisher, {100 * per / mbit:.3f}% per Mbit/s "
+              f"-> {1 / per:.0f} publishers per core; machine {os.cpu_count()} CPUs", flush=True)
+        if not args.players.strip("0, "):
+            return
         for p in procs[1:]:
             p.send_signal(signal.SIGTERM)
         procs[1:] = []
