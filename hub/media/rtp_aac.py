@@ -5,6 +5,10 @@ header per access unit: size and index / index-delta) followed by the access
 units back to back; one AU may also be split over several packets (each with
 the whole AU's size in its header; the marker is on the last). Out come raw
 AAC frames, no ADTS header.
+
+`feed` is the ingest's path: the packet's fields and a view of its payload
+in, each frame out to a sink as a view of that payload (the ring takes the
+one copy); `push` is the same for an RtpPacket, giving AccessUnits.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import struct
 
 from hub.media.access_unit import AccessUnit, DepacketizerStats
 from hub.media.rtp import RtpPacket
-from hub.media.seqnum import TimestampUnwrapper, seq_diff
+from hub.media.rtp_nal import UnitSink
+from hub.media.seqnum import TimestampUnwrapper
 
 __all__ = ["MAX_AAC_AU_SIZE", "AacDepacketizer", "AacPacketizer"]
 
@@ -53,35 +58,48 @@ class AacDepacketizer:
 
     def push(self, pkt: RtpPacket) -> list[AccessUnit]:
         """Feed one packet; return the AAC frames it completed."""
+        out: list[AccessUnit] = []
+
+        def collect(pts: int, data: bytes | memoryview, keyframe: bool) -> None:
+            out.append(AccessUnit(pts, bytes(data), keyframe))
+
+        self.feed(pkt.sequence_number, pkt.timestamp, pkt.marker, memoryview(pkt.payload), collect)
+        return out
+
+    def feed(self, seq: int, ts: int, marker: bool, payload: memoryview, unit: UnitSink) -> None:
+        """One packet as its fields; each frame it completes goes to `unit`
+        (a view of `payload`, or of the fragments' join). `payload` must
+        stay as it is while a fragmented frame is being gathered."""
         stats = self.stats
         stats.packets += 1
         gap = False
-        if self._last_seq is not None:
-            d = seq_diff(pkt.sequence_number, self._last_seq)
-            if d <= 0:
-                stats.late += 1
-                return []
-            if d > 1:
+        last = self._last_seq
+        if last is not None:
+            d = (seq - last) & 0xFFFF
+            if d != 1:
+                if d == 0 or d >= 0x8000:  # late or a duplicate
+                    stats.late += 1
+                    return
                 stats.lost += d - 1
                 gap = True
-        self._last_seq = pkt.sequence_number
-        ts = pkt.timestamp
+        self._last_seq = seq
         continues_lost = gap and ts == self._last_ts
         self._last_ts = ts
         if self._frag is not None and (gap or ts != self._frag_ts):
             self._drop_frag()
-        headers = self._parse_headers(memoryview(pkt.payload))
+        headers = self._parse_headers(payload)
         if headers is None:
-            return []
+            return
         entries, data = headers
         if len(entries) == 1 and (self._frag is not None or entries[0][0] > len(data)):
             if continues_lost and self._frag is None:
                 stats.dropped_units += 1  # middle or end of an AU whose start was lost
-                return []
-            return self._fragment(entries[0][0], data, ts, pkt.marker)
-        out: list[AccessUnit] = []
+                return
+            self._fragment(entries[0][0], data, ts, marker, unit)
+            return
         base = self._ts.extend(ts)
         pos = 0
+        frame_length = self.frame_length
         for size, index in entries:
             if size > len(data) - pos:
                 stats.malformed += 1
@@ -89,11 +107,9 @@ class AacDepacketizer:
             if size > self.max_au_size:
                 stats.oversize += 1
             elif size:
-                out.append(AccessUnit(base + index * self.frame_length,
-                                      bytes(data[pos:pos + size]), True))
+                stats.units += 1
+                unit(base + index * frame_length, data[pos:pos + size], True)
             pos += size
-        stats.units += len(out)
-        return out
 
     def _parse_headers(self, payload: memoryview) -> tuple[list[tuple[int, int]], memoryview] | None:
         """AU headers as (size, cumulative index) and the data section, or None."""
@@ -130,12 +146,12 @@ class AacDepacketizer:
             return None
         return entries, payload[2 + nbytes:]
 
-    def _fragment(self, size: int, data: memoryview, ts: int, marker: bool) -> list[AccessUnit]:
+    def _fragment(self, size: int, data: memoryview, ts: int, marker: bool, unit: UnitSink) -> None:
         stats = self.stats
         if self._frag is None:
             if size > self.max_au_size:
                 stats.oversize += 1
-                return []
+                return
             self._frag = []
             self._frag_have = 0
             self._frag_size = size
@@ -143,22 +159,22 @@ class AacDepacketizer:
         elif size != self._frag_size:
             stats.malformed += 1
             self._drop_frag()
-            return []
+            return
         self._frag.append(data)
         self._frag_have += len(data)
         if self._frag_have > size:
             stats.malformed += 1
             self._drop_frag()
-            return []
+            return
         if self._frag_have == size:
             parts = self._frag
             self._frag = None
             stats.units += 1
-            return [AccessUnit(self._ts.extend(ts), b"".join(parts), True)]
+            unit(self._ts.extend(ts), b"".join(parts), True)
+            return
         if marker:  # the last fragment came short
             stats.malformed += 1
             self._drop_frag()
-        return []
 
     def _drop_frag(self) -> None:
         self._frag = None

@@ -9,6 +9,14 @@ only their NAL header layout, aggregation and fragmentation headers.
 
 The packetiser runs once per stream per front for RTSP players, so it builds
 each packet with one ``struct.pack`` and one ``b"".join`` over memoryviews.
+
+The depacketiser is the ingest's hot path (every packet of every
+publisher): :meth:`RtpNalDepacketizer.feed` takes the packet's fields and a
+view of its payload (no packet object), keeps views of the payloads (no
+copy per packet, per fragment nor per NAL) with their AVCC length prefixes
+as it goes, and joins them once per access unit; the ring then takes its
+one copy. :meth:`~RtpNalDepacketizer.push` is the same for an
+:class:`~hub.media.rtp.RtpPacket`.
 """
 
 from __future__ import annotations
@@ -16,9 +24,9 @@ from __future__ import annotations
 import struct
 from typing import Callable, Iterable
 
-from hub.media.access_unit import AccessUnit, DepacketizerStats, avcc_join, avcc_split
+from hub.media.access_unit import AccessUnit, DepacketizerStats, avcc_split
 from hub.media.rtp import RtpPacket
-from hub.media.seqnum import TimestampUnwrapper, seq_diff
+from hub.media.seqnum import TimestampUnwrapper
 
 __all__ = ["MAX_AU_SIZE", "MAX_NALS_PER_AU", "RtpNalDepacketizer", "RtpNalPacketizer"]
 
@@ -29,6 +37,11 @@ MAX_NALS_PER_AU = 512
 
 _RTP = struct.Struct(">BBHII")
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+#: Where `feed` hands each finished unit: (extended pts, its bytes, keyframe).
+#: A view must be copied if kept (the ring's write copies it).
+UnitSink = Callable[[int, "bytes | memoryview", bool], None]
 
 
 class RtpNalDepacketizer:
@@ -59,11 +72,14 @@ class RtpNalDepacketizer:
         #: the owner clears it after updating the stream description.
         self.params_changed = False
         self.params: dict[str, bytes | None] = {name: None for name in self._param_types.values()}
+        self._done_types: list[int] = []  # the NAL types of the unit last taken
         self._ts = TimestampUnwrapper()
         self._last_seq: int | None = None
         self._check_start = False
         self._au_ts: int | None = None
-        self._nals: list[bytes | memoryview] = []
+        #: The unit so far as AVCC pieces: each NAL's 4-byte length, then the
+        #: NAL (a view of a payload, or a fragmented NAL's header and views).
+        self._parts: list[bytes | memoryview] = []
         self._types: list[int] = []
         self._size = 0
         self._broken = False
@@ -100,47 +116,55 @@ class RtpNalDepacketizer:
 
     def push(self, pkt: RtpPacket) -> list[AccessUnit]:
         """Feed one packet; return the access units it completed (0, 1 or 2)."""
+        out: list[AccessUnit] = []
+
+        def collect(pts: int, data: bytes | memoryview, keyframe: bool) -> None:
+            out.append(AccessUnit(pts, bytes(data), keyframe, tuple(self._done_types)))
+
+        self.feed(pkt.sequence_number, pkt.timestamp, pkt.marker, memoryview(pkt.payload), collect)
+        return out
+
+    def feed(self, seq: int, ts: int, marker: bool, payload: memoryview, unit: UnitSink) -> None:
+        """One packet as its fields; each unit it completes goes to `unit`.
+
+        `payload` must stay as it is until its unit is done: views of it
+        are kept (a view of an RTP packet's bytes, or of a TCP read's)."""
         stats = self.stats
         stats.packets += 1
-        if self._last_seq is not None:
-            d = seq_diff(pkt.sequence_number, self._last_seq)
-            if d <= 0:
-                stats.late += 1
-                return []
-            if d > 1:
+        last = self._last_seq
+        gap = False
+        if last is not None:
+            d = (seq - last) & 0xFFFF
+            if d != 1:
+                if d == 0 or d >= 0x8000:  # seq_diff <= 0: late or a duplicate
+                    stats.late += 1
+                    return
                 stats.lost += d - 1
                 self._drop_fu()
                 gap = True
                 if self._au_ts is not None:
                     self._broken = True
-            else:
-                gap = False
-        else:
-            gap = False
-        self._last_seq = pkt.sequence_number
-        out: list[AccessUnit] = []
-        if self._au_ts is not None and pkt.timestamp != self._au_ts:
-            self._finish(out)
+        self._last_seq = seq
+        if self._au_ts is not None and ts != self._au_ts:
+            self._finish(unit)
         if self._au_ts is None:
-            self._au_ts = pkt.timestamp
+            self._au_ts = ts
             if gap:
                 # Lost packets may have been this frame's first ones; the first
                 # NAL (or fragment) seen decides (see _check_picture_start).
                 self._broken = True
                 self._check_start = True
-        payload = memoryview(pkt.payload)
         if payload:
             self._unpack(payload)
         else:
             stats.malformed += 1
         self._check_start = False
-        if pkt.marker:
+        if marker:
             if self._fu is not None:
                 self._drop_fu()
                 self._broken = True
                 stats.malformed += 1
-            self._finish(out)
-        return out
+            self._finish(unit)
 
     def flush(self) -> list[AccessUnit]:
         """Emit the frame in progress (end of stream); a pending fragment is dropped.
@@ -150,11 +174,15 @@ class RtpNalDepacketizer:
         when the stream really ended, never on a timer.
         """
         out: list[AccessUnit] = []
+
+        def collect(pts: int, data: bytes | memoryview, keyframe: bool) -> None:
+            out.append(AccessUnit(pts, bytes(data), keyframe, tuple(self._done_types)))
+
         if self._fu is not None:
             self._drop_fu()
             self._broken = True
         if self._au_ts is not None:
-            self._finish(out)
+            self._finish(collect)
         return out
 
     def push_avcc(self, data: bytes | bytearray | memoryview, pts: int, *,
@@ -225,12 +253,30 @@ class RtpNalDepacketizer:
             nal = self._note_param(name, nal)
         if self._broken:
             return
-        self._size += len(nal)
-        if self._size > self.max_au_size or len(self._nals) >= self.max_nals:
+        size = len(nal)
+        self._size += size
+        if self._size > self.max_au_size or len(self._types) >= self.max_nals:
             self.stats.oversize += 1
             self._broken = True
             return
-        self._nals.append(nal)
+        self._parts += (_U32.pack(size), nal)
+        self._types.append(t)
+
+    def _add_fragmented(self, fu: list[bytes | memoryview], size: int) -> None:
+        """A NAL whose fragments all came: its pieces go in as they are."""
+        t = self._nal_type(fu[0])
+        if t == self._aud_type or t in self._param_types:
+            self._add_nal(b"".join(fu))  # rare: tracked or dropped as a whole
+            return
+        if self._broken:
+            return
+        self._size += size
+        if self._size > self.max_au_size or len(self._types) >= self.max_nals:
+            self.stats.oversize += 1
+            self._broken = True
+            return
+        self._parts.append(_U32.pack(size))
+        self._parts += fu
         self._types.append(t)
 
     def _check_picture_start(self, head: bytes | memoryview) -> None:
@@ -283,13 +329,13 @@ class RtpNalDepacketizer:
             return
         if end:
             self._fu = None
-            self._add_nal(b"".join(fu))
+            self._add_fragmented(fu, self._fu_size)
 
     def _drop_fu(self) -> None:
         self._fu = None
         self._fu_size = 0
 
-    def _finish(self, out: list[AccessUnit]) -> None:
+    def _finish(self, unit: UnitSink) -> None:
         """Close the frame in progress: emit it, or count it as dropped."""
         if self._fu is not None:
             # The timestamp moved on in the middle of a fragmented NAL.
@@ -298,28 +344,34 @@ class RtpNalDepacketizer:
         ts = self._au_ts
         self._au_ts = None
         if ts is not None:
-            au = self._take_unit(self._ts.extend(ts))
-            if au is not None:
-                out.append(au)
+            taken = self._take(self._ts.extend(ts))
+            if taken is not None:
+                unit(*taken)
 
-    def _take_unit(self, pts: int) -> AccessUnit | None:
-        """The unit assembled so far, or None: dropped as broken, or nothing
-        but parameter sets or SEI with a timestamp of their own (some cameras
-        send them so), which then stay for the next unit."""
-        au = None
+    def _take(self, pts: int) -> tuple[int, bytes, bool] | None:
+        """The unit assembled so far as (pts, AVCC bytes, keyframe) — its one
+        join — or None: dropped as broken, or nothing but parameter sets or
+        SEI with a timestamp of their own (some cameras send them so), which
+        then stay for the next unit. Its NAL types are in `_done_types`."""
+        out = None
         if self._broken:
             self.stats.dropped_units += 1
-        elif self._nals:
+        elif self._parts:
             types = self._types
             if not self._has_picture(types):
                 return None
-            au = AccessUnit(pts, avcc_join(self._nals), self._keyframe(types), tuple(types))
+            out = (pts, b"".join(self._parts), self._keyframe(types))
+            self._done_types = types
             self.stats.units += 1
-        self._nals = []
+        self._parts = []
         self._types = []
         self._size = 0
         self._broken = False
-        return au
+        return out
+
+    def _take_unit(self, pts: int) -> AccessUnit | None:
+        taken = self._take(pts)
+        return None if taken is None else AccessUnit(*taken, tuple(self._done_types))
 
 
 class RtpNalPacketizer:

@@ -79,6 +79,8 @@ class IngestSession:
         self.ingests: list[TrackIngest] = []
         #: Interleaved channel → sink; replaced in place only, so a read being
         #: drained sees the tracks that went live in the middle of it.
+        #: Their sinks may keep views of a frame: it is given as bytes, or a
+        #: view of bytes, that stay as they are (`receive_frames`, the reader).
         self.channels: list[PacketSink | None] = [None] * 256
         self.bytes_in = 0
         self.seen = False  # traffic since the last tick
@@ -101,13 +103,40 @@ class IngestSession:
         if stream is not None:
             stream.size += n
 
+    def receive_frames(self, data: bytes) -> int:
+        """The whole `$` frames at the start of `data`, a read that starts
+        where the last event ended, to their tracks as views of `data`: no
+        copy, no event objects, no reader — the publisher's hot path.
+        Returns where the first byte not consumed is (a request, a response,
+        or a frame the read cut): the rest is the RTSP reader's to parse.
+        Does not count the bytes (`count` does)."""
+        channels = self.channels
+        view = memoryview(data)
+        n = len(data)
+        pos = 0
+        while n - pos >= 4 and data[pos] == 0x24 and not self.closed:
+            end = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+            if end > n:
+                break
+            sink = channels[data[pos + 1]]
+            if sink is not None:
+                sink(view[pos + 4:end])
+            pos = end
+        return pos
+
     def receive_rtsp(self, data: bytes, reader: RtspReader,
                      on_message: Callable[[RtspRequest | RtspResponse], None]) -> None:
         """Bytes of an RTSP connection: counted, `$` frames to their tracks'
         sinks, requests and responses to `on_message`. Stops when the
         session closes; a malformed message raises ProtocolError."""
         self.count(len(data))
-        reader.feed(data)
+        if not reader.buffered:
+            done = self.receive_frames(data)
+            if done == len(data):
+                return
+            reader.feed(memoryview(data)[done:])
+        else:
+            reader.feed(data)
         channels = self.channels
         while not self.closed:
             event = reader.next_event()
@@ -145,8 +174,10 @@ class IngestSession:
         return stream
 
     def bind_interleaved(self, track: int, pair: tuple[int, int]) -> None:
-        """Interleaved channels (RTP, RTCP) that carry `track`."""
-        self.channels[pair[0]], self.channels[pair[1]] = self.rtp_sinks(track)
+        """Interleaved channels (RTP, RTCP) that carry `track`: their frames
+        are bytes, or views of a read's bytes, that stay as they are."""
+        ingest = self.ingests[track]
+        self.channels[pair[0]], self.channels[pair[1]] = ingest.push_rtp_view, ingest.push_rtcp
 
     def rtp_sinks(self, track: int) -> tuple[PacketSink, PacketSink]:
         """(RTP sink, RTCP sink) of `track`, for a transport of its own (UDP)."""

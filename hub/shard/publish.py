@@ -154,6 +154,7 @@ class RtspPublisher(RtspServerProtocol):
         self.sdp: Sdp | None = None
         self.announced: list[AnnouncedTrack] = []
         self.setups: dict[int, _Setup] = {}  # by announced index
+        self._at_boundary = False  # the engine holds no unread bytes (see data_received)
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
                                     clock=host.clock)
         self.channels = self.ingest.channels  # `$` frames straight to the tracks
@@ -169,8 +170,19 @@ class RtspPublisher(RtspServerProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        self.ingest.count(len(data))
+        ingest = self.ingest
+        ingest.count(len(data))
+        if self._at_boundary and not self.closed:
+            # The hot path: whole `$` frames at the start of a read go to
+            # their tracks as views of it; the engine parses what is left.
+            done = ingest.receive_frames(data)
+            if done == len(data):
+                return
+            data = data[done:]
         super().data_received(data)
+        # Only the engine's reading buffers bytes: nothing left in it means
+        # the next read starts at a message or frame.
+        self._at_boundary = not self.engine.buffered
 
     def before_timer(self, now: float) -> None:
         if self.ingest.seen:  # UDP datagrams (and bytes) since the last timer

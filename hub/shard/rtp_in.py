@@ -7,8 +7,10 @@ socket (`push_rtp`), or access units that arrive whole, such as RTMP's
 (`push_au`); both ways give the same ring entries. It is the hot path,
 so everything that can be decided once (which depacketiser, which flags,
 whether audio counts as keyframes, the time base) is decided in
-`__init__` or on the first packet, and a packet costs one parse, one
-depacketiser call and one ring write per finished access unit.
+`__init__` or on the first packet, and a packet costs one header unpack
+(no packet object, no copy of its payload when it comes as a view that
+stays valid: `push_rtp_view`), one depacketiser call, and per finished
+access unit one join of its pieces and one ring write.
 
 Timestamps follow the contract of `hub.media.stream_desc`: the extended RTP
 timestamp (or the source's unit timestamp) minus this track's first one,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import struct
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -32,7 +35,6 @@ from ..errors import ProtocolError
 from ..media.aac import AacConfig
 from ..media.dts import DtsEstimator
 from ..media.rtcp import SenderReport, parse_compound
-from ..media.rtp import RtpPacket
 from ..media.rtp_aac import AacDepacketizer
 from ..media.rtp_h264 import H264Depacketizer
 from ..media.rtp_h265 import H265Depacketizer
@@ -44,6 +46,9 @@ from .sdp_tracks import with_aac_config, with_h264_params, with_h265_params
 from .stream import Stream
 
 log = logging.getLogger("hub.shard.rtp_in")
+
+_RTP = struct.Struct(">BBHI")  # flags, marker + payload type, sequence number, timestamp
+_EXT = struct.Struct(">HH")
 
 __all__ = ["IngestStats", "TrackIngest", "make_depacketizer"]
 
@@ -98,7 +103,7 @@ class TrackIngest:
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started", "_write",
-                 "_nal_depack", "_is_video", "_dts")
+                 "_nal_depack", "_is_video", "_dts", "_dts_of")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -123,6 +128,7 @@ class TrackIngest:
         fps = desc.framerate if desc.kind == "video" else 0.0
         self._dts = DtsEstimator(round(desc.clock_rate / fps) if fps else None) \
             if desc.codec in ("H264", "H265") else None
+        self._dts_of = self._dts.dts if self._dts is not None else None
         self._on_params = on_params
         self._clock = clock
         self._started = stream.started if started is None else started
@@ -146,42 +152,71 @@ class TrackIngest:
 
     # -- RTP ------------------------------------------------------------------
     def push_rtp(self, data: bytes | bytearray | memoryview) -> None:
-        """One RTP packet as received; never raises for what the peer sent."""
-        try:
-            pkt = RtpPacket.parse(data)
-        except ProtocolError:
+        """One RTP packet as received, in a buffer that may be reused after
+        the call (a UDP socket's): copied once, then as `push_rtp_view`."""
+        self.push_rtp_view(data if isinstance(data, bytes) else bytes(data))
+
+    def push_rtp_view(self, data: bytes | bytearray | memoryview) -> None:
+        """One RTP packet in bytes, or a view of bytes, that stay as they are
+        (an interleaved frame of a TCP read): its payload is not copied, the
+        depacketiser keeps views of it until its unit is written. Never
+        raises for what the peer sent: what does not parse is counted.
+
+        The header is read here (RFC 3550 5.1: version, CSRCs, extension,
+        padding checked as `hub.media.rtp.RtpPacket.parse` does) rather than
+        through an RtpPacket: this runs for every packet of every publisher."""
+        n = len(data)
+        if n < 12:
             self.stats.bad_rtp += 1
             return
-        if pkt.payload_type != self.pt:
+        b0, b1, seq, ts = _RTP.unpack_from(data)
+        pos = 12 + ((b0 & 0x0F) << 2)
+        if b0 & 0xF0 != 0x80:  # version 2, no padding, no extension: the usual case
+            if b0 >> 6 != 2:
+                self.stats.bad_rtp += 1
+                return
+            if b0 & 0x10:
+                if pos + 4 > n:
+                    self.stats.bad_rtp += 1
+                    return
+                pos += 4 + (_EXT.unpack_from(data, pos)[1] << 2)
+            if b0 & 0x20:
+                pad = data[n - 1]
+                if pad == 0 or pos + pad > n:
+                    self.stats.bad_rtp += 1
+                    return
+                n -= pad
+        if pos > n:
+            self.stats.bad_rtp += 1
+            return
+        if b1 & 0x7F != self.pt:
             self.stats.foreign_pt += 1
             return
         self.stats.packets += 1
         if self._base is None:
-            self._set_base(pkt.timestamp)
+            self._set_base(ts)
         depack = self._depack
+        payload = memoryview(data)[pos:n]
         if depack is None:
-            self._pass_through(pkt)
+            self._pass_through(ts, bool(b1 & 0x80), payload)
             return
-        aus = depack.push(pkt)
-        if aus:
-            base = self._base
-            assert base is not None
-            write = self._write
-            index = self.index
-            # Only video decides start points; an audio depacketiser's own
-            # keyframe flag (every AAC frame) must not move the GOP start.
-            key_all = self._key_all
-            video = self._is_video
-            dts_of = self._dts.dts if self._dts is not None else None
-            for au in aus:
-                pts = au.pts - base
-                # RTP has no DTS: derive one for video (B-frames), audio is in order.
-                dts = dts_of(pts) if dts_of is not None else pts
-                write(index, au.data, pts, dts, key_all or (video and au.keyframe))
-            self.stats.entries += len(aus)
+        depack.feed(seq, ts, bool(b1 & 0x80), payload, self._unit)
         nal = self._nal_depack
         if nal is not None and nal.params_changed:
             self._check_params(nal)
+
+    def _unit(self, pts: int, data: bytes | memoryview, keyframe: bool) -> None:
+        """A unit the depacketiser finished: into the ring (its one copy)."""
+        base = self._base
+        assert base is not None
+        pts -= base
+        # RTP has no DTS: derive one for video (B-frames), audio is in order.
+        dts_of = self._dts_of
+        dts = dts_of(pts) if dts_of is not None else pts
+        # Only video decides start points; an audio depacketiser's own
+        # keyframe flag (every AAC frame) must not move the GOP start.
+        self._write(self.index, data, pts, dts, self._key_all or (self._is_video and keyframe))
+        self.stats.entries += 1
 
     def _set_base(self, first_ts: int) -> None:
         """Map the first packet's timestamp to its arrival offset.
@@ -193,12 +228,12 @@ class TrackIngest:
         offset = max(0.0, self._clock() - self._started)
         self._base = first_ts - round(offset * self.desc.clock_rate)
 
-    def _pass_through(self, pkt: RtpPacket) -> None:
+    def _pass_through(self, ts: int, marker: bool, payload: memoryview) -> None:
         base = self._base
         assert base is not None
-        pts = self._unwrap.extend(pkt.timestamp) - base
-        flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if pkt.marker else FLAG_RTP_PAYLOAD
-        self._write(self.index, pkt.payload, pts, pts, self._key_all, flags)
+        pts = self._unwrap.extend(ts) - base
+        flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if marker else FLAG_RTP_PAYLOAD
+        self._write(self.index, payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
 
     def _check_params(self, depack: RtpNalDepacketizer) -> None:

@@ -155,6 +155,13 @@ class RtspServerConnection:
         return self._current is not None and self._unread >= self.max_pipelined
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not returned as events yet: at 0, the next
+        byte received starts a message or a `$` frame (so a publisher's
+        glue may take whole frames off a read itself)."""
+        return self._unread
+
+    @property
     def _unread(self) -> int:
         return self._reader.buffered + self._queued
 
