@@ -126,7 +126,11 @@ def test_ffmpeg_h264_aac_over_tcp() -> None:
             # replayed ANNOUNCE, the requests and every `$` frame.
             total = await tcp_payload_received(handed.dup_fd)
             assert session.stream is not None
-            assert session.stream.size == session.ingest.bytes_in == total - handed.front_bytes
+            # The kernel's count takes the peer's FIN as a byte (subtracted),
+            # unless FFmpeg, closing with our TEARDOWN answer unread, reset the
+            # connection without one: then it is one byte short of the payload.
+            assert session.stream.size == session.ingest.bytes_in
+            assert session.ingest.bytes_in - (total - handed.front_bytes) in (0, 1)
             assert handed.already_read.startswith(b"ANNOUNCE rtsp://127.0.0.1:")
         finally:
             await bench.close()
