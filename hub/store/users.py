@@ -310,16 +310,16 @@ class UserTable:
             return None
         return user if verify_password(user.password_hash, password) else None
 
-    def upgrade_password(self, name: str, password: str) -> bool:
+    def upgrade_password(self, name: str, password: str, hashed: tuple[str, str] | None = None) -> bool:
         """After a successful login: replace a legacy (plain/MD5) hash with
-        scrypt and fill the HA1, without revoking tokens. True if changed."""
+        scrypt and fill the HA1, without revoking tokens. True if changed.
+        `hashed`: `hash_for(name, password)` when the caller made it already."""
         user = self.get(name)
         if user is None or not needs_rehash(user.password_hash):
             return False
         if not verify_password(user.password_hash, password):
             return False
-        user.password_hash = hash_password(password)
-        user.ha1 = digest_ha1(user.name, REALM, password)
+        user.password_hash, user.ha1 = hashed or hash_for(user.name, password)
         self._changed()
         return True
 
@@ -394,19 +394,30 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_hex(8))
 
 
-def first_start(data_dir: str, admin_password: str | None,
-                users_file: str = "users.json") -> tuple[UserTable, str | None]:
-    """Load the users file; when there is none, create `admin` (admin, push and
-    pull `*`) with `admin_password` (HUB_ADMIN_PASSWORD) or a random password,
-    save it 0600 and return the generated password for the caller to print once."""
-    path = os.path.join(data_dir, users_file)
+def initial_users(path: str, admin_password: str | None) -> tuple[UserTable, str | None, bool]:
+    """The users file; when there is none, a table with `admin` (admin, push
+    and pull `*`) and `admin_password` (HUB_ADMIN_PASSWORD) or a random one.
+    Returns (table, the generated password or None, whether the table is new
+    or was migrated and should be stored)."""
     if os.path.exists(path):
-        return UserTable.load(path), None
+        table = UserTable.load(path)
+        return table, None, table.migrated
     generated = None
     if not admin_password:
         generated = admin_password = secrets.token_urlsafe(12)
     table = UserTable()
     table.upsert({"name": ADMIN_NAME, "password": admin_password, "admin": True,
                   "push": "*", "pull": "*"})
-    table.save(path)
+    return table, generated, True
+
+
+def first_start(data_dir: str, admin_password: str | None,
+                users_file: str = "users.json") -> tuple[UserTable, str | None]:
+    """`initial_users`, saving a new table (0600); returns the generated
+    password for the caller to print once."""
+    path = os.path.join(data_dir, users_file)
+    existed = os.path.exists(path)
+    table, generated, _store = initial_users(path, admin_password)
+    if not existed:
+        table.save(path)
     return table, generated

@@ -182,11 +182,13 @@ class Supervisor:
         log.info("instance %s: %d shards, %d fronts, listening on %s",
                  self.instance, self.config.shard_count, self.config.front_count, self.config.listen)
         try:
+            await self.stores.open()
             await self.tree.start()
             await self._stop.wait()
             log.info("stopping")
         finally:
             await self.lifecycle.aclose()
+            await self.stores.aclose()
             await self.tree.stop()
             removed = cleanup_stale(f"{SHM_PREFIX}{self.instance}-")
             if removed:
