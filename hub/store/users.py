@@ -25,6 +25,10 @@ NAME_MAX = 64
 PASSWORD_MAX = 1024
 WIRE_VERSION = 1
 ADMIN_NAME = "admin"
+#: The cluster's relay credential (hub.cluster): nodes pull each other's
+#: streams as this user, whose password is the cluster's secret. `%` is
+#: refused in real names, so no user can be it.
+RELAY_USER = "%relay"
 # Characters that would break a REST path, a Basic header or a Digest quote.
 _NAME_FORBIDDEN = frozenset(':"\\/?#%;')
 # Whole names a URL path segment cannot carry: clients remove dot segments
@@ -386,6 +390,17 @@ class UserTable:
             table._users[name] = user
         table.revision = int(wire.get("rev", 0))
         return table
+
+
+def relay_user_wire(secret: str) -> list[str]:
+    """The relay user as the supervisor sends it to the fronts: (name, hash, HA1)."""
+    return [RELAY_USER, hash_password(secret), digest_ha1(RELAY_USER, REALM, secret)]
+
+
+def relay_user(wire: list[str]) -> User:
+    """The relay user of `relay_user_wire`: may pull any path, push none, no admin."""
+    name, pw_hash, ha1 = wire
+    return User(name, pw_hash, ha1, admin=False, push="", pull="*")
 
 
 @lru_cache(maxsize=1)
