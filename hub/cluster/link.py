@@ -97,14 +97,16 @@ class RedisLink:
         while not self._closing:
             pubsub = self.client.pubsub()
             try:
+                # Connections pooled before an outage are dead: drop them all.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
                 await self.client.ping()
+                delay = BACKOFF_MIN  # it answers: a failure from here on is retried soon
                 await pubsub.subscribe(*self.channels)
                 self._broken = False
                 self._set_up(True)
                 await self._on_up()
                 log.info("redis %s: connected", self.masked)
                 said = False
-                delay = BACKOFF_MIN
                 while not self._broken:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=READ_WAIT)
                     if msg is not None and msg.get("type") == "message":

@@ -124,14 +124,15 @@ class RedisBackend:
                     try:
                         await pipe.watch(K.rev_key(kind))
                         rev = int(await pipe.get(K.rev_key(kind)) or 0)
+                        # Our own copy, not the caller's: a reload may have moved it on.
+                        current = self.tables[kind]
                         if rev != self.revs.get(kind):
                             raw = await pipe.get(K.table_key(kind))
                             if raw is None:
                                 raise StoreUnavailable(f"the {kind} table is missing from Redis")
                             current = spec.from_json(json.loads(raw))
-                            self._keep(kind, current, rev)
-                            if self._callback is not None:  # the children get it even if the change fails
-                                self._callback(kind, current)
+                            if self._keep(kind, current, rev) and self._callback is not None:
+                                self._callback(kind, current)  # the children get it even if the change fails
                         before = spec.to_json(current)
                         table = spec.from_json(before)
                         result = change(table)
@@ -146,15 +147,22 @@ class RedisBackend:
                     except WatchError:
                         continue
                 self._keep(kind, table, rev + 1)
-                return table, result
+                # A newer revision may have been read meanwhile (it holds this change too).
+                latest: T = self.tables[kind]
+                return latest, result
         except LINK_ERRORS as e:
             self.link.broken(e)
             raise StoreUnavailable() from None
         raise StoreUnavailable(f"the {kind} table changed {MAX_ATTEMPTS} times under this change; try again")
 
-    def _keep(self, kind: str, table: Any, rev: int) -> None:
+    def _keep(self, kind: str, table: Any, rev: int) -> bool:
+        """Hold `table` as of `rev`, unless a newer one is held already (a
+        reload and a change of ours can finish in either order)."""
+        if kind in self.tables and rev <= self.revs.get(kind, 0):
+            return False
         self.tables[kind] = table
         self.revs[kind] = rev
+        return True
 
     # -- other nodes' changes ---------------------------------------------------------
     def on_changed(self, data: bytes) -> None:
@@ -202,10 +210,9 @@ class RedisBackend:
                 return False
             raise StoreUnavailable(f"the {kind} table is missing from Redis")
         rev = int(rev_raw or 0)
-        if kind in self.tables and rev == self.revs.get(kind):
+        if kind in self.tables and rev <= self.revs.get(kind, 0):
             return False
-        self._keep(kind, spec.from_json(json.loads(raw)), rev)
-        return True
+        return self._keep(kind, spec.from_json(json.loads(raw)), rev)
 
     async def resync(self) -> None:
         """After a reconnect: every table whose revision moved while away."""

@@ -55,7 +55,9 @@ class StoreBackend(Protocol):
 
     async def update(self, spec: TableSpec[T], current: T, change: Callable[[T], R]) -> tuple[T, R]:
         """Apply `change` to a copy of the table atomically: (new table, its
-        result), or (`current`, result) when the change changed nothing."""
+        result), or (the table, result) when the change changed nothing.
+        `current` is the caller's table; a backend that other nodes write
+        to applies the change to its own newest copy instead."""
         ...
 
     async def token_key(self, path: str) -> bytes:

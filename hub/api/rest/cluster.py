@@ -57,14 +57,17 @@ async def cluster_view(front: FrontContext, infos: list[dict[str, Any]],
 
 
 def merge(parts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Consumers]:
-    """One stream per path (its owner's; relays are not streams of their
-    own), with `node`; every node's consumers by path, each with `node`."""
+    """One stream per path (its owner's; a relay is not a stream of its own,
+    unless its owner did not answer), with `node`; every node's consumers
+    by path, each with `node`."""
     streams: dict[str, dict[str, Any]] = {}
+    relayed: dict[str, dict[str, Any]] = {}
     out: Consumers = {}
     for part in parts:
         node = str(part.get("node", ""))
         for info in part.get("streams") or []:
             if info.get("relay"):
+                relayed[info["path"]] = {k: v for k, v in info.items() if k != "relay"} | {"node": info["relay"]}
                 continue
             info = {**info, "node": node}
             old = streams.get(info["path"])
@@ -73,6 +76,8 @@ def merge(parts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Consumers]
                 streams[info["path"]] = info
         for path, items in (part.get("consumers") or {}).items():
             out.setdefault(path, []).extend({**c, "node": node} for c in items)
+    for path, info in relayed.items():  # its owner did not answer (Redis away): as relayed here
+        streams.setdefault(path, info)
     return list(streams.values()), out
 
 
