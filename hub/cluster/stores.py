@@ -64,6 +64,7 @@ class RedisBackend:
         self._reloads: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._seed = link.client.register_script(_SEED)
+        self.conflicts = 0  # changes tried again because another node wrote first
 
     # -- start ------------------------------------------------------------------
     async def open(self, specs: Sequence[TableSpec[Any]]) -> dict[str, Any]:
@@ -145,6 +146,7 @@ class RedisBackend:
                         pipe.publish(K.CHANGED, K.dumps({"kind": kind, "rev": rev + 1, "node": self.node}))
                         await pipe.execute()
                     except WatchError:
+                        self.conflicts += 1
                         continue
                 self._keep(kind, table, rev + 1)
                 # A newer revision may have been read meanwhile (it holds this change too).

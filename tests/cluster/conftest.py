@@ -28,8 +28,6 @@ import pytest
 
 from tests.conftest import ROOT, HubServer, free_port
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class RedisServer:

@@ -14,6 +14,8 @@ from tests.conftest import HubServer
 from tests.e2e.tools import Pusher, make_media, play
 from tests.hostile.harness import FlvWatcher
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def h264(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -16,6 +16,8 @@ from tests.conftest import HubServer
 from tests.e2e.tools import Pusher, make_media, play
 from tests.hostile.harness import FlvWatcher
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def media(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:

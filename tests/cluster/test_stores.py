@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from tests.cluster.conftest import RedisServer, api, login, wait_for
 from tests.conftest import HubServer
+
+pytestmark = pytest.mark.e2e
 
 
 def test_user_on_a_logs_in_on_c_and_a_password_change_on_c_revokes_on_a(
