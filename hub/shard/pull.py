@@ -35,7 +35,7 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Iterable
 
 from ..errors import HubError, NotFound
@@ -49,6 +49,9 @@ log = logging.getLogger("hub.shard.pull")
 
 __all__ = ["PullManager", "PullSettings", "PullSource", "RoutePull", "RtspPullSession", "UpstreamUrl",
            "RouteLookup", "RelayLookup"]
+
+#: A relay without data from the owning node for this long reconnects (or stops).
+RELAY_SESSION_TIMEOUT = 10.0
 
 #: path → (upstream URL, keepalive) or None when no route applies.
 RouteLookup = Callable[[str], "tuple[str, bool] | None"]
@@ -193,7 +196,10 @@ class RoutePull:
         try:
             up = UpstreamUrl.parse(self.url)
             loop = asyncio.get_running_loop()
-            session = RtspPullSession(self, up, self.manager.streams, self.manager.settings, self.manager.clock)
+            settings = self.manager.settings
+            if self.origin:  # another node sends media all the time: silence means it is gone
+                settings = replace(settings, session_timeout=min(settings.session_timeout, RELAY_SESSION_TIMEOUT))
+            session = RtspPullSession(self, up, self.manager.streams, settings, self.manager.clock)
             self.session = session
             tls = ssl.create_default_context() if up.tls else None
             await asyncio.wait_for(
