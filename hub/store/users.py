@@ -188,6 +188,9 @@ class UserTable:
 
     def __init__(self, users: Iterable[User] = ()) -> None:
         self._users: dict[str, User] = {u.name: u for u in users}
+        #: Users that only `get` finds (the cluster's relay user in a front's
+        #: copy): never listed, stored, sent, nor given tokens.
+        self._internal: dict[str, User] = {}
         self.revision = 0
         self.migrated = False   # loaded legacy entries: save to store them as ours
         self.skipped: list[str] = []   # entries of a loaded file that were invalid
@@ -241,10 +244,17 @@ class UserTable:
     # -- CRUD ----------------------------------------------------------------
 
     def get(self, name: str) -> User | None:
-        return self._users.get(canonical_name(name))
+        name = canonical_name(name)
+        user = self._users.get(name)
+        return user if user is not None or not self._internal else self._internal.get(name)
+
+    def add_internal(self, user: User) -> None:
+        """A user for credential checks only (see `_internal`); its name must
+        be one no real user can have (`validate_name` refuses it)."""
+        self._internal[user.name] = user
 
     def get_public(self, name: str) -> dict[str, Any]:
-        user = self.get(name)
+        user = self._users.get(canonical_name(name))
         if user is None:
             raise NotFound(f"user {canonical_name(name)!r} not found")
         return public_dict(user)
