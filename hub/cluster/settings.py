@@ -1,14 +1,29 @@
 """The cluster's configuration keys, checked where `hub.config` checks the rest.
 
 Kept apart from the Redis modules so reading a configuration never imports
-the Redis client. Raises ValueError; `hub.config` turns it into ConfigError.
+the Redis client. Raises BadRequest; `hub.config` turns it into ConfigError.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 from typing import Any
+
+from ..errors import BadRequest
+
+#: Environment variables and flags (their argparse destinations) -> config keys.
+CLUSTER_ENV_KEYS = {"HUB_CLUSTER": "cluster", "HUB_NODE_NAME": "node_name", "HUB_ADVERTISE": "advertise"}
+CLUSTER_FLAG_KEYS = {"cluster": "cluster", "node_name": "node_name", "advertise": "advertise"}
+
+
+def add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="redis://HOST:PORT/DB",
+                   help="join a cluster: users, routes and the stream directory in this Redis")
+    p.add_argument("--node-name", metavar="NAME", help="this node's name in the cluster (default: the host name)")
+    p.add_argument("--advertise", metavar="HOST:PORT",
+                   help="where the other nodes reach this one (default: the listen address, or the host name)")
 
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SCHEMES = ("redis", "rediss", "unix")
@@ -30,26 +45,26 @@ def check_cluster_keys(d: dict[str, Any]) -> None:
     Normalises `d` in place (stripped strings)."""
     for key in ("cluster", "node_name", "advertise"):
         if not isinstance(d[key], str):
-            raise ValueError(f"{key}: expected a string, got {d[key]!r}")
+            raise BadRequest(f"{key}: expected a string, got {d[key]!r}")
         d[key] = d[key].strip()
     url = d["cluster"]
     if url and ("://" not in url or url.partition("://")[0].lower() not in _SCHEMES):
-        raise ValueError(f"cluster: expected redis://HOST:PORT/DB, got {mask_url_password(url)!r}")
+        raise BadRequest(f"cluster: expected redis://HOST:PORT/DB, got {mask_url_password(url)!r}")
     name = d["node_name"]
     if name and not _NODE_NAME.fullmatch(name):
-        raise ValueError(f"node_name: letters, digits, '.', '_' and '-' (at most 63), got {name!r}")
+        raise BadRequest(f"node_name: letters, digits, '.', '_' and '-' (at most 63), got {name!r}")
     adv = d["advertise"]
     if adv:
         host, port = split_host_port(adv)
         if host in _WILDCARDS or port == 0:
-            raise ValueError(f"advertise: expected HOST:PORT that other nodes can dial, got {adv!r}")
+            raise BadRequest(f"advertise: expected HOST:PORT that other nodes can dial, got {adv!r}")
 
 
 def split_host_port(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`; ValueError when it is not one."""
+    """`host:port` or `[v6]:port`; BadRequest when it is not one."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"advertise: expected HOST:PORT, got {text!r}")
+        raise BadRequest(f"advertise: expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port_text)
 
 

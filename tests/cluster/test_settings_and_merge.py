@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hub.api.rest.cluster import merge
@@ -9,7 +11,7 @@ from hub.cluster.settings import advertise_address, mask_url_password, node_name
 from hub.config import Config, ConfigError, load_config
 
 
-def test_cluster_keys_from_flags_env_and_file(tmp_path: object) -> None:
+def test_cluster_keys_from_flags_env_and_file() -> None:
     c = load_config(["--cluster", "redis://10.0.0.5:6379/2", "--node-name", "hub-0",
                      "--advertise", "hub-0.hub.media.svc:1554"], env={})
     assert (c.cluster, c.node_name, c.advertise) == ("redis://10.0.0.5:6379/2", "hub-0", "hub-0.hub.media.svc:1554")
@@ -32,10 +34,13 @@ def test_bad_cluster_keys_name_the_key(flag: str, value: str, key: str) -> None:
         load_config([flag, value], env={})
 
 
-def test_the_redis_password_is_masked() -> None:
+def test_the_redis_url_is_a_secret(tmp_path: Path) -> None:
     c = load_config(["--cluster", "redis://:s3cret@r:6379/0"], env={})
-    assert c.to_file_dict(mask_secrets=True)["cluster"] == "redis://:********@r:6379/0"
+    assert c.to_file_dict(mask_secrets=True)["cluster"] == "********"
     assert c.to_file_dict()["cluster"] == "redis://:s3cret@r:6379/0"
+    secret = tmp_path / "url"
+    secret.write_text("redis://:pw@r:6379/1\n")
+    assert load_config([], env={"HUB_CLUSTER_FILE": str(secret)}).cluster == "redis://:pw@r:6379/1"
     assert mask_url_password("redis://r:6379/0") == "redis://r:6379/0"
     assert mask_url_password("rediss://user:pw@r/0") == "rediss://user:********@r/0"
 
