@@ -57,7 +57,8 @@ class StoreBackend(Protocol):
         """Apply `change` to a copy of the table atomically: (new table, its
         result), or (the table, result) when the change changed nothing.
         `current` is the caller's table; a backend that other nodes write
-        to applies the change to its own newest copy instead."""
+        to applies the change to its own newest copy instead. A node's
+        changes come one at a time (the caller's lock)."""
         ...
 
     async def token_key(self, path: str) -> bytes:

@@ -31,6 +31,7 @@ class Backend:
         self.changes: list[tuple[str, Any]] = []
         self.backend.on_remote_change(lambda kind, table: self.changes.append((kind, table)))
         self.specs = table_specs(Config(data=str(data)))
+        self.lock = asyncio.Lock()
 
     def _message(self, channel: str, data: bytes) -> None:
         self.backend.on_changed(data)
@@ -46,9 +47,12 @@ class Backend:
         await self.link.aclose()
 
     async def add_route(self, i: int) -> None:
+        """As the supervisor's Stores do: one change of this node at a time."""
         spec = self.specs[1]
         obj = {"pattern": f"/r/{i:03d}", "url": f"rtsp://10.0.0.1/{i}"}
-        self.tables["routes"], _ = await self.backend.update(spec, self.tables["routes"], lambda t: t.upsert(obj))
+        async with self.lock:
+            self.tables["routes"], _ = await self.backend.update(spec, self.tables["routes"],
+                                                                 lambda t: t.upsert(obj))
 
 
 def test_two_nodes_writing_at_once_lose_nothing(redis_server: RedisServer, tmp_path: Path,
