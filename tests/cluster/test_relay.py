@@ -98,6 +98,9 @@ def test_pushed_to_a_plays_on_b_and_c_everywhere_with_one_relay_each(
             assert (r.video_codec, r.width, r.height) == ("h264", 640, 360) and r.advancing()
             assert r.decode_errors == 0
         _ws_flv_decodes(b, "/live/x", token)
+        # A browser path too: RTSP tunnelled in HTTP (FFmpeg's own client).
+        r = play(rtsp(c, "/live/x"), frames=30, timeout=20, options={"rtsp_transport": "http"})
+        assert (r.video_codec, r.width, r.height) == ("h264", 640, 360) and r.advancing()
         # a holds one consumer per relaying node, however many players they have.
         assert consumers_on(a, token, "/live/x", "a") == 2
         listed = streams(c, token)
@@ -233,3 +236,33 @@ def test_delete_is_forwarded_to_the_owner(three: tuple[HubServer, HubServer, Hub
              message="a's stream was not deleted")
     assert api(b, "GET", "/api/v1/streams/live/k", token=token)[1]["node"] == "a"
     assert api(b, "GET", "/api/v1/streams/live/d", token=token)[0] == 404
+
+
+def test_a_route_is_pulled_once_in_the_cluster(
+        three: tuple[HubServer, HubServer, HubServer], redis_server: RedisServer,
+        hub_factory: Callable[..., HubServer], media: Callable[[str], Path],
+        pushers: Callable[[str, Path], Pusher]) -> None:
+    a, b, c = three
+    token = a.token()
+    camera = hub_factory("--shards", "1", "--fronts", "1")  # a standalone server plays the camera
+    pushers(camera.rtsp_url("/live/cam"), media("h264"))
+    wait_stream(camera, camera.token(), "/live/cam")
+    assert api(a, "POST", "/api/v1/routes", {"pattern": "/cam/", "url": f"rtsp://127.0.0.1:{camera.port}/live/"},
+               token=token)[0] == 200
+    first = FlvWatcher(b.port, "/cam/cam").start(frames=10, timeout=25)  # b's player starts the pull
+    try:
+        entry = json.loads(redis_server.command("GET", "hub:stream:/cam/cam"))
+        assert (entry["node"], entry["kind"]) == ("b", "pull")
+        second = FlvWatcher(c.port, "/cam/cam").start(frames=10, timeout=25)  # c relays from b
+        try:
+            r = play(a.rtsp_url("/cam/cam"), frames=30, timeout=20, options={"rtsp_transport": "tcp"})
+            assert r.video_codec == "h264" and r.advancing() and r.decode_errors == 0
+            # The camera has one consumer: b's pull; a and c relay from b.
+            upstream = streams(camera, camera.token())
+            assert [(s["path"], s["cc"]) for s in upstream] == [("/live/cam", 1)]
+            assert [(s["path"], s["node"]) for s in streams(c, token)] == [("/cam/cam", "b")]
+            first.assert_flowing(time.monotonic() - 2, bound=1.5)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
