@@ -27,8 +27,8 @@ node_modules/.installed: package.json package-lock.json
 # System programs the tests drive, installed from Debian's packages when
 # missing, with one apt-get run: ffmpeg (pushes and plays), chromium (the
 # browser tests), systemd-analyze (the unit file), promtool and prometheus
-# (the deploy configs and the metrics test).
-SYSDEPS := ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus
+# (the deploy configs and the metrics test), redis-server (the cluster tests).
+SYSDEPS := ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

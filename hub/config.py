@@ -21,6 +21,7 @@ from .config_values import as_bool, as_int, as_seconds, as_str, as_token, port_r
 from .config_webrtc import WebRtcConfig, validate_webrtc
 from .errors import BadRequest
 from .store.recordings import rules_from_config
+from .cluster.settings import CLUSTER_ENV_KEYS, CLUSTER_FLAG_KEYS, add_cluster_flags, check_cluster_keys
 
 DEFAULT_PORT = 1554
 
@@ -79,7 +80,7 @@ RELOADABLE_KEYS = frozenset({
 })
 
 # Keys whose values are secrets: `--check-config` prints them masked.
-SECRET_KEYS = frozenset({"metrics.token"})
+SECRET_KEYS = frozenset({"metrics.token", "cluster"})  # a Redis URL may hold a password
 MASK = "********"
 
 
@@ -119,6 +120,9 @@ class Config:
     # recording: rules (hub.store.recordings) and the folder ("" = DATA/recordings)
     record: list[dict[str, Any]] = field(default_factory=list)
     recordings: str = ""
+    cluster: str = ""  # redis://HOST:PORT/DB: several nodes behind one name (hub.cluster); "" = alone
+    node_name: str = ""  # "" = the host name
+    advertise: str = ""  # HOST:PORT other nodes reach this one at; "" = from listen / the host name
 
     # -- derived -------------------------------------------------------
     @property
@@ -303,7 +307,7 @@ _ENV_KEYS = {
     "HUB_LIMITS_CONNECTIONS_PER_IP": "limits.connections_per_ip",
     "HUB_WEBRTC_UDP_PORT": "webrtc.udp_port", "HUB_WEBRTC_PUBLIC_ADDRESSES": "webrtc.public_addresses",
     "HUB_WEBRTC_ICE_SERVERS": "webrtc.ice_servers", "HUB_WEBRTC_CONSENT_TIMEOUT": "webrtc.consent_timeout",
-    "HUB_HLS_VARIANT": "hls.variant", "HUB_RECORDINGS": "recordings",
+    "HUB_HLS_VARIANT": "hls.variant", "HUB_RECORDINGS": "recordings", **CLUSTER_ENV_KEYS,
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
@@ -393,6 +397,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     d["recordings"] = as_str("recordings", d["recordings"])
     try:
         d["record"] = rules_from_config(d["record"])
+        check_cluster_keys(d)
     except BadRequest as e:
         raise ConfigError(e.message) from None
     return Config.from_dict(d)
@@ -409,7 +414,7 @@ _FLAG_KEYS = {
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
-    "webrtc_udp_port": "webrtc.udp_port", "webrtc_public_addresses": "webrtc.public_addresses",
+    "webrtc_udp_port": "webrtc.udp_port", "webrtc_public_addresses": "webrtc.public_addresses", **CLUSTER_FLAG_KEYS,
 }
 
 
@@ -449,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: any free port)")
     p.add_argument("--webrtc-public-addresses", metavar="IP[,IP...]",
                    help="addresses WebRTC clients reach the UDP ports at (a NAT's or a container host's)")
+    add_cluster_flags(p)
     return p
 
 

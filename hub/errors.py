@@ -150,6 +150,15 @@ class Draining(ServiceUnavailable):
     reason = "Service Unavailable: draining"
 
 
+class StoreUnavailable(ServiceUnavailable):
+    """A cluster's shared store (Redis) cannot be reached: changes to users
+    and routes are refused until it is back (reads, logins' checks, live
+    streams and players go on)."""
+
+    reason = "Service Unavailable: the shared store (Redis) is not reachable; try again"
+    public_message = True
+
+
 class NotReady(ServiceUnavailable):
     """`/readyz`: what is not ready (child names, draining), for the probe
     and the operator reading it."""

@@ -22,7 +22,7 @@ from ..ipc import messages as M
 from ..logs import level_number
 from ..ipc.channel import IpcChannel
 from ..store.routes import RouteTable
-from ..store.users import UserTable
+from ..store.users import User, UserTable, relay_user
 from ..udp_ports import PortPairPool
 from .play.hls_live import HlsLive
 from .play.hls_viewers import HlsViewers
@@ -76,6 +76,7 @@ class FrontContext:
     users: UserTable | None = None
     routes: RouteTable | None = None
     tokens: TokenService | None = None
+    relay_user: User | None = None
     #: SIGTERM reached the tree: no new sessions, the listening socket is closed.
     draining: bool = False
     #: Listening on the shared port (uvicorn started), until a drain closes it.
@@ -186,8 +187,12 @@ class FrontContext:
 
     def apply_store(self, msg: dict[str, Any]) -> None:
         """The supervisor's snapshot or broadcast change: new read-only copies."""
+        if "relay_user" in msg:  # a cluster's: other nodes pull any path as this user
+            self.relay_user = relay_user(msg["relay_user"])
         if "users" in msg:
             self.users = UserTable.from_wire(msg["users"])
+            if self.relay_user is not None:
+                self.users.add_internal(self.relay_user)
         if "routes" in msg:
             self.routes = RouteTable.from_wire(msg["routes"])
         if "key" in msg:

@@ -50,6 +50,13 @@ HLS_OPEN = "hls_open"              # front -> shard: {path, variant} start/keep 
 HLS_PART = "hls_part"              # shard -> front notice: {p, st: LlState, n: next part} a part is out
 HLS_GONE = "hls_gone"              # shard -> front notice: {p} the stream's fMP4 segmenter stopped
 HLS_TOUCH = "hls_touch"            # front -> shard notice: {p} LL players still ask
+# A cluster's nodes (hub.cluster; only with --cluster):
+CLUSTER_LOCATE = "cluster_locate"  # shard -> supervisor: {path, routed}: {relay: url, node} or {} (pull it here)
+CLUSTER_STREAM = "cluster_stream"  # shard -> supervisor notice: {up, path, sid, kind, codecs, start_on, t}
+CLUSTER_STREAMS = "cluster_streams"  # front -> supervisor: the other nodes' streams and consumers
+CLUSTER_NODES = "cluster_nodes"    # front -> supervisor: the nodes (GET /api/v1/cluster)
+CLUSTER_DELETE = "cluster_delete"  # front -> supervisor: {path}: True when sent on to the owning node
+CLUSTER_KICK = "cluster_kick"      # front -> supervisor: {node, cid}: a consumer held by another node
 
 # Several label values in one key of a metrics report.
 LABEL_SEP = "\t"

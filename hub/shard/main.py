@@ -30,6 +30,7 @@ from .publish import PublishHost, RtspPublisher
 from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .record import RecordManager
 from ..store.recordings import RecordTable, rule_from_obj
+from .cluster import ShardCluster
 from .pull import PullManager, PullSettings  # route pulls
 from .stream import Stream
 from .streams import StreamTable
@@ -69,6 +70,8 @@ class Shard:
         cfg = args.config
         self.pulls = PullManager(self.streams, self._route_for, PullSettings(
             idle_timeout=float(cfg.route_idle_timeout), session_timeout=float(cfg.rtsp_session_timeout)))
+        # a cluster's directory hooks and relays (hub.shard.cluster)
+        self.cluster = ShardCluster(self.streams, self.pulls, lambda: self.supervisor) if cfg.cluster else None
 
     def _load_routes(self) -> RouteTable:
         cfg = self.args.config
@@ -186,6 +189,8 @@ class Shard:
                 stream = await self.pulls.ensure(str(args["path"]))  # route pull
             return await self.hls.open(stream, str(args.get("variant", "ts")), ch)
         if method == "list_streams":
+            if self.cluster is not None:
+                return self.cluster.list_streams(self.streams)
             return [s.info() for s in self.streams]
         if method == "stream_info":
             stream = self.streams.get(str(args["path"]))
@@ -194,7 +199,8 @@ class Shard:
             return stream.info()
         if method == "delete_stream":
             stream = self.streams.get(str(args["path"]))
-            if stream is not None:
+            sid = args.get("stream_id")  # a cluster closes one stream, not a newer one of the path
+            if stream is not None and (sid is None or stream.stream_id == sid):
                 self.streams.close(stream)
             return True
         if method == "whip_offer":

@@ -19,6 +19,14 @@ connect timeout. The pull then lives on its own:
 Each outage ends the stream (players see the end) and each reconnect
 publishes a new one on the same path: the upstream's SDP, clocks and
 sequence numbers may all differ after a restart.
+
+In a cluster (`relays` set, hub.shard.cluster) a pull may also be a relay:
+a path that another node holds is pulled from that node (its RTSP address,
+the cluster's relay credential) however the route table reads, one pull per
+path per node. Each reconnect asks again where the path is, so a relay
+retries only while the directory lists the stream (and follows it to a new
+owner), and a routed path whose owner went away is pulled from its camera
+here.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import asyncio
 import logging
 import ssl
 import time
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Iterable
 
 from ..errors import HubError, NotFound
 from ..placement import canonical_path
@@ -38,20 +47,38 @@ from .streams import StreamTable
 
 log = logging.getLogger("hub.shard.pull")
 
-__all__ = ["PullManager", "PullSettings", "RoutePull", "RtspPullSession", "UpstreamUrl", "RouteLookup"]
+__all__ = ["PullManager", "PullSettings", "PullSource", "RoutePull", "RtspPullSession", "UpstreamUrl",
+           "RouteLookup", "RelayLookup"]
+
+#: A relay without data from the owning node for this long reconnects (or stops).
+RELAY_SESSION_TIMEOUT = 10.0
 
 #: path → (upstream URL, keepalive) or None when no route applies.
 RouteLookup = Callable[[str], "tuple[str, bool] | None"]
 
 
+@dataclass(frozen=True)
+class PullSource:
+    """Where a pull connects: a route's upstream, or another node (`origin`)."""
+
+    url: str
+    keepalive: bool = False
+    origin: str = ""  # the node relayed from; "" for a route
+
+
+#: (path, a route applies) → the node that holds the path, or None (pull it here, if routed).
+RelayLookup = Callable[[str, bool], Awaitable["PullSource | None"]]
+
+
 class RoutePull:
     """The pull of one path: reconnects while wanted, publishes each time."""
 
-    def __init__(self, manager: PullManager, path: str, url: str, keepalive: bool) -> None:
+    def __init__(self, manager: PullManager, path: str, url: str, keepalive: bool, origin: str = "") -> None:
         self.manager = manager
         self.path = path
         self.url = url
         self.keepalive = keepalive
+        self.origin = origin  # a relay: the node pulled from
         self.session: RtspPullSession | None = None
         self.stopped = False
         self.connects = 0  # successful PLAYs, for tests and stats
@@ -103,8 +130,9 @@ class RoutePull:
 
     def tick(self, now: float, stream: Stream) -> None:
         """The live session's periodic check: no readers for the idle time stops it."""
-        match = self.manager.routes(self.path)
-        self.keepalive = bool(match and match[1])  # a deleted route idles out
+        if not self.origin:  # a relay idles out whatever the route says
+            match = self.manager.routes(self.path)
+            self.keepalive = bool(match and match[1])  # a deleted route idles out
         if stream.readers or stream.taps:
             self.last_wanted = now
         elif not self.keepalive and now - self.last_wanted >= self.manager.settings.idle_timeout:
@@ -124,13 +152,12 @@ class RoutePull:
     async def _run(self) -> None:
         settings = self.manager.settings
         backoff = settings.backoff_min
+        first = True
         try:
             while self.wanted(self.manager.clock()):
-                match = self.manager.routes(self.path)
-                if match is None:
-                    self.stop("route removed")
+                if not first and not await self._where():
                     break
-                self.url, self.keepalive = match
+                first = False
                 self._poke.clear()
                 live = await self._attempt()
                 if live:
@@ -150,6 +177,18 @@ class RoutePull:
             self._settle(None, NotFound(f"{self.path}: pull stopped"))
             self.manager._forget(self)
 
+    async def _where(self) -> bool:
+        """Before a reconnect: where the path is pulled from now (False: stopped)."""
+        if self.manager.relays is not None and self.manager.streams.get(self.path) is not None:
+            self.stop("live from another source")  # a cluster's pull never replaces a stream
+            return False
+        source = await self.manager.resolve(self.path)
+        if source is None:
+            self.stop("no longer in the directory" if self.origin else "route removed")
+            return False
+        self.url, self.keepalive, self.origin = source.url, source.keepalive, source.origin
+        return True
+
     async def _attempt(self) -> bool:
         """One connection: True if it went live (then waits for its end)."""
         self._attempting = True
@@ -157,7 +196,10 @@ class RoutePull:
         try:
             up = UpstreamUrl.parse(self.url)
             loop = asyncio.get_running_loop()
-            session = RtspPullSession(self, up, self.manager.streams, self.manager.settings, self.manager.clock)
+            settings = self.manager.settings
+            if self.origin:  # another node sends media all the time: silence means it is gone
+                settings = replace(settings, session_timeout=min(settings.session_timeout, RELAY_SESSION_TIMEOUT))
+            session = RtspPullSession(self, up, self.manager.streams, settings, self.manager.clock)
             self.session = session
             tls = ssl.create_default_context() if up.tls else None
             await asyncio.wait_for(
@@ -208,9 +250,11 @@ class PullManager:
     """
 
     def __init__(self, streams: StreamTable, routes: RouteLookup, settings: PullSettings | None = None,
-                 *, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, clock: Callable[[], float] = time.monotonic, relays: RelayLookup | None = None) -> None:
         self.streams = streams
         self.routes = routes
+        #: A cluster's directory (hub.shard.cluster): asked first, for every pull.
+        self.relays = relays
         self.settings = settings or PullSettings()
         self.clock = clock
         self.pulls: dict[str, RoutePull] = {}
@@ -230,17 +274,35 @@ class PullManager:
             return stream
         pull = self.pulls.get(path)
         if pull is None or pull.stopped:
-            match = self.routes(path)
-            if match is None:
-                raise NotFound("404 page not found")
-            pull = RoutePull(self, path, match[0], match[1])
-            self.pulls[path] = pull
-            pull.start()
+            source = await self.resolve(path)
+            stream = self.streams.get(path)  # it may have gone live meanwhile
+            if stream is not None:
+                return stream
+            pull = self.pulls.get(path)  # or another asker started its pull meanwhile
+            if pull is None or pull.stopped:
+                if source is None:
+                    raise NotFound("404 page not found")
+                pull = RoutePull(self, path, source.url, source.keepalive, source.origin)
+                self.pulls[path] = pull
+                pull.start()
         fut = pull.want()
         try:
             return await asyncio.wait_for(fut, self.settings.connect_timeout)
         except asyncio.TimeoutError:
             raise NotFound(f"{path}: upstream not live within {self.settings.connect_timeout:g} s") from None
+
+    async def resolve(self, path: str) -> PullSource | None:
+        """Where to pull `path` from: the node that holds it (a cluster), else its route."""
+        match = self.routes(path)
+        if self.relays is not None:
+            try:
+                relay = await self.relays(path, match is not None)
+            except HubError as e:  # the directory is out of reach: our own route only
+                log.info("%s: cluster directory not asked (%s)", path, e)
+            else:
+                if relay is not None:
+                    return relay
+        return None if match is None else PullSource(match[0], match[1])
 
     def start_keepalive(self, paths: Iterable[str]) -> None:
         """Start pulls for exact keepalive routes (at shard start)."""
@@ -259,7 +321,8 @@ class PullManager:
 
     def info(self) -> list[dict[str, Any]]:
         return [{"path": p.path, "url": mask_password(p.url), "keepalive": p.keepalive,
-                 "live": p.stream is not None, "connects": p.connects, "error": p.last_error}
+                 "live": p.stream is not None, "connects": p.connects, "error": p.last_error,
+                 **({"relay_from": p.origin} if p.origin else {})}
                 for p in self.pulls.values()]
 
     async def aclose(self) -> None:

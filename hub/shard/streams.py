@@ -28,6 +28,9 @@ class StreamTable:
         # Sources that can be asked to close (publishers, pullers): path -> fn
         self.on_stream_closed: list[Callable[[Stream], None]] = []
         self.on_stream_opened: list[Callable[[Stream], None]] = []  # a new stream is live (recorders)
+        #: A cluster's shard (hub.shard.cluster): True for a source that must
+        #: not replace a live stream (a pull: another node's publisher won).
+        self.yields: Callable[[Any], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -43,6 +46,8 @@ class StreamTable:
         """A new source for `path`; a live one is replaced (as ipchub does)."""
         path = canonical_path(path)
         old = self._streams.get(path)
+        if old is not None and self.yields is not None and self.yields(source):
+            raise NotFound(f"{path} is live from {old.addr}")
         if old is not None:
             log.info("%s: new source from %s replaces %s", path, addr, old.addr)
             self.close(old)

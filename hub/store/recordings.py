@@ -203,10 +203,15 @@ class RecordTable:
     @classmethod
     def load(cls, path: str, configured: Iterable[RecordRule] = ()) -> RecordTable:
         """The configured rules, then the file's (missing file: none)."""
-        table = cls(configured)
         data = load_json(path, [])
         if not isinstance(data, list):
             raise StoreFileError(f"{path}: must be a JSON array of rules")
+        return cls.from_file_list(data, configured)
+
+    @classmethod
+    def from_file_list(cls, data: list[Any], configured: Iterable[RecordRule] = ()) -> RecordTable:
+        """The configured rules, then the API's as the file (or a cluster's Redis) holds them."""
+        table = cls(configured)
         for i, obj in enumerate(data):
             try:
                 rule = rule_from_obj(obj, "api")
@@ -216,11 +221,15 @@ class RecordTable:
             table._rules[rule.pattern] = rule
         return table
 
-    def save(self, path: str) -> None:
+    def to_file_list(self) -> list[dict[str, Any]]:
+        """The API's rules (the configured ones belong to each node's configuration)."""
         rules = [r.public_dict() for r in self if r.source == "api"]
         for r in rules:
             del r["source"]
-        atomic_write_json(path, rules, mode=0o600)
+        return rules
+
+    def save(self, path: str) -> None:
+        atomic_write_json(path, self.to_file_list(), mode=0o600)
 
     def page(self) -> list[dict[str, Any]]:
         return [r.public_dict() for r in self]

@@ -25,6 +25,10 @@ NAME_MAX = 64
 PASSWORD_MAX = 1024
 WIRE_VERSION = 1
 ADMIN_NAME = "admin"
+#: The cluster's relay credential (hub.cluster): nodes pull each other's
+#: streams as this user, whose password is the cluster's secret. `%` is
+#: refused in real names, so no user can be it.
+RELAY_USER = "%relay"
 # Characters that would break a REST path, a Basic header or a Digest quote.
 _NAME_FORBIDDEN = frozenset(':"\\/?#%;')
 # Whole names a URL path segment cannot carry: clients remove dot segments
@@ -184,6 +188,9 @@ class UserTable:
 
     def __init__(self, users: Iterable[User] = ()) -> None:
         self._users: dict[str, User] = {u.name: u for u in users}
+        #: Users that only `get` finds (the cluster's relay user in a front's
+        #: copy): never listed, stored, sent, nor given tokens.
+        self._internal: dict[str, User] = {}
         self.revision = 0
         self.migrated = False   # loaded legacy entries: save to store them as ours
         self.skipped: list[str] = []   # entries of a loaded file that were invalid
@@ -237,10 +244,17 @@ class UserTable:
     # -- CRUD ----------------------------------------------------------------
 
     def get(self, name: str) -> User | None:
-        return self._users.get(canonical_name(name))
+        name = canonical_name(name)
+        user = self._users.get(name)
+        return user if user is not None or not self._internal else self._internal.get(name)
+
+    def add_internal(self, user: User) -> None:
+        """A user for credential checks only (see `_internal`); its name must
+        be one no real user can have (`validate_name` refuses it)."""
+        self._internal[user.name] = user
 
     def get_public(self, name: str) -> dict[str, Any]:
-        user = self.get(name)
+        user = self._users.get(canonical_name(name))
         if user is None:
             raise NotFound(f"user {canonical_name(name)!r} not found")
         return public_dict(user)
@@ -310,16 +324,16 @@ class UserTable:
             return None
         return user if verify_password(user.password_hash, password) else None
 
-    def upgrade_password(self, name: str, password: str) -> bool:
+    def upgrade_password(self, name: str, password: str, hashed: tuple[str, str] | None = None) -> bool:
         """After a successful login: replace a legacy (plain/MD5) hash with
-        scrypt and fill the HA1, without revoking tokens. True if changed."""
+        scrypt and fill the HA1, without revoking tokens. True if changed.
+        `hashed`: `hash_for(name, password)` when the caller made it already."""
         user = self.get(name)
         if user is None or not needs_rehash(user.password_hash):
             return False
         if not verify_password(user.password_hash, password):
             return False
-        user.password_hash = hash_password(password)
-        user.ha1 = digest_ha1(user.name, REALM, password)
+        user.password_hash, user.ha1 = hashed or hash_for(user.name, password)
         self._changed()
         return True
 
@@ -388,25 +402,47 @@ class UserTable:
         return table
 
 
+def relay_user_wire(secret: str) -> list[str]:
+    """The relay user as the supervisor sends it to the fronts: (name, hash, HA1)."""
+    return [RELAY_USER, hash_password(secret), digest_ha1(RELAY_USER, REALM, secret)]
+
+
+def relay_user(wire: list[str]) -> User:
+    """The relay user of `relay_user_wire`: may pull any path, push none, no admin."""
+    name, pw_hash, ha1 = wire
+    return User(name, pw_hash, ha1, admin=False, push="", pull="*")
+
+
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """Made on first use, not at import: scrypt costs every process ~50 ms."""
     return hash_password(secrets.token_hex(8))
 
 
-def first_start(data_dir: str, admin_password: str | None,
-                users_file: str = "users.json") -> tuple[UserTable, str | None]:
-    """Load the users file; when there is none, create `admin` (admin, push and
-    pull `*`) with `admin_password` (HUB_ADMIN_PASSWORD) or a random password,
-    save it 0600 and return the generated password for the caller to print once."""
-    path = os.path.join(data_dir, users_file)
+def initial_users(path: str, admin_password: str | None) -> tuple[UserTable, str | None, bool]:
+    """The users file; when there is none, a table with `admin` (admin, push
+    and pull `*`) and `admin_password` (HUB_ADMIN_PASSWORD) or a random one.
+    Returns (table, the generated password or None, whether the table is new
+    or was migrated and should be stored)."""
     if os.path.exists(path):
-        return UserTable.load(path), None
+        table = UserTable.load(path)
+        return table, None, table.migrated
     generated = None
     if not admin_password:
         generated = admin_password = secrets.token_urlsafe(12)
     table = UserTable()
     table.upsert({"name": ADMIN_NAME, "password": admin_password, "admin": True,
                   "push": "*", "pull": "*"})
-    table.save(path)
+    return table, generated, True
+
+
+def first_start(data_dir: str, admin_password: str | None,
+                users_file: str = "users.json") -> tuple[UserTable, str | None]:
+    """`initial_users`, saving a new table (0600); returns the generated
+    password for the caller to print once."""
+    path = os.path.join(data_dir, users_file)
+    existed = os.path.exists(path)
+    table, generated, _store = initial_users(path, admin_password)
+    if not existed:
+        table.save(path)
     return table, generated

@@ -16,7 +16,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import Config
 from ..errors import Forbidden, HubError, NotFound
@@ -26,11 +26,16 @@ from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
 from .admission import Admission
+from .cluster import REQUESTS as CLUSTER_REQUESTS, LocalTree, child_notice as cluster_notice
+from .cluster import child_request as cluster_request
 from .lifecycle import Lifecycle
 from .metrics import CONTENT_TYPE, TreeMetrics
 from .stats import RuntimeStats
 from .stores import Stores
 from .tree import Child, ProcessTree, pid_alive
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
 
 STORE_METHODS = frozenset({"login", "refresh", "users_upsert", "users_delete",
                            "routes_upsert", "routes_delete", "record_rules", "record_upsert", "record_delete"})
@@ -105,13 +110,23 @@ class Supervisor:
         self.run_dir = os.path.join(tempfile.gettempdir(), f"{RUN_DIR_PREFIX}{self.instance}")
         self.tree = ProcessTree(config, self.instance, self.run_dir, self._handler_for)
         self.stats = RuntimeStats(self.tree)
-        self.stores = Stores(config, self._broadcast_store)
         self.metrics = TreeMetrics(self.tree, config.metrics.max_paths)
         self.admission = Admission(lambda: self.config.limits,
                                    on_refusal=lambda limit: self.metrics.count("limit_refusals", limit))
         self.tree.on_exit.append(lambda child: self.admission.forget(child.name))
+        self.cluster: ClusterNode | None = None
+        if config.cluster:
+            from ..cluster.node import ClusterNode  # the Redis client is imported only for a cluster
+
+            self.cluster = ClusterNode(config, LocalTree(self.tree, self.admission))
+            self.tree.on_exit.append(self._shard_gone)
+        self.stores = Stores(config, self._broadcast_store, None if self.cluster is None else self.cluster.stores)
         self.lifecycle = Lifecycle(self, load_config)
         self._stop = asyncio.Event()
+
+    def _shard_gone(self, child: Child) -> None:
+        if child.kind == "shard" and self.cluster is not None:
+            self.cluster.shard_gone(child.index)
 
     # -- IPC from children ----------------------------------------------
     def _handler_for(self, child: Child) -> _ChildLink:
@@ -135,7 +150,14 @@ class Supervisor:
         if method == "runtime":
             return await self.stats.runtime(extra=bool(args.get("extra")))
         if method == "store_snapshot":
-            return self.stores.snapshot()
+            snap = self.stores.snapshot()
+            if self.cluster is not None:
+                snap.update(self.cluster.snapshot())
+            return snap
+        if method in CLUSTER_REQUESTS:
+            if self.cluster is None:
+                raise NotFound("not running as a cluster (--cluster)")
+            return await cluster_request(self.cluster, method, args)
         if method == "login":
             try:
                 return await self.stores.handle(method, args)
@@ -164,6 +186,8 @@ class Supervisor:
                                    str(args["path"]), str(args.get("ip", "")))
         elif method == M.SERVING:
             child.serving = True
+        elif method == M.CLUSTER_STREAM and self.cluster is not None:
+            cluster_notice(self.cluster, child, args)
         else:
             log.debug("notice %s from %s", method, child.name)
 
@@ -182,11 +206,19 @@ class Supervisor:
         log.info("instance %s: %d shards, %d fronts, listening on %s",
                  self.instance, self.config.shard_count, self.config.front_count, self.config.listen)
         try:
+            if self.cluster is not None and not await self._join_cluster():
+                return 0
+            await self.stores.open()
             await self.tree.start()
+            if self.cluster is not None:
+                self.cluster.serve()
             await self._stop.wait()
             log.info("stopping")
         finally:
             await self.lifecycle.aclose()
+            await self.stores.aclose()
+            if self.cluster is not None:  # our directory entries go first: relays elsewhere stop at once
+                await self.cluster.aclose()
             await self.tree.stop()
             removed = cleanup_stale(f"{SHM_PREFIX}{self.instance}-")
             if removed:
@@ -194,6 +226,20 @@ class Supervisor:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             shutil.rmtree(hls_root(self.config.hlspath, self.instance), ignore_errors=True)
         return 0
+
+    async def _join_cluster(self) -> bool:
+        """Wait for Redis (the stores are there); False if stopped meanwhile."""
+        assert self.cluster is not None
+        joining = asyncio.ensure_future(self.cluster.connect())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([joining, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not joining.done():
+            joining.cancel()
+            await asyncio.gather(joining, return_exceptions=True)
+            return False
+        joining.result()
+        return True
 
 
 class _ChildLink:

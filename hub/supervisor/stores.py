@@ -1,9 +1,17 @@
-"""Users, routes and the token key, owned by the supervisor.
+"""Users, routes, recording rules and the token key, owned by the supervisor.
 
-Every change is written at once and atomically (write, fsync, rename) before
-the API answers, then broadcast to every child, which keeps a read-only
-copy for auth checks and route matching. Changes are serialised by one lock,
-so 50 writers at once cannot interleave a load-modify-save.
+Every change is a function applied to a copy of one table; the backend
+(`hub.store.backend`) makes it atomic and durable before the API answers —
+the JSON files of the data folder, or Redis for a cluster — and the new
+table is then sent to every child, which keeps a read-only copy for auth
+checks, route matching and recording. Changes of one node are serialised
+by one lock, so 50 writers at once cannot interleave; a cluster's nodes are
+serialised by Redis transactions. A table that another node changed is
+sent to the children as soon as the backend reports it.
+
+A new password's scrypt runs before the lock, in a thread (never inside a
+change, which Redis may run twice). A write still queued when the front
+stopped waiting (its `deadline`) is dropped: the front answered 503.
 """
 
 from __future__ import annotations
@@ -12,16 +20,18 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
-from ..auth.tokens import TokenService, load_or_create_key
+from ..auth.passwords import needs_rehash
+from ..auth.tokens import TokenService
 from ..config import Config
 from ..errors import BadRequest, Forbidden, ServiceUnavailable
+from ..store.backend import FileBackend, StoreBackend, TableSpec
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
 from ..store.routes import RouteTable
 from ..store.sessions import open_session
-from ..store.users import first_start, hash_for, validate_name, validate_password
+from ..store.users import UserTable, hash_for, initial_users, validate_name, validate_password
 
 log = logging.getLogger("hub.supervisor.stores")
 
@@ -29,105 +39,188 @@ KEY_FILE = "token.key"
 ADMIN_PASSWORD_FILE = "admin.password"
 LOGIN_FAILED = "用户名或密码错误"  # the reference's message: wrong name or password
 
+R = TypeVar("R")
 
-class Stores:
-    def __init__(self, config: Config,
-                 broadcast: Callable[[str, dict[str, Any]], Awaitable[Any]]) -> None:
-        self.config = config
-        self._broadcast = broadcast
-        self._lock = asyncio.Lock()
-        data = config.data
-        os.makedirs(data, exist_ok=True)
-        self.users_path = str(config.data_path(config.users_file))
-        self.routes_path = str(config.data_path(config.routetable_file))
-        self.users, generated = first_start(data, os.environ.get("HUB_ADMIN_PASSWORD"), config.users_file)
+
+def table_specs(config: Config) -> list[TableSpec[Any]]:
+    """The tables the supervisor owns, as the backends see them."""
+    data = config.data
+
+    def load_users(path: str) -> tuple[UserTable, bool]:
+        table, generated, store = initial_users(path, os.environ.get("HUB_ADMIN_PASSWORD"))
         if generated is not None:
             atomic_write_json(os.path.join(data, ADMIN_PASSWORD_FILE), {"admin": generated}, mode=0o600)
             log.warning("first start: created user 'admin' with password %s (also in %s/%s)",
                         generated, data, ADMIN_PASSWORD_FILE)
-        for what in self.users.skipped:
+        for what in table.skipped:
             log.warning("users file: skipped %s", what)
-        if self.users.migrated:
-            self.users.save(self.users_path)
-        self.routes = RouteTable.load(self.routes_path) if os.path.exists(self.routes_path) else RouteTable()
-        for what in self.routes.skipped:
+        return table, store
+
+    def load_routes(path: str) -> tuple[RouteTable, bool]:
+        table = RouteTable.load(path) if os.path.exists(path) else RouteTable()
+        for what in table.skipped:
             log.warning("route table: skipped %s", what)
-        self.record_path = str(config.data_path(RECORD_RULES_FILE))
-        self.record = RecordTable.load(self.record_path, (rule_from_obj(r, "config") for r in config.record))
-        for what in self.record.skipped:
+        return table, False
+
+    # Configured recording rules are this node's (its config file); the API's are stored.
+    configured = [rule_from_obj(r, "config") for r in config.record]
+
+    def load_record(path: str) -> tuple[RecordTable, bool]:
+        table = RecordTable.load(path, configured)
+        for what in table.skipped:
             log.warning("recording rules: skipped %s", what)
-        self.key = load_or_create_key(os.path.join(data, KEY_FILE))
-        self.tokens = TokenService(self.key)
+        return table, False
+
+    return [
+        TableSpec("users", str(config.data_path(config.users_file)), load_users, UserTable.save,
+                  UserTable.to_file_list, UserTable.from_file_list, UserTable.to_wire),
+        TableSpec("routes", str(config.data_path(config.routetable_file)), load_routes, RouteTable.save,
+                  RouteTable.to_file_list, RouteTable.from_file_list, RouteTable.to_wire),
+        TableSpec("record", str(config.data_path(RECORD_RULES_FILE)), load_record, RecordTable.save,
+                  RecordTable.to_file_list, lambda data: RecordTable.from_file_list(data, configured),
+                  RecordTable.to_wire),
+    ]
+
+
+class Stores:
+    def __init__(self, config: Config, broadcast: Callable[[str, dict[str, Any]], Awaitable[Any]],
+                 backend: StoreBackend | None = None) -> None:
+        self.config = config
+        self._broadcast = broadcast
+        self.backend: StoreBackend = backend or FileBackend()
+        self.specs = {s.kind: s for s in table_specs(config)}
+        self.tables: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()  # children get the tables in the order they changed
+        self._remote: set[str] = set()  # kinds another node changed, not yet sent
+        self._pusher: asyncio.Task[None] | None = None
+        self.key = b""
+        self.tokens: TokenService | None = None
+        if isinstance(self.backend, FileBackend):  # files load at once, as they always did
+            os.makedirs(config.data, exist_ok=True)
+            self.tables = self.backend.load(list(self.specs.values()))
+            self._keyed(self.backend.load_key(os.path.join(config.data, KEY_FILE)))
+
+    async def open(self) -> None:
+        """Load every table and the token key (before the children start)."""
+        if not self.tables:
+            os.makedirs(self.config.data, exist_ok=True)
+            self.tables = await self.backend.open(list(self.specs.values()))
+            self._keyed(await self.backend.token_key(os.path.join(self.config.data, KEY_FILE)))
+        self.backend.on_remote_change(self._remote_change)
+        log.info("stores: %d users, %d routes, %d recording rules (%s)", len(self.users), len(self.routes),
+                 len(self.record), self.backend.name)
+
+    def _keyed(self, key: bytes) -> None:
+        self.key = key
+        self.tokens = TokenService(key)
+
+    @property
+    def users(self) -> UserTable:
+        table: UserTable = self.tables["users"]
+        return table
+
+    @property
+    def routes(self) -> RouteTable:
+        table: RouteTable = self.tables["routes"]
+        return table
+
+    @property
+    def record(self) -> RecordTable:
+        table: RecordTable = self.tables["record"]
+        return table
+
+    def _tokens(self) -> TokenService:
+        assert self.tokens is not None, "Stores.open() first"
+        return self.tokens
 
     def snapshot(self) -> dict[str, Any]:
-        return {"users": self.users.to_wire(), "routes": self.routes.to_wire(), "key": self.key,
-                "record": self.record.to_wire()}
+        out: dict[str, Any] = {kind: spec.to_wire(self.tables[kind]) for kind, spec in self.specs.items()}
+        out["key"] = self.key
+        return out
 
-    async def _changed(self, users: bool = False, routes: bool = False, record: bool = False) -> None:
-        """Persist, then wait until every child holds the change: an answer
-        of 200 means any front, asked next, already sees it (a revoked token
-        is refused everywhere)."""
-        msg: dict[str, Any] = {}
-        if users:
-            self.users.save(self.users_path)
-            msg["users"] = self.users.to_wire()
-        if routes:
-            self.routes.save(self.routes_path)
-            msg["routes"] = self.routes.to_wire()
-        if record:
-            self.record.save(self.record_path)
-            msg["record"] = self.record.to_wire()
-        await self._broadcast("store_changed", msg)
+    # -- changes -----------------------------------------------------------------
+    async def _update(self, kind: str, change: Callable[[Any], R], deadline: object = None) -> R:
+        """Apply `change` through the backend, then wait until every child
+        holds the new table: an answer of 200 means any front, asked next,
+        already sees it (a revoked token is refused everywhere)."""
+        def in_time(table: Any) -> R:
+            # The front gave up at `deadline` (and answered 503): a change
+            # made after it would contradict that answer.
+            if isinstance(deadline, (int, float)) and time.monotonic() > deadline:
+                raise ServiceUnavailable("the store was busy; nothing was changed")
+            return change(table)
+
+        async with self._lock:
+            before = self.tables[kind]
+            table, result = await self.backend.update(self.specs[kind], before, in_time)
+            self.tables[kind] = table
+        if table is not before:
+            await self._send({kind})
+        return result
+
+    async def _send(self, kinds: set[str]) -> None:
+        async with self._send_lock:
+            msg = {k: self.specs[k].to_wire(self.tables[k]) for k in kinds}
+            await self._broadcast("store_changed", msg)
+
+    def _remote_change(self, kind: str, table: Any) -> None:
+        """Another node changed a table: send it on (coalesced: the newest only)."""
+        if kind not in self.specs:
+            return
+        self.tables[kind] = table
+        self._remote.add(kind)
+        if self._pusher is None or self._pusher.done():
+            self._pusher = asyncio.get_running_loop().create_task(self._push(), name="store push")
+
+    async def _push(self) -> None:
+        while self._remote:
+            kinds, self._remote = self._remote, set()
+            await self._send(kinds)
+
+    async def aclose(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            await asyncio.gather(self._pusher, return_exceptions=True)
 
     # -- requests from the fronts ------------------------------------------------
     async def handle(self, method: str, a: dict[str, Any]) -> Any:
         if method == "login":
             return await self.login(str(a.get("username", "")), str(a.get("password", "")))
-        # A new password's scrypt runs before the lock, in a thread: writes
-        # queue behind one another for the file and the broadcast only.
-        hashed = await _prehash(a) if method == "users_upsert" else None
-        async with self._lock:
-            # The front gave up at `deadline` (and answered 503): a change
-            # made after it would contradict that answer.
-            deadline = a.get("deadline")
-            if isinstance(deadline, (int, float)) and time.monotonic() > deadline:
-                raise ServiceUnavailable("the store was busy; nothing was changed")
-            if method == "refresh":
-                access, refresh = self.users.refresh(str(a.get("token", "")), self.tokens)
-                await self._changed(users=True)
-                return {"access_token": access, "refresh_token": refresh}
-            if method == "users_upsert":
-                obj = a.get("user")
-                if not isinstance(obj, dict):
-                    raise BadRequest("the body must be a JSON object")
-                user = await asyncio.to_thread(self.users.upsert, obj, bool(a.get("update_password")), hashed)
-                await self._changed(users=True)
-                return user.name
-            if method == "users_delete":
-                if self.users.delete(str(a.get("name", ""))):
-                    await self._changed(users=True)
-                return True
-            if method == "routes_upsert":
-                obj = a.get("route")
-                if not isinstance(obj, dict):
-                    raise BadRequest("the body must be a JSON object")
-                route = self.routes.upsert(obj)
-                await self._changed(routes=True)
-                return route.pattern
-            if method == "routes_delete":
-                if self.routes.delete(str(a.get("pattern", ""))):
-                    await self._changed(routes=True)
-                return True
-            if method == "record_rules":
-                return self.record.page()
-            if method == "record_upsert":
-                rule = self.record.upsert(a.get("rule"))
-                await self._changed(record=True)
-                return rule.pattern
-            if method == "record_delete":
-                if self.record.delete(str(a.get("pattern", ""))):
-                    await self._changed(record=True)
-                return True
+        if method == "record_rules":
+            return self.record.page()
+        deadline = a.get("deadline")
+        if method == "refresh":
+            token, tokens = str(a.get("token", "")), self._tokens()
+            access, refresh = await self._update("users", lambda t: t.refresh(token, tokens), deadline)
+            return {"access_token": access, "refresh_token": refresh}
+        if method == "users_upsert":
+            obj = a.get("user")
+            if not isinstance(obj, dict):
+                raise BadRequest("the body must be a JSON object")
+            flag = bool(a.get("update_password"))
+            hashed = await _prehash(obj)
+            return await self._update("users", lambda t: t.upsert(obj, flag, hashed).name, deadline)
+        if method == "users_delete":
+            name = str(a.get("name", ""))
+            await self._update("users", lambda t: t.delete(name), deadline)
+            return True
+        if method == "routes_upsert":
+            obj = a.get("route")
+            if not isinstance(obj, dict):
+                raise BadRequest("the body must be a JSON object")
+            return await self._update("routes", lambda t: t.upsert(obj).pattern, deadline)
+        if method == "routes_delete":
+            pattern = str(a.get("pattern", ""))
+            await self._update("routes", lambda t: t.delete(pattern), deadline)
+            return True
+        if method == "record_upsert":
+            rule = a.get("rule")
+            return await self._update("record", lambda t: t.upsert(rule).pattern, deadline)
+        if method == "record_delete":
+            pattern = str(a.get("pattern", ""))
+            await self._update("record", lambda t: t.delete(pattern), deadline)
+            return True
         raise BadRequest(f"unknown store method {method!r}")
 
     async def login(self, name: str, password: str) -> dict[str, str]:
@@ -137,23 +230,28 @@ class Stores:
         user = await asyncio.to_thread(self.users.authenticate, name, password)
         if user is None:
             raise Forbidden(LOGIN_FAILED)
-        async with self._lock:
-            user = self.users.get(name)
-            if user is None:
+        tokens = self._tokens()
+        # A legacy (plain, MD5) hash becomes scrypt: hashed here, not inside the change.
+        hashed = await asyncio.to_thread(hash_for, user.name, password) if needs_rehash(user.password_hash) else None
+
+        def open_login(t: UserTable) -> tuple[str, int, str, int]:
+            found = t.get(name)
+            if found is None:
                 raise Forbidden(LOGIN_FAILED)
-            await asyncio.to_thread(self.users.upgrade_password, user.name, password)
-            now = self.tokens.now()
-            sid, gen = open_session(user.sessions, user.session_expires, now, now + self.tokens.refresh_ttl)
-            access, refresh = self.tokens.issue(user.name, gen, sid, user.token_version)
-            await self._changed(users=True)
+            t.upgrade_password(found.name, password, hashed)
+            now = tokens.now()
+            sid, gen = open_session(found.sessions, found.session_expires, now, now + tokens.refresh_ttl)
+            return found.name, gen, sid, found.token_version
+
+        who, gen, sid, uv = await self._update("users", open_login)
+        access, refresh = tokens.issue(who, gen, sid, uv)
         return {"access_token": access, "refresh_token": refresh}
 
 
-async def _prehash(a: dict[str, Any]) -> tuple[str, str] | None:
-    """`hash_for` of the password a users_upsert carries, or None; a name or
+async def _prehash(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """`hash_for` of the password a user object carries, or None; a name or
     password that does not validate is left for `upsert` to refuse."""
-    obj = a.get("user")
-    if not isinstance(obj, dict) or not isinstance(obj.get("password"), str):
+    if not isinstance(obj.get("password"), str):
         return None
     try:
         name = validate_name(obj.get("name"))

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from ...errors import BadRequest, HubError
 from .admin import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
                         users_collection)
+from .cluster import cluster_nodes
 from .console import console_routes
 from .openapi import openapi
 from .ops import CountRequests, healthz, metrics, readyz
@@ -84,6 +85,7 @@ def build_app(front: FrontContext) -> Starlette:
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/streams", list_streams, methods=["GET"]),
         Route("/api/v1/streams/{path:path}", stream_item, methods=["GET", "DELETE"]),
+        Route("/api/v1/cluster", cluster_nodes, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

@@ -75,7 +75,9 @@ DOCUMENT: dict[str, Any] = {
                        ok="Stream", errors=(401, 404)),
             "delete": _op("Stop a stream and its players", params=TOKEN + [_p("path")])},
         "/api/v1/streams/{path}:consumer": {
-            "delete": _op("Disconnect one player", params=TOKEN + [_p("path"), _q("cid", "integer")],
+            "delete": _op("Disconnect one player",
+                          params=TOKEN + [_p("path"), _q("cid", "integer"),
+                                          _q("node", desc="a cluster's node that holds the player")],
                           errors=(400, 401, 403))},
         "/api/v1/recordings": {
             "get": _op("Recording rules, what is recorded now, counters", params=TOKEN, ok="Recordings"),
@@ -88,6 +90,8 @@ DOCUMENT: dict[str, Any] = {
                        params=TOKEN + PAGING + [_p("path"), _q("start", desc="Unix seconds or ISO 8601"),
                                                 _q("end", desc="Unix seconds or ISO 8601")],
                        ok="RecordingPage", errors=(400, 401, 403, 404))},
+        "/api/v1/cluster": {"get": _op("The nodes of a cluster (--cluster)", params=TOKEN,
+                                       errors=(401, 403, 404))},
     },
     "components": {"schemas": {
         "Error": {"type": "object", "properties": {"error": {"type": "string"}}},

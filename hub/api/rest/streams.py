@@ -11,6 +11,8 @@ from starlette.responses import Response
 
 from ...errors import BadRequest, HubError, NotFound
 from ...placement import canonical_path
+from .cluster import cluster_view, kick_elsewhere, this_node
+from .cluster import delete_stream as cluster_delete
 from .paging import page_params, paginate
 from .json import JsonResponse
 
@@ -68,6 +70,8 @@ async def list_streams(request: Request) -> Response:
     size, token = page_params(request)
     infos = [s for reply in await _all_shards(front, "list_streams", {}) for s in reply]
     cs = await consumers_by_path(front)
+    if front.config.cluster:  # every node's streams, each with its `node`
+        infos, cs = await cluster_view(front, infos, cs)
     total, next_token, items = paginate(infos, "path", size, token)
     return JsonResponse({"total": total, "next_page_token": next_token,
                          "streams": [_with_consumers(s, cs.get(s["path"], []), detail) for s in items]})
@@ -83,18 +87,38 @@ async def stream_item(request: Request) -> Response:
             if not cid_text.strip().isdigit():
                 raise BadRequest("cid must be a consumer id")
             path = canonical_path(raw[:-len(CONSUMER_SUFFIX)])
-            if not front.kick_local(int(cid_text)):
-                await front.supervisor_request("kick_consumer", {"cid": int(cid_text),
-                                                                 "except": front.args.index})
+            cid, node = int(cid_text), request.query_params.get("node", "")
+            kicked = False
+            if not node or not front.config.cluster or node == this_node(front):
+                kicked = front.kick_local(cid) or bool(await front.supervisor_request(
+                    "kick_consumer", {"cid": cid, "except": front.args.index}))
+            if not kicked and front.config.cluster:  # held by another node
+                await kick_elsewhere(front, path, cid, node)
             return Response(b"", headers={"Access-Control-Allow-Origin": "*"})
         path = canonical_path(raw)
-        await front.shard_request(path, "delete_stream", {"path": path})
+        if not front.config.cluster or not await cluster_delete(front, path):
+            await front.shard_request(path, "delete_stream", {"path": path})
         return Response(b"", headers={"Access-Control-Allow-Origin": "*"})
     path = canonical_path(raw)
+    detail = request.query_params.get("c", "0") in ("1", "true")
+    if front.config.cluster:  # whichever node owns it
+        infos, cs = await cluster_view(front, await _one_local(front, path), await consumers_by_path(front))
+        found = [i for i in infos if i["path"] == path]
+        if not found:
+            raise NotFound("404 page not found")
+        return JsonResponse(_with_consumers(found[0], cs.get(path, []), detail))
     try:
         info = await front.shard_request(path, "stream_info", {"path": path})
     except NotFound:
         raise NotFound("404 page not found") from None
-    detail = request.query_params.get("c", "0") in ("1", "true")
     cs = await consumers_by_path(front)
     return JsonResponse(_with_consumers(info, cs.get(path, []), detail))
+
+
+async def _one_local(front: FrontContext, path: str) -> list[dict[str, Any]]:
+    """This node's stream of `path` as its shard lists it (a relay marked), or none."""
+    try:
+        streams: list[dict[str, Any]] = await front.shard_request(path, "list_streams", {}, timeout=3.0)
+    except HubError:
+        return []
+    return [s for s in streams if s["path"] == path]

@@ -15,16 +15,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import socket
 import struct
 from typing import Callable
 
-from ...errors import ProtocolError
 from ...ipc.handoff import adopt_socket
 
 log = logging.getLogger("hub.api.rtsp.rendezvous")
 
 _LEN = struct.Struct(">I")
+_PEERCRED = struct.Struct("3i")
+#: A hand-over's bytes (the other front's reads) and how long they may take.
+MAX_HANDOVER = 1 << 20
+HANDOVER_TIMEOUT = 2.0
 
 
 def rendezvous_name(instance: str, kind: str, key: str) -> str:
@@ -55,16 +59,14 @@ class Rendezvous:
             conn, _ = self.sock.accept()
         except (BlockingIOError, InterruptedError):
             return
-        # The sender wrote everything before we could accept, and it is one of
-        # our own processes on this host: a short blocking read is safe.
-        with conn:
-            conn.settimeout(1.0)
-            try:
-                fd, data = _receive(conn)
-            except (OSError, ProtocolError) as e:
-                log.warning("socket hand-over failed: %s", e)
-                return
-        self.on_socket(fd, data)
+        # Any process on the host can reach an abstract name: only our own
+        # user's (the tree's processes) may hand a socket over.
+        pid, uid, _gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        if uid != os.getuid():
+            log.warning("refused a hand-over from pid %d of another user (uid %d)", pid, uid)
+            conn.close()
+            return
+        _Incoming(conn, self._loop, self.on_socket)
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
@@ -72,23 +74,67 @@ class Rendezvous:
             self.sock.close()
 
 
-def _receive(conn: socket.socket) -> tuple[int, bytes]:
-    msg, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
-    if len(fds) != 1 or len(msg) < _LEN.size:
-        for fd in fds:
-            socket.close(fd)
-        raise ProtocolError("hand-over without a socket")
-    want = _LEN.unpack_from(msg)[0]
-    parts = [msg[_LEN.size:]]
-    got = len(parts[0])
-    while got < want:
-        chunk = conn.recv(min(65536, want - got))
-        if not chunk:
-            socket.close(fds[0])
-            raise ProtocolError("hand-over cut short")
-        parts.append(chunk)
-        got += len(chunk)
-    return fds[0], b"".join(parts)
+class _Incoming:
+    """One hand-over read without blocking the loop: the socket rides on the
+    first byte, then a length and the bytes the other front read; at most
+    MAX_HANDOVER bytes, within HANDOVER_TIMEOUT."""
+
+    def __init__(self, conn: socket.socket, loop: asyncio.AbstractEventLoop,
+                 on_socket: Callable[[int, bytes], None]) -> None:
+        self.conn = conn
+        self.loop = loop
+        self.on_socket = on_socket
+        self.fd = -1
+        self.buf = bytearray()
+        conn.setblocking(False)
+        loop.add_reader(conn.fileno(), self._read)
+        self.timer = loop.call_later(HANDOVER_TIMEOUT, self._fail, "timed out")
+
+    def _read(self) -> None:
+        try:
+            if self.fd < 0:
+                data, fds, _flags, _addr = socket.recv_fds(self.conn, 65536, 1)
+                if len(fds) != 1:
+                    for fd in fds:
+                        os.close(fd)
+                    self._fail("no socket on the first byte")
+                    return
+                self.fd = fds[0]
+            else:
+                data = self.conn.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._fail(str(e))
+            return
+        if not data:
+            self._fail("cut short")
+            return
+        self.buf += data
+        if len(self.buf) < _LEN.size:
+            return
+        want = _LEN.unpack_from(self.buf)[0]
+        if want > MAX_HANDOVER:
+            self._fail(f"{want} bytes is over the cap")
+            return
+        if len(self.buf) - _LEN.size >= want:
+            fd, self.fd = self.fd, -1
+            payload = bytes(self.buf[_LEN.size:_LEN.size + want])
+            self._end()
+            self.on_socket(fd, payload)
+
+    def _fail(self, why: str) -> None:
+        log.warning("socket hand-over failed: %s", why)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self._end()
+
+    def _end(self) -> None:
+        self.timer.cancel()
+        if self.conn.fileno() >= 0:
+            self.loop.remove_reader(self.conn.fileno())
+            self.conn.close()
 
 
 def hand_over(name: str, transport: asyncio.Transport, already_read: bytes) -> bool:
