@@ -35,8 +35,11 @@ sysdeps:
 	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# One worker per CPU (pytest-xdist), each taking a whole test file, so a
+# file's module-wide server is started once.
+TEST_WORKERS ?= auto
 test: $(VENV)/.installed sysdeps webdeps
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # ruff and mypy --strict over the whole package (settings in pyproject.toml).
 lint: $(VENV)/.installed

@@ -11,6 +11,12 @@ and WS-FLV, and prints for each: players held in real time (receiving >= 95%
 of the stream's bytes), CPU microseconds per player-frame of the serving
 processes, our cost over the bare one, and the load processes' own CPU (if
 one nears 100% of a core, the client, not the server, was the limit).
+
+`--windows 0,20,40,80` adds the coalescing sweep (`fanout_window`, ms): one
+tree per window, `--window-players` HTTP-FLV players on it, and per window
+the players held, the serving CPU per player-frame and its ratio to window
+0. (`bench/latency.py --fanout-window MS` measures what a window adds to
+push->play latency.) `--counts ""` runs the sweep alone.
 """
 
 from __future__ import annotations
@@ -38,26 +44,56 @@ def run_players(url: str, n: int, seconds: float, mode: str, server_pids: list[i
         return measure(pool, seconds, server_pids)
 
 
+def start_tree(procs: Procs, work: Path, media: Path, extra: tuple[str, ...] = ()) -> tuple[HubTree, str]:
+    """A tree with one 2 Mbit/s stream pushed over RTSP/TCP; its HTTP-FLV URL."""
+    tree = procs.add(HubTree(work, extra=extra))
+    tree.wait_ready()
+    procs.add(subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                                "-i", str(media), "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp",
+                                f"rtsp://{HOST}:{tree.port}/bench/s"], stdin=subprocess.DEVNULL))
+    flv = f"http://{HOST}:{tree.port}/streams/bench/s.flv"
+    wait_http(flv)
+    return tree, flv
+
+
+def window_sweep(work: Path, media: Path, windows: list[int], n: int, seconds: float, nprocs: int,
+                 rate: float) -> None:
+    """One tree per coalescing window, n HTTP-FLV players on each."""
+    print(f"\ncoalescing window sweep: {n} HTTP-FLV players, one tree per window (fanout_window ms)")
+    print(f"{'window':>7} {'held':>6} {'cpu %':>7} {'us/player-frame':>16} {'vs 0 ms':>8}  client cpu (per load process)")
+    first: float | None = None
+    for w in windows:
+        procs = Procs()
+        try:
+            (work / f"w{w}").mkdir(exist_ok=True)
+            tree, flv = start_tree(procs, work / f"w{w}", media, ("--fanout-window", str(w)))
+            r = run_players(flv, n, seconds, "http", tree.pids(), nprocs)
+            us = r.server_us_per_player_frame()
+            first = us if first is None else first
+            ratio = f"{us / first:.2f}x" if first else ""
+            print(f"{w:>7} {r.held(rate):>6} {100 * r.server_cpu / r.wall:>7.1f} {us:>16.2f} {ratio:>8}"
+                  f"  {r.client_text()}", flush=True)
+        finally:
+            report_leftovers(procs.stop_all())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="50,100,200,400")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--procs", type=int, default=2, help="load processes the players are spread over")
+    ap.add_argument("--windows", default="", help="coalescing sweep, e.g. 0,20,40,80 (ms)")
+    ap.add_argument("--window-players", type=int, default=400)
     args = ap.parse_args()
-    counts = [int(x) for x in args.counts.split(",")]
+    counts = [int(x) for x in args.counts.split(",") if x]
+    windows = [int(x) for x in args.windows.split(",") if x]
 
     work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     media = make_media(work)
     bare_port = free_port()
     procs = Procs()
     try:
-        tree = procs.add(HubTree(work))
-        tree.wait_ready()
-        procs.add(subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-                                    "-i", str(media), "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp",
-                                    f"rtsp://{HOST}:{tree.port}/bench/s"], stdin=subprocess.DEVNULL))
-        flv = f"http://{HOST}:{tree.port}/streams/bench/s.flv"
-        wait_http(flv)
+        tree, flv = start_tree(procs, work, media)
         bare = procs.add(subprocess.Popen([PY, str(ROOT / "bench" / "bare_fanout.py"), flv, str(bare_port)]))
         wait_http(f"http://{HOST}:{bare_port}/x.flv")
         ours = tree.pids()
@@ -96,7 +132,9 @@ def main() -> None:
                       f" {m_text:>12} {m_ratio:>8}  {r.client_text()}", flush=True)
     finally:
         report_leftovers(procs.stop_all())
-        shutil.rmtree(work, ignore_errors=True)
+    if windows:
+        window_sweep(work, media, windows, args.window_players, args.seconds, args.procs, rate)
+    shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _rtsp_client as rc  # noqa: E402
-from _common import HOST, PY, ROOT, free_port, pct, stop, wait_http, wait_port  # noqa: E402
+from _common import HOST, PY, ROOT, SERVER_ROOT, free_port, pct, stop, wait_http, wait_port  # noqa: E402
 
 from hub.media.access_unit import AccessUnit  # noqa: E402
 from hub.media.flv import TAG_VIDEO, FlvReader, FlvTag, FlvVideo, parse_video  # noqa: E402
@@ -284,6 +284,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="latency window per run")
     ap.add_argument("--joins", type=int, default=20, help="late joiners per protocol")
     ap.add_argument("--hls", type=int, default=6, help="HLS first-playlist trials (one new stream each)")
+    ap.add_argument("--fanout-window", type=int, default=0, help="the server's coalescing window (ms)")
     ap.add_argument("--client", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client is not None:
@@ -307,8 +308,9 @@ def main() -> None:
     path = "/lat/main"
     rows: list[str] = []
     try:
-        procs.append(subprocess.Popen([PY, "-m", "hub", "--listen", f"{HOST}:{port}", "--data", str(work / "data")],
-                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([PY, "-m", "hub", "--listen", f"{HOST}:{port}", "--data", str(work / "data"),
+                                       *(["--fanout-window", str(args.fanout_window)] if args.fanout_window else [])],
+                                      cwd=SERVER_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_port(port)
         procs.append(client("publish", port, path, stdout=None))
         wait_http(f"http://{HOST}:{port}/streams{path}.flv")
@@ -346,7 +348,8 @@ def main() -> None:
         time.sleep(1.2)  # the ring holds a keyframe; nobody has asked for HLS yet
         join_rows.append(("hls", result(client("join", "hls", port, ",".join(hls_paths), args.hls), 120)["start_ms"]))
 
-        rows.append(f"latency: {os.cpu_count()} CPUs, all on loopback ({HOST}); server, publisher and players "
+        rows.append(f"latency: fanout_window {args.fanout_window} ms; {os.cpu_count()} CPUs, all on loopback ({HOST}); "
+                    f"server, publisher and players "
                     f"in separate processes on this machine")
         rows.append(f"stream: H.264 {rc.FPS} fps, GOP {rc.GOP / rc.FPS:.0f} s, {rc.I_SIZE // 1000} KB IDR / "
                     f"{rc.P_SIZE // 1000} KB P ({STREAM_RATE * 8 / 1e6:.1f} Mbit/s), pushed over RTSP/TCP")
