@@ -104,6 +104,23 @@ def read_vui_sar(r: BitReader) -> tuple[int, int] | None:
     return _SAR_TABLE.get(idc)
 
 
+def read_vui_head(r: BitReader) -> tuple[int, int] | None:
+    """The VUI's first fields, laid out alike in H.264 and H.265: the
+    sample aspect ratio (returned), then overscan, video signal type and
+    chroma location (skipped)."""
+    sar = read_vui_sar(r)
+    if r.read_flag():  # overscan_info_present_flag
+        r.skip_bits(1)
+    if r.read_flag():  # video_signal_type_present_flag
+        r.skip_bits(4)
+        if r.read_flag():
+            r.skip_bits(24)
+    if r.read_flag():  # chroma_loc_info_present_flag
+        r.read_ue()
+        r.read_ue()
+    return sar
+
+
 def parse_sps(nal: bytes | bytearray | memoryview) -> H264Sps:
     """Parse an SPS NAL unit (with its 1-byte header, escaped as on the wire).
 
@@ -177,16 +194,7 @@ def parse_sps(nal: bytes | bytearray | memoryview) -> H264Sps:
     fps: float | None = None
     sar: tuple[int, int] | None = None
     if r.read_flag():  # vui_parameters_present_flag
-        sar = read_vui_sar(r)
-        if r.read_flag():  # overscan_info_present_flag
-            r.skip_bits(1)
-        if r.read_flag():  # video_signal_type_present_flag
-            r.skip_bits(4)
-            if r.read_flag():
-                r.skip_bits(24)
-        if r.read_flag():  # chroma_loc_info_present_flag
-            r.read_ue()
-            r.read_ue()
+        sar = read_vui_head(r)
         if r.read_flag():  # timing_info_present_flag
             units = r.read_bits(32)
             scale = r.read_bits(32)

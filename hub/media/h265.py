@@ -13,7 +13,7 @@ from typing import Iterable
 
 from hub.errors import ProtocolError
 from hub.media.bits import BitReader, unescape_rbsp
-from hub.media.h264 import read_vui_sar
+from hub.media.h264 import read_vui_head
 
 __all__ = [
     "NAL_TRAIL_N", "NAL_TRAIL_R", "NAL_BLA_W_LP", "NAL_BLA_W_RADL", "NAL_BLA_N_LP",
@@ -209,16 +209,7 @@ def parse_sps(nal: bytes | bytearray | memoryview) -> H265Sps:
     fps: float | None = None
     sar: tuple[int, int] | None = None
     if r.read_flag():  # vui_parameters_present_flag
-        sar = read_vui_sar(r)
-        if r.read_flag():  # overscan_info_present_flag
-            r.skip_bits(1)
-        if r.read_flag():  # video_signal_type_present_flag
-            r.skip_bits(4)
-            if r.read_flag():
-                r.skip_bits(24)
-        if r.read_flag():  # chroma_loc_info_present_flag
-            r.read_ue()
-            r.read_ue()
+        sar = read_vui_head(r)
         r.skip_bits(3)  # neutral_chroma, field_seq, frame_field_info_present
         if r.read_flag():  # default_display_window_flag
             for _ in range(4):

@@ -26,18 +26,17 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from ..child import ChildArgs
 from ..errors import BadRequest, MethodNotValidInState, ServiceUnavailable, UnsupportedTransport
-from ..ipc.handoff import adopt_socket, already_read_of
 from ..media.rtsp.events import (Announce, GetParameter, Options, Pause, Record, RtspRequestEvent, SetParameter,
                                  Setup, Teardown)
 from ..media.rtsp.transport import TransportSpec
 from ..media.sdp import Sdp
-from ..placement import canonical_path
 from ..rtsp_glue import Pending, RtspServerProtocol
 from ..udp_ports import PortPairPool
+from .handoff_host import HandoffHost
 from .ingest import IngestSession
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks, track_for_uri
 from .stream import Stream
@@ -49,16 +48,19 @@ log = logging.getLogger("hub.shard.publish")
 __all__ = ["PublishHost", "RtspPublisher"]
 
 
-class PublishHost:
+class PublishHost(HandoffHost["RtspPublisher"]):
     """The shard's side of every publisher: config, stream table, UDP ports.
 
     Owns the hand-off tasks (cancelled on `close`) and the live sessions.
     """
 
+    label = "RTSP publisher"
+
     def __init__(self, args: ChildArgs, streams: StreamTable, *,
                  clock: Callable[[], float] = time.monotonic,
                  random_bytes: Callable[[int], bytes] = os.urandom,
                  wall_clock: Callable[[], float] | None = time.time) -> None:
+        super().__init__()
         self.args = args
         self.config = args.config
         self.streams = streams
@@ -69,7 +71,6 @@ class PublishHost:
         self.sessions: set[RtspPublisher] = set()
         #: Called with each session as it closes (admission, access log: hub.shard.main).
         self.on_closed: list[Callable[[RtspPublisher], None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._ports: PortPairPool | None = None
 
     @property
@@ -85,31 +86,11 @@ class PublishHost:
                                        slices=c.shard_count + c.front_count)
         return self._ports
 
-    def handoff(self, args: dict[str, Any], fd: int) -> asyncio.Task[RtspPublisher]:
-        """A front's `handoff_rtsp`: adopt `fd` (ours from now on)."""
-        path = canonical_path(str(args.get("path") or "/"))
-        peer = str(args.get("peer") or "")
-        user = str(args.get("user") or "")
-        task = asyncio.get_running_loop().create_task(self.adopt(fd, path, peer, already_read_of(args), user))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("publisher hand-off failed: %s", task.exception())
-
-    async def adopt(self, fd: int, path: str, peer: str, already_read: bytes, user: str = "") -> RtspPublisher:
-        """Run a publisher session on a received socket, replaying `already_read`."""
-        loop = asyncio.get_running_loop()
-        _, proto = await adopt_socket(loop, fd, lambda: RtspPublisher(self, path, peer, user), already_read)
-        assert isinstance(proto, RtspPublisher)
-        return proto
+    def make(self, path: str, peer: str, user: str) -> RtspPublisher:
+        return RtspPublisher(self, path, peer, user)
 
     def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_handoffs()
         for session in list(self.sessions):
             session.close()
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, cast
+from typing import Callable, cast
 
 from ..child import ChildArgs
 from ..errors import ProtocolError
-from ..ipc.handoff import adopt_socket, already_read_of
 from ..media.amf0 import AmfValue
 from ..media.rtmp import (
     NEED_DATA, PAUSED, Connect, DeleteStream, MediaUnit, Metadata, Play, Publish, RtmpServerConnection,
@@ -37,6 +36,7 @@ from ..media.rtmp import (
 )
 from ..media.seqnum import TimestampUnwrapper
 from ..placement import canonical_path
+from .handoff_host import HandoffHost
 from .ingest import MAX_TICK, IngestSession
 from .rtmp_tracks import Kind, RtmpTrackPlan, video_track
 from .streams import StreamTable
@@ -50,13 +50,16 @@ __all__ = ["RtmpPublishHost", "RtmpPublisher"]
 MAX_QUEUED = 1 << 20
 
 
-class RtmpPublishHost:
+class RtmpPublishHost(HandoffHost["RtmpPublisher"]):
     """The shard's side of every RTMP publisher: config, stream table, sessions.
 
     Owns the hand-off tasks (cancelled on `close`) and the live sessions."""
 
+    label = "RTMP publisher"
+
     def __init__(self, args: ChildArgs, streams: StreamTable, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self.args = args
         self.streams = streams
         self.clock = clock
@@ -64,34 +67,12 @@ class RtmpPublishHost:
         self.sessions: set[RtmpPublisher] = set()
         #: Called with each session as it closes (admission, access log: hub.shard.main).
         self.on_closed: list[Callable[[RtmpPublisher], None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def handoff(self, args: dict[str, Any], fd: int) -> asyncio.Task[RtmpPublisher]:
-        """A front's `handoff_rtmp`: adopt `fd` (ours from now on)."""
-        path = canonical_path(str(args.get("path") or "/"))
-        peer = str(args.get("peer") or "")
-        user = str(args.get("user") or "")
-        task = asyncio.get_running_loop().create_task(self.adopt(fd, path, peer, already_read_of(args), user))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("RTMP publisher hand-off failed: %s", task.exception())
-
-    async def adopt(self, fd: int, path: str, peer: str, transcript: bytes, user: str = "") -> RtmpPublisher:
-        """Run a publisher on a received socket, replaying `transcript` (every
-        byte the front read from it) first."""
-        loop = asyncio.get_running_loop()
-        _, proto = await adopt_socket(loop, fd, lambda: RtmpPublisher(self, path, peer, user), transcript)
-        assert isinstance(proto, RtmpPublisher)
-        return proto
+    def make(self, path: str, peer: str, user: str) -> RtmpPublisher:
+        return RtmpPublisher(self, path, peer, user)
 
     def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_handoffs()
         for session in list(self.sessions):
             session.close()
 
