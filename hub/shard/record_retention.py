@@ -12,39 +12,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from ..placement import shard_of
-from ..store.recordings import RecordTable, parse_name
+from ..store.recordings import RecordTable, list_recordings
 
 log = logging.getLogger("hub.shard.record")
-
-
-class RecFile(NamedTuple):
-    order: tuple[float, int]
-    name: str
-    size: int
-    mtime: float
-
-
-def recordings_in(folder: Path) -> list[RecFile]:
-    """A path's recording files, oldest first (other files and folders ignored)."""
-    out = []
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for e in entries:
-        order = parse_name(e.name)
-        if order is None:
-            continue
-        try:
-            st = e.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        out.append(RecFile(order, e.name, st.st_size, st.st_mtime))
-    out.sort()
-    return out
 
 
 def apply_retention(folder: Path, max_age: float, max_bytes: int, keep: set[str], now: float) -> int:
@@ -53,14 +25,14 @@ def apply_retention(folder: Path, max_age: float, max_bytes: int, keep: set[str]
     0 means no limit. Returns how many were deleted."""
     if not max_age and not max_bytes:
         return 0
-    files = recordings_in(folder)
+    files = list_recordings(folder)
     total = sum(f.size for f in files)
     removed = 0
     for f in files[:-1]:
         path = str(folder / f.name)
         if path in keep:
             continue
-        if not ((max_age and now - f.mtime > max_age) or (max_bytes and total > max_bytes)):
+        if not ((max_age and now - f.mtime_ns / 1e9 > max_age) or (max_bytes and total > max_bytes)):
             break
         try:
             os.unlink(path)

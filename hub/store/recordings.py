@@ -14,12 +14,13 @@ case of two in one second).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import BadRequest, NotFound
 from ..placement import canonical_path
@@ -279,3 +280,32 @@ def parse_name(name: str) -> tuple[float, int] | None:
     except ValueError:
         return None
     return t.timestamp(), int(m.group(7) or 0)
+
+
+class RecordingFile(NamedTuple):
+    """One recording file in a path's folder."""
+    name: str
+    order: tuple[float, int]  # parse_name's (second, N): the order files were made
+    size: int
+    mtime_ns: int
+
+
+def list_recordings(folder: Path) -> list[RecordingFile]:
+    """A path's recording files, oldest first; other files and folders are
+    left out (blocking: call it in a thread from a loop)."""
+    out = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for e in entries:
+        order = parse_name(e.name)
+        if order is None or not e.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        out.append(RecordingFile(e.name, order, st.st_size, st.st_mtime_ns))
+    out.sort(key=lambda f: f.order)
+    return out

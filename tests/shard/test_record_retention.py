@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from hub.placement import shard_of
-from hub.shard.record_retention import apply_retention, recordings_in, sweep
+from hub.shard.record_retention import apply_retention, sweep
+from hub.store.recordings import list_recordings
 from hub.store.recordings import RecordRule, RecordTable, file_name
 
 T0 = 1_700_000_000.0
@@ -26,7 +27,7 @@ def make(folder: Path, ages: list[float], size: int = 100, now: float = T0 + 100
 
 
 def left(folder: Path) -> list[str]:
-    return [f.name for f in recordings_in(folder)]
+    return [f.name for f in list_recordings(folder)]
 
 
 def test_by_size_oldest_first(tmp_path: Path) -> None:

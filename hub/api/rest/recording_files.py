@@ -18,7 +18,7 @@ from typing import AsyncIterator, NamedTuple
 
 from ...errors import NotFound, ProtocolError
 from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, index_file
-from ...store.recordings import parse_name
+from ...store.recordings import RecordingFile, list_recordings, parse_name
 
 #: File indexes kept per front (a 60 s file with 1 s fragments: ~30 KB).
 CACHE_FILES = 512
@@ -28,31 +28,13 @@ CHUNK = 256 * 1024
 MAX_FILES = 400
 
 
-class Listed(NamedTuple):
-    name: str
-    order: tuple[float, int]  # (name's second, -N)
-    size: int
-    mtime_ns: int
+#: A listed recording (hub.store.recordings).
+Listed = RecordingFile
 
 
 def list_folder(folder: Path) -> list[Listed]:
     """A path's recordings, oldest first (blocking: call in a thread)."""
-    out = []
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for e in entries:
-        order = parse_name(e.name)
-        if order is None or not e.is_file(follow_symlinks=False):
-            continue
-        try:
-            st = e.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        out.append(Listed(e.name, order, st.st_size, st.st_mtime_ns))
-    out.sort(key=lambda f: f.order)
-    return out
+    return list_recordings(folder)
 
 
 def _index(path: Path) -> RecordedFile | None:
