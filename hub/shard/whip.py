@@ -32,7 +32,7 @@ from ..errors import Draining, ServiceUnavailable
 from ..media.rtcp import SenderReport
 from ..media.stream_desc import TrackDesc
 from ..media.webrtc.answer import LocalParams, whip_answer
-from ..media.webrtc.dtls import DtlsCertificate, DtlsServer
+from ..media.webrtc.dtls import CertificateOnDemand, DtlsServer
 from ..media.webrtc.mux import WebRtcMux
 from ..media.webrtc.offer import parse_offer
 from ..media.webrtc.peer import (PeerClosed, PeerConnected, PeerEvent, RecvTrack, RtpReceived,
@@ -160,7 +160,7 @@ class WhipHost:
         self.consent_timeout = self.config.webrtc.consent_timeout
         self.mux = WebRtcMux(max_peers=MAX_SESSIONS)
         self.port: WebRtcSocket | None = None
-        self.cert: DtlsCertificate | None = None
+        self.certificate = CertificateOnDemand()
         self.failure = ""
         self.sessions: dict[str, WhipSession] = {}
         self.per_client: Counter[str] = Counter()
@@ -181,14 +181,6 @@ class WhipHost:
             return
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
         log.info("WHIP on UDP %s:%d", c.host, self.port.port)
-
-    def certificate(self) -> DtlsCertificate:
-        """This process's DTLS certificate, made at the first offer: making
-        it at start woke OpenSSL in every process (~5 MB each) for a feature
-        most servers never use."""
-        if self.cert is None:
-            self.cert = DtlsCertificate.generate()
-        return self.cert
 
     def close(self) -> None:
         for s in list(self.sessions.values()):

@@ -89,15 +89,17 @@ class StreamView:
     def consumers(self) -> list[Consumer]:
         return [c for f in self.fanouts.values() for c in f.consumers]
 
-    def gop(self) -> list[RingEntry]:
-        """Entries from the ring's last keyframe up to what the view has read:
-        what a joining player needs to show a picture at once."""
+    def gop(self, to_head: bool = False) -> list[RingEntry]:
+        """Entries from the ring's last keyframe up to what the view has read
+        (what a joining player needs to show a picture at once), or, with
+        `to_head`, up to the ring's newest entry (what the stream is like
+        now, even if the view has not been woken since it opened)."""
         if not self.views.config.cache_gop or self.closed:
             return []
         with RingReader.attach(self.reader.name) as r:
             r.seek_last_keyframe()
             out: list[RingEntry] = []
-            stop = self.reader.next_seq
+            stop = 1 << 63 if to_head else self.reader.next_seq
             while True:
                 batch = r.read(READ_BATCH)
                 if not batch:

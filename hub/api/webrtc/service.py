@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ...config import Config
 from ...errors import ServiceUnavailable, Unprocessable
 from ...media.webrtc.answer import LocalParams, whep_answer
-from ...media.webrtc.dtls import DtlsCertificate, DtlsServer
+from ...media.webrtc.dtls import CertificateOnDemand, DtlsServer
 from ...media.webrtc.mux import WebRtcMux
 from ...media.webrtc.offer import WebRtcOffer
 from ...media.webrtc.peer import KeyframeRequested, PeerClosed, PeerConnected, PeerEvent, WebRtcPeer
@@ -62,7 +62,7 @@ class WebRtcFront:
         self.config = config
         self.index = index
         self.views = views
-        self.cert: DtlsCertificate | None = None
+        self.certificate = CertificateOnDemand()
         self.mux = WebRtcMux(max_peers=MAX_SESSIONS)
         self.port: WebRtcSocket | None = None
         self.failure = ""
@@ -85,14 +85,6 @@ class WebRtcFront:
             return
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
         log.info("WebRTC on UDP %s:%d", host, self.port.port)
-
-    def certificate(self) -> DtlsCertificate:
-        """This process's DTLS certificate, made at the first offer: making
-        it at start woke OpenSSL in every process (~5 MB each) for a feature
-        most servers never use."""
-        if self.cert is None:
-            self.cert = DtlsCertificate.generate()
-        return self.cert
 
     def close(self) -> None:
         for s in list(self.sessions.values()):
@@ -117,7 +109,7 @@ class WebRtcFront:
             raise ServiceUnavailable(f"WebRTC: {MAX_PENDING_PER_CLIENT} unconnected sessions from one address "
                                      f"at most")
         fanout = view.fanout("whep", lambda v: WhepFanout(v, self))
-        if fanout.bframes or (fanout.video >= 0 and has_bframes(view.gop(), fanout.video)):
+        if fanout.bframes or (fanout.video >= 0 and has_bframes(view.gop(to_head=True), fanout.video)):
             fanout.bframes = True
             raise Unprocessable(BFRAMES)
         dtls = DtlsServer(cert, offer.fingerprints)  # ProtocolError: no usable fingerprint

@@ -149,6 +149,22 @@ class DtlsCertificate:
         return cls(key, cert)
 
 
+class CertificateOnDemand:
+    """A process's DTLS certificate, made at its first use: making it at
+    start woke OpenSSL in every process (~5 MB each) for a feature most
+    servers never use. Call it for the certificate."""
+
+    __slots__ = ("_cert",)
+
+    def __init__(self) -> None:
+        self._cert: DtlsCertificate | None = None
+
+    def __call__(self) -> DtlsCertificate:
+        if self._cert is None:
+            self._cert = DtlsCertificate.generate()
+        return self._cert
+
+
 class DtlsState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
