@@ -1,4 +1,4 @@
-"""Checking one configuration value: the parsers `hub.config` applies to
+"""Checking one configuration value: the parsers `hub.config.load` applies to
 every key, each naming the key in the ConfigError it raises."""
 
 from __future__ import annotations

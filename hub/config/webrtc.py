@@ -1,5 +1,5 @@
 """The `webrtc` section of the configuration (docs/webrtc.md): its fields
-and their checks, applied by `hub.config` with the rest."""
+and their checks, applied by `hub.config.load` with the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .config_values import ConfigError, as_int, as_list, as_seconds
+from .values import ConfigError, as_int, as_list, as_seconds
 
 __all__ = ["WebRtcConfig", "validate_webrtc"]
 
