@@ -21,6 +21,7 @@ from ..errors import Draining, LimitReached, ServiceUnavailable
 from ..ipc import messages as M
 from ..logs import level_number
 from ..ipc.channel import IpcChannel
+from ..ipc.methods import Ask
 from ..store.routes import RouteTable
 from ..store.users import User, UserTable, relay_user
 from ..udp_ports import PortPairPool
@@ -104,22 +105,23 @@ class FrontContext:
     def config(self) -> Config:
         return self.args.config
 
-    async def supervisor_request(self, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def supervisor_request(self, msg: Ask, timeout: float = 5.0) -> Any:
         if self.supervisor is None:
             raise ServiceUnavailable("supervisor link is down")
-        return await self.supervisor.request(method, args, timeout=timeout)
+        return await self.supervisor.call(msg, timeout=timeout)
 
-    async def store_write(self, method: str, args: dict[str, Any]) -> Any:
+    async def store_write(self, msg: Ask) -> Any:
         """A change to the users/routes/recording rules: the supervisor
         applies writes one at a time, so a burst queues. It drops a write
         still queued at the deadline (nothing changed), and answers before
         this side stops waiting: a 503 here always means "not changed"."""
         deadline = time.monotonic() + STORE_WRITE_DEADLINE
-        return await self.supervisor_request(method, {**args, "deadline": deadline},
+        method, args = msg
+        return await self.supervisor_request((method, {**args, "deadline": deadline}),
                                              timeout=STORE_WRITE_DEADLINE + STORE_WRITE_MARGIN)
 
-    async def shard_request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
-        return await self.shards.request(path, method, args, timeout)
+    async def shard_request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+        return await self.shards.request(path, msg, timeout)
 
     # -- admission (hub.supervisor.admission decides for the whole tree) -------------
     async def admit_player(self, path: str, remote: str) -> PlayerTicket:
@@ -132,14 +134,14 @@ class FrontContext:
             raise Draining("draining: not taking new players")
         ticket = PlayerTicket(self, path, host_of(remote))
         log.debug("%s: player %s joining", path, remote)
-        args = {"kind": "player", "path": path, "ip": ticket.ip}
+        args: M.AdmissionArgs = {"kind": "player", "path": path, "ip": ticket.ip}
         lim = self.config.limits
         if not (lim.players_per_stream or lim.players or lim.connections_per_ip):
             if self.supervisor is not None:
-                self.supervisor.notify(M.ADMITTED, args)
+                self.supervisor.tell(M.ADMITTED(args))
             return ticket
         try:
-            await self.supervisor_request(M.ADMIT, args, timeout=2.0)
+            await self.supervisor_request(M.ADMIT(args), timeout=2.0)
         except (LimitReached, Draining):
             raise  # refused: nothing was counted
         except BaseException:
@@ -155,7 +157,7 @@ class FrontContext:
             raise Draining("draining: not taking new publishers")
         args = self._publisher_grant(path, remote)
         try:
-            await self.supervisor_request(M.ADMIT, args, timeout=2.0)
+            await self.supervisor_request(M.ADMIT(args), timeout=2.0)
         except (LimitReached, Draining):
             raise
         except BaseException:
@@ -165,9 +167,9 @@ class FrontContext:
     def release_publisher(self, path: str, remote: str) -> None:
         """The hand-off of an admitted publisher failed: give its grant back."""
         if self.supervisor is not None:
-            self.supervisor.notify(M.RELEASE, self._publisher_grant(path, remote))
+            self.supervisor.tell(M.RELEASE(self._publisher_grant(path, remote)))
 
-    def _publisher_grant(self, path: str, remote: str) -> dict[str, Any]:
+    def _publisher_grant(self, path: str, remote: str) -> M.AdmissionArgs:
         return {"kind": "publisher", "path": path, "ip": host_of(remote),
                 "holder": f"shard-{self.shards.index_of(path)}"}
 
@@ -185,7 +187,7 @@ class FrontContext:
         self.views.config = config
         logging.getLogger().setLevel(level_number(config.log.level))
 
-    def apply_store(self, msg: dict[str, Any]) -> None:
+    def apply_store(self, msg: M.StoreArgs) -> None:
         """The supervisor's snapshot or broadcast change: new read-only copies."""
         if "relay_user" in msg:  # a cluster's: other nodes pull any path as this user
             self.relay_user = relay_user(msg["relay_user"])
@@ -237,4 +239,4 @@ class PlayerTicket:
         self.released = True
         sup = self.front.supervisor
         if sup is not None:
-            sup.notify(M.RELEASE, {"kind": "player", "path": self.path, "ip": self.ip})
+            sup.tell(M.RELEASE({"kind": "player", "path": self.path, "ip": self.ip}))

@@ -1,17 +1,17 @@
-"""The front's IPC handlers: what the supervisor and the shards ask of it."""
+"""The front's IPC: its one dispatch table (FRONT) and its links to the supervisor and the shards."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from ..child import shard_socket_path
 from ..config import Config
-from ..errors import HubError, IpcError
+from ..errors import IpcError
 from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, connect_unix
+from ..ipc.dispatch import Dispatch
 from ..procstats import process_extra
 from .context import FrontContext
 from .metrics import front_report
@@ -22,43 +22,102 @@ SHARD_RETRY_MIN = 0.05
 SHARD_RETRY_MAX = 0.5
 
 
-class SupervisorLink:
+# -- the front's one dispatch table: what the supervisor and the shards ask and tell it --
+async def _ping(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> str:
+    return "pong"
+
+
+async def _store_changed(front: FrontContext, ch: IpcChannel, a: M.StoreArgs) -> bool:
+    front.apply_store(a)
+    return True
+
+
+async def _consumers(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> dict[str, list[dict[str, Any]]]:
+    return front.local_consumers()
+
+
+async def _kick(front: FrontContext, ch: IpcChannel, a: M.KickArgs) -> bool:
+    return front.kick_local(int(a["cid"]))
+
+
+async def _metrics(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+    return front_report(front)
+
+
+async def _drain(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> bool:
+    front.drain()
+    return True
+
+
+async def _reload(front: FrontContext, ch: IpcChannel, a: M.ReloadArgs) -> bool:
+    front.reload(Config.from_dict(a["config"]))
+    return True
+
+
+async def _stats(front: FrontContext, ch: IpcChannel, a: M.StatsArgs) -> dict[str, Any]:
+    out = front.counters.as_stats()
+    out["streams"]["consumers"] = len(front.views.all_consumers()) + len(front.hls_viewers.active())
+    if a.get("extra"):
+        out["extra"] = process_extra(front.args.name)
+    return out
+
+
+async def _webrtc_session(front: FrontContext, ch: IpcChannel, a: M.SessionOpArgs) -> str | None:
+    """Another front's DELETE/PATCH of a WHEP session, via the shard."""
+    return front.webrtc.session_op(a)
+
+
+def _wake(front: FrontContext, ch: IpcChannel, a: M.WakeArgs) -> None:
+    front.views.on_wake(a["s"])
+
+
+def _stream_ended(front: FrontContext, ch: IpcChannel, a: M.StreamIdArgs) -> None:
+    front.views.on_stream_ended(int(a["stream_id"]))
+
+
+def _hls_part(front: FrontContext, ch: IpcChannel, a: M.HlsPartArgs) -> None:
+    front.hls_live.on_part(a)
+
+
+def _hls_gone(front: FrontContext, ch: IpcChannel, a: M.HlsPathArgs) -> None:
+    front.hls_live.on_gone(a)
+
+
+FRONT: Dispatch[FrontContext] = Dispatch("front")
+FRONT.request(M.PING, _ping)
+FRONT.request(M.STORE_CHANGED, _store_changed)
+FRONT.request(M.CONSUMERS, _consumers)
+FRONT.request(M.KICK, _kick)
+FRONT.request(M.METRICS, _metrics)
+FRONT.request(M.DRAIN, _drain)
+FRONT.request(M.RELOAD, _reload)
+FRONT.request(M.STATS, _stats)
+FRONT.request(M.WEBRTC_SESSION, _webrtc_session)
+FRONT.notice(M.WAKE, _wake)
+FRONT.notice(M.STREAM_ENDED, _stream_ended)
+FRONT.notice(M.HLS_PART, _hls_part)
+FRONT.notice(M.HLS_GONE, _hls_gone)
+
+
+class _FrontLink:
+    """What both links of a front hand to FRONT."""
+
+    front: FrontContext
+
+    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
+        return await FRONT.on_request(self.front, ch, method, args)
+
+    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
+        FRONT.on_notice(self.front, ch, method, args)
+
+    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
+        FRONT.on_fd(self.front, ch, method, args, fd)
+
+
+class SupervisorLink(_FrontLink):
     def __init__(self, front: FrontContext, stop: asyncio.Event) -> None:
         self.front = front
         self.stop = stop
-
-    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        if method == "ping":
-            return "pong"
-        if method == "store_changed":
-            self.front.apply_store(args)
-            return True
-        if method == "consumers":
-            return self.front.local_consumers()
-        if method == "kick":
-            return self.front.kick_local(int(args["cid"]))
-        if method == M.METRICS:
-            return front_report(self.front)
-        if method == M.DRAIN:
-            self.front.drain()
-            return True
-        if method == M.RELOAD:
-            self.front.reload(Config.from_dict(args["config"]))
-            return True
-        if method == "stats":
-            out = self.front.counters.as_stats()
-            out["streams"]["consumers"] = (len(self.front.views.all_consumers())
-                                           + len(self.front.hls_viewers.active()))
-            if args.get("extra"):
-                out["extra"] = process_extra(self.front.args.name)
-            return out
-        raise HubError(f"unknown method {method!r}")
-
-    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        pass
-
-    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
-        os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
         # Without the supervisor there is no tree to belong to.
@@ -67,30 +126,12 @@ class SupervisorLink:
         self.stop.set()
 
 
-class ShardLink:
+class ShardLink(_FrontLink):
     def __init__(self, front: FrontContext, index: int) -> None:
         self.front = front
         self.index = index
         #: Set when the link closes (keep_shard_link then connects again).
         self.closed = asyncio.Event()
-
-    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        if method == "ping":
-            return "pong"
-        if method == "webrtc_session":  # another front's DELETE/PATCH of a WHEP session, via the shard
-            return self.front.webrtc.session_op(args)
-        raise HubError(f"unknown method {method!r}")
-
-    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        if method == "wake":
-            self.front.views.on_wake(args["s"])
-        elif method == "stream_ended":
-            self.front.views.on_stream_ended(int(args["stream_id"]))
-        elif method in ("hls_part", "hls_gone"):
-            self.front.hls_live.on_notice(method, args)
-
-    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
-        os.close(fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
         # The shard is gone, and with it every stream it owned.

@@ -130,7 +130,7 @@ class FrontServer(uvicorn.Server):
             return
         front.listening = True
         if front.supervisor is not None:
-            front.supervisor.notify(M.SERVING, {})
+            front.supervisor.tell(M.SERVING({}))
 
     @property
     def should_exit(self) -> bool:
@@ -175,7 +175,7 @@ async def run_front(args: ChildArgs) -> None:
     links = [asyncio.create_task(keep_shard_link(front, i, stop), name=f"shard-link-{i}")
              for i in range(len(front.shards))]
 
-    front.apply_store(await front.supervisor_request("store_snapshot", {}, timeout=10.0))
+    front.apply_store(await front.supervisor_request(M.STORE_SNAPSHOT({}), timeout=10.0))
     app = build_app(front)
     config = uvicorn_config(app)
     config.load()

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ServiceUnavailable
 from ..ipc.channel import IpcChannel
+from ..ipc.methods import Ask, Tell
 from ..placement import shard_of
 
 #: How long a request waits for a shard being restarted to come back.
@@ -52,14 +53,14 @@ class ShardLinks:
                 raise ServiceUnavailable(f"shard {sid} is not reachable")
         return ch
 
-    async def request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
         ch = await self.channel_for(path)
-        return await ch.request(method, args, timeout=timeout)
+        return await ch.call(msg, timeout=timeout)
 
-    def notify(self, path: str, method: str, args: dict[str, Any]) -> None:
+    def notify(self, path: str, msg: Tell) -> None:
         ch = self.channels[self.index_of(path)] if self.channels else None
         if ch is not None:
-            ch.notify(method, args)
+            ch.tell(msg)
 
     def close(self) -> None:
         for ch in self.channels:

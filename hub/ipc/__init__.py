@@ -1,9 +1,11 @@
 """Control plane: msgpack frames over Unix stream sockets.
 
 Request/response with ids and timeouts, one-way notices, and hand-off of an
-accepted TCP socket (fd + bytes already read). `codec` frames bytes, `messages`
-declares every message and method name, `channel` runs a link, `handoff`
-moves a TCP connection between processes.
+accepted TCP socket (fd + bytes already read). `codec` frames bytes,
+`envelope` checks a frame's kind, `messages` declares every method with its
+arguments' type (`methods`: what a declaration is), `channel` runs a link,
+`dispatch` is a process's one table of handlers, `handoff` moves a TCP
+connection between processes.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ place. Sans-IO: `encode_frame` returns bytes, `FrameDecoder.feed` takes bytes
 and returns whole messages; neither touches a socket or a clock.
 
 A frame's body must be a msgpack map whose "t" (message type) is a str; the
-envelope fields of each type are checked by `hub.ipc.messages.check`. `bin`
+envelope fields of each type are checked by `hub.ipc.envelope.check`. `bin`
 stays `bytes`, `str` stays `str` (use_bin_type=True, raw=False), so bytes the
 front already read from a socket travel unchanged.
 """

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .channel import IpcChannel
 from .messages import ALREADY_READ
+from .methods import Pass
 
 
-def send_socket(ch: IpcChannel, method: str, args: dict[str, Any], sock: socket.socket,
+def send_socket(ch: IpcChannel, msg: Pass, sock: socket.socket,
                 already_read: bytes | bytearray | memoryview) -> None:
     """Hand `sock` and the bytes already read from it to the peer.
 
@@ -26,12 +27,12 @@ def send_socket(ch: IpcChannel, method: str, args: dict[str, Any], sock: socket.
     copy right after (stop reading it first: bytes read after this call would
     be lost to the receiver).
     """
-    payload = dict(args)
-    payload[ALREADY_READ] = bytes(already_read)
-    ch.send_fd(method, payload, sock.fileno())
+    method, args = msg
+    payload = {**args, ALREADY_READ: bytes(already_read)}
+    ch.send_fd(method.name, payload, sock.fileno())
 
 
-def already_read_of(args: dict[str, Any]) -> bytes:
+def already_read_of(args: Mapping[str, Any]) -> bytes:
     """The replay bytes carried by a hand-off message (b"" if none)."""
     data = args.get(ALREADY_READ, b"")
     return data if isinstance(data, bytes) else b""

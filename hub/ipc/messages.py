@@ -1,62 +1,21 @@
-"""Every control-plane message type and method name, declared in one place.
+"""Every control-plane method, declared once: name, arguments, who handles it.
 
-Envelopes (the "t" field picks the type):
+Each constant is a `Call` (request), `Note` (notice) or `Hand` (fd hand-off)
+of its arguments' TypedDict, addressed to the processes that handle it. Each
+process has one dispatch table (`hub.ipc.dispatch.Dispatch`) that handles
+exactly the methods addressed to it: `hub.supervisor.links.SUPERVISOR`,
+`hub.shard.main.SHARD`, `hub.api.links.FRONT`; tests/ipc/test_messages.py
+holds them to that, and to every method having a sender. Send with `IpcChannel.call` / `tell` / `hub.ipc.handoff.send_socket`.
 
-    request   {t:"req",  id:int, m:str, a:dict}
-    response  {t:"res",  id:int, r:any}
-    error     {t:"err",  id:int, e:{type:str, msg:str, status:int}}
-    notice    {t:"note", m:str, a:dict}            one-way, no answer
-    hand-off  {t:"fd",   m:str, a:dict}            + exactly one fd (SCM_RIGHTS)
-                                                   in the same sendmsg
-
-Method names are constants so a typo fails at import, not at run time. The
-server adds its own; keep them here.
+Results are not declared (a handler's return annotation says what it
+answers). The envelope around a method is `hub.ipc.envelope`'s.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypedDict, Union
+from typing import Any, Final, NotRequired, TypedDict
 
-from ..errors import ProtocolError
-
-# -- message types --------------------------------------------------------
-REQ: Final = "req"
-RES: Final = "res"
-ERR: Final = "err"
-NOTICE: Final = "note"
-FD: Final = "fd"
-
-# -- method names ---------------------------------------------------------
-HELLO = "hello"                    # first request on a link: who am I
-PING = "ping"                      # supervisor heartbeat
-STATS = "stats"                    # per-process counters for the API
-OPEN_STREAM = "open_stream"        # front -> shard: ring name for a path
-CLOSE_CONSUMER = "close_consumer"  # front -> shard: a player went away
-WAKE = "wake"                      # shard -> front notice: {stream id: write seq}, coalesced
-HANDOFF_RTSP = "handoff_rtsp"      # front -> shard fd: an RTSP publisher's TCP socket
-HANDOFF_RTMP = "handoff_rtmp"      # front -> shard fd: an RTMP publisher's TCP socket (at `publish`)
-STORE_CHANGED = "store_changed"    # supervisor -> all notice: users/routes changed
-METRICS = "metrics"                # supervisor -> child: plain counters (hub.supervisor.tally);
-                                   # front -> supervisor: the tree's /metrics text
-HEALTH = "health"                  # front -> supervisor: the tree answers
-READY = "ready"                    # front -> supervisor: every child up and serving, no drain
-SERVING = "serving"                # child -> supervisor notice: listening / serving, stores loaded
-DRAIN = "drain"                    # supervisor -> child: stop taking connections and sessions
-RELOAD = "reload"                  # supervisor -> child: {config}: the reloadable keys changed
-ADMIT = "admit"                    # child -> supervisor: {kind, path, ip[, holder]} a session may start
-ADMITTED = "admitted"              # front -> supervisor notice: a session started (no limit set)
-RELEASE = "release"                # holder -> supervisor notice: {kind, path, ip} a session ended
-HLS_OPEN = "hls_open"              # front -> shard: {path, variant} start/keep a segmenter; LL: subscribe
-HLS_PART = "hls_part"              # shard -> front notice: {p, st: LlState, n: next part} a part is out
-HLS_GONE = "hls_gone"              # shard -> front notice: {p} the stream's fMP4 segmenter stopped
-HLS_TOUCH = "hls_touch"            # front -> shard notice: {p} LL players still ask
-# A cluster's nodes (hub.cluster; only with --cluster):
-CLUSTER_LOCATE = "cluster_locate"  # shard -> supervisor: {path, routed}: {relay: url, node} or {} (pull it here)
-CLUSTER_STREAM = "cluster_stream"  # shard -> supervisor notice: {up, path, sid, kind, codecs, start_on, t}
-CLUSTER_STREAMS = "cluster_streams"  # front -> supervisor: the other nodes' streams and consumers
-CLUSTER_NODES = "cluster_nodes"    # front -> supervisor: the nodes (GET /api/v1/cluster)
-CLUSTER_DELETE = "cluster_delete"  # front -> supervisor: {path}: True when sent on to the owning node
-CLUSTER_KICK = "cluster_kick"      # front -> supervisor: {node, cid}: a consumer held by another node
+from .methods import Call, Hand, Method, Note
 
 # Several label values in one key of a metrics report.
 LABEL_SEP = "\t"
@@ -65,88 +24,238 @@ LABEL_SEP = "\t"
 ALREADY_READ = "already_read"
 
 
-class ErrorBody(TypedDict):
-    type: str      # class name of the remote exception (e.g. "NotFound")
-    msg: str       # its message
-    status: int    # its http_status; lets the receiver map unknown types
+class NoArgs(TypedDict):
+    """A method without arguments."""
 
 
-class Request(TypedDict):
-    t: Literal["req"]
-    id: int
-    m: str
-    a: dict[str, Any]
+# -- supervisor -> every child ------------------------------------------------------
+class StatsArgs(TypedDict):
+    extra: bool  # add per-process rss, cpu, gc (`extra=1` of /api/v1/runtime)
 
 
-class Response(TypedDict):
-    t: Literal["res"]
-    id: int
-    r: Any
+class ReloadArgs(TypedDict):
+    config: dict[str, Any]  # Config.to_dict(): the new configuration
 
 
-class ErrorResponse(TypedDict):
-    t: Literal["err"]
-    id: int
-    e: ErrorBody
+class StoreArgs(TypedDict, total=False):
+    """The stores' tables in wire form (the changed ones; all in a snapshot)."""
+    users: dict[str, Any]
+    routes: dict[str, Any]
+    record: dict[str, Any]
+    key: bytes                   # the token signing key
+    relay_user: list[str]        # a cluster's: other nodes pull as this user
 
 
-class Notice(TypedDict):
-    t: Literal["note"]
-    m: str
-    a: dict[str, Any]
+PING: Final = Call("ping", NoArgs, "shard", "front")        # heartbeat: "pong"
+STATS: Final = Call("stats", StatsArgs, "shard", "front")   # counters for /api/v1/runtime
+# supervisor -> child: plain counters (hub.supervisor.tally); front -> supervisor: the tree's /metrics text
+METRICS: Final = Call("metrics", NoArgs, "supervisor", "shard", "front")
+DRAIN: Final = Call("drain", NoArgs, "shard", "front")      # stop taking connections and sessions
+RELOAD: Final = Call("reload", ReloadArgs, "shard", "front")  # the reloadable keys changed
+STORE_CHANGED: Final = Call("store_changed", StoreArgs, "shard", "front")  # users/routes/rules changed
 
 
-class FdMessage(TypedDict):
-    t: Literal["fd"]
-    m: str
-    a: dict[str, Any]
+# -- supervisor -> fronts, front -> supervisor: players across fronts ------------------
+class KickArgs(TypedDict):
+    cid: int
 
 
-Message = Union[Request, Response, ErrorResponse, Notice, FdMessage]
+FrontConsumersArgs = TypedDict("FrontConsumersArgs", {"except": int})  # a front leaves itself out
+KickConsumerArgs = TypedDict("KickConsumerArgs", {"cid": int, "except": int})
+
+CONSUMERS: Final = Call("consumers", NoArgs, "front")       # the front's players by path
+KICK: Final = Call("kick", KickArgs, "front")               # close the player `cid` if here
+FRONT_CONSUMERS: Final = Call("front_consumers", FrontConsumersArgs, "supervisor")  # every other front's
+KICK_CONSUMER: Final = Call("kick_consumer", KickConsumerArgs, "supervisor")        # on any front
 
 
-def request(id: int, method: str, args: dict[str, Any]) -> Request:
-    return {"t": REQ, "id": id, "m": method, "a": args}
+# -- front (and supervisor) -> shard: streams -------------------------------------------
+class PathArgs(TypedDict):
+    path: str
 
 
-def response(id: int, result: Any) -> Response:
-    return {"t": RES, "id": id, "r": result}
+class HlsOpenArgs(TypedDict):
+    path: str
+    variant: NotRequired[str]  # "ts" (default), "fmp4", "ll" (subscribes the front)
 
 
-def error_response(id: int, body: ErrorBody) -> ErrorResponse:
-    return {"t": ERR, "id": id, "e": body}
+class DeleteStreamArgs(TypedDict):
+    path: str
+    stream_id: NotRequired[int | None]  # a cluster's: this stream, not a newer one of the path
 
 
-def notice(method: str, args: dict[str, Any]) -> Notice:
-    return {"t": NOTICE, "m": method, "a": args}
+class StreamIdArgs(TypedDict):
+    stream_id: int
 
 
-def fd_message(method: str, args: dict[str, Any]) -> FdMessage:
-    return {"t": FD, "m": method, "a": args}
+class HlsPathArgs(TypedDict):
+    p: str
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+OPEN_STREAM: Final = Call("open_stream", PathArgs, "shard")       # the ring's wire description
+DESCRIBE: Final = Call("describe", StreamIdArgs, "shard")         # a stream's current description
+HLS_OPEN: Final = Call("hls_open", HlsOpenArgs, "shard")          # start/keep a segmenter
+LIST_STREAMS: Final = Call("list_streams", NoArgs, "shard")       # the shard's streams (API)
+STREAM_INFO: Final = Call("stream_info", PathArgs, "shard")       # one stream (API); NotFound
+DELETE_STREAM: Final = Call("delete_stream", DeleteStreamArgs, "shard")  # close it (API, cluster)
+RECORD_STATUS: Final = Call("record_status", NoArgs, "shard")     # the shard's recorders
+RELEASE_STREAM: Final = Note("release_stream", StreamIdArgs, "shard")      # the front's last player left
+REQUEST_KEYFRAME: Final = Note("request_keyframe", StreamIdArgs, "shard")  # a WebRTC player's PLI
+HLS_TOUCH: Final = Note("hls_touch", HlsPathArgs, "shard")        # LL players still ask
 
 
-def check(msg: dict[str, Any]) -> Message:
-    """Check a decoded frame's envelope; ProtocolError if it is not one of ours.
+# -- shard -> front: what its streams do ----------------------------------------------
+class WakeArgs(TypedDict):
+    s: dict[int, int]  # stream id -> write sequence, coalesced per loop pass
 
-    Only the envelope: the args of a method are the handler's business.
-    """
-    t = msg["t"]
-    if t == REQ:
-        ok = _is_int(msg.get("id")) and isinstance(msg.get("m"), str) and isinstance(msg.get("a"), dict)
-    elif t == RES:
-        ok = _is_int(msg.get("id")) and "r" in msg
-    elif t == ERR:
-        e = msg.get("e")
-        ok = (_is_int(msg.get("id")) and isinstance(e, dict) and isinstance(e.get("type"), str)
-              and isinstance(e.get("msg"), str) and _is_int(e.get("status")))
-    elif t == NOTICE or t == FD:
-        ok = isinstance(msg.get("m"), str) and isinstance(msg.get("a"), dict)
-    else:
-        raise ProtocolError(f"unknown IPC message type {t!r}")
-    if not ok:
-        raise ProtocolError(f"malformed IPC {t!r} message")
-    return msg  # type: ignore[return-value]
+
+class HlsPartArgs(TypedDict):
+    p: str
+    st: list[Any]  # LlState as a list (hub.shard.hls_fmp4.ll_wire)
+    n: int         # the next part's number
+
+
+WAKE: Final = Note("wake", WakeArgs, "front")                     # rings written
+STREAM_ENDED: Final = Note("stream_ended", StreamIdArgs, "front")
+HLS_PART: Final = Note("hls_part", HlsPartArgs, "front")          # a LL part is out
+HLS_GONE: Final = Note("hls_gone", HlsPathArgs, "front")          # the fMP4 segmenter stopped
+
+
+# -- publishers: front -> shard -------------------------------------------------------
+class HandoffArgs(TypedDict):
+    path: str
+    peer: str          # host:port of the publisher
+    user: str          # who authenticated ("" without auth)
+    already_read: NotRequired[bytes]  # ALREADY_READ: set by send_socket
+
+
+class WhipOfferArgs(TypedDict):
+    path: str
+    sdp: bytes
+    client: str  # host:port
+    host: str    # the address the client reached (ICE candidates)
+    user: str
+
+
+class SessionOpArgs(TypedDict):
+    id: str
+    path: str
+    op: str                # "delete" | "patch"
+    if_match: str | None
+    ufrag: NotRequired[str | None]  # a PATCH's ICE restart
+
+
+HANDOFF_RTSP: Final = Hand("handoff_rtsp", HandoffArgs, "shard")  # an RTSP publisher's TCP socket
+HANDOFF_RTMP: Final = Hand("handoff_rtmp", HandoffArgs, "shard")  # an RTMP publisher's, at `publish`
+WHIP_OFFER: Final = Call("whip_offer", WhipOfferArgs, "shard")    # {sdp, id, etag}
+WHIP_SESSION: Final = Call("whip_session", SessionOpArgs, "shard")
+# A WHEP session's DELETE/PATCH at a front that does not hold it: to the shard, which asks the other fronts.
+WEBRTC_SESSION: Final = Call("webrtc_session", SessionOpArgs, "shard", "front")
+
+
+# -- child -> supervisor --------------------------------------------------------------
+class AdmissionArgs(TypedDict):
+    kind: str  # "player" | "publisher"
+    path: str
+    ip: str
+    holder: NotRequired[str]  # who releases it (a publisher's shard), if not the sender
+
+
+class RuntimeArgs(TypedDict):
+    extra: bool
+
+
+class LoginArgs(TypedDict):
+    username: str
+    password: str
+
+
+class RefreshArgs(TypedDict):
+    token: str
+
+
+# A store write's deadline (time.monotonic()) is set by FrontContext.store_write.
+class UsersUpsertArgs(TypedDict):
+    user: dict[str, Any]
+    update_password: bool
+    deadline: NotRequired[float]
+
+
+class UsersDeleteArgs(TypedDict):
+    name: str
+    deadline: NotRequired[float]
+
+
+class RoutesUpsertArgs(TypedDict):
+    route: dict[str, Any]
+    deadline: NotRequired[float]
+
+
+class RecordUpsertArgs(TypedDict):
+    rule: dict[str, Any]
+    deadline: NotRequired[float]
+
+
+class PatternArgs(TypedDict):
+    pattern: str
+    deadline: NotRequired[float]
+
+
+SERVING: Final = Note("serving", NoArgs, "supervisor")            # listening / serving, stores loaded
+ADMIT: Final = Call("admit", AdmissionArgs, "supervisor")         # may a session start? LimitReached
+ADMITTED: Final = Note("admitted", AdmissionArgs, "supervisor")   # one started (no limit set)
+RELEASE: Final = Note("release", AdmissionArgs, "supervisor")     # one ended
+HEALTH: Final = Call("health", NoArgs, "supervisor")              # does the tree answer
+READY: Final = Call("ready", NoArgs, "supervisor")                # every child up, no drain
+RUNTIME: Final = Call("runtime", RuntimeArgs, "supervisor")       # /api/v1/runtime
+SERVER_INFO: Final = Call("server_info", NoArgs, "supervisor")    # /api/v1/server
+STORE_SNAPSHOT: Final = Call("store_snapshot", NoArgs, "supervisor")  # StoreArgs, all tables
+LOGIN: Final = Call("login", LoginArgs, "supervisor")
+REFRESH: Final = Call("refresh", RefreshArgs, "supervisor")
+USERS_UPSERT: Final = Call("users_upsert", UsersUpsertArgs, "supervisor")
+USERS_DELETE: Final = Call("users_delete", UsersDeleteArgs, "supervisor")
+ROUTES_UPSERT: Final = Call("routes_upsert", RoutesUpsertArgs, "supervisor")
+ROUTES_DELETE: Final = Call("routes_delete", PatternArgs, "supervisor")
+RECORD_RULES: Final = Call("record_rules", NoArgs, "supervisor")
+RECORD_UPSERT: Final = Call("record_upsert", RecordUpsertArgs, "supervisor")
+RECORD_DELETE: Final = Call("record_delete", PatternArgs, "supervisor")
+
+
+# -- a cluster's nodes (hub.cluster; only with --cluster) ----------------------------
+class LocateArgs(TypedDict):
+    path: str
+    routed: bool  # a route applies here: pull it here unless another node has it
+
+
+class ClusterStreamArgs(TypedDict):
+    up: bool
+    path: str
+    sid: int
+    kind: NotRequired[str]         # "publish" | "pull" | "relay" (when up)
+    codecs: NotRequired[list[str]]
+    start_on: NotRequired[Any]
+    t: NotRequired[float]          # time.time() it went live
+
+
+class ClusterKickArgs(TypedDict):
+    node: str
+    cid: int
+
+
+CLUSTER_LOCATE: Final = Call("cluster_locate", LocateArgs, "supervisor")  # {relay: url, node} or {}
+CLUSTER_STREAM: Final = Note("cluster_stream", ClusterStreamArgs, "supervisor")  # a shard's went live/ended
+CLUSTER_STREAMS: Final = Call("cluster_streams", NoArgs, "supervisor")    # the other nodes' streams
+CLUSTER_NODES: Final = Call("cluster_nodes", NoArgs, "supervisor")        # GET /api/v1/cluster
+CLUSTER_DELETE: Final = Call("cluster_delete", PathArgs, "supervisor")    # True: sent to its owner
+CLUSTER_KICK: Final = Call("cluster_kick", ClusterKickArgs, "supervisor")  # a player on another node
+
+
+def declared() -> dict[str, Method[Any]]:
+    """Every method of this module by name (tests, docs)."""
+    out: dict[str, Method[Any]] = {}
+    for value in globals().values():
+        if isinstance(value, Method):
+            if value.name in out:
+                raise ValueError(f"method {value.name!r} declared twice")
+            out[value.name] = value
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..errors import HubError, IpcError
-from .messages import ErrorBody
+from .envelope import ErrorBody
 
 
 def _all_subclasses(cls: type[HubError]) -> list[type[HubError]]:

@@ -57,10 +57,10 @@ class ShardCluster:
     def _closed(self, stream: Stream) -> None:
         self._tell({"up": False, "path": stream.path, "sid": stream.stream_id})
 
-    def _tell(self, args: dict[str, Any]) -> None:
+    def _tell(self, args: M.ClusterStreamArgs) -> None:
         sup = self._supervisor()
         if sup is not None:
-            sup.notify(M.CLUSTER_STREAM, args)
+            sup.tell(M.CLUSTER_STREAM(args))
 
     async def locate(self, path: str, routed: bool) -> PullSource | None:
         """The node that holds `path` (a relay from it), or None: pull it here
@@ -68,7 +68,7 @@ class ShardCluster:
         sup = self._supervisor()
         if sup is None:
             return None
-        reply = await sup.request(M.CLUSTER_LOCATE, {"path": path, "routed": routed}, timeout=LOCATE_TIMEOUT)
+        reply = await sup.call(M.CLUSTER_LOCATE({"path": path, "routed": routed}), timeout=LOCATE_TIMEOUT)
         if isinstance(reply, dict) and reply.get("relay"):
             log.info("%s: relaying from node %s", path, reply.get("node"))
             return PullSource(str(reply["relay"]), False, str(reply.get("node") or "?"))

@@ -12,6 +12,7 @@ import logging
 from typing import Any, Generic, TypeVar
 
 from ..ipc.handoff import adopt_socket, already_read_of
+from ..ipc.messages import HandoffArgs
 from ..placement import canonical_path
 
 log = logging.getLogger("hub.shard.handoff")
@@ -32,7 +33,7 @@ class HandoffHost(Generic[P]):
         """The protocol for one handed-over socket."""
         raise NotImplementedError
 
-    def handoff(self, args: dict[str, Any], fd: int) -> asyncio.Task[P]:
+    def handoff(self, args: HandoffArgs, fd: int) -> asyncio.Task[P]:
         """A front's hand-off: adopt `fd` (ours from now on)."""
         path = canonical_path(str(args.get("path") or "/"))
         peer = str(args.get("peer") or "")

@@ -130,9 +130,10 @@ class Fmp4HlsSegmenter(Fmp4Feed):
             return
         self._write(LL_PLAYLIST, [render_ll_playlist(seg, self.uris).encode()])
         if self.subscribers:
-            msg = {"p": self.stream.path, **ll_wire(seg)}
+            wire = ll_wire(seg)
+            msg: M.HlsPartArgs = {"p": self.stream.path, "st": wire["st"], "n": wire["n"]}
             for ch in self.subscribers:
-                ch.notify(M.HLS_PART, msg)  # type: ignore[attr-defined]
+                ch.tell(M.HLS_PART(msg))  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Off the stream, subscribers told, files gone."""
@@ -140,7 +141,7 @@ class Fmp4HlsSegmenter(Fmp4Feed):
             return
         self.detach()
         for ch in self.subscribers:
-            ch.notify(M.HLS_GONE, {"p": self.stream.path})  # type: ignore[attr-defined]
+            ch.tell(M.HLS_GONE({"p": self.stream.path}))  # type: ignore[attr-defined]
         self.subscribers.clear()
         remove_files(self.folder, SUFFIXES)
         try:

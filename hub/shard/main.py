@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import HubError, NotFound
 from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, serve_unix
+from ..ipc.dispatch import Dispatch
 from ..logs import level_number, log_access
 from ..procstats import process_extra
 from ..store.routes import RouteTable
@@ -89,7 +90,7 @@ class Shard:
 
     @staticmethod
     def _send_wake(reader: Any, streams: dict[int, int]) -> None:
-        reader.notify("wake", {"s": streams})
+        reader.tell(M.WAKE({"s": streams}))
 
     # -- publishers: admission, access log, drain ----------------------------
     def _release_publisher(self, path: str, peer: str) -> None:
@@ -97,7 +98,7 @@ class Shard:
         the hand-off) and this shard holds the grant until the session ends."""
         if self.supervisor is not None:
             host = peer.rpartition(":")[0] if peer.count(":") == 1 or peer.startswith("[") else peer
-            self.supervisor.notify(M.RELEASE, {"kind": "publisher", "path": path, "ip": host.strip("[]")})
+            self.supervisor.tell(M.RELEASE({"kind": "publisher", "path": path, "ip": host.strip("[]")}))
 
     def _publisher_closed(self, session: RtspPublisher | RtmpPublisher) -> None:
         self._release_publisher(session.path, session.peer)
@@ -110,7 +111,7 @@ class Shard:
         log_access("publisher", path=session.path, protocol="whip", remote=session.client, user=session.user,
                    duration=round(time.monotonic() - session.started, 3), bytes=session.ingest.bytes_in)
 
-    def adopt_publisher(self, args: dict[str, Any], fd: int, host: PublishHost | RtmpPublishHost | None = None) -> None:
+    def adopt_publisher(self, args: M.HandoffArgs, fd: int, host: PublishHost | RtmpPublishHost | None = None) -> None:
         """A front's hand-off (to `host`, RTSP's by default); refused while
         draining (the front had its grant just before the drain began)."""
         path, peer = canonical_path(str(args.get("path") or "/")), str(args.get("peer") or "")
@@ -143,95 +144,140 @@ class Shard:
     def _announce_end(self, stream: Stream) -> None:
         for ch in stream.readers:
             if isinstance(ch, IpcChannel):  # in-process readers have no link
-                ch.notify("stream_ended", {"stream_id": stream.stream_id})
+                ch.tell(M.STREAM_ENDED({"stream_id": stream.stream_id}))
 
-    # -- requests from the supervisor and the fronts ------------------------
-    async def handle(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        if method == "ping":
-            return "pong"
-        if method == "stats":
-            # RTSP connections are counted by the front that accepted them
-            # (total); a publisher handed over here stays active here.
-            out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
-                                   "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
-                                   "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
-                                   "webrtc": self.whip.stats(),
-                                   "record": self.recorders.counts()}
-            if args.get("extra"):
-                out["extra"] = process_extra(self.args.name)
-            return out
-        if method == "store_changed":
-            if "routes" in args:
-                self.route_table = RouteTable.from_wire(args["routes"])
-            if "record" in args:
-                self.recorders.set_rules(RecordTable.from_wire(args["record"]))
-            return True
-        if method == M.METRICS:
-            return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
-                                rtmp_publishers=len(self.rtmp.sessions),
-                                whip_publishers=len(self.whip.sessions), recorders=self.recorders)
-        if method == M.DRAIN:
-            self.drain()
-            return True
-        if method == M.RELOAD:
-            self.reload(Config.from_dict(args["config"]))
-            return True
-        if method == "record_status":
-            return self.recorders.stats()
-        if method == "open_stream":
-            path = str(args["path"])
-            if self.streams.get(path) is None:
-                await self.pulls.ensure(path)  # route pull; NotFound when none applies
-            return self.streams.open(path, ch)
-        if method == "hls_open":
-            stream = self.streams.get(str(args["path"]))
-            if stream is None:
-                stream = await self.pulls.ensure(str(args["path"]))  # route pull
-            return await self.hls.open(stream, str(args.get("variant", "ts")), ch)
-        if method == "list_streams":
-            if self.cluster is not None:
-                return self.cluster.list_streams(self.streams)
-            return [s.info() for s in self.streams]
-        if method == "stream_info":
-            stream = self.streams.get(str(args["path"]))
-            if stream is None:
-                raise NotFound("404 page not found")
-            return stream.info()
-        if method == "delete_stream":
-            stream = self.streams.get(str(args["path"]))
-            sid = args.get("stream_id")  # a cluster closes one stream, not a newer one of the path
-            if stream is not None and (sid is None or stream.stream_id == sid):
-                self.streams.close(stream)
-            return True
-        if method == "whip_offer":
-            return self.whip.offer(args)
-        if method == "whip_session":
-            return self.whip.session_op(args)
-        if method == "webrtc_session":
-            # A WHEP session's DELETE/PATCH reached a front that does not hold
-            # it: ask the other fronts (the holder acts, the rest say None).
-            others = [f for f in self.fronts if f is not ch]
-            replies = await asyncio.gather(*(f.request("webrtc_session", args, timeout=2.0) for f in others),
-                                           return_exceptions=True)
-            return next((r for r in replies if isinstance(r, str)), None)
-        if method == "describe":
-            stream = self.streams.by_id(int(args["stream_id"]))
-            if stream is None:
-                raise NotFound("stream ended")
-            return stream.describe()
-        raise NotFound(f"unknown method {method!r}")
+    # -- IPC from the supervisor and the fronts: the handlers of SHARD, below ------------
+    async def on_ping(self, ch: IpcChannel, a: M.NoArgs) -> str:
+        return "pong"
 
-    def notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        if method == "release_stream":
-            self.streams.release(int(args["stream_id"]), ch)
-        elif method == "request_keyframe":  # a WebRTC player's PLI, for a source that can ask (WHIP)
-            stream = self.streams.by_id(int(args["stream_id"]))
-            ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
-            if ask is not None:
-                ask()
-        elif method == "hls_touch":
-            self.hls.touch(str(args["p"]), ch)
+    async def on_stats(self, ch: IpcChannel, a: M.StatsArgs) -> dict[str, Any]:
+        # RTSP connections are counted by the front that accepted them
+        # (total); a publisher handed over here stays active here.
+        out: dict[str, Any] = {"streams": {"sources": len(self.streams), "consumers": 0},
+                               "rtsp": {"total": 0, "active": len(self.publishers.sessions)},
+                               "rtmp": {"total": 0, "active": len(self.rtmp.sessions)},
+                               "webrtc": self.whip.stats(),
+                               "record": self.recorders.counts()}
+        if a.get("extra"):
+            out["extra"] = process_extra(self.args.name)
+        return out
 
+    async def on_store_changed(self, ch: IpcChannel, a: M.StoreArgs) -> bool:
+        if "routes" in a:
+            self.route_table = RouteTable.from_wire(a["routes"])
+        if "record" in a:
+            self.recorders.set_rules(RecordTable.from_wire(a["record"]))
+        return True
+
+    async def on_metrics(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+        return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
+                            rtmp_publishers=len(self.rtmp.sessions),
+                            whip_publishers=len(self.whip.sessions), recorders=self.recorders)
+
+    async def on_drain(self, ch: IpcChannel, a: M.NoArgs) -> bool:
+        self.drain()
+        return True
+
+    async def on_reload(self, ch: IpcChannel, a: M.ReloadArgs) -> bool:
+        self.reload(Config.from_dict(a["config"]))
+        return True
+
+    async def on_record_status(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+        return self.recorders.stats()
+
+    async def on_open_stream(self, ch: IpcChannel, a: M.PathArgs) -> Any:
+        path = str(a["path"])
+        if self.streams.get(path) is None:
+            await self.pulls.ensure(path)  # route pull; NotFound when none applies
+        return self.streams.open(path, ch)
+
+    async def on_hls_open(self, ch: IpcChannel, a: M.HlsOpenArgs) -> Any:
+        stream = self.streams.get(str(a["path"]))
+        if stream is None:
+            stream = await self.pulls.ensure(str(a["path"]))  # route pull
+        return await self.hls.open(stream, str(a.get("variant", "ts")), ch)
+
+    async def on_list_streams(self, ch: IpcChannel, a: M.NoArgs) -> list[dict[str, Any]]:
+        if self.cluster is not None:
+            return self.cluster.list_streams(self.streams)
+        return [s.info() for s in self.streams]
+
+    async def on_stream_info(self, ch: IpcChannel, a: M.PathArgs) -> dict[str, Any]:
+        stream = self.streams.get(str(a["path"]))
+        if stream is None:
+            raise NotFound("404 page not found")
+        return stream.info()
+
+    async def on_delete_stream(self, ch: IpcChannel, a: M.DeleteStreamArgs) -> bool:
+        stream = self.streams.get(str(a["path"]))
+        sid = a.get("stream_id")  # a cluster closes one stream, not a newer one of the path
+        if stream is not None and (sid is None or stream.stream_id == sid):
+            self.streams.close(stream)
+        return True
+
+    async def on_whip_offer(self, ch: IpcChannel, a: M.WhipOfferArgs) -> dict[str, Any]:
+        return self.whip.offer(a)
+
+    async def on_whip_session(self, ch: IpcChannel, a: M.SessionOpArgs) -> str | None:
+        return self.whip.session_op(a)
+
+    async def on_webrtc_session(self, ch: IpcChannel, a: M.SessionOpArgs) -> str | None:
+        # A WHEP session's DELETE/PATCH reached a front that does not hold
+        # it: ask the other fronts (the holder acts, the rest say None).
+        others = [f for f in self.fronts if f is not ch]
+        replies = await asyncio.gather(*(f.call(M.WEBRTC_SESSION(a), timeout=2.0) for f in others),
+                                       return_exceptions=True)
+        return next((r for r in replies if isinstance(r, str)), None)
+
+    async def on_describe(self, ch: IpcChannel, a: M.StreamIdArgs) -> Any:
+        stream = self.streams.by_id(int(a["stream_id"]))
+        if stream is None:
+            raise NotFound("stream ended")
+        return stream.describe()
+
+    def on_release_stream(self, ch: IpcChannel, a: M.StreamIdArgs) -> None:
+        self.streams.release(int(a["stream_id"]), ch)
+
+    def on_request_keyframe(self, ch: IpcChannel, a: M.StreamIdArgs) -> None:
+        """A WebRTC player's PLI, for a source that can ask (WHIP)."""
+        stream = self.streams.by_id(int(a["stream_id"]))
+        ask = getattr(stream.source, "request_keyframe", None) if stream is not None else None
+        if ask is not None:
+            ask()
+
+    def on_hls_touch(self, ch: IpcChannel, a: M.HlsPathArgs) -> None:
+        self.hls.touch(str(a["p"]), ch)
+
+    def on_handoff_rtsp(self, ch: IpcChannel, a: M.HandoffArgs, fd: int) -> None:
+        self.adopt_publisher(a, fd)
+
+    def on_handoff_rtmp(self, ch: IpcChannel, a: M.HandoffArgs, fd: int) -> None:
+        self.adopt_publisher(a, fd, self.rtmp)
+
+
+#: The shard's one dispatch table: what the supervisor and the fronts ask and tell it.
+SHARD: Dispatch[Shard] = Dispatch("shard")
+SHARD.request(M.PING, Shard.on_ping)
+SHARD.request(M.STATS, Shard.on_stats)
+SHARD.request(M.STORE_CHANGED, Shard.on_store_changed)
+SHARD.request(M.METRICS, Shard.on_metrics)
+SHARD.request(M.DRAIN, Shard.on_drain)
+SHARD.request(M.RELOAD, Shard.on_reload)
+SHARD.request(M.RECORD_STATUS, Shard.on_record_status)
+SHARD.request(M.OPEN_STREAM, Shard.on_open_stream)
+SHARD.request(M.HLS_OPEN, Shard.on_hls_open)
+SHARD.request(M.LIST_STREAMS, Shard.on_list_streams)
+SHARD.request(M.STREAM_INFO, Shard.on_stream_info)
+SHARD.request(M.DELETE_STREAM, Shard.on_delete_stream)
+SHARD.request(M.WHIP_OFFER, Shard.on_whip_offer)
+SHARD.request(M.WHIP_SESSION, Shard.on_whip_session)
+SHARD.request(M.WEBRTC_SESSION, Shard.on_webrtc_session)
+SHARD.request(M.DESCRIBE, Shard.on_describe)
+SHARD.notice(M.RELEASE_STREAM, Shard.on_release_stream)
+SHARD.notice(M.REQUEST_KEYFRAME, Shard.on_request_keyframe)
+SHARD.notice(M.HLS_TOUCH, Shard.on_hls_touch)
+SHARD.handoff(M.HANDOFF_RTSP, Shard.on_handoff_rtsp)
+SHARD.handoff(M.HANDOFF_RTMP, Shard.on_handoff_rtmp)
 
 
 class _Link:
@@ -240,19 +286,13 @@ class _Link:
         self.is_supervisor = is_supervisor
 
     async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        return await self.shard.handle(ch, method, args)
+        return await SHARD.on_request(self.shard, ch, method, args)
 
     def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        self.shard.notice(ch, method, args)
+        SHARD.on_notice(self.shard, ch, method, args)
 
     def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
-        if method == "handoff_rtsp":
-            self.shard.adopt_publisher(args, fd)
-            return
-        if method == M.HANDOFF_RTMP:
-            self.shard.adopt_publisher(args, fd, self.shard.rtmp)
-            return
-        os.close(fd)
+        SHARD.on_fd(self.shard, ch, method, args, fd)
 
     def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
         if self.is_supervisor:
@@ -285,14 +325,14 @@ async def run_shard(args: ChildArgs) -> None:
     server = await serve_unix(path, lambda: _Link(shard, False), on_connect=on_front)
     shard.whip.start()
     try:
-        snap = await sup.request("store_snapshot", {}, timeout=10.0)
+        snap = await sup.call(M.STORE_SNAPSHOT({}), timeout=10.0)
         shard.route_table = RouteTable.from_wire(snap["routes"])
         if "record" in snap:
             shard.recorders.set_rules(RecordTable.from_wire(snap["record"]))
     except HubError as e:
         log.warning("no route table from the supervisor yet: %s", e)
     log.info("serving fronts on %s", path)
-    sup.notify(M.SERVING, {})
+    sup.tell(M.SERVING({}))
     try:
         await shard.stop.wait()
     finally:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from ..child import ChildArgs
 from ..errors import Draining, ServiceUnavailable
+from ..ipc.messages import SessionOpArgs, WhipOfferArgs
 from ..media.rtcp import SenderReport
 from ..media.stream_desc import TrackDesc
 from ..media.webrtc.answer import LocalParams, whip_answer
@@ -190,7 +191,7 @@ class WhipHost:
             self.port = None
 
     # -- requests from the fronts -----------------------------------------------------
-    def offer(self, args: dict[str, Any]) -> dict[str, Any]:
+    def offer(self, args: WhipOfferArgs) -> dict[str, Any]:
         """`whip_offer`: answer a publisher's offer; {id, sdp, etag}."""
         port = self.port
         if port is None:
@@ -228,7 +229,7 @@ class WhipHost:
         log.info("%s: WHIP offer from %s answered (session %s…)", path, client, sid[:6])
         return {"id": sid, "sdp": answer.sdp, "etag": session.etag}
 
-    def session_op(self, args: dict[str, Any]) -> str | None:
+    def session_op(self, args: SessionOpArgs) -> str | None:
         """`whip_session`: DELETE or PATCH; the same answers as a WHEP session's."""
         session = self.sessions.get(str(args.get("id", "")))
         if session is None or session.path != args.get("path"):

@@ -92,7 +92,7 @@ class Lifecycle:
         sup.admission.draining = True
         sup.metrics.draining = True
         sup.tree.restart_dead = False
-        await sup.tree.request_all(M.DRAIN, {}, timeout=2.0)
+        await sup.tree.request_all(M.DRAIN({}), timeout=2.0)
         while time.monotonic() < deadline:
             adm = sup.admission
             if adm.players == 0 and adm.publishers == 0:
@@ -132,7 +132,7 @@ class Lifecycle:
         sup.config = config
         sup.tree.config = config  # children started from now on get it
         logging.getLogger().setLevel(level_number(config.log.level))
-        replies = await sup.tree.request_all(M.RELOAD, {"config": config.to_dict()}, timeout=5.0)
+        replies = await sup.tree.request_all(M.RELOAD({"config": config.to_dict()}), timeout=5.0)
         log.info("reload: applied %s in %d of %d children", ", ".join(sorted(applied)), len(replies),
                  len(sup.tree.children))
         return applied

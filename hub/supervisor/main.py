@@ -16,29 +16,24 @@ import shutil
 import signal
 import socket
 import tempfile
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..config import Config
-from ..errors import Forbidden, HubError, NotFound
 from ..ipc import messages as M
-from ..ipc.channel import IpcChannel
 from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
 from ..ring import cleanup_stale
 from .admission import Admission
-from .cluster import REQUESTS as CLUSTER_REQUESTS, LocalTree, child_notice as cluster_notice
-from .cluster import child_request as cluster_request
+from .cluster import LocalTree
 from .lifecycle import Lifecycle
-from .metrics import CONTENT_TYPE, TreeMetrics
+from .links import ChildLink
+from .metrics import TreeMetrics
 from .stats import RuntimeStats
 from .stores import Stores
 from .tree import Child, ProcessTree, pid_alive
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
-
-STORE_METHODS = frozenset({"login", "refresh", "users_upsert", "users_delete",
-                           "routes_upsert", "routes_delete", "record_rules", "record_upsert", "record_delete"})
 
 log = logging.getLogger("hub.supervisor")
 
@@ -129,67 +124,11 @@ class Supervisor:
             self.cluster.shard_gone(child.index)
 
     # -- IPC from children ----------------------------------------------
-    def _handler_for(self, child: Child) -> _ChildLink:
-        return _ChildLink(self, child)
+    def _handler_for(self, child: Child) -> ChildLink:
+        return ChildLink(self, child)  # its handlers: hub.supervisor.links.SUPERVISOR
 
-    async def _broadcast_store(self, method: str, args: dict[str, Any]) -> None:
-        await self.tree.request_all(method, args, timeout=2.0)
-
-    async def on_child_request(self, child: Child, method: str, args: dict[str, Any]) -> Any:
-        if method == M.ADMIT:
-            # A player's front holds its grant; a publisher's, the shard it is handed to.
-            self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
-                                 str(args["path"]), str(args.get("ip", "")))
-            return True
-        if method == M.METRICS:
-            return {"body": await self.metrics.scrape(), "type": CONTENT_TYPE}
-        if method == M.HEALTH:
-            return self.lifecycle.health()
-        if method == M.READY:
-            return self.lifecycle.readiness()
-        if method == "runtime":
-            return await self.stats.runtime(extra=bool(args.get("extra")))
-        if method == "store_snapshot":
-            snap = self.stores.snapshot()
-            if self.cluster is not None:
-                snap.update(self.cluster.snapshot())
-            return snap
-        if method in CLUSTER_REQUESTS:
-            if self.cluster is None:
-                raise NotFound("not running as a cluster (--cluster)")
-            return await cluster_request(self.cluster, method, args)
-        if method == "login":
-            try:
-                return await self.stores.handle(method, args)
-            except Forbidden:
-                self.metrics.count("login_failures")
-                raise
-        if method in STORE_METHODS:
-            return await self.stores.handle(method, args)
-        if method == "server_info":
-            return self.stats.server_info()
-        if method == "front_consumers":
-            skip = args.get("except")
-            replies = await self.tree.request_all("consumers", {}, kinds=("front",))
-            return [r for c, r in replies if c.index != skip]
-        if method == "kick_consumer":
-            replies = await self.tree.request_all("kick", {"cid": args["cid"]}, kinds=("front",))
-            return any(r for _c, r in replies)
-        raise NotFound(f"unknown supervisor method {method!r}")
-
-    def on_child_notice(self, child: Child, method: str, args: dict[str, Any]) -> None:
-        if method == M.ADMITTED:  # counted without a check (no limit was set)
-            self.admission.admit(str(args.get("holder") or child.name), str(args["kind"]),
-                                 str(args["path"]), str(args.get("ip", "")), check=False)
-        elif method == M.RELEASE:
-            self.admission.release(str(args.get("holder") or child.name), str(args["kind"]),
-                                   str(args["path"]), str(args.get("ip", "")))
-        elif method == M.SERVING:
-            child.serving = True
-        elif method == M.CLUSTER_STREAM and self.cluster is not None:
-            cluster_notice(self.cluster, child, args)
-        else:
-            log.debug("notice %s from %s", method, child.name)
+    async def _broadcast_store(self, args: M.StoreArgs) -> None:
+        await self.tree.request_all(M.STORE_CHANGED(args), timeout=2.0)
 
     def stop(self) -> None:
         """End at once: stop the children and exit (SIGINT, a second SIGTERM, the drain's end)."""
@@ -240,43 +179,6 @@ class Supervisor:
             return False
         joining.result()
         return True
-
-
-class _ChildLink:
-    """IpcHandler for one child's link."""
-
-    def __init__(self, sup: Supervisor, child: Child) -> None:
-        self.sup = sup
-        self.child = child
-
-    async def on_request(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> Any:
-        return await self.sup.on_child_request(self.child, method, args)
-
-    def on_notice(self, ch: IpcChannel, method: str, args: dict[str, Any]) -> None:
-        # After the requests read with it: a request runs as a task started
-        # in this same pass, and a `release` must not overtake the `admit`
-        # it answers (sent before it when a player left while being admitted).
-        asyncio.get_running_loop().call_soon(self._notice, method, args)
-
-    def _notice(self, method: str, args: dict[str, Any]) -> None:
-        try:
-            self.sup.on_child_notice(self.child, method, args)
-        except (HubError, KeyError, TypeError, ValueError) as e:
-            log.warning("bad notice %s from %s: %r", method, self.child.name, e)
-
-    def on_fd(self, ch: IpcChannel, method: str, args: dict[str, Any], fd: int) -> None:
-        os.close(fd)
-
-    def on_close(self, ch: IpcChannel, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, HubError):
-            log.warning("link to %s closed: %r", self.child.name, exc)
-        elif exc is not None:
-            log.warning("link to %s closed: %s", self.child.name, exc)
-            # A malformed frame closed the link: the child cannot be reached
-            # any more, so replace it (its watcher restarts it).
-            proc = self.child.proc
-            if proc is not None and proc.returncode is None:
-                proc.kill()
 
 
 def raise_nofile_limit() -> int:

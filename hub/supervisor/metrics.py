@@ -195,7 +195,7 @@ class TreeMetrics:
     async def scrape(self) -> bytes:
         """Ask every child, add up, render. Scrapes run one at a time."""
         async with self._lock:
-            replies = await self.tree.request_all(M.METRICS, {}, timeout=CHILD_TIMEOUT)
+            replies = await self.tree.request_all(M.METRICS({}), timeout=CHILD_TIMEOUT)
             now = time.monotonic()
             for child, report in replies:
                 if child.pid is not None and isinstance(report, dict):

@@ -12,6 +12,7 @@ import psutil
 
 from .. import __version__
 from ..gotime import go_duration, rfc3339nano
+from ..ipc import messages as M
 from ..procstats import process_extra
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class RuntimeStats:
                 "uptime": int(now - self._started_mono)}
 
     async def runtime(self, extra: bool) -> dict[str, Any]:
-        replies = await self.tree.request_all("stats", {"extra": extra})
+        replies = await self.tree.request_all(M.STATS({"extra": extra}))
         counters = {"streams": {"sources": 0, "consumers": 0},
                     "rtsp": {"total": 0, "active": 0},
                     "flv": {"total": 0, "active": 0},

@@ -20,12 +20,14 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from ..auth.passwords import needs_rehash
 from ..auth.tokens import TokenService
 from ..config import Config
 from ..errors import BadRequest, Forbidden, ServiceUnavailable
+from ..ipc.messages import (PatternArgs, RecordUpsertArgs, RefreshArgs, RoutesUpsertArgs, StoreArgs, UsersDeleteArgs,
+                            UsersUpsertArgs)
 from ..store.backend import FileBackend, StoreBackend, TableSpec
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
@@ -83,7 +85,7 @@ def table_specs(config: Config) -> list[TableSpec[Any]]:
 
 
 class Stores:
-    def __init__(self, config: Config, broadcast: Callable[[str, dict[str, Any]], Awaitable[Any]],
+    def __init__(self, config: Config, broadcast: Callable[[StoreArgs], Awaitable[Any]],
                  backend: StoreBackend | None = None) -> None:
         self.config = config
         self._broadcast = broadcast
@@ -134,8 +136,8 @@ class Stores:
         assert self.tokens is not None, "Stores.open() first"
         return self.tokens
 
-    def snapshot(self) -> dict[str, Any]:
-        out: dict[str, Any] = {kind: spec.to_wire(self.tables[kind]) for kind, spec in self.specs.items()}
+    def snapshot(self) -> StoreArgs:
+        out = cast(StoreArgs, {kind: spec.to_wire(self.tables[kind]) for kind, spec in self.specs.items()})
         out["key"] = self.key
         return out
 
@@ -161,8 +163,8 @@ class Stores:
 
     async def _send(self, kinds: set[str]) -> None:
         async with self._send_lock:
-            msg = {k: self.specs[k].to_wire(self.tables[k]) for k in kinds}
-            await self._broadcast("store_changed", msg)
+            msg = cast(StoreArgs, {k: self.specs[k].to_wire(self.tables[k]) for k in kinds})
+            await self._broadcast(msg)
 
     def _remote_change(self, kind: str, table: Any) -> None:
         """Another node changed a table: send it on (coalesced: the newest only)."""
@@ -183,45 +185,50 @@ class Stores:
             self._pusher.cancel()
             await asyncio.gather(self._pusher, return_exceptions=True)
 
-    # -- requests from the fronts ------------------------------------------------
-    async def handle(self, method: str, a: dict[str, Any]) -> Any:
-        if method == "login":
-            return await self.login(str(a.get("username", "")), str(a.get("password", "")))
-        if method == "record_rules":
-            return self.record.page()
-        deadline = a.get("deadline")
-        if method == "refresh":
-            token, tokens = str(a.get("token", "")), self._tokens()
-            access, refresh = await self._update("users", lambda t: t.refresh(token, tokens), deadline)
-            return {"access_token": access, "refresh_token": refresh}
-        if method == "users_upsert":
-            obj = a.get("user")
-            if not isinstance(obj, dict):
-                raise BadRequest("the body must be a JSON object")
-            flag = bool(a.get("update_password"))
-            hashed = await _prehash(obj)
-            return await self._update("users", lambda t: t.upsert(obj, flag, hashed).name, deadline)
-        if method == "users_delete":
-            name = str(a.get("name", ""))
-            await self._update("users", lambda t: t.delete(name), deadline)
-            return True
-        if method == "routes_upsert":
-            obj = a.get("route")
-            if not isinstance(obj, dict):
-                raise BadRequest("the body must be a JSON object")
-            return await self._update("routes", lambda t: t.upsert(obj).pattern, deadline)
-        if method == "routes_delete":
-            pattern = str(a.get("pattern", ""))
-            await self._update("routes", lambda t: t.delete(pattern), deadline)
-            return True
-        if method == "record_upsert":
-            rule = a.get("rule")
-            return await self._update("record", lambda t: t.upsert(rule).pattern, deadline)
-        if method == "record_delete":
-            pattern = str(a.get("pattern", ""))
-            await self._update("record", lambda t: t.delete(pattern), deadline)
-            return True
-        raise BadRequest(f"unknown store method {method!r}")
+    # -- requests from the fronts (the supervisor's table, hub.supervisor.links) --------
+    def record_rules(self) -> list[dict[str, Any]]:
+        return self.record.page()
+
+    async def refresh(self, a: RefreshArgs) -> dict[str, str]:
+        token, tokens = str(a.get("token", "")), self._tokens()
+        access, refresh = await self._update("users", lambda t: t.refresh(token, tokens))
+        return {"access_token": access, "refresh_token": refresh}
+
+    async def users_upsert(self, a: UsersUpsertArgs) -> str:
+        obj = a.get("user")
+        if not isinstance(obj, dict):
+            raise BadRequest("the body must be a JSON object")
+        flag = bool(a.get("update_password"))
+        hashed = await _prehash(obj)
+        name: str = await self._update("users", lambda t: t.upsert(obj, flag, hashed).name, a.get("deadline"))
+        return name
+
+    async def users_delete(self, a: UsersDeleteArgs) -> bool:
+        name = str(a.get("name", ""))
+        await self._update("users", lambda t: t.delete(name), a.get("deadline"))
+        return True
+
+    async def routes_upsert(self, a: RoutesUpsertArgs) -> str:
+        obj = a.get("route")
+        if not isinstance(obj, dict):
+            raise BadRequest("the body must be a JSON object")
+        pattern: str = await self._update("routes", lambda t: t.upsert(obj).pattern, a.get("deadline"))
+        return pattern
+
+    async def routes_delete(self, a: PatternArgs) -> bool:
+        pattern = str(a.get("pattern", ""))
+        await self._update("routes", lambda t: t.delete(pattern), a.get("deadline"))
+        return True
+
+    async def record_upsert(self, a: RecordUpsertArgs) -> str:
+        rule = a.get("rule")
+        pattern: str = await self._update("record", lambda t: t.upsert(rule).pattern, a.get("deadline"))
+        return pattern
+
+    async def record_delete(self, a: PatternArgs) -> bool:
+        pattern = str(a.get("pattern", ""))
+        await self._update("record", lambda t: t.delete(pattern), a.get("deadline"))
+        return True
 
     async def login(self, name: str, password: str) -> dict[str, str]:
         if not name or not password:

@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..errors import HubError
+from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, IpcHandler
+from ..ipc.methods import Ask
 from .spawn import Process, Spawner
 
 log = logging.getLogger("hub.supervisor")
@@ -161,7 +163,7 @@ class ProcessTree:
             if ch is None or ch.closed or proc is None or proc.returncode is not None:
                 return
             try:
-                await ch.request("ping", {}, timeout=FIRST_PING_TIMEOUT)
+                await ch.call(M.PING({}), timeout=FIRST_PING_TIMEOUT)
             except HubError:
                 continue
             child.misses = 0
@@ -181,7 +183,7 @@ class ProcessTree:
         if ch is None or proc is None or proc.returncode is not None:
             return
         try:
-            await ch.request("ping", {}, timeout=HEARTBEAT_TIMEOUT)
+            await ch.call(M.PING({}), timeout=HEARTBEAT_TIMEOUT)
             child.misses = 0
         except HubError:
             if ch is not child.channel:
@@ -192,7 +194,7 @@ class ProcessTree:
                 log.error("%s pid %d missed %d heartbeats; killing it", child.name, proc.pid, child.misses)
                 proc.kill()
 
-    async def request_all(self, method: str, args: dict[str, Any], kinds: tuple[str, ...] = ("shard", "front"),
+    async def request_all(self, msg: Ask, kinds: tuple[str, ...] = ("shard", "front"),
                           timeout: float = 2.0) -> list[tuple[Child, Any]]:
         """Ask every live child of the given kinds; children that fail are left out."""
         targets = [c for c in self.children if c.kind in kinds and c.channel is not None]
@@ -200,9 +202,9 @@ class ProcessTree:
         async def one(c: Child) -> tuple[Child, Any] | None:
             assert c.channel is not None
             try:
-                return c, await c.channel.request(method, args, timeout=timeout)
+                return c, await c.channel.call(msg, timeout=timeout)
             except HubError as e:
-                log.warning("%s did not answer %s: %s", c.name, method, e)
+                log.warning("%s did not answer %s: %s", c.name, msg[0].name, e)
                 return None
 
         results = await asyncio.gather(*(one(c) for c in targets))

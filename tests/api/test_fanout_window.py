@@ -25,10 +25,10 @@ class OneShard(ShardLinks):
         super().__init__(1)
         self.desc = desc
 
-    async def request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Any, timeout: float = 5.0) -> Any:
         return self.desc.to_wire()
 
-    def notify(self, path: str, method: str, args: dict[str, Any]) -> None:
+    def notify(self, path: str, msg: Any) -> None:
         pass
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from hub.errors import NotFound, ServiceUnavailable
+from hub.ipc import messages as M
+from hub.ipc.methods import Ask, Tell
 from hub.api.play import hls_live
 from hub.api.play.hls import FMP4_FILE, with_query
 from hub.api.play.hls_live import HlsLive, LiveHls
@@ -49,12 +51,13 @@ class FakeShards:
         self.opens = 0
         self.notices: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+        assert msg[0] is M.HLS_OPEN
         self.opens += 1
         return {"folder": "/tmp/x", "st": [4, 10, 3, 0.2, 2, False], "n": 53}
 
-    def notify(self, path: str, method: str, args: dict[str, Any]) -> None:
-        self.notices.append((path, method, args))
+    def notify(self, path: str, msg: Tell) -> None:
+        self.notices.append((path, msg[0].name, msg[1]))
 
 
 def test_live_entry_is_opened_once_then_kept_by_notices() -> None:
@@ -64,16 +67,16 @@ def test_live_entry_is_opened_once_then_kept_by_notices() -> None:
         a = await live.get("/a")
         assert (a.state, a.next_part, a.folder) == (STATE, 53, Path("/tmp/x"))
         assert await live.get("/a") is a and shards.opens == 1
-        live.on_notice("hls_part", {"p": "/a", "st": [4, 10, 4, 0.2, 2, False], "n": 54})
+        live.on_part({"p": "/a", "st": [4, 10, 4, 0.2, 2, False], "n": 54})
         assert a.state.open_parts == 4 and a.next_part == 54
-        live.on_notice("hls_part", {"p": "/a", "st": [4, 10, 3, 0.2, 2, False], "n": 53})  # late: ignored
+        live.on_part({"p": "/a", "st": [4, 10, 3, 0.2, 2, False], "n": 53})  # late: ignored
         assert a.next_part == 54
         a.updated -= hls_live.STALE + 1  # no notice for a while: asked again
         assert await live.get("/a") is a and shards.opens == 2
         a.touched -= hls_live.TOUCH_EVERY
         await live.get("/a")
         assert shards.notices == [("/a", "hls_touch", {"p": "/a"})]
-        live.on_notice("hls_gone", {"p": "/a"})
+        live.on_gone({"p": "/a"})
         assert a.gone and "/a" not in live.streams
         assert await live.get("/a") is not a and shards.opens == 3
 

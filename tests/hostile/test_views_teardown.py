@@ -23,6 +23,7 @@ from hub.api.play.views import StreamViews
 from hub.api.shards import ShardLinks
 from hub.config import Config
 from hub.errors import NotFound
+from hub.ipc import messages as M
 from hub.media.stream_desc import StreamDesc, TrackDesc
 from hub.ring import RingWriter, cleanup_stale
 
@@ -38,14 +39,14 @@ class SlowShard(ShardLinks):
         self.opens = 0
         self.notices: list[tuple[str, dict[str, Any]]] = []
 
-    async def request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
-        assert method == "open_stream"
+    async def request(self, path: str, msg: Any, timeout: float = 5.0) -> Any:
+        assert msg[0] is M.OPEN_STREAM
         self.opens += 1
         await asyncio.sleep(self.delay)
         return self.desc.to_wire()
 
-    def notify(self, path: str, method: str, args: dict[str, Any]) -> None:
-        self.notices.append((method, args))
+    def notify(self, path: str, msg: Any) -> None:
+        self.notices.append((msg[0].name, msg[1]))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.errors import BadRequest, HubError, IpcError, NotFound, ProtocolError, SessionNotFound
-from hub.ipc import messages as M
+from hub.ipc import envelope as M
 from hub.ipc.codec import MAX_FRAME, FrameDecoder, encode_frame
 from hub.ipc.remote import error_body, remote_error
 

@@ -48,7 +48,7 @@ def test_handoff_to_child_replays_then_continues(run: Run, peers: Peers) -> None
         # in the kernel buffer and must reach the child after the replay.
         head = await loop.sock_recv(conn, 10)
         assert head == OPTIONS[:len(head)] and head
-        send_socket(ch, HANDOFF_RTSP, {"path": "/live"}, conn, head)
+        send_socket(ch, HANDOFF_RTSP({"path": "/live", "peer": "", "user": ""}), conn, head)
         conn.close()
         ls.close()
         await rec.wait_notices(1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hub.ipc.methods import Tell
 from hub.shard.hls import HlsManager
 from hub.shard.hls_fmp4 import PART_SEGMENTS, WINDOW
 from tests.media.mp4.clips import Clip, make_ts, read_ts
@@ -30,8 +31,8 @@ class Front:
     def __init__(self) -> None:
         self.notices: list[tuple[str, dict[str, Any]]] = []
 
-    def notify(self, method: str, args: dict[str, Any]) -> None:
-        self.notices.append((method, args))
+    def tell(self, msg: Tell) -> None:
+        self.notices.append((msg[0].name, dict(msg[1])))
 
 
 def test_parts_segments_playlists_notices_and_clean_up(tmp_path: Path, clip: Clip) -> None:

@@ -20,8 +20,8 @@ from hub.supervisor.stores import Stores
 def _stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: list[Any]) -> Stores:
     monkeypatch.setenv("HUB_ADMIN_PASSWORD", "admin")
 
-    async def broadcast(method: str, msg: dict[str, Any]) -> None:
-        sent.append((method, msg))
+    async def broadcast(msg: Any) -> None:
+        sent.append(msg)
 
     return Stores(load_config(["--data", str(tmp_path)]), broadcast)
 
@@ -32,12 +32,12 @@ def test_a_write_past_its_deadline_changes_nothing(tmp_path: Path, monkeypatch: 
 
     async def main() -> None:
         with pytest.raises(ServiceUnavailable):
-            await stores.handle("users_upsert", {"user": {"name": "late", "password": "pw"},
+            await stores.users_upsert({"user": {"name": "late", "password": "pw"},
                                                  "deadline": time.monotonic() - 1})
         with pytest.raises(ServiceUnavailable):
-            await stores.handle("routes_upsert", {"route": {"pattern": "/late", "url": "rtsp://h/x"},
+            await stores.routes_upsert({"route": {"pattern": "/late", "url": "rtsp://h/x"},
                                                   "deadline": time.monotonic() - 1})
-        assert await stores.handle("users_upsert", {"user": {"name": "ontime", "password": "pw"},
+        assert await stores.users_upsert({"user": {"name": "ontime", "password": "pw"},
                                                      "deadline": time.monotonic() + 10}) == "ontime"
 
     asyncio.run(main())
@@ -67,7 +67,7 @@ def test_password_hashes_run_outside_the_lock(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(UserTable, "upsert", timed_upsert)
 
     async def main() -> None:
-        await asyncio.gather(*(stores.handle("users_upsert", {"user": {"name": f"u{i}", "password": f"p{i}"}})
+        await asyncio.gather(*(stores.users_upsert({"user": {"name": f"u{i}", "password": f"p{i}"}})
                                for i in range(8)))
 
     asyncio.run(main())

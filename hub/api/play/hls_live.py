@@ -120,9 +120,9 @@ class HlsLive:
             live.used = now
             if now - live.touched >= TOUCH_EVERY:
                 live.touched = now
-                self.shards.notify(path, M.HLS_TOUCH, {"p": path})
+                self.shards.notify(path, M.HLS_TOUCH({"p": path}))
             return live
-        reply = await self.shards.request(path, M.HLS_OPEN, {"path": path, "variant": "ll"},
+        reply = await self.shards.request(path, M.HLS_OPEN({"path": path, "variant": "ll"}),
                                           timeout=OPEN_TIMEOUT)
         state, next_part = state_from_wire(reply["st"]), int(reply["n"])
         live = self.streams.get(path)
@@ -136,14 +136,16 @@ class HlsLive:
         live.used = now
         return live
 
-    def on_notice(self, method: str, args: dict[str, Any]) -> None:
-        """``hls_part`` / ``hls_gone`` from a shard."""
+    def on_part(self, args: M.HlsPartArgs) -> None:
+        """A shard's ``hls_part``: a part is out."""
         live = self.streams.get(str(args.get("p")))
-        if live is None:
-            return
-        if method == M.HLS_PART:
+        if live is not None:
             live.update(state_from_wire(args["st"]), int(args["n"]))
-        elif method == M.HLS_GONE:
+
+    def on_gone(self, args: M.HlsPathArgs) -> None:
+        """A shard's ``hls_gone``: the stream's fMP4 segmenter stopped."""
+        live = self.streams.get(str(args.get("p")))
+        if live is not None:
             del self.streams[live.path]
             live.end()
 

@@ -25,6 +25,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from ...errors import NotFound
+from ...ipc import messages as M
 from ...logs import log_access
 from ...media.stream_desc import StreamDesc
 from ...placement import canonical_path
@@ -150,7 +151,7 @@ class StreamView:
 
     async def _refresh(self) -> None:
         try:
-            wire = await self.views.shards.request(self.desc.path, "describe", {"stream_id": self.stream_id})
+            wire = await self.views.shards.request(self.desc.path, M.DESCRIBE({"stream_id": self.stream_id}))
             desc = StreamDesc.from_wire(wire)
             if desc.stream_id == self.stream_id:
                 self.desc = desc
@@ -232,7 +233,7 @@ class StreamViews:
             task.exception()  # retrieved here: a failure nobody waits for any more is not an error
 
     async def _open(self, path: str) -> StreamView:
-        wire = await self.shards.request(path, "open_stream", {"path": path}, timeout=OPEN_TIMEOUT)
+        wire = await self.shards.request(path, M.OPEN_STREAM({"path": path}), timeout=OPEN_TIMEOUT)
         desc = StreamDesc.from_wire(wire)
         try:
             reader = RingReader.attach(desc.ring)
@@ -271,7 +272,7 @@ class StreamViews:
             del self.by_id[view.stream_id]
         if self.by_path.get(view.desc.path) is view:
             del self.by_path[view.desc.path]
-        self.shards.notify(view.desc.path, "release_stream", {"stream_id": view.stream_id})
+        self.shards.notify(view.desc.path, M.RELEASE_STREAM({"stream_id": view.stream_id}))
 
     def retire(self, path: str, c: Consumer) -> None:
         """A player left: keep its counts, release its admission, log its session."""

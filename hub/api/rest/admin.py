@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import Forbidden, HubError, NotFound
+from ...ipc import messages as M
 from ...store.routes import canonical_pattern
 from ...store.users import NAME_MAX, PASSWORD_MAX, canonical_name
 from ..access import NOT_ADMIN, token_from, user_for_token
@@ -98,7 +99,7 @@ async def login(request: Request) -> Response:
         raise Forbidden("用户名或密码错误")
     if len(name) > NAME_MAX or len(password) > PASSWORD_MAX:
         raise Forbidden("用户名或密码错误")  # no user can have these: no need to ask
-    pair = await _front(request).supervisor_request("login", {"username": name, "password": password},
+    pair = await _front(request).supervisor_request(M.LOGIN({"username": name, "password": password}),
                                                     timeout=10.0)
     return JsonResponse(pair)
 
@@ -106,7 +107,7 @@ async def login(request: Request) -> Response:
 async def refresh_token(request: Request) -> Response:
 
     token = token_from(request.query_params, request.headers.get("authorization"))
-    return JsonResponse(await _front(request).supervisor_request("refresh", {"token": token}))
+    return JsonResponse(await _front(request).supervisor_request(M.REFRESH({"token": token})))
 
 
 async def users_collection(request: Request) -> Response:
@@ -115,7 +116,7 @@ async def users_collection(request: Request) -> Response:
     if request.method == "POST":
         obj = await _json_body(request)
         flag = request.query_params.get("update_password", "0")
-        await front.store_write("users_upsert", {"user": obj, "update_password": flag in ("1", "true")})
+        await front.store_write(M.USERS_UPSERT({"user": obj, "update_password": flag in ("1", "true")}))
         return _ok()
     size, token = page_params(request)
     assert front.users is not None
@@ -128,7 +129,7 @@ async def user_item(request: Request) -> Response:
     front = _front(request)
     name = canonical_name(request.path_params["name"])
     if request.method == "DELETE":
-        await front.store_write("users_delete", {"name": name})
+        await front.store_write(M.USERS_DELETE({"name": name}))
         return _ok()
     assert front.users is not None
     try:
@@ -142,7 +143,7 @@ async def routes_collection(request: Request) -> Response:
     front = _front(request)
     if request.method == "POST":
         obj = await _json_body(request)
-        await front.store_write("routes_upsert", {"route": obj})
+        await front.store_write(M.ROUTES_UPSERT({"route": obj}))
         return _ok()
     size, token = page_params(request)
     assert front.routes is not None
@@ -155,7 +156,7 @@ async def route_item(request: Request) -> Response:
     front = _front(request)
     pattern = request.path_params["pattern"]
     if request.method == "DELETE":
-        await front.store_write("routes_delete", {"pattern": pattern})
+        await front.store_write(M.ROUTES_DELETE({"pattern": pattern}))
         return _ok()
     assert front.routes is not None
     try:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...errors import BadRequest, HubError
+from ...ipc import messages as M
 from .admin import (TokenGate, login, refresh_token, route_item, routes_collection, user_item,
                         users_collection)
 from .cluster import cluster_nodes
@@ -41,7 +42,7 @@ def _front(request: Request) -> FrontContext:
 
 
 async def server_info(request: Request) -> Response:
-    return JsonResponse(await _front(request).supervisor_request("server_info", {}))
+    return JsonResponse(await _front(request).supervisor_request(M.SERVER_INFO({})))
 
 
 async def runtime(request: Request) -> Response:
@@ -49,7 +50,7 @@ async def runtime(request: Request) -> Response:
     if extra not in ("0", "1", "", "true", "false"):
         raise BadRequest("extra must be 0 or 1")
     return JsonResponse(await _front(request).supervisor_request(
-        "runtime", {"extra": extra in ("1", "true")}))
+        M.RUNTIME({"extra": extra in ("1", "true")})))
 
 
 async def crossdomain(request: Request) -> Response:

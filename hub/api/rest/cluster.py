@@ -42,7 +42,7 @@ async def cluster_nodes(request: Request) -> Response:
     front = _front(request)
     if not front.config.cluster:
         raise NotFound("not running as a cluster (--cluster)")
-    return JsonResponse(await front.supervisor_request(M.CLUSTER_NODES, {}, timeout=REMOTE_TIMEOUT))
+    return JsonResponse(await front.supervisor_request(M.CLUSTER_NODES({}), timeout=REMOTE_TIMEOUT))
 
 
 async def cluster_view(front: FrontContext, infos: list[dict[str, Any]],
@@ -50,7 +50,7 @@ async def cluster_view(front: FrontContext, infos: list[dict[str, Any]],
     """This node's streams and consumers and every other node's, merged."""
     parts: list[dict[str, Any]] = [{"node": this_node(front), "streams": infos, "consumers": consumers}]
     try:
-        parts += await front.supervisor_request(M.CLUSTER_STREAMS, {}, timeout=REMOTE_TIMEOUT)
+        parts += await front.supervisor_request(M.CLUSTER_STREAMS({}), timeout=REMOTE_TIMEOUT)
     except HubError:
         pass  # Redis away: this node's own
     return merge(parts)
@@ -84,7 +84,7 @@ def merge(parts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Consumers]
 async def delete_stream(front: FrontContext, path: str) -> bool:
     """Send a DELETE to the node that owns the stream: True if it was another node."""
     try:
-        return bool(await front.supervisor_request(M.CLUSTER_DELETE, {"path": path}, timeout=REMOTE_TIMEOUT))
+        return bool(await front.supervisor_request(M.CLUSTER_DELETE({"path": path}), timeout=REMOTE_TIMEOUT))
     except NotFound:
         return False
 
@@ -97,4 +97,4 @@ async def kick_elsewhere(front: FrontContext, path: str, cid: int, node: str) ->
         found = [c.get("node") for c in consumers.get(path, []) if c.get("id") == cid]
         node = str(found[0]) if found else ""
     if node and node != this_node(front):
-        await front.supervisor_request(M.CLUSTER_KICK, {"node": node, "cid": cid}, timeout=REMOTE_TIMEOUT)
+        await front.supervisor_request(M.CLUSTER_KICK({"node": node, "cid": cid}), timeout=REMOTE_TIMEOUT)

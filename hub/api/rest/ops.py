@@ -61,14 +61,14 @@ def check_metrics_access(front: FrontContext, request: Request) -> None:
 async def metrics(request: Request) -> Response:
     front = _front(request)
     check_metrics_access(front, request)
-    reply = await front.supervisor_request(M.METRICS, {}, timeout=METRICS_TIMEOUT)
+    reply = await front.supervisor_request(M.METRICS({}), timeout=METRICS_TIMEOUT)
     return Response(bytes(reply["body"]), media_type=str(reply["type"]))
 
 
 async def healthz(request: Request) -> Response:
     """200 while the process tree answers (this front asks the supervisor)."""
     try:
-        reply = await _front(request).supervisor_request(M.HEALTH, {}, timeout=PROBE_TIMEOUT)
+        reply = await _front(request).supervisor_request(M.HEALTH({}), timeout=PROBE_TIMEOUT)
     except HubError:
         raise ServiceUnavailable("the process tree does not answer") from None
     return JsonResponse(reply)
@@ -79,7 +79,7 @@ async def readyz(request: Request) -> Response:
     stores loaded, and the tree is not draining; 503 naming what is not."""
     front = _front(request)
     try:
-        reply: dict[str, Any] = await front.supervisor_request(M.READY, {}, timeout=PROBE_TIMEOUT)
+        reply: dict[str, Any] = await front.supervisor_request(M.READY({}), timeout=PROBE_TIMEOUT)
     except HubError:
         raise NotReady("not ready: the process tree does not answer") from None
     why = [name for name, ok in reply.get("children", {}).items() if not ok]

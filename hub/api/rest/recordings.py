@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ...errors import BadRequest, Forbidden, HubError, NotFound, RangeNotSatisfiable
+from ...ipc import messages as M
 from ...media.hls import VodSegment, render_vod_playlist
 from ...media.mp4.playback import join_range
 from ...placement import canonical_path
@@ -65,15 +66,15 @@ async def recordings_collection(request: Request) -> Response:
     front = _front(request)
     if request.method == "POST":
         obj = await json_body(request)
-        await front.store_write("record_upsert", {"rule": obj})
+        await front.store_write(M.RECORD_UPSERT({"rule": obj}))
         return Response(b"", headers=CORS)
     if request.method == "DELETE":
         pattern = request.query_params.get("pattern", "")
         if not pattern:
             raise BadRequest("which rule: ?pattern=")
-        await front.store_write("record_delete", {"pattern": pattern})
+        await front.store_write(M.RECORD_DELETE({"pattern": pattern}))
         return Response(b"", headers=CORS)
-    rules = await front.supervisor_request("record_rules", {})
+    rules = await front.supervisor_request(M.RECORD_RULES({}))
     status: dict[str, Any] = {"recording": [], "files": 0, "bytes": 0, "errors": 0, "deleted": 0}
     for reply in await _all_shards(front):
         for k in ("files", "bytes", "errors", "deleted"):
@@ -89,7 +90,7 @@ async def _all_shards(front: FrontContext) -> list[dict[str, Any]]:
         if ch is None:
             continue
         try:
-            out.append(await ch.request("record_status", {}, timeout=3.0))
+            out.append(await ch.call(M.RECORD_STATUS({}), timeout=3.0))
         except HubError:
             continue
     return out

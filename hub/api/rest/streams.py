@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import BadRequest, HubError, NotFound
+from ...ipc import messages as M
+from ...ipc.methods import Ask
 from ...placement import canonical_path
 from .cluster import cluster_view, kick_elsewhere, this_node
 from .cluster import delete_stream as cluster_delete
@@ -27,13 +29,13 @@ def _front(request: Request) -> FrontContext:
     return front
 
 
-async def _all_shards(front: FrontContext, method: str, args: dict[str, Any]) -> list[Any]:
+async def _all_shards(front: FrontContext, msg: Ask) -> list[Any]:
     async def one(i: int) -> Any:
         ch = front.shards.channels[i]
         if ch is None:
             return []
         try:
-            return await ch.request(method, args, timeout=3.0)
+            return await ch.call(msg, timeout=3.0)
         except HubError:
             return []
 
@@ -44,7 +46,7 @@ async def consumers_by_path(front: FrontContext) -> dict[str, list[dict[str, Any
     """Every front's players, by stream path (this front's without IPC)."""
     replies = [front.local_consumers()]
     try:
-        replies += await front.supervisor_request("front_consumers", {"except": front.args.index},
+        replies += await front.supervisor_request(M.FRONT_CONSUMERS({"except": front.args.index}),
                                                   timeout=3.0)
     except HubError:
         pass
@@ -68,7 +70,7 @@ async def list_streams(request: Request) -> Response:
     front = _front(request)
     detail = request.query_params.get("c", "0") in ("1", "true")
     size, token = page_params(request)
-    infos = [s for reply in await _all_shards(front, "list_streams", {}) for s in reply]
+    infos = [s for reply in await _all_shards(front, M.LIST_STREAMS({})) for s in reply]
     cs = await consumers_by_path(front)
     if front.config.cluster:  # every node's streams, each with its `node`
         infos, cs = await cluster_view(front, infos, cs)
@@ -91,13 +93,13 @@ async def stream_item(request: Request) -> Response:
             kicked = False
             if not node or not front.config.cluster or node == this_node(front):
                 kicked = front.kick_local(cid) or bool(await front.supervisor_request(
-                    "kick_consumer", {"cid": cid, "except": front.args.index}))
+                    M.KICK_CONSUMER({"cid": cid, "except": front.args.index})))
             if not kicked and front.config.cluster:  # held by another node
                 await kick_elsewhere(front, path, cid, node)
             return Response(b"", headers={"Access-Control-Allow-Origin": "*"})
         path = canonical_path(raw)
         if not front.config.cluster or not await cluster_delete(front, path):
-            await front.shard_request(path, "delete_stream", {"path": path})
+            await front.shard_request(path, M.DELETE_STREAM({"path": path}))
         return Response(b"", headers={"Access-Control-Allow-Origin": "*"})
     path = canonical_path(raw)
     detail = request.query_params.get("c", "0") in ("1", "true")
@@ -108,7 +110,7 @@ async def stream_item(request: Request) -> Response:
             raise NotFound("404 page not found")
         return JsonResponse(_with_consumers(found[0], cs.get(path, []), detail))
     try:
-        info = await front.shard_request(path, "stream_info", {"path": path})
+        info = await front.shard_request(path, M.STREAM_INFO({"path": path}))
     except NotFound:
         raise NotFound("404 page not found") from None
     cs = await consumers_by_path(front)
@@ -118,7 +120,7 @@ async def stream_item(request: Request) -> Response:
 async def _one_local(front: FrontContext, path: str) -> list[dict[str, Any]]:
     """This node's stream of `path` as its shard lists it (a relay marked), or none."""
     try:
-        streams: list[dict[str, Any]] = await front.shard_request(path, "list_streams", {}, timeout=3.0)
+        streams: list[dict[str, Any]] = await front.shard_request(path, M.LIST_STREAMS({}), timeout=3.0)
     except HubError:
         return []
     return [s for s in streams if s["path"] == path]

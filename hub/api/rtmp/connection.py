@@ -224,7 +224,7 @@ class RtmpFrontProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         dup = socket.socket(fileno=os.dup(sock.fileno()))
         try:
-            send_socket(channel, HANDOFF_RTMP, {"path": path, "peer": self.peer, "user": user}, dup,
+            send_socket(channel, HANDOFF_RTMP({"path": path, "peer": self.peer, "user": user}), dup,
                         self.transcript)
         finally:
             dup.close()

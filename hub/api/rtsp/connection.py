@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...errors import Forbidden, HubError, MethodNotValidInState, NotFound, Unauthorized, UnsupportedTransport
+from ...ipc import messages as M
 from ...ipc.handoff import send_socket
 from ...media.rtsp.events import (Announce, Describe, GetParameter, Options, Pause, Play, RtspRequestEvent,
                                   SetParameter, Setup, Teardown)
@@ -221,7 +222,7 @@ class RtspConnection(RtspServerProtocol):
             already = event.raw + self.engine.take_buffered()
             s = socket.socket(fileno=os.dup(sock.fileno()))
             try:
-                send_socket(ch, "handoff_rtsp", {"path": path, "peer": remote, "user": self.user}, s, already)
+                send_socket(ch, M.HANDOFF_RTSP({"path": path, "peer": remote, "user": self.user}), s, already)
             finally:
                 s.close()
         except BaseException:

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...errors import Forbidden, NotFound, PreconditionFailed, Unprocessable, UnsupportedMediaType
+from ...ipc import messages as M
 from ...media.webrtc.offer import parse_offer
 from ...media.webrtc.trickle import parse_sdpfrag
 from ...placement import canonical_path
@@ -122,17 +123,17 @@ async def whip_endpoint(request: Request) -> Response:
     await front.admit_publisher(path, remote)  # limits, drain; the shard holds the grant from here
     server = request.scope.get("server") or ("", 0)
     try:
-        reply = await front.shard_request(path, "whip_offer", {
+        reply = await front.shard_request(path, M.WHIP_OFFER({
             "path": path, "sdp": body, "client": remote, "host": str(server[0]),
-            "user": user_name}, timeout=5.0)
+            "user": user_name}), timeout=5.0)
     except BaseException:
         front.release_publisher(path, remote)
         raise
     return _created(front, str(reply["sdp"]), f"/streams{quote(path)}/whip/{reply['id']}", str(reply["etag"]))
 
 
-async def _session_args(request: Request) -> dict[str, object]:
-    args: dict[str, object] = {"id": str(request.path_params["session"]), "path": _path(request),
+async def _session_args(request: Request) -> M.SessionOpArgs:
+    args: M.SessionOpArgs = {"id": str(request.path_params["session"]), "path": _path(request),
                                "op": "delete" if request.method == "DELETE" else "patch",
                                "if_match": request.headers.get("if-match", "").strip() or None}
     if request.method == "PATCH":
@@ -159,7 +160,7 @@ async def whep_session(request: Request) -> Response:
     result = front.webrtc.session_op(args)
     if result is None:
         # Held by another front, maybe: the stream's shard asks them all.
-        result = await front.shard_request(str(args["path"]), "webrtc_session", args, timeout=3.0)
+        result = await front.shard_request(str(args["path"]), M.WEBRTC_SESSION(args), timeout=3.0)
     return _answer(result, request.method)
 
 
@@ -168,7 +169,7 @@ async def whip_session(request: Request) -> Response:
     if request.method == "OPTIONS":
         return _options(front, "PATCH, DELETE, OPTIONS", {"Accept-Patch": SDPFRAG})
     args = await _session_args(request)
-    result = await front.shard_request(str(args["path"]), "whip_session", args, timeout=3.0)
+    result = await front.shard_request(str(args["path"]), M.WHIP_SESSION(args), timeout=3.0)
     return _answer(result, request.method)
 
 

@@ -21,10 +21,12 @@ import logging
 import secrets
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ...config import Config
 from ...errors import ServiceUnavailable, Unprocessable
+from ...ipc import messages as M
+from ...ipc.messages import SessionOpArgs
 from ...media.webrtc.answer import LocalParams, whep_answer
 from ...media.webrtc.dtls import CertificateOnDemand, DtlsServer
 from ...media.webrtc.mux import WebRtcMux
@@ -166,7 +168,7 @@ class WebRtcFront:
             del self.pending[host]
 
     def keyframe_wanted(self, view: StreamView) -> None:
-        self.views.shards.notify(view.desc.path, "request_keyframe", {"stream_id": view.stream_id})
+        self.views.shards.notify(view.desc.path, M.REQUEST_KEYFRAME({"stream_id": view.stream_id}))
 
     def _on_events(self, events: list[PeerEvent]) -> None:
         for e in events:
@@ -182,7 +184,7 @@ class WebRtcFront:
                 session.fanout.keyframe_requested()
 
     # -- session requests (DELETE, PATCH), local or passed on by another front ---------
-    def session_op(self, args: dict[str, Any]) -> str | None:
+    def session_op(self, args: SessionOpArgs) -> str | None:
         """Act on a session of this front: "ok", "precondition" (If-Match
         names another ETag), "restart" (an ICE restart: not supported), or
         None when the session is not here."""

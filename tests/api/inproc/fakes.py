@@ -16,6 +16,7 @@ from hub.config import Config
 
 from hub.api.shards import ShardLinks
 from hub.errors import NotFound
+from hub.ipc.methods import Ask, Tell
 from hub.media.flv import TAG_AUDIO, TAG_VIDEO, FlvReader, FlvTag, parse_audio, parse_video
 from hub.media.rtsp import NEED_DATA, InterleavedFrame, RtspReader, RtspResponse
 from hub.media.stream_desc import AUDIO_AAC, StreamDesc, TrackDesc
@@ -139,7 +140,8 @@ class OneShard(ShardLinks):
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.notices: list[tuple[str, dict[str, Any]]] = []
 
-    async def request(self, path: str, method: str, args: dict[str, Any], timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+        method, args = msg[0].name, dict(msg[1])
         self.asked.append((method, args))
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -149,8 +151,8 @@ class OneShard(ShardLinks):
         assert method in ("open_stream", "describe"), method
         return stream.desc.to_wire()
 
-    def notify(self, path: str, method: str, args: dict[str, Any]) -> None:
-        self.notices.append((method, args))
+    def notify(self, path: str, msg: Tell) -> None:
+        self.notices.append((msg[0].name, dict(msg[1])))
 
     def opens(self) -> int:
         return sum(1 for m, _ in self.asked if m == "open_stream")
