@@ -167,7 +167,11 @@ async def _worker(port: int, supervisor: int, streams: list[str], fronts: int, p
     print(json.dumps({"players": out, "now": now}), flush=True)
     stop.set()
     await asyncio.wait(tasks, timeout=5)
-    for t in tasks:
+    for w, t in zip(watches, tasks):
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            # A player's task that died stays silent to the end: say why.
+            print(f"  player {w.stream} {w.proto} (home {w.home}) stopped: {t.exception()!r}",
+                  file=sys.stderr, flush=True)
         t.cancel()
 
 
