@@ -249,6 +249,10 @@ def test_a_route_is_pulled_once_in_the_cluster(
     wait_stream(camera, camera.token(), "/live/cam")
     assert api(a, "POST", "/api/v1/routes", {"pattern": "/cam/", "url": f"rtsp://127.0.0.1:{camera.port}/live/"},
                token=token)[0] == 200
+    # The route reaches b through Redis (within 1 s, tests/cluster/test_stores.py);
+    # under load the player could otherwise ask before it arrived.
+    wait_for(lambda: any(r.get("pattern") == "/cam/" for r in api(b, "GET", "/api/v1/routes", token=token)[1]["routes"]),
+             5, message="the route did not reach b")
     first = FlvWatcher(b.port, "/cam/cam").start(frames=10, timeout=25)  # b's player starts the pull
     try:
         entry = json.loads(redis_server.command("GET", "hub:stream:/cam/cam"))
