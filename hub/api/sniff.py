@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..errors import HubError, PayloadTooLarge, ProtocolError
+from ..ipc.handoff import set_nodelay
 from ..media.http1 import MAX_BODY, HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp.server import unframed_error_response
 from ..media.rtsp_tunnel import tunnel_role
@@ -53,15 +53,6 @@ BODY_TIMEOUT = 10.0
 #: this long before the connection closes, so that the refusal reaches it
 #: (closing with unread bytes would reset the connection and lose it).
 LINGER = 2.0
-
-
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 class SniffProtocol(asyncio.Protocol):

@@ -76,6 +76,17 @@ class _ReplayProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """TCP_NODELAY on a transport's TCP socket (media is written as it
+    comes; Nagle's delay would add to every frame's latency)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 async def adopt_socket(loop: asyncio.AbstractEventLoop, fd: int,
                        protocol_factory: Callable[[], asyncio.Protocol],
                        already_read: bytes) -> tuple[asyncio.Transport, asyncio.Protocol]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import NotFound, ProtocolError, Unauthorized
+from ..ipc.handoff import set_nodelay
 from ..media.rtsp import (Headers, Public, RtspReader, RtspRequest, RtspResponse, SessionHeader, TransportSpec,
                           authorization_for, pick_challenge)
 from ..media.rtsp.auth import Challenge
@@ -138,12 +138,7 @@ class RtspPullSession(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Coroutine
 
 from ...errors import HubError, NotFound, ProtocolError, ServiceUnavailable
 from ...ipc.channel import IpcChannel
-from ...ipc.handoff import send_socket
+from ...ipc.handoff import send_socket, set_nodelay
 from ...ipc.messages import HANDOFF_RTMP
 from ...media.flv import HevcMode
 from ...media.rtmp import (
@@ -79,12 +79,7 @@ class RtmpFrontProtocol(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
         self.peer = peer_address(transport)
         counters = self.front.counters
         counters.rtmp_total += 1
