@@ -50,6 +50,8 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
+from .heap import trim_heap
+
 PR_SET_CHILD_SUBREAPER = 36
 #: What the zygote imports before it forks: the code of both kinds of
 #: child. Each child still imports only what it runs (a shard never
@@ -77,17 +79,6 @@ def become_subreaper() -> bool:
         return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         return False
-
-
-def trim_heap() -> None:
-    """Give the free pages inside malloc's heap back before forking: a page
-    that is resident and free would be copied by the first child to
-    allocate in it and kept by the parent; given back, it is only the
-    child's (glibc's malloc_trim; nothing elsewhere)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
 
 
 def fork_zygote() -> tuple[int, socket.socket]:

@@ -25,6 +25,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from ...errors import NotFound
+from ...heap import HeapTrimmer
 from ...ipc import messages as M
 from ...logs import log_access
 from ...media.stream_desc import StreamDesc
@@ -208,6 +209,8 @@ class StreamViews:
         self.skips = 0
         self.aborts = 0
         self.laps = 0  # of the rings' readers of closed views
+        # Players that leave free what malloc keeps: give it back (hub.heap).
+        self.heap = HeapTrimmer()
 
     async def open(self, path: str) -> StreamView:
         """The view of a live stream (NotFound if it is not live).
@@ -254,6 +257,7 @@ class StreamViews:
             task.cancel()
         for view in list(self.by_id.values()):
             view.close()
+        self.heap.close()
 
     def on_wake(self, streams: dict[Any, Any]) -> None:
         for sid in streams:
@@ -273,6 +277,8 @@ class StreamViews:
         if self.by_path.get(view.desc.path) is view:
             del self.by_path[view.desc.path]
         self.shards.notify(view.desc.path, M.RELEASE_STREAM({"stream_id": view.stream_id}))
+        if not self.by_id:
+            self.heap.quiet()
 
     def retire(self, path: str, c: Consumer) -> None:
         """A player left: keep its counts, release its admission, log its session."""
@@ -286,6 +292,7 @@ class StreamViews:
         self.aborts += c.aborted
         if c.ticket is not None:
             c.ticket.release()
+        self.heap.busy()
         log_access("player", path=path, protocol=protocol, remote=c.remote, user=c.user,
                    duration=round(time.monotonic() - c.started, 3), bytes=c.outbytes)
 

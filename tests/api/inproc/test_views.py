@@ -204,3 +204,27 @@ def test_a_lapped_reader_is_counted_when_its_view_closes(stream: Stream) -> None
         assert views.laps == laps and view.reader.closed
 
     run(main())
+
+
+def test_players_leaving_schedule_a_heap_trim_and_the_last_view_a_prompt_one(stream: Stream) -> None:
+    async def main() -> None:
+        shard = OneShard(stream)
+        views = StreamViews(shard, Config())
+        trims: list[int] = []
+        views.heap._trim = lambda: trims.append(1)
+        views.heap.every, views.heap.quiet_delay = 0.5, 0.05
+        view = await views.open("/live/x")
+        a, _ = flv_player(views, view)
+        b, _ = flv_player(views, view)
+        a.close()
+        await asyncio.sleep(0.15)
+        assert trims == [], "a player leaving asks for a trim later, not now"
+        b.close()  # the last player: the view closes, the front is quiet
+        assert view.closed and views.by_id == {}
+        await asyncio.sleep(0.15)
+        assert trims == [1]
+        await asyncio.sleep(0.6)
+        assert trims == [1], "one trim for the whole burst"
+        views.close()
+
+    run(main())
