@@ -36,16 +36,19 @@ class HlsViewer:
 
 class HlsViewers:
     def __init__(self) -> None:
-        self._viewers: dict[tuple[str, str, str], HlsViewer] = {}
+        self._viewers: dict[tuple[str, str, int], HlsViewer] = {}
         self.sessions = 0  # viewers seen, for the metrics
         self.ended_out: Counter[str] = Counter()  # bytes of viewers gone, by path
 
     def seen(self, path: str, addr: str, token: str, inbytes: int, outbytes: int) -> None:
-        key = (path, addr.rsplit(":", 1)[0], token)
+        # The token as a fixed-size hash: a client's long query costs nothing here.
+        key = (path, addr.rsplit(":", 1)[0], hash(token))
         v = self._viewers.get(key)
         if v is None:
             if len(self._viewers) >= MAX_VIEWERS:
                 self.expire()
+                if len(self._viewers) >= MAX_VIEWERS:
+                    return  # a flood of new viewers: served, not tracked (the table stays bounded)
             v = self._viewers[key] = HlsViewer(path, addr)
             self.sessions += 1
         v.last_seen = time.monotonic()
