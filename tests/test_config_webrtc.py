@@ -59,3 +59,17 @@ def test_bad_values_name_the_key(tmp_path: Path, raw: dict[str, Any], key: str) 
     f.write_text(json.dumps({"fronts": 2, "shards": 2, "webrtc": raw}))
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(["--config", str(f)], env={})
+
+
+def test_the_port_check_counts_the_processes_that_will_run(tmp_path: Path) -> None:
+    # Shards and fronts not set: as many as the box gets by default (one of
+    # each on 1-2 CPUs), so the last ports of the range are usable there.
+    from hub.config import default_processes
+
+    f = tmp_path / "config.json"
+    top = 65536 - 2 * default_processes()
+    f.write_text(json.dumps({"webrtc": {"udp_port": top}}))
+    assert load_config(["--config", str(f)], env={}).webrtc.udp_port == top
+    f.write_text(json.dumps({"webrtc": {"udp_port": top + 1}}))
+    with pytest.raises(ConfigError, match=r"webrtc\.udp_port"):
+        load_config(["--config", str(f)], env={})

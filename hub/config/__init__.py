@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .load import build_parser, config_from_args, load_config
 from .model import (DEFAULT_PORT, HLS_VARIANTS, MASK, RELOADABLE_KEYS, SECRET_KEYS, Config, HlsConfig, LimitsConfig,
-                    LogConfig, MetricsConfig, TlsConfig, changed_keys, default_processes, restart_needed, split_listen)
-from .values import ConfigError
+                    LogConfig, MetricsConfig, TlsConfig, changed_keys, restart_needed, split_listen)
+from .values import ConfigError, default_processes
 from .webrtc import WebRtcConfig
 
 __all__ = [

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .values import ConfigError
+from .values import ConfigError, default_processes
 from .webrtc import WebRtcConfig
 
 DEFAULT_PORT = 1554
@@ -190,14 +189,6 @@ class Config:
                 if holder.get(name):
                     holder[name] = MASK
         return out
-
-
-def default_processes(cpus: int | None = None) -> int:
-    """Shards (and fronts) when not set: one per CPU, but one of each on a
-    box of 1-2 CPUs, where a second pair would cost its fixed memory and
-    wake-ups for no throughput the CPUs could give."""
-    n = cpus if cpus is not None else (os.cpu_count() or 1)
-    return 1 if n <= 2 else n
 
 
 def _dotted(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

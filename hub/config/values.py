@@ -3,9 +3,10 @@ every key, each naming the key in the ConfigError it raises."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-__all__ = ["ConfigError", "as_bool", "as_int", "as_str", "as_seconds", "as_token", "as_list", "port_range"]
+__all__ = ["ConfigError", "default_processes", "as_bool", "as_int", "as_str", "as_seconds", "as_token", "as_list", "port_range"]
 
 
 class ConfigError(Exception):
@@ -88,3 +89,11 @@ def as_token(key: str, v: Any) -> str | None:
     if len(text) > 512:
         raise ConfigError(f"{key}: longer than 512 characters")
     return text
+
+
+def default_processes(cpus: int | None = None) -> int:
+    """Shards (and fronts) when not set: one per CPU, but one of each on a
+    box of 1-2 CPUs, where a second pair would cost its fixed memory and
+    wake-ups for no throughput the CPUs could give."""
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return 1 if n <= 2 else n

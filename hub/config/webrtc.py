@@ -4,11 +4,10 @@ and their checks, applied by `hub.config.load` with the rest."""
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from .values import ConfigError, as_int, as_list, as_seconds
+from .values import ConfigError, as_int, as_list, as_seconds, default_processes
 
 __all__ = ["WebRtcConfig", "validate_webrtc"]
 
@@ -32,7 +31,7 @@ class WebRtcConfig:
 def validate_webrtc(d: dict[str, Any]) -> None:
     w = d["webrtc"]
     port = as_int("webrtc.udp_port", w["udp_port"], 0, 65535)
-    processes = (d["fronts"] or (os.cpu_count() or 1)) + (d["shards"] or (os.cpu_count() or 1))
+    processes = (d["fronts"] or default_processes()) + (d["shards"] or default_processes())
     if port and not 1024 <= port <= 65536 - processes:
         raise ConfigError(f"webrtc.udp_port: {port} and the {processes - 1} ports after it "
                           f"(one per front and shard) must lie in 1024..65535")
