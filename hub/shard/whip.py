@@ -39,7 +39,7 @@ from ..media.webrtc.offer import parse_offer
 from ..media.webrtc.peer import (PeerClosed, PeerConnected, PeerEvent, RecvTrack, RtpReceived,
                                  SenderReportReceived, WebRtcPeer)
 from ..media.webrtc.reception import ReceptionStats
-from ..media.webrtc.trickle import session_request
+from ..media.webrtc.trickle import answer_session_op
 from ..placement import canonical_path
 from ..webrtc_udp import WebRtcSocket, bind_udp, candidates_for
 from .ingest import IngestSession, PacketSink
@@ -232,13 +232,7 @@ class WhipHost:
     def session_op(self, args: SessionOpArgs) -> str | None:
         """`whip_session`: DELETE or PATCH; the same answers as a WHEP session's."""
         session = self.sessions.get(str(args.get("id", "")))
-        if session is None or session.path != args.get("path"):
-            return None
-        verdict = session_request(session.etag, session.peer.creds.remote_ufrag, str(args.get("op")),
-                                  _opt(args.get("if_match")), _opt(args.get("ufrag")))
-        if verdict == "delete":
-            session.close()
-        return "ok" if verdict in ("delete", "trickle") else verdict
+        return answer_session_op(session, args, lambda: session.close() if session else None)
 
     def forget(self, session: WhipSession) -> None:
         if self.sessions.get(session.id) is not session:
@@ -272,7 +266,3 @@ class WhipHost:
 
     def stats(self) -> dict[str, int]:
         return {"total": self.total, "active": len(self.sessions)}
-
-
-def _opt(v: object) -> str | None:
-    return None if v is None else str(v)

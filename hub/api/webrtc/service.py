@@ -32,7 +32,7 @@ from ...media.webrtc.dtls import CertificateOnDemand, DtlsServer
 from ...media.webrtc.mux import WebRtcMux
 from ...media.webrtc.offer import WebRtcOffer
 from ...media.webrtc.peer import KeyframeRequested, PeerClosed, PeerConnected, PeerEvent, WebRtcPeer
-from ...media.webrtc.trickle import session_request
+from ...media.webrtc.trickle import answer_session_op
 from ...webrtc_udp import WebRtcSocket, bind_udp, candidates_for
 from ..play.consumer import Consumer
 from .whep import WhepFanout, WhepSession, has_bframes
@@ -189,14 +189,4 @@ class WebRtcFront:
         names another ETag), "restart" (an ICE restart: not supported), or
         None when the session is not here."""
         session = self.sessions.get(str(args.get("id", "")))
-        if session is None or session.path != args.get("path"):
-            return None
-        verdict = session_request(session.etag, session.peer.creds.remote_ufrag, str(args.get("op")),
-                                  _opt(args.get("if_match")), _opt(args.get("ufrag")))
-        if verdict == "delete":
-            session.close("DELETE")
-        return "ok" if verdict in ("delete", "trickle") else verdict
-
-
-def _opt(v: object) -> str | None:
-    return None if v is None else str(v)
+        return answer_session_op(session, args, lambda: session.close("DELETE") if session else None)

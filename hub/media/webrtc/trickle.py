@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
 
 from hub.errors import ProtocolError
 
-__all__ = ["TrickleFragment", "parse_sdpfrag", "session_request", "MAX_FRAGMENT_LINES"]
+__all__ = ["TrickleFragment", "parse_sdpfrag", "session_request", "answer_session_op", "MAX_FRAGMENT_LINES"]
 
 #: Lines read from one fragment (each candidate is one).
 MAX_FRAGMENT_LINES = 512
@@ -85,3 +86,30 @@ def session_request(etag: str, remote_ufrag: str, op: str, if_match: str | None,
     if if_match == "*" or (ufrag is not None and ufrag != remote_ufrag):
         return "restart"
     return "trickle"
+
+
+class OpSession(Protocol):
+    """A WHEP or WHIP session as `answer_session_op` reads it."""
+
+    path: str
+    etag: str
+    peer: Any  # its `creds.remote_ufrag`
+
+
+def answer_session_op(session: OpSession | None, args: Mapping[str, object],
+                      close: Callable[[], None]) -> str | None:
+    """A DELETE or PATCH of a session (`args`: path, op, if_match, ufrag)
+    as WHEP and WHIP answer it: "ok", "precondition", "restart", or None
+    when the session is not `session` (not here, or of another path);
+    `close` ends the session on a DELETE."""
+    if session is None or session.path != args.get("path"):
+        return None
+    verdict = session_request(session.etag, session.peer.creds.remote_ufrag, str(args.get("op")),
+                              _opt(args.get("if_match")), _opt(args.get("ufrag")))
+    if verdict == "delete":
+        close()
+    return "ok" if verdict in ("delete", "trickle") else verdict
+
+
+def _opt(v: object) -> str | None:
+    return None if v is None else str(v)
