@@ -6,8 +6,12 @@
 1. Ingest: N ffmpeg publishers each push an H.264+AAC stream of `--mbps`
    Mbit/s (720p, 25 fps; the file's real rate is printed) over RTSP/TCP;
    the shards' CPU over the window gives % of a core per publisher, per
-   Mbit/s of ingest, and so publishers ingested per core. `--players 0`
-   measures only this.
+   Mbit/s of ingest, and so publishers ingested per core; then the shards'
+   wake-ups per publisher and CPU per wake-up beside a bare uvloop reader
+   woken as often, and their page faults (a ring's pages are first touched
+   until it wraps, which this window does not reach). Few publishers per
+   shard cost more each (every wake-up starts with cold caches): compare
+   at the same `--publishers`/`--shards`. `--players 0` measures only this.
 2. Play: one pushed stream, N RTSP/TCP players (a separate load process doing
    DESCRIBE/SETUP/SETUP/PLAY and reading); prints players held in real time
    (>= 95% of the stream's bytes) and the serving processes' CPU per
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +44,66 @@ def run_load(port: int, path: str, n: int, seconds: float, pids: list[int], proc
         pool.ready()
         time.sleep(2.0)  # the cached GOP's burst is not the stream's rate
         return measure(pool, seconds, pids)
+
+
+_BARE_READER = """
+import asyncio, sys, uvloop
+class P(asyncio.Protocol):
+    def data_received(self, d): pass
+async def main():
+    srv = await asyncio.get_running_loop().create_server(P, "127.0.0.1", 0)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+uvloop.run(main())
+"""
+
+
+def bare_wake_cost(wakes_per_s: float, seconds: float) -> float:
+    """CPU µs per wake-up of a uvloop reader that does nothing with its
+    bytes, woken `wakes_per_s` times a second by 1,400-byte writes: what a
+    wake-up costs on this machine before any work (the floor of ingest)."""
+    proc = subprocess.Popen([PY, "-c", _BARE_READER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            time.sleep(0.5)
+            c0, t0, n = cpu_seconds([proc.pid]), time.monotonic(), 0
+            period = 1.0 / wakes_per_s
+            while time.monotonic() - t0 < seconds:
+                s.send(b"x" * 1400)
+                n += 1
+                time.sleep(max(0.0, t0 + n * period - time.monotonic()))
+            c1 = cpu_seconds([proc.pid])
+        return (c1 - c0) / n * 1e6
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def wakes(pids: list[int]) -> int:
+    """Voluntary context switches so far: each is a wait in epoll ended by a read."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).num_ctx_switches().voluntary
+        except psutil.Error:
+            pass
+    return total
+
+
+def minor_faults(pids: list[int]) -> int:
+    """Minor page faults so far (/proc/PID/stat): a ring's pages are first
+    touched, one fault each, until the ring wraps."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                total += int(f.read().rsplit(")", 1)[1].split()[7])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def main() -> None:
@@ -82,15 +147,21 @@ def main() -> None:
         for i in range(args.publishers):
             wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
         time.sleep(2.0)
-        c0, t0 = cpu_seconds(shards), time.monotonic()
+        c0, w0, f0, t0 = cpu_seconds(shards), wakes(shards), minor_faults(shards), time.monotonic()
         time.sleep(args.seconds)
-        c1, t1 = cpu_seconds(shards), time.monotonic()
+        c1, w1, f1, t1 = cpu_seconds(shards), wakes(shards), minor_faults(shards), time.monotonic()
         per = (c1 - c0) / (t1 - t0) / args.publishers
         print(machine_note())
         print(f"ingest ({SERVER_ROOT}): {args.publishers} RTSP/TCP publishers of {mbit:.2f} Mbit/s "
               f"(H.264 {args.mbps:g} Mbit/s + AAC) over {len(shards)} shard(s), {t1 - t0:.0f} s: "
               f"shard CPU {100 * per:.3f}% of a core per publisher, {100 * per / mbit:.3f}% per Mbit/s "
               f"-> {1 / per:.0f} publishers per core; machine {os.cpu_count()} CPUs", flush=True)
+        rate = (w1 - w0) / (t1 - t0)
+        us = (c1 - c0) / max(1, w1 - w0) * 1e6
+        floor = bare_wake_cost(rate / max(1, len(shards)), min(args.seconds, 8.0))
+        print(f"  wake-ups: {rate / args.publishers:.0f}/s per publisher, {us:.0f} us of shard CPU each "
+              f"(a bare uvloop reader woken as often: {floor:.0f} us); minor page faults "
+              f"{(f1 - f0) / (t1 - t0) / args.publishers:.0f}/s per publisher (the rings' first lap)", flush=True)
         if not args.players.strip("0, "):
             return
         for p in procs[1:]:
