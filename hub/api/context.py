@@ -124,17 +124,18 @@ class FrontContext:
         return await self.shards.request(path, msg, timeout)
 
     # -- admission (hub.supervisor.admission decides for the whole tree) -------------
-    async def admit_player(self, path: str, remote: str) -> PlayerTicket:
+    async def admit_player(self, path: str, remote: str, viewer: str | None = None) -> PlayerTicket:
         """A grant for one player of `path`, or LimitReached / Draining.
 
         With a player limit set the supervisor is asked (one round trip per
         session start); without one it is only told, so its counts stay
-        right for a reload that sets a limit."""
+        right for a reload that sets a limit. `viewer` names an HLS viewer
+        (hub.api.play.hls_viewers), one player whichever fronts it asks."""
         if self.draining:
             raise Draining("draining: not taking new players")
-        ticket = PlayerTicket(self, path, host_of(remote))
+        ticket = PlayerTicket(self, path, host_of(remote), viewer)
         log.debug("%s: player %s joining", path, remote)
-        args: M.AdmissionArgs = {"kind": "player", "path": path, "ip": ticket.ip}
+        args = ticket.args()
         lim = self.config.limits
         if not (lim.players_per_stream or lim.players or lim.connections_per_ip):
             if self.supervisor is not None:
@@ -177,6 +178,7 @@ class FrontContext:
     def drain(self) -> None:
         """Stop taking connections: new ones go to another node."""
         self.draining = True
+        self.hls_viewers.release_grants()
         if self.stop_listening is not None:
             self.stop_listening()
         self.listening = False
@@ -225,13 +227,20 @@ def host_of(remote: str) -> str:
 class PlayerTicket:
     """One admitted player; `release` (once) tells the supervisor it left."""
 
-    __slots__ = ("front", "path", "ip", "released")
+    __slots__ = ("front", "path", "ip", "viewer", "released")
 
-    def __init__(self, front: FrontContext, path: str, ip: str) -> None:
+    def __init__(self, front: FrontContext, path: str, ip: str, viewer: str | None = None) -> None:
         self.front = front
         self.path = path
         self.ip = ip
+        self.viewer = viewer
         self.released = False
+
+    def args(self) -> M.AdmissionArgs:
+        out: M.AdmissionArgs = {"kind": "player", "path": self.path, "ip": self.ip}
+        if self.viewer:
+            out["viewer"] = self.viewer
+        return out
 
     def release(self) -> None:
         if self.released:
@@ -239,4 +248,4 @@ class PlayerTicket:
         self.released = True
         sup = self.front.supervisor
         if sup is not None:
-            sup.tell(M.RELEASE({"kind": "player", "path": self.path, "ip": self.ip}))
+            sup.tell(M.RELEASE(self.args()))

@@ -200,6 +200,7 @@ async def run_front(args: ChildArgs) -> None:
         await asyncio.gather(*links, watcher, return_exceptions=True)
         front.webrtc.close()
         front.views.close()
+        front.hls_viewers.close()
         front.shards.close()
         if front.supervisor is not None:
             front.supervisor.close()

@@ -159,6 +159,7 @@ class AdmissionArgs(TypedDict):
     path: str
     ip: str
     holder: NotRequired[str]  # who releases it (a publisher's shard), if not the sender
+    viewer: NotRequired[str]  # an HLS viewer's key: one grant however many fronts ask
 
 
 class RuntimeArgs(TypedDict):

@@ -11,6 +11,11 @@ held. The checks run once per session start, never per packet.
 Without a limit set, fronts send `admitted` notices instead of asking (no
 round trip), so the counts are right when a reload turns a limit on.
 
+An HLS viewer is one player however many fronts its requests land on:
+each front asks with the viewer's key (`viewer`), the first grant counts,
+later ones from other fronts only add a holder, and the grant goes when
+its last holder releases it.
+
 `connections_per_ip` counts player and publisher sessions per remote
 address (a TCP connection that never becomes one, such as an API request,
 is not counted: its life is too short to hold a slot and is bounded by the
@@ -46,12 +51,20 @@ class Admission:
         self.players_by_path: Counter[str] = Counter()
         self.by_ip: Counter[str] = Counter()
         self.held: dict[str, Counter[Grant]] = {}
+        #: HLS viewers by key: their one grant and its holders (fronts)
+        self.viewers: dict[str, tuple[Grant, Counter[str]]] = {}
 
-    def admit(self, holder: str, kind: str, path: str, ip: str, check: bool = True) -> None:
+    def admit(self, holder: str, kind: str, path: str, ip: str, check: bool = True,
+              viewer: str | None = None) -> None:
         """Count a new session held by `holder`, or raise LimitReached (the
-        limit named in the message) or Draining; a refusal changes nothing."""
+        limit named in the message) or Draining; a refusal changes nothing.
+        A `viewer` already counted only gains `holder` as a holder."""
         if kind not in (PLAYER, PUBLISHER):
             raise BadRequest(f"unknown session kind {kind!r}")
+        shared = self.viewers.get(viewer) if viewer else None
+        if shared is not None:
+            shared[1][holder] += 1
+            return
         if check:
             if self.draining:
                 raise Draining("draining: not taking new sessions")
@@ -61,7 +74,10 @@ class Admission:
                     self._on_refusal(limit)
                 raise LimitReached(f"limit {limit} reached")
         grant = (kind, path, ip)
-        self.held.setdefault(holder, Counter())[grant] += 1
+        if viewer:
+            self.viewers[viewer] = (grant, Counter({holder: 1}))
+        else:
+            self.held.setdefault(holder, Counter())[grant] += 1
         self._add(grant, 1)
 
     def _over(self, kind: str, path: str, ip: str) -> str | None:
@@ -77,8 +93,11 @@ class Admission:
             return "publishers"
         return None
 
-    def release(self, holder: str, kind: str, path: str, ip: str) -> None:
+    def release(self, holder: str, kind: str, path: str, ip: str, viewer: str | None = None) -> None:
         """A session ended; a release of something `holder` does not hold is ignored."""
+        if viewer:
+            self._let_go(viewer, holder, 1)
+            return
         held = self.held.get(holder)
         grant = (kind, path, ip)
         if held is None or held[grant] <= 0:
@@ -95,6 +114,20 @@ class Admission:
             for grant, n in held.items():
                 self._add(grant, -n)
             log.info("%s ended holding %d sessions", holder, sum(held.values()))
+        for viewer in [v for v, (_, holders) in self.viewers.items() if holder in holders]:
+            self._let_go(viewer, holder, self.viewers[viewer][1][holder])
+
+    def _let_go(self, viewer: str, holder: str, n: int) -> None:
+        shared = self.viewers.get(viewer)
+        if shared is None or shared[1][holder] <= 0:
+            return
+        grant, holders = shared
+        holders[holder] -= n
+        if holders[holder] <= 0:
+            del holders[holder]
+        if not holders:
+            del self.viewers[viewer]
+            self._add(grant, -1)
 
     def _add(self, grant: Grant, n: int) -> None:
         kind, path, ip = grant

@@ -83,16 +83,18 @@ class ChildLink:
         return str(a.get("holder") or self.child.name)
 
     async def admit(self, ch: IpcChannel, a: M.AdmissionArgs) -> bool:
-        self.sup.admission.admit(self._holder(a), str(a["kind"]), str(a["path"]), str(a.get("ip", "")))
+        self.sup.admission.admit(self._holder(a), str(a["kind"]), str(a["path"]), str(a.get("ip", "")),
+                                 viewer=_viewer(a))
         return True
 
     def admitted(self, ch: IpcChannel, a: M.AdmissionArgs) -> None:
         """Counted without a check (no limit was set)."""
         self.sup.admission.admit(self._holder(a), str(a["kind"]), str(a["path"]), str(a.get("ip", "")),
-                                 check=False)
+                                 check=False, viewer=_viewer(a))
 
     def release(self, ch: IpcChannel, a: M.AdmissionArgs) -> None:
-        self.sup.admission.release(self._holder(a), str(a["kind"]), str(a["path"]), str(a.get("ip", "")))
+        self.sup.admission.release(self._holder(a), str(a["kind"]), str(a["path"]), str(a.get("ip", "")),
+                                   viewer=_viewer(a))
 
     def serving(self, ch: IpcChannel, a: M.NoArgs) -> None:
         self.child.serving = True
@@ -216,3 +218,8 @@ SUPERVISOR.request(M.CLUSTER_NODES, ChildLink.cluster_nodes)
 SUPERVISOR.request(M.CLUSTER_DELETE, ChildLink.cluster_delete)
 SUPERVISOR.request(M.CLUSTER_KICK, ChildLink.cluster_kick)
 SUPERVISOR.notice(M.CLUSTER_STREAM, ChildLink.cluster_stream)
+
+
+def _viewer(a: M.AdmissionArgs) -> str | None:
+    v = a.get("viewer")
+    return str(v)[:64] if v else None

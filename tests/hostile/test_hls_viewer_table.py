@@ -1,34 +1,88 @@
 """HLS viewers are (stream, address, token) seen lately: a client making up
-tokens (or sending huge ones) must not grow the table past its bound."""
+tokens (or sending huge ones) must not grow the table past its bound, and
+a viewer's grant goes back when it goes idle, is kicked or the front drains."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import pytest
+
 from hub.api.play import hls_viewers as hv
+from hub.errors import LimitReached
 
 
-def test_the_table_stays_bounded_under_a_flood_of_new_tokens(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+class Ticket:
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def release(self) -> None:
+        self.log.append(self.name)
+
+
+def test_the_table_stays_bounded_under_a_flood_of_new_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hv, "MAX_VIEWERS", 50)
-    table = hv.HlsViewers()
-    table.seen("/live/x", "127.0.0.1:4000", "real", 0, 10)
-    for i in range(500):
-        table.seen("/live/x", "127.0.0.1:5000", f"made-up-{i}" + "x" * 4096, 0, 10)
-    assert len(table._viewers) == 50
-    assert table.sessions == 50
-    # The viewer seen first is still tracked, and counts on.
-    table.seen("/live/x", "127.0.0.1:4001", "real", 0, 5)
-    real = [v for v in table.active() if v.addr == "127.0.0.1:4000"]
-    assert len(real) == 1 and real[0].outbytes == 15
-    # Idle viewers expire, and new ones are tracked again.
-    for v in table._viewers.values():
-        v.last_seen = time.monotonic() - hv.IDLE - 1
-    table.seen("/live/x", "127.0.0.1:6000", "late", 0, 1)
-    assert [v.addr for v in table.active()] == ["127.0.0.1:6000"]
+
+    async def main() -> None:
+        table = hv.HlsViewers()
+        real = table.add("/live/x", "127.0.0.1:4000", "real", None)
+        refused = 0
+        for i in range(500):
+            token = f"made-up-{i}" + "x" * 4096
+            if table.get("/live/x", "127.0.0.1:5000", token) is None:
+                try:
+                    table.make_room()
+                except LimitReached:
+                    refused += 1
+                    continue
+                table.add("/live/x", "127.0.0.1:5000", token, None)
+        assert len(table._viewers) == 50 and table.sessions == 50 and refused == 451
+        # The viewer seen first is still known, from another port of its address.
+        assert table.get("/live/x", "127.0.0.1:4001", "real") is real
+        # Idle viewers expire, and new ones are taken again.
+        for v in table._viewers.values():
+            v.last_seen = time.monotonic() - hv.IDLE - 1
+        table.make_room()
+        table.add("/live/x", "127.0.0.1:6000", "late", None)
+        assert [v.addr for v in table.active()] == ["127.0.0.1:6000"]
+        table.close()
+
+    asyncio.run(main())
 
 
 def test_no_token_bytes_are_kept() -> None:
-    table = hv.HlsViewers()
-    table.seen("/live/x", "127.0.0.1:4000", "t" * 100_000, 0, 1)
-    (key,) = table._viewers
-    assert all(not isinstance(k, str) or len(k) < 100 for k in key)
+    async def main() -> None:
+        table = hv.HlsViewers()
+        table.add("/live/x", "127.0.0.1:4000", "t" * 100_000, None)
+        (key,) = table._viewers
+        assert all(not isinstance(k, str) or len(k) < 100 for k in key)
+        table.close()
+
+    asyncio.run(main())
+
+
+def test_grants_go_back_when_idle_kicked_drained_or_added_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hv, "IDLE", 0.2)
+
+    async def main() -> None:
+        released: list[str] = []
+        table = hv.HlsViewers()
+        a = table.add("/live/x", "127.0.0.1:1", "", Ticket(released, "a"))
+        # Two parallel first requests of one viewer: one viewer, one grant.
+        assert table.add("/live/x", "127.0.0.1:2", "", Ticket(released, "a2")) is a and released == ["a2"]
+        b = table.add("/live/x", "127.0.0.2:1", "", Ticket(released, "b"))
+        c = table.add("/live/y", "127.0.0.3:1", "", Ticket(released, "c"))
+        assert table.kick(b.cid) and released == ["a2", "b"]
+        # The sweep (every IDLE / 2 while there are viewers) ends idle ones.
+        for _ in range(4):
+            await asyncio.sleep(0.1)
+            table.seen(a, 0, 1)
+        assert released == ["a2", "b", "c"] and table.get("/live/y", "127.0.0.3:1", "") is None
+        table.release_grants()  # drain: a's grant back, a still served
+        assert released == ["a2", "b", "c", "a"] and table.get("/live/x", "127.0.0.1:1", "") is a
+        table.close()
+        assert released == ["a2", "b", "c", "a"] and table._sweep is None
+        del c
+
+    asyncio.run(main())

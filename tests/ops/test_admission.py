@@ -85,3 +85,24 @@ def test_draining_refuses_everything() -> None:
     with pytest.raises(Draining):
         adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
     assert refused == [] and adm.players == 0
+
+
+def test_an_hls_viewer_is_one_player_whichever_fronts_hold_it() -> None:
+    adm, refused = make(players_per_stream=2)
+    adm.admit("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")  # its requests on the other front
+    adm.admit("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")  # asked twice (parallel requests)
+    assert adm.players == 1 and adm.players_by_path["/a"] == 1 and adm.by_ip["10.0.0.1"] == 1
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.2")
+    with pytest.raises(LimitReached):
+        adm.admit("front-0", PLAYER, "/a", "10.0.0.3", viewer="hls:v2")
+    assert refused == ["players_per_stream"] and "hls:v2" not in adm.viewers
+    # A known viewer is let in even at the limit: it is already counted.
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")
+    # Counted until its last holder lets go; a dead front lets go of all its holds.
+    adm.release("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")
+    adm.forget("front-1")
+    assert adm.players == 1 and adm.viewers == {"hls:v1": (("player", "/a", "10.0.0.1"), {"front-0": 1})}
+    adm.release("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")
+    adm.release("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")  # a stray one: ignored
+    assert adm.players == 0 and adm.viewers == {} and adm.by_ip == {} and adm.players_by_path == {}

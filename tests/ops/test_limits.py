@@ -92,3 +92,37 @@ def test_total_players_publishers_and_sessions_per_address(hub_factory: Callable
     finally:
         for p in players:
             p.close()
+
+
+def _hls_status(port: int, path: str, source: str, token: str = "") -> int:
+    """One playlist request from `source` (a viewer is its address and token)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(source, 0))
+    try:
+        conn.request("GET", f"/streams{path}.m3u8" + (f"?token={token}" if token else ""))
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def test_hls_viewers_are_players_under_the_limits(hub_factory: Callable[..., HubServer],
+                                                  push: Callable[..., Pusher]) -> None:
+    srv = hub_factory("--shards", "1", "--fronts", "2", "--max-players-per-stream", "2")
+    push(srv, PATH)
+    flv = FlvPlayer(srv.port, PATH)
+    try:
+        assert flv.open() == 200
+        assert _hls_status(srv.port, PATH, "127.0.0.2") == 200  # the second player of the stream
+        # The same viewer again (another connection, maybe another front): not a new player.
+        assert [_hls_status(srv.port, PATH, "127.0.0.2") for _ in range(4)] == [200] * 4
+        # A third player, over HLS or FLV: refused, and counted.
+        assert _hls_status(srv.port, PATH, "127.0.0.3") == 503
+        late = FlvPlayer(srv.port, PATH)
+        assert late.open() == 503
+        late.close()
+        assert refusals(srv.port, "players_per_stream") == 2
+    finally:
+        flv.close()

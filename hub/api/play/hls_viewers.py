@@ -1,20 +1,34 @@
 """HLS players as consumers: HLS is plain HTTP requests, so a viewer is a
-(stream, client address, token) seen within the last `IDLE` seconds."""
+(stream, client address, token) seen within the last `IDLE` seconds.
+
+A new viewer is admitted like any player (`FrontContext.admit_player`: the
+operator's limits, drain) and holds its grant until it goes idle, is
+kicked, or the front drains; a sweep runs every `IDLE / 2` seconds while
+there are viewers, none at rest."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
+from ...errors import LimitReached
 from ...gotime import rfc3339nano
 from ...logs import log_access
 from .consumer import next_cid
 
 IDLE = 30.0
 MAX_VIEWERS = 10_000
+
+
+class Grant(Protocol):
+    """A player's admission (`hub.api.context.PlayerTicket`)."""
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -27,6 +41,7 @@ class HlsViewer:
     inbytes: int = 0
     outbytes: int = 0
     started: float = field(default_factory=time.monotonic)
+    ticket: Grant | None = None
 
     def info(self) -> dict[str, Any]:
         return {"id": self.cid, "start_on": self.start_on, "packet_type": "TS",
@@ -39,21 +54,60 @@ class HlsViewers:
         self._viewers: dict[tuple[str, str, int], HlsViewer] = {}
         self.sessions = 0  # viewers seen, for the metrics
         self.ended_out: Counter[str] = Counter()  # bytes of viewers gone, by path
+        self._sweep: asyncio.TimerHandle | None = None
 
-    def seen(self, path: str, addr: str, token: str, inbytes: int, outbytes: int) -> None:
+    @staticmethod
+    def tree_key(path: str, addr: str, token: str) -> str:
+        """The viewer's name for the supervisor, the same on every front (a
+        stable digest: `hash` differs between interpreters)."""
+        digest = hashlib.blake2b(f"{path}\n{addr.rsplit(':', 1)[0]}\n{token}".encode("utf-8", "replace"),
+                                 digest_size=16).hexdigest()
+        return "hls:" + digest
+
+    @staticmethod
+    def _key(path: str, addr: str, token: str) -> tuple[str, str, int]:
         # The token as a fixed-size hash: a client's long query costs nothing here.
-        key = (path, addr.rsplit(":", 1)[0], hash(token))
-        v = self._viewers.get(key)
-        if v is None:
+        return path, addr.rsplit(":", 1)[0], hash(token)
+
+    def get(self, path: str, addr: str, token: str) -> HlsViewer | None:
+        """The viewer these requests come from, if it is known and not idle."""
+        v = self._viewers.get(self._key(path, addr, token))
+        return v if v is not None and time.monotonic() - v.last_seen <= IDLE else None
+
+    def make_room(self) -> None:
+        """Before admitting a new viewer: LimitReached if the table is full
+        of viewers that are not idle (a refusal changes nothing)."""
+        if len(self._viewers) >= MAX_VIEWERS:
+            self.expire()
             if len(self._viewers) >= MAX_VIEWERS:
-                self.expire()
-                if len(self._viewers) >= MAX_VIEWERS:
-                    return  # a flood of new viewers: served, not tracked (the table stays bounded)
-            v = self._viewers[key] = HlsViewer(path, addr)
-            self.sessions += 1
+                raise LimitReached(f"too many HLS viewers on this front ({MAX_VIEWERS})")
+
+    def add(self, path: str, addr: str, token: str, ticket: Grant | None) -> HlsViewer:
+        """A new viewer holding `ticket`; if the same viewer was added
+        meanwhile (parallel requests), that one, and `ticket` is given back."""
+        key = self._key(path, addr, token)
+        v = self._viewers.get(key)
+        if v is not None:
+            if ticket is not None:
+                ticket.release()
+            return v
+        v = self._viewers[key] = HlsViewer(path, addr, ticket=ticket)
+        self.sessions += 1
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(IDLE / 2, self._swept)
+        return v
+
+    @staticmethod
+    def seen(v: HlsViewer, inbytes: int, outbytes: int) -> None:
         v.last_seen = time.monotonic()
         v.inbytes += inbytes
         v.outbytes += outbytes
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self.expire()
+        if self._viewers:
+            self._sweep = asyncio.get_running_loop().call_later(IDLE / 2, self._swept)
 
     def expire(self) -> None:
         now = time.monotonic()
@@ -62,8 +116,19 @@ class HlsViewers:
 
     def _end(self, v: HlsViewer) -> None:
         self.ended_out[v.path] += v.outbytes
+        if v.ticket is not None:
+            v.ticket.release()
+            v.ticket = None
         log_access("player", path=v.path, protocol="hls", remote=v.addr, user="",
                    duration=round(v.last_seen - v.started, 3), bytes=v.outbytes)
+
+    def release_grants(self) -> None:
+        """The front drains: viewers hold no connection to wait for, so their
+        grants go back now (they are served while they still come)."""
+        for v in self._viewers.values():
+            if v.ticket is not None:
+                v.ticket.release()
+                v.ticket = None
 
     def active(self) -> list[HlsViewer]:
         self.expire()
@@ -75,3 +140,11 @@ class HlsViewers:
                 self._end(self._viewers.pop(k))
                 return True
         return False
+
+    def close(self) -> None:
+        """The front stops: every viewer ends (grants released)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for k in list(self._viewers):
+            self._end(self._viewers.pop(k))

@@ -211,13 +211,26 @@ class MediaHttpProtocol(asyncio.Protocol):
     async def _serve_hls(self, head: HttpRequestHead, req: MediaRequest) -> None:
         path, peer = canonical_path(req.path), self._peer()
         client = peer.rsplit(":", 1)[0]
-        if req.kind == "m3u8":
-            answer = await hls.playlist(self.front, head, path, client)
-        elif req.kind == "ts":
-            answer = hls.ts_segment(self.front, path, req.segment)
-        else:
-            answer = await hls.fmp4_file(self.front, path, req.name, client)
-        self.front.hls_viewers.seen(path, peer, head.query.get("token", ""), 0, len(answer))
+        viewers, token = self.front.hls_viewers, head.query.get("token", "")
+        viewer = viewers.get(path, peer, token)
+        ticket = None
+        if viewer is None:  # a new viewer is a new player: limits, drain
+            viewers.make_room()
+            ticket = await self.front.admit_player(path, peer, viewers.tree_key(path, peer, token))
+        try:
+            if req.kind == "m3u8":
+                answer = await hls.playlist(self.front, head, path, client)
+            elif req.kind == "ts":
+                answer = hls.ts_segment(self.front, path, req.segment)
+            else:
+                answer = await hls.fmp4_file(self.front, path, req.name, client)
+        except BaseException:
+            if ticket is not None:  # not served: not a viewer
+                ticket.release()
+            raise
+        if viewer is None:
+            viewer = viewers.add(path, peer, token, ticket)
+        viewers.seen(viewer, 0, len(answer))
         self._write_close(answer)
 
     def _peer(self) -> str:
