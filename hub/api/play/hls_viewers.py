@@ -70,9 +70,9 @@ class HlsViewers:
         return path, addr.rsplit(":", 1)[0], hash(token)
 
     def get(self, path: str, addr: str, token: str) -> HlsViewer | None:
-        """The viewer these requests come from, if it is known and not idle."""
-        v = self._viewers.get(self._key(path, addr, token))
-        return v if v is not None and time.monotonic() - v.last_seen <= IDLE else None
+        """The viewer these requests come from, if known (one idle but not
+        swept yet still holds its grant: it goes on with it)."""
+        return self._viewers.get(self._key(path, addr, token))
 
     def make_room(self) -> None:
         """Before admitting a new viewer: LimitReached if the table is full
