@@ -56,7 +56,7 @@ class HeapTrimmer:
         self._trim = trim
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
-        self.trims = 0  # done so far (the tests and the metrics read it)
+        self.trims = 0  # done so far (the tests read it)
 
     def busy(self) -> None:
         """Something was freed: trim within `every` seconds."""

@@ -116,8 +116,7 @@ class IpcChannel:
 
     def tell(self, msg: Tell) -> None:
         """`notify` of a declared method."""
-        if not self._closed:
-            self._enqueue(encode_frame(M.notice(msg[0].name, msg[1])), None)
+        self.notify(msg[0].name, msg[1])
 
     async def request(self, method: str, args: Mapping[str, Any], timeout: float = 5.0) -> Any:
         """Call `method` on the peer; its result, or its error re-raised here.
