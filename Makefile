@@ -7,13 +7,22 @@ ARGS ?=
 
 .PHONY: run test test-unit lint sysdeps webdeps bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
+	touch $(HOT_BUILT)
 
-run: $(VENV)/.installed webdeps
+# The hot path's modules compiled by mypyc (hub/compiled.py, setup.py) sit
+# beside their sources and win the import: rebuilt when a source is newer.
+HOT_BUILT := hub/.hot-built
+HOT_SOURCES := $(shell sed -n 's/^    "\(hub\.[a-z0-9_.]*\)",$$/\1/p' hub/compiled.py | tr . / | sed 's/$$/.py/')
+$(HOT_BUILT): $(VENV)/.installed $(HOT_SOURCES) hub/compiled.py setup.py
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+run: $(HOT_BUILT) webdeps
 	$(PY) -m hub --data ./data $(ARGS)
 
 # The console's players (mpegts.js, hls.js) come from the npm registry.
@@ -25,10 +34,11 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # System programs the tests drive, installed from Debian's packages when
-# missing, with one apt-get run: ffmpeg (pushes and plays), chromium (the
+# missing, with one apt-get run: gcc (the compiled hot path: setup.py), ffmpeg
+# (pushes and plays), chromium (the
 # browser tests), systemd-analyze (the unit file), promtool and prometheus
 # (the deploy configs and the metrics test), redis-server (the cluster tests).
-SYSDEPS := ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
+SYSDEPS := gcc:gcc ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -38,7 +48,7 @@ sysdeps:
 # One worker per CPU (pytest-xdist), each taking a whole test file, so a
 # file's module-wide server is started once.
 TEST_WORKERS ?= auto
-test: $(VENV)/.installed sysdeps webdeps
+test: sysdeps $(HOT_BUILT) webdeps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # ruff and mypy --strict over the whole package (settings in pyproject.toml).
@@ -46,12 +56,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hub
 	$(VENV)/bin/mypy
 
-test-unit: $(VENV)/.installed sysdeps
+test-unit: sysdeps $(HOT_BUILT)
 	$(PY) -m pytest -q -m "not e2e" $(ARGS)
 
-bench: $(VENV)/.installed sysdeps
+bench: sysdeps $(HOT_BUILT)
 	$(PY) bench/ring.py
 	$(PY) bench/ipc.py
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build $(HOT_BUILT)
+	find hub -name '*.so' -delete
