@@ -2,7 +2,7 @@
 in one run: the Python side alone (a replay), then two live trees side by side.
 
     python bench/ingest.py [--mbps 1] [--seconds 120] [--frames-per-read 1] [--rounds 5]
-                           [--live 16] [--live-rounds 4]
+                           [--live 16] [--live-rounds 4] [--protocol rtsp|rtmp]
 
 1. Replay: an RTSP/TCP publisher's bytes through the publisher's hot path
    in one process, no sockets.
@@ -28,7 +28,8 @@ modules compiled by mypyc) and the same modules from their Python sources
 
 2. Live (`--live N`, 0: skip): two trees of 1 shard + 1 front at once, one
    as installed and one with `HUB_PURE_PYTHON=1`, each taking N FFmpeg
-   publishers of the same file (`--mbps`, 720p25 + AAC) over RTSP/TCP; the
+   publishers of the same file (`--mbps`, 720p25 + AAC) over RTSP/TCP (or
+   RTMP, `--protocol rtmp`, on the shared port); the
    shards' CPU over `--live-rounds` windows of 15 s, as % of a core per
    1 Mbit/s publisher, and the ratio per window. Side by side, the
    machine's moods (this VM's CPU time moves by 1.5x between runs) weigh on
@@ -150,12 +151,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--live", type=int, default=16, help="publishers per tree in the live part (0: skip it)")
     ap.add_argument("--live-rounds", type=int, default=4)
+    ap.add_argument("--protocol", choices=("rtsp", "rtmp"), default="rtsp", help="the live publishers' protocol")
+    ap.add_argument("--no-replay", action="store_true", help="only the live part")
     ap.add_argument("--mode", choices=("installed", "sources"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
         child(args)
         return
     print(machine_note())
+    if not args.no_replay:
+        replay(args)
+    if args.live:
+        live(args)
+
+
+def replay(args: argparse.Namespace) -> None:
     out: dict[str, dict[str, Any]] = {}
     for mode in ("sources", "installed"):
         argv = [PY, str(Path(__file__).resolve()), "--mode", mode, "--mbps", str(args.mbps),
@@ -177,8 +187,6 @@ def main() -> None:
               f"(rounds {', '.join(f'{t:.3f}' for t in r['times'])} s)", flush=True)
     ratio = out["sources"]["pct_per_mbit"] / out["installed"]["pct_per_mbit"]
     print(f"replay, as installed: {ratio:.2f}x less CPU than from the sources", flush=True)
-    if args.live:
-        live(args)
 
 
 def live(args: argparse.Namespace) -> None:
@@ -199,15 +207,21 @@ def live(args: argparse.Namespace) -> None:
             wait_port(port)
         for i in range(args.live):  # alternately, so both see the same start
             for _proc, port in trees.values():
-                pushers.append(push(media, f"rtsp://127.0.0.1:{port}/ingest/s{i}"))
+                if args.protocol == "rtmp":
+                    pushers.append(subprocess.Popen(
+                        ["ffmpeg", "-hide_banner", "-nostats", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                         "-i", str(media), "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/ingest/s{i}"],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+                else:
+                    pushers.append(push(media, f"rtsp://127.0.0.1:{port}/ingest/s{i}"))
         for _proc, port in trees.values():
             for i in range(args.live):
                 wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
         shards = {mode: [c.pid for c in psutil.Process(proc.pid).children(recursive=True)
                          if "shard" in " ".join(c.cmdline())] for mode, (proc, _port) in trees.items()}
         time.sleep(3.0)
-        print(f"live: {args.live} RTSP/TCP publishers of {mbit:.2f} Mbit/s on each of two trees "
-              f"(1 shard + 1 front), shard CPU per 1 Mbit/s publisher", flush=True)
+        print(f"live: {args.live} {'RTMP' if args.protocol == 'rtmp' else 'RTSP/TCP'} publishers of {mbit:.2f} "
+              "Mbit/s on each of two trees (1 shard + 1 front), shard CPU per 1 Mbit/s publisher", flush=True)
         ratios = []
         for r in range(args.live_rounds):
             c0, t0 = {m: cpu_seconds(p) for m, p in shards.items()}, time.monotonic()

@@ -30,6 +30,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 #: path from a read's bytes to the ring.
 HOT = (
     "hub.media.dts",
+    "hub.media.rtmp.chunk",
+    "hub.media.rtmp.server",
     "hub.media.rtp_aac",
     "hub.media.rtp_h264",
     "hub.media.rtp_h265",
@@ -38,6 +40,7 @@ HOT = (
     "hub.ring.writer",
     "hub.shard.ingest",
     "hub.shard.publish",
+    "hub.shard.rtmp_publish",
     "hub.shard.rtp_in",
     "hub.shard.stream",
 )
