@@ -34,10 +34,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # System programs the tests drive, installed from Debian's packages when
-# missing, with one apt-get run: gcc (the compiled hot path: setup.py), ffmpeg
-# (pushes and plays), chromium (the
-# browser tests), systemd-analyze (the unit file), promtool and prometheus
-# (the deploy configs and the metrics test), redis-server (the cluster tests).
+# missing, with one apt-get run: gcc (the compiled hot path: setup.py),
+# ffmpeg (pushes and plays), chromium (the browser tests), systemd-analyze
+# (the unit file), promtool and prometheus (the deploy configs and the
+# metrics test), redis-server (the cluster tests).
 SYSDEPS := gcc:gcc ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
