@@ -1,5 +1,6 @@
 """HLS viewers are (stream, address, token) seen lately: a client making up
-tokens (or sending huge ones) must not grow the table past its bound, and
+tokens (or sending huge ones) must not grow the table past its bound nor
+shut other viewers out, and
 a viewer's grant goes back when it goes idle, is kicked or the front drains."""
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import time
 import pytest
 
 from hub.api.play import hls_viewers as hv
-from hub.errors import LimitReached
 
 
 class Ticket:
@@ -21,31 +21,37 @@ class Ticket:
         self.log.append(self.name)
 
 
-def test_the_table_stays_bounded_under_a_flood_of_new_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flood_of_new_tokens_keeps_the_table_bounded_and_shuts_no_one_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hv, "MAX_VIEWERS", 50)
 
     async def main() -> None:
+        released: list[str] = []
         table = hv.HlsViewers()
-        real = table.add("/live/x", "127.0.0.1:4000", "real", None)
-        refused = 0
+        real = table.add("/live/x", "127.0.0.1:4000", "real", Ticket(released, "real"))
         for i in range(500):
             token = f"made-up-{i}" + "x" * 4096
-            if table.get("/live/x", "127.0.0.1:5000", token) is None:
-                try:
-                    table.make_room()
-                except LimitReached:
-                    refused += 1
-                    continue
-                table.add("/live/x", "127.0.0.1:5000", token, None)
-        assert len(table._viewers) == 50 and table.sessions == 50 and refused == 451
-        # The viewer seen first is still known, from another port of its address.
-        assert table.get("/live/x", "127.0.0.1:4001", "real") is real
-        # Idle viewers expire, and new ones are taken again.
+            if i % 10 == 0:  # the real viewer keeps asking, from new ports of its address
+                assert table.get("/live/x", f"127.0.0.1:{4001 + i}", "real") is real
+                table.seen(real, 0, 1)
+            assert table.get("/live/x", "127.0.0.1:5000", token) is None
+            table.add("/live/x", "127.0.0.1:5000", token, Ticket(released, f"fake-{i}"))
+        # Every new viewer was taken; the table stayed at its bound by ending
+        # the viewers seen longest ago (their grants given back), never the
+        # one that keeps asking.
+        assert len(table._viewers) == 50 and table.sessions == 501 and table.evicted == 451
+        assert released == [f"fake-{i}" for i in range(451)]
+        assert table.get("/live/x", "127.0.0.1:9", "real") is real
+        # A new viewer after the flood is taken too.
+        late = table.add("/live/x", "127.0.0.1:6000", "late", None)
+        assert table.get("/live/x", "127.0.0.1:6001", "late") is late and len(table._viewers) == 50
+        # Idle viewers expire first, before anyone live is ended.
         for v in table._viewers.values():
             v.last_seen = time.monotonic() - hv.IDLE - 1
-        table.make_room()
-        table.add("/live/x", "127.0.0.1:6000", "late", None)
-        assert [v.addr for v in table.active()] == ["127.0.0.1:6000"]
+        table.seen(real, 0, 1)
+        evicted = table.evicted
+        table.add("/live/x", "127.0.0.1:7000", "later", None)
+        assert table.evicted == evicted
+        assert sorted(v.addr for v in table.active()) == ["127.0.0.1:4000", "127.0.0.1:7000"]
         table.close()
 
     asyncio.run(main())

@@ -4,19 +4,25 @@
 A new viewer is admitted like any player (`FrontContext.admit_player`: the
 operator's limits, drain) and holds its grant until it goes idle, is
 kicked, or the front drains; a sweep runs every `IDLE / 2` seconds while
-there are viewers, none at rest."""
+there are viewers, none at rest.
+
+The table holds at most `MAX_VIEWERS`. Tokens cost a client nothing to
+invent, so a full table does not refuse the next viewer (one client could
+then shut every new viewer out for `IDLE` seconds): it ends the viewer
+seen longest ago. A real viewer asks every few seconds, so it is the last
+to go; if it is ended all the same, its next request makes it a viewer
+again (a new admission) and it is served throughout."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ...errors import LimitReached
 from ...gotime import rfc3339nano
 from ...logs import log_access
 from .consumer import next_cid
@@ -35,6 +41,7 @@ class Grant(Protocol):
 class HlsViewer:
     path: str
     addr: str
+    key: tuple[str, str, int] = ("", "", 0)
     cid: int = field(default_factory=next_cid)
     start_on: str = field(default_factory=lambda: rfc3339nano(datetime.now(timezone.utc)))
     last_seen: float = field(default_factory=time.monotonic)
@@ -51,8 +58,10 @@ class HlsViewer:
 
 class HlsViewers:
     def __init__(self) -> None:
-        self._viewers: dict[tuple[str, str, int], HlsViewer] = {}
+        # Least recently seen first (`seen` moves a viewer to the end).
+        self._viewers: OrderedDict[tuple[str, str, int], HlsViewer] = OrderedDict()
         self.sessions = 0  # viewers seen, for the metrics
+        self.evicted = 0  # viewers ended early because the table was full
         self.ended_out: Counter[str] = Counter()  # bytes of viewers gone, by path
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -74,14 +83,6 @@ class HlsViewers:
         swept yet still holds its grant: it goes on with it)."""
         return self._viewers.get(self._key(path, addr, token))
 
-    def make_room(self) -> None:
-        """Before admitting a new viewer: LimitReached if the table is full
-        of viewers that are not idle (a refusal changes nothing)."""
-        if len(self._viewers) >= MAX_VIEWERS:
-            self.expire()
-            if len(self._viewers) >= MAX_VIEWERS:
-                raise LimitReached(f"too many HLS viewers on this front ({MAX_VIEWERS})")
-
     def add(self, path: str, addr: str, token: str, ticket: Grant | None) -> HlsViewer:
         """A new viewer holding `ticket`; if the same viewer was added
         meanwhile (parallel requests), that one, and `ticket` is given back."""
@@ -91,14 +92,20 @@ class HlsViewers:
             if ticket is not None:
                 ticket.release()
             return v
-        v = self._viewers[key] = HlsViewer(path, addr, ticket=ticket)
+        if len(self._viewers) >= MAX_VIEWERS:
+            self.expire()
+            while len(self._viewers) >= MAX_VIEWERS:  # full of live viewers: the stalest goes
+                self._end(self._viewers.popitem(last=False)[1])
+                self.evicted += 1
+        v = self._viewers[key] = HlsViewer(path, addr, key, ticket=ticket)
         self.sessions += 1
         if self._sweep is None:
             self._sweep = asyncio.get_running_loop().call_later(IDLE / 2, self._swept)
         return v
 
-    @staticmethod
-    def seen(v: HlsViewer, inbytes: int, outbytes: int) -> None:
+    def seen(self, v: HlsViewer, inbytes: int, outbytes: int) -> None:
+        if self._viewers.get(v.key) is v:
+            self._viewers.move_to_end(v.key)
         v.last_seen = time.monotonic()
         v.inbytes += inbytes
         v.outbytes += outbytes
@@ -110,9 +117,15 @@ class HlsViewers:
             self._sweep = asyncio.get_running_loop().call_later(IDLE / 2, self._swept)
 
     def expire(self) -> None:
+        """End the viewers idle for over `IDLE` s: a run from the table's
+        stale end (the table is in the order viewers were last seen)."""
         now = time.monotonic()
-        for k in [k for k, v in self._viewers.items() if now - v.last_seen > IDLE]:
-            self._end(self._viewers.pop(k))
+        while self._viewers:
+            v = next(iter(self._viewers.values()))
+            if now - v.last_seen <= IDLE:
+                break
+            self._viewers.popitem(last=False)
+            self._end(v)
 
     def _end(self, v: HlsViewer) -> None:
         self.ended_out[v.path] += v.outbytes

@@ -215,7 +215,6 @@ class MediaHttpProtocol(asyncio.Protocol):
         viewer = viewers.get(path, peer, token)
         ticket = None
         if viewer is None:  # a new viewer is a new player: limits, drain
-            viewers.make_room()
             ticket = await self.front.admit_player(path, peer, viewers.tree_key(path, peer, token))
         try:
             if req.kind == "m3u8":
