@@ -47,7 +47,7 @@ def front_report(front: FrontContext) -> dict[str, Any]:
     counters = front.counters
     return {
         "c": {"player_sessions": dict(sessions), "player_skips": skips, "player_aborts": aborts,
-              "ring_laps": laps, "login_failures": counters.login_failures,
+              "ring_laps": laps, "hls_evicted": hls.evicted, "login_failures": counters.login_failures,
               "api_requests": {f"{route}{LABEL_SEP}{status}": n
                                for (route, status), n in counters.api_requests.items()}},
         "g": {"players": dict(players)},

@@ -75,6 +75,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("ipchub_player_skips", "counter", (), "Slow players skipped ahead to a keyframe", "player_skips"),
     Family("ipchub_player_aborts", "counter", (), "Players closed for being stuck too long", "player_aborts"),
     Family("ipchub_ring_laps", "counter", (), "Readers lapped by a ring's writer", "ring_laps"),
+    Family("ipchub_hls_viewers_evicted", "counter", (), "HLS viewers ended early: a front's viewer table was full",
+           "hls_evicted"),
     Family("ipchub_hls_segmenters", "gauge", (), "HLS segmenters running", "hls_segmenters"),
     Family("ipchub_recordings", "gauge", (), "Streams being recorded", "recordings"),
     Family("ipchub_recording_errors", "counter", (), "Recordings stopped by a failed write (disk full, no permission)",

@@ -92,3 +92,28 @@ def test_grants_go_back_when_idle_kicked_drained_or_added_twice(monkeypatch: pyt
         del c
 
     asyncio.run(main())
+
+
+def test_evictions_reach_the_supervisors_totals(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.api.context import FrontContext
+    from hub.api.metrics import front_report
+    from hub.child import ChildArgs
+    from hub.config import Config
+    from hub.supervisor.metrics import FAMILIES
+    from hub.supervisor.tally import Tally
+
+    monkeypatch.setattr(hv, "MAX_VIEWERS", 2)
+
+    async def main() -> dict[str, object]:
+        front = FrontContext(ChildArgs("front", 0, -1, "test", "/tmp", Config()))
+        for i in range(5):
+            front.hls_viewers.add("/live/x", "127.0.0.1:5000", f"t{i}", None)
+        report = front_report(front)
+        front.hls_viewers.close()
+        return report
+
+    report = asyncio.run(main())
+    tally = Tally(max_paths=10)
+    tally.update((1, "child"), report, now=0)
+    family = next(f for f in FAMILIES if f.name == "ipchub_hls_viewers_evicted")
+    assert tally.counters[(family.key, ())] == 3
