@@ -3,6 +3,7 @@
     python bench/reference.py --reference /path/to/ipchub [--shards 2] [--fronts 2]
                               [--idle-seconds 60] [--publishers 16] [--mbps 1]
                               [--windows 4] [--players 200] [--player-windows 2]
+                              [--player-protocol rtsp|http-flv|ws-flv]
 
 The reference is not part of this project: build it yourself (it is Go,
 `go build` in a checkout of github.com/cnotch/ipchub) and give the binary.
@@ -24,7 +25,8 @@ unit of work moves by 1.5x between runs; a ratio from one run does not):
    1 Mbit/s), which a server that has run a minute no longer pays. The
    shards' page faults in the windows are printed.
 3. Players (`--players N`, 0: skip): one more publisher on each, N RTSP/TCP
-   players of it (bench/players.py), the two servers' windows taken in
+   (or HTTP-FLV, WS-FLV: `--player-protocol`) players of it
+   (bench/players.py), the two servers' windows taken in
    turn (the load generator needs the CPU too): server CPU per
    player-frame and players held in real time.
 """
@@ -90,7 +92,8 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--warmup", type=float, default=-1.0,
                     help="seconds from the publishers' start to the first window (default: a ring's first lap)")
-    ap.add_argument("--players", type=int, default=200, help="RTSP/TCP players on each (0: skip)")
+    ap.add_argument("--players", type=int, default=200, help="players on each (0: skip)")
+    ap.add_argument("--player-protocol", choices=("rtsp", "http-flv", "ws-flv"), default="rtsp")
     ap.add_argument("--player-windows", type=int, default=2)
     ap.add_argument("--procs", type=int, default=2, help="load processes the players are spread over")
     args = ap.parse_args()
@@ -188,13 +191,14 @@ def players(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, lis
     for port in ports.values():
         wait_http(f"http://127.0.0.1:{port}/streams/bench/play.flv")
     time.sleep(2.0)
-    rate = {n: stream_rate("rtsp", "127.0.0.1", port, "/bench/play", 3.0) for n, port in ports.items()}
-    print(f"players: {args.players} RTSP/TCP players on one stream, each server in turn, "
+    proto = args.player_protocol
+    rate = {n: stream_rate(proto, "127.0.0.1", port, "/bench/play", 3.0) for n, port in ports.items()}
+    print(f"players: {args.players} {proto} players on one stream, each server in turn, "
           f"{args.player_windows} windows of 8 s each", flush=True)
     cost: dict[str, list[float]] = {n: [] for n in ports}
     for w in range(args.player_windows):
         for n, port in ports.items():
-            with PlayerPool("rtsp", "127.0.0.1", port, ["/bench/play"], args.players, args.procs) as pool:
+            with PlayerPool(proto, "127.0.0.1", port, ["/bench/play"], args.players, args.procs) as pool:
                 pool.ready()
                 time.sleep(2.0)  # the cached GOP's burst is not the stream's rate
                 win = measure(pool, 8.0, tree(pids[n][0]))
