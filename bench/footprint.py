@@ -1,7 +1,7 @@
 """Footprint: memory and CPU of an idle tree, per stream and per player.
 
     python bench/footprint.py [--shards 2] [--fronts 2] [--seconds 60] [--streams 100]
-                              [--players 2000] [--procs 4] [--save FILE]
+                              [--players 2000] [--procs 4] [--save FILE] [--memory-merge]
                               [--entry supervisor=hub.supervisor.main,shard=hub.shard.main,front=hub.api.process]
 
 1. Imports: `python -X importtime -c "import ENTRY"` for each process kind's
@@ -24,6 +24,13 @@
    memory per player (against no players, and the marginal cost of the
    second half), and how many kept up. The stream is light, so this is the
    bookkeeping of a player, with little media waiting in its buffers.
+
+`--memory-merge` starts the tree with `memory_merge` (hub/ksm.py): if the
+machine runs KSM (`/sys/kernel/mm/ksm/run` = 1, the operator's setting; the
+bench never changes it), the idle figures are taken once KSM has merged
+what it can (its pages shared stop growing over two full scans, at most
+`--merge-wait` s), and the KSM thread's own CPU is printed beside the
+tree's.
 
 Per stream and per player, the pages the rings touched meanwhile are left
 out (from /dev/shm): a light stream's ring touches new pages for most of
@@ -147,6 +154,50 @@ def settle(tree: HubTree, least: float = 5.0, most: float = 30.0) -> None:
         time.sleep(0.5)
 
 
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+def _ksm(name: str) -> int:
+    return int((KSM / name).read_text().split()[0])
+
+
+def ksmd_cpu() -> float | None:
+    """CPU seconds of the kernel's KSM thread so far (None: no ksmd)."""
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "ksmd":
+            t = p.cpu_times()
+            return t.user + t.system
+    return None
+
+
+def ksm_merged(most: float) -> dict[str, Any]:
+    """Wait until KSM's merging settles (no more pages shared over two full
+    scans), at most `most` s; what it says then."""
+    try:
+        running = _ksm("run") == 1
+    except OSError:
+        print("memory_merge: no KSM in this kernel (/sys/kernel/mm/ksm)")
+        return {"run": None}
+    if not running:
+        print("memory_merge: KSM is off on this machine (/sys/kernel/mm/ksm/run = 0): nothing merges; "
+              "the operator turns it on (deploy/README.md)")
+        return {"run": 0}
+    t0 = time.monotonic()
+    scans, sharing = _ksm("full_scans"), _ksm("pages_sharing")
+    while time.monotonic() - t0 < most:
+        time.sleep(1.0)
+        if _ksm("full_scans") >= scans + 2:
+            now = _ksm("pages_sharing")
+            if now <= sharing:
+                break
+            scans, sharing = _ksm("full_scans"), now
+    out = {"run": 1, "pages_sharing": _ksm("pages_sharing"), "pages_shared": _ksm("pages_shared"),
+           "seconds": round(time.monotonic() - t0, 1)}
+    print(f"memory_merge: KSM merged for {out['seconds']:.0f} s: {out['pages_sharing']} pages now share "
+          f"{out['pages_shared']} (machine-wide, {out['pages_sharing'] * 4 / 1024:.1f} MiB saved)", flush=True)
+    return out
+
+
 def idle_cpu(tree: HubTree, seconds: float, prev: Any) -> dict[str, Any]:
     procs = tree.processes()
 
@@ -222,6 +273,8 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=DEFAULT_SAVE)
     ap.add_argument("--entry", default=DEFAULT_ENTRY, help="kind=module,... imported by each process kind")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (server log, media)")
+    ap.add_argument("--memory-merge", action="store_true", help="start the tree with memory_merge (KSM)")
+    ap.add_argument("--merge-wait", type=float, default=180.0, help="most seconds to wait for KSM's merging")
     ap.add_argument("--publisher", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.publisher:
@@ -248,12 +301,21 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
     procs = Procs()
     try:
-        tree: HubTree = procs.add(HubTree(work, args.shards, args.fronts))
+        extra = ("--memory-merge",) if args.memory_merge else ()
+        tree: HubTree = procs.add(HubTree(work, args.shards, args.fronts, extra=extra))
         tree.wait_ready()
         settle(tree)
+        if args.memory_merge:
+            res["ksm"] = ksm_merged(args.merge_wait)
         res["idle"] = mem_table(tree.memory(), prev.get("idle"), "idle tree")
         res["idle"]["shm"] = tree.shm_bytes(hls=False)
+        ksmd0 = ksmd_cpu()
         res["idle_cpu"] = idle_cpu(tree, args.seconds, prev.get("idle_cpu"))
+        if args.memory_merge and ksmd0 is not None:
+            ksmd1 = ksmd_cpu()
+            assert ksmd1 is not None
+            print(f"  KSM's thread (ksmd, the machine's, not the tree's): "
+                  f"{100 * (ksmd1 - ksmd0) / args.seconds:.3f}% of a core over the same window")
         print(flush=True)
 
         paths = [f"/idle/s{i}" for i in range(args.streams)]

@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # saved and edited; secrets are masked.
         print(json.dumps(config.to_file_dict(mask_secrets=True), indent=2))
         return 0
+    if config.memory_merge:  # first: the zygote and every child inherit it
+        from . import ksm
+
+        ksm.mark_mergeable()
     start_zygote()
     from .supervisor.main import run
 

@@ -80,6 +80,10 @@ def wait_for_parent(parent: int, timeout: float = 5.0) -> bool:
 def setup_child(args: ChildArgs, parent: int | None = None) -> None:
     """Name the process, set up its logs, and die with the supervisor."""
     die_with_parent(signal.SIGTERM, parent)
+    if args.config.memory_merge:  # a forked child has it already; an exec'd one not
+        from . import ksm
+
+        ksm.mark_mergeable()
     set_process_title(args.name)
     setup_logging(args.name, args.config.log)
 

@@ -209,6 +209,13 @@ def run(config: Config, load_config: Callable[[], Config] | None = None) -> int:
     setup_logging("supervisor", config.log)
     nofile = raise_nofile_limit()
     log.info("open-file limit", extra={"nofile": nofile})
+    if config.memory_merge:
+        from .. import ksm
+
+        if ksm.is_marked():  # by `python -m hub` before the zygote's fork
+            log.info("%s", ksm.describe())
+        else:
+            log.warning("memory_merge: this kernel cannot mark memory mergeable (Linux 6.4+ with KSM)")
     removed = remove_stale(hls_parent=config.hlspath or None)
     if removed:
         log.info("removed %d leftovers of dead instances", len(removed))
