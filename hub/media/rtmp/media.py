@@ -23,7 +23,6 @@ whose NAL lengths do not add up, raises :class:`RtmpProtocolError`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Literal
 
 from hub.media.flv import (
@@ -49,7 +48,6 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
 class MediaUnit:
     """One codec-level unit from a publisher.
 
@@ -57,15 +55,27 @@ class MediaUnit:
     the composition time). With ``config`` set, ``data`` is the decoder
     configuration record (avcC, hvcC or AudioSpecificConfig); otherwise one
     access unit in AVCC (4-byte lengths) or one raw audio frame.
+
+    A plain class, not a dataclass: the publisher's path is compiled
+    (hub/compiled.py), and mypyc cannot build a dataclass with a
+    `memoryview` field (KeyError at import). Never changed once made.
     """
 
-    kind: Literal["video", "audio"]
-    codec: VideoCodec | AudioCodec
-    dts: int
-    pts: int
-    keyframe: bool
-    config: bool
-    data: memoryview
+    __slots__ = ("kind", "codec", "dts", "pts", "keyframe", "config", "data")
+
+    def __init__(self, kind: Literal["video", "audio"], codec: VideoCodec | AudioCodec, dts: int, pts: int,
+                 keyframe: bool, config: bool, data: memoryview) -> None:
+        self.kind: Literal["video", "audio"] = kind
+        self.codec: VideoCodec | AudioCodec = codec
+        self.dts = dts
+        self.pts = pts
+        self.keyframe = keyframe
+        self.config = config
+        self.data = data
+
+    def __repr__(self) -> str:
+        return (f"MediaUnit(kind={self.kind!r}, codec={self.codec!r}, dts={self.dts}, pts={self.pts}, "
+                f"keyframe={self.keyframe}, config={self.config}, data=<{len(self.data)} bytes>)")
 
 
 def _si24(b: memoryview, at: int) -> int:
