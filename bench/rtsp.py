@@ -1,17 +1,21 @@
 """RTSP ingest and RTSP fan-out on this machine.
 
     python bench/rtsp.py [--publishers 8] [--mbps 1] [--players 50,100,200] [--seconds 8]
-                         [--shards N] [--fronts N]
+                         [--shards N] [--fronts N] [--warmup S]
 
 1. Ingest: N ffmpeg publishers each push an H.264+AAC stream of `--mbps`
    Mbit/s (720p, 25 fps; the file's real rate is printed) over RTSP/TCP;
    the shards' CPU over the window gives % of a core per publisher, per
    Mbit/s of ingest, and so publishers ingested per core; then the shards'
    wake-ups per publisher and CPU per wake-up beside a bare uvloop reader
-   woken as often, and their page faults (a ring's pages are first touched
-   until it wraps, which this window does not reach). Few publishers per
-   shard cost more each (every wake-up starts with cold caches): compare
-   at the same `--publishers`/`--shards`. `--players 0` measures only this.
+   woken as often, and their page faults. The window starts once the rings
+   have gone round once (`--warmup`, by default the time an 8 MiB ring
+   takes: ~60 s at 1 Mbit/s): until then each page a ring's writer reaches
+   faults once (~15% of a shard's CPU at 1 Mbit/s), which a server that has
+   run a minute no longer pays; `--warmup 0` measures the first lap. Few
+   publishers per shard cost more each (every wake-up starts with cold
+   caches): compare at the same `--publishers`/`--shards`. `--players 0`
+   measures only this.
 2. Play: one pushed stream, N RTSP/TCP players (a separate load process doing
    DESCRIBE/SETUP/SETUP/PLAY and reading); prints players held in real time
    (>= 95% of the stream's bytes) and the serving processes' CPU per
@@ -36,6 +40,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FPS, PY, SERVER_ROOT, cpu_seconds, free_port, machine_note, make_media, wait_http, wait_port  # noqa: E402
 from players import PlayerPool, Window, measure  # noqa: E402
+
+
+#: A stream's ring (hub/shard/stream.py RING_DATA).
+RING_DATA = 8 << 20
 
 
 def run_load(port: int, path: str, n: int, seconds: float, pids: list[int], procs: int = 1) -> Window:
@@ -114,6 +122,8 @@ def main() -> None:
     ap.add_argument("--fronts", type=int, default=0)
     ap.add_argument("--players", default="50,100,200")
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--warmup", type=float, default=-1.0,
+                    help="seconds of ingest before the window (default: a ring's first lap; 0: measure at once)")
     ap.add_argument("--procs", type=int, default=1, help="load processes the players are spread over")
     args = ap.parse_args()
 
@@ -146,7 +156,11 @@ def main() -> None:
             push(f"/ingest/s{i}")
         for i in range(args.publishers):
             wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
-        time.sleep(2.0)
+        # Steady state: every stream's ring gone round once (until then each
+        # page the writer reaches faults once, ~15% of a shard's CPU at 1 Mbit/s).
+        warmup = args.warmup if args.warmup >= 0 else RING_DATA * 8 / (mbit * 1e6) + 5.0
+        print(f"waiting {warmup:.0f} s for the rings' first lap", flush=True)
+        time.sleep(max(2.0, warmup))
         c0, w0, f0, t0 = cpu_seconds(shards), wakes(shards), minor_faults(shards), time.monotonic()
         time.sleep(args.seconds)
         c1, w1, f1, t1 = cpu_seconds(shards), wakes(shards), minor_faults(shards), time.monotonic()
@@ -161,7 +175,7 @@ def main() -> None:
         floor = bare_wake_cost(rate / max(1, len(shards)), min(args.seconds, 8.0))
         print(f"  wake-ups: {rate / args.publishers:.0f}/s per publisher, {us:.0f} us of shard CPU each "
               f"(a bare uvloop reader woken as often: {floor:.0f} us); minor page faults "
-              f"{(f1 - f0) / (t1 - t0) / args.publishers:.0f}/s per publisher (the rings' first lap)", flush=True)
+              f"{(f1 - f0) / (t1 - t0) / args.publishers:.0f}/s per publisher (0 once the rings have gone round)", flush=True)
         if not args.players.strip("0, "):
             return
         for p in procs[1:]:
