@@ -48,19 +48,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (PY, SERVER_ROOT, cpu_seconds, free_port, machine_note, make_media, push, stop,  # noqa: E402
                      wait_http, wait_port)
-from players import PlayerPool, measure, stream_rate  # noqa: E402
-from rtsp import minor_faults  # noqa: E402
+from players import PlayerPool, measure, stream_rate, tree_pids  # noqa: E402
+from rtsp import minor_faults, warmup_seconds  # noqa: E402
 
 WINDOW = 15.0
-#: A stream's ring (hub/shard/stream.py RING_DATA).
-RING_DATA = 8 << 20
-
-
-def tree(pid: int) -> list[int]:
-    try:
-        return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return [pid]
 
 
 def memory(pids: list[int]) -> tuple[float, float]:
@@ -122,7 +113,7 @@ def main() -> None:
         for port in ports.values():
             wait_port(port)
         time.sleep(3.0)  # ours: children up and settled
-        pids = {name: tree(p.pid) for name, p in servers.items()}
+        pids = {name: tree_pids(p.pid) for name, p in servers.items()}
         print(f"ours: {SERVER_ROOT}, {args.shards} shards + {args.fronts} fronts ({len(pids['ours'])} processes); "
               f"reference: {ref} (1 process)")
         idle(args, pids)
@@ -156,8 +147,8 @@ def ingest(args: argparse.Namespace, ports: dict[str, int], servers: dict[str, s
     for port in ports.values():
         for i in range(args.publishers):
             wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
-    warmup = args.warmup if args.warmup >= 0 else RING_DATA * 8 / (mbit * 1e6) + 5.0
-    whole = {n: tree(p.pid) for n, p in servers.items()}
+    warmup = warmup_seconds(args.warmup, mbit)
+    whole = {n: tree_pids(p.pid) for n, p in servers.items()}
     shards = shard_pids(servers["ours"].pid)
     print(f"ingest: {args.publishers} RTSP/TCP publishers of {mbit:.2f} Mbit/s on each server, "
           f"% of a core per 1 Mbit/s publisher, {WINDOW:g} s windows after {warmup:.0f} s", flush=True)
@@ -201,7 +192,7 @@ def players(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, lis
             with PlayerPool(proto, "127.0.0.1", port, ["/bench/play"], args.players, args.procs) as pool:
                 pool.ready()
                 time.sleep(2.0)  # the cached GOP's burst is not the stream's rate
-                win = measure(pool, 8.0, tree(pids[n][0]))
+                win = measure(pool, 8.0, tree_pids(pids[n][0]))
             us = win.server_us_per_player_frame()
             cost[n].append(us)
             print(f"  window {w + 1}, {n:>9}: {win.held(rate[n])}/{args.players} held in real time, "

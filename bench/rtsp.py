@@ -46,6 +46,14 @@ from players import PlayerPool, Window, measure  # noqa: E402
 RING_DATA = 8 << 20
 
 
+def warmup_seconds(asked: float, mbit: float) -> float:
+    """`asked` if given (>= 0), else the time a ring takes to go round once
+    at `mbit` Mbit/s, and 5 s more: its pages are touched for the first time
+    until then, one fault each, which a server that has run a while no
+    longer pays."""
+    return asked if asked >= 0 else RING_DATA * 8 / (mbit * 1e6) + 5.0
+
+
 def run_load(port: int, path: str, n: int, seconds: float, pids: list[int], procs: int = 1) -> Window:
     """n RTSP/TCP players (bench/players.py) of `path`, one measured window."""
     with PlayerPool("rtsp", "127.0.0.1", port, [path], n, procs) as pool:
@@ -156,9 +164,7 @@ def main() -> None:
             push(f"/ingest/s{i}")
         for i in range(args.publishers):
             wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
-        # Steady state: every stream's ring gone round once (until then each
-        # page the writer reaches faults once, ~15% of a shard's CPU at 1 Mbit/s).
-        warmup = args.warmup if args.warmup >= 0 else RING_DATA * 8 / (mbit * 1e6) + 5.0
+        warmup = warmup_seconds(args.warmup, mbit)  # steady state: the rings gone round once
         print(f"waiting {warmup:.0f} s for the rings' first lap", flush=True)
         time.sleep(max(2.0, warmup))
         c0, w0, f0, t0 = cpu_seconds(shards), wakes(shards), minor_faults(shards), time.monotonic()
