@@ -75,9 +75,9 @@ STATE_JS = """(name) => {
 }"""
 
 
-def _median_delay(shown: list[list[float]], sent: list[float]) -> float:
-    d = [t / 1000 - sent[int(n)] for n, t, _ in shown if int(n) < len(sent)]
-    return statistics.median(d) if d else float("inf")
+def _delays(shown: list[list[float]], sent: list[float]) -> list[float]:
+    """Shown time minus send time (s) of every picture shown."""
+    return [t / 1000 - sent[int(n)] for n, t, _ in shown if int(n) < len(sent)]
 
 
 def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Path, tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Pat
                     info[name] = page.evaluate(STATE_JS, name)
                     frames[name] += info[name]["frames"]
                 stalled = sum("bufferStalledError" in e for e in info["ll"]["errors"]) > stalls
-                if not stalled or _median_delay(frames["ll"], read_times(times_file)) < 2.0:
+                if not stalled or statistics.median(_delays(frames["ll"], read_times(times_file)) or [0.0]) < 2.0:
                     break
                 print(f"window {attempt + 1}: the LL player stalled; measuring again")
             assert not log.errors, log.errors
@@ -127,7 +127,7 @@ def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Pat
     sent = read_times(times_file)
     delays = {}
     for name, shown in frames.items():
-        d = [round(t / 1000 - sent[int(n)], 2) for n, t, _ in shown if int(n) < len(sent)]
+        d = [round(x, 2) for x in _delays(shown, sent)]
         print(name, len(shown), "frames; delays every second:", d[::25], info[name]["errors"][:5])
     for name, shown in frames.items():
         numbers = [int(n) for n, _, _ in shown]
@@ -136,7 +136,7 @@ def test_ll_hls_live_delay_in_chromium_against_ts(hub: HubServer, media_dir: Pat
         # machine's headless Chromium presents only some of them).
         assert numbers == sorted(numbers) and numbers[-1] - numbers[0] >= WATCH * 25 * 0.9, (name, numbers[:10])
         assert len(shown) >= (numbers[-1] - numbers[0]) / 2, (name, len(shown))
-        d = [t / 1000 - sent[int(n)] for n, t, _ in shown if int(n) < len(sent)]
+        d = _delays(shown, sent)
         delays[name] = (statistics.median(d), min(d), max(d))
         fatal = [e for e in info[name]["errors"] if "fatal" in e]
         assert not fatal, (name, info[name]["errors"])
