@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import HubError, NotFound, ProtocolError
 from ...media.http1 import HttpRequestHead, parse_request_head
@@ -35,6 +35,62 @@ MAX_ALREADY = 256 * 1024
 
 
 # -- the tunnel ---------------------------------------------------------------------
+class TunnelTransport:
+    """The transport the tunnel's RTSP session sees: it writes to the GET,
+    and its reading is the POST halves' (where the requests come in), so
+    when the answers stop draining (the GET's `pause_writing`, forwarded
+    by `RtspTunnelProtocol`) the session's pause reaches the sockets that
+    feed it, as a plain RTSP connection pauses its own socket."""
+
+    def __init__(self, get: asyncio.Transport) -> None:
+        self.get = get
+        self.posts: set[asyncio.Transport] = set()
+        self.paused = False
+
+    def attach(self, post: asyncio.Transport) -> None:
+        self.posts.add(post)
+        if self.paused:
+            post.pause_reading()
+
+    def detach(self, post: asyncio.Transport) -> None:
+        self.posts.discard(post)
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        for t in (self.get, *self.posts):
+            if not t.is_closing():
+                t.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        for t in (self.get, *self.posts):
+            if not t.is_closing():
+                t.resume_reading()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.get.write(data)
+
+    def is_closing(self) -> bool:
+        return self.get.is_closing()
+
+    def close(self) -> None:
+        for t in (self.get, *self.posts):
+            t.close()
+
+    def abort(self) -> None:
+        for t in (self.get, *self.posts):
+            t.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.get.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self.get.get_write_buffer_size()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.get.set_write_buffer_limits(high, low)
+
+
 class TunnelSession:
     """The GET half: owns the RTSP session; POST halves feed it."""
 
@@ -43,6 +99,7 @@ class TunnelSession:
         self.cookie = cookie
         self.conn = RtspConnection(front, kind="rtsp-http")
         self.transport = transport
+        self.halves = TunnelTransport(transport)
         self.rendezvous: Rendezvous | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -54,7 +111,7 @@ class TunnelSession:
         except OSError as e:  # the cookie is in use elsewhere
             raise ProtocolError(f"x-sessioncookie already in use ({e})") from None
         self.transport.write(GET_RESPONSE)
-        self.conn.connection_made(self.transport)
+        self.conn.connection_made(cast(asyncio.Transport, self.halves))
 
     def _adopt_post(self, fd: int, already_read: bytes) -> None:
         log.info("tunnel %s: POST handed over by another front", self.cookie)
@@ -70,6 +127,8 @@ class TunnelSession:
             self.rendezvous.close()
         for t in self._tasks:
             t.cancel()
+        for post in list(self.halves.posts):  # they feed nothing any more
+            post.close()
         self.conn.connection_lost(exc)
 
 
@@ -88,6 +147,7 @@ class TunnelPostProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.session.halves.attach(self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         conn = self.session.conn
@@ -104,7 +164,8 @@ class TunnelPostProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # QuickTime may close the POST after each request and open another;
         # the session lives as long as the GET.
-        pass
+        if self.transport is not None:
+            self.session.halves.detach(self.transport)
 
 
 class RtspTunnelProtocol(asyncio.Protocol):
@@ -189,9 +250,19 @@ class RtspTunnelProtocol(asyncio.Protocol):
                 return
             await asyncio.sleep(0.05)
 
+    def pause_writing(self) -> None:
+        if self._session is not None:  # the GET: its session's answers queue up
+            self._session.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._session is not None:
+            self._session.conn.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._post is not None:
+            self._post.connection_lost(exc)
         if self._session is not None:
             self._session.close(exc)
 
