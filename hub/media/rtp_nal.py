@@ -346,7 +346,7 @@ class RtpNalDepacketizer:
         if ts is not None:
             taken = self._take(self._ts.extend(ts))
             if taken is not None:
-                unit(*taken)
+                unit(taken[0], taken[1], taken[2])
 
     def _take(self, pts: int) -> tuple[int, bytes, bool] | None:
         """The unit assembled so far as (pts, AVCC bytes, keyframe) — its one

@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Union
 
 from hub.ring import layout as L
+
+#: A slot's words after its seq (S_POS .. S_KEY), written in one call.
+_SLOT_FILL = struct.Struct("=QQQQqqQ")
 
 Buffer = Union[bytes, bytearray, memoryview]
 """A byte buffer: bytes, bytearray or a 1-D memoryview of bytes."""
@@ -47,7 +51,7 @@ class RingWriter:
     """
 
     __slots__ = (
-        "_mm", "_name", "_hdr", "_sq", "_si", "_data", "_slot_mask",
+        "_mm", "_name", "_hdr", "_sq", "_slots", "_data", "_slot_mask",
         "_data_size", "_data_mask", "_seq", "_pos", "_last_key", "_closed",
     )
 
@@ -59,7 +63,7 @@ class RingWriter:
         doff = L.data_offset(slots)
         self._hdr = buf[: L.HEADER_BYTES].cast("Q")
         self._sq = buf[L.HEADER_BYTES : doff].cast("Q")
-        self._si = buf[L.HEADER_BYTES : doff].cast("q")
+        self._slots = buf[L.HEADER_BYTES : doff]
         self._data = buf[doff : doff + data_size]
         self._slot_mask = slots - 1
         self._data_size = data_size
@@ -192,14 +196,11 @@ class RingWriter:
         sq = self._sq
         base = (seq & self._slot_mask) << L.SLOT_SHIFT
         sq[base] = 0  # 3. invalidate, fill, then publish the slot
-        sq[base + L.S_POS] = pos
-        sq[base + L.S_LENGTH] = n
-        sq[base + L.S_TRACK] = track
-        sq[base + L.S_FLAGS] = flags
-        si = self._si
-        si[base + L.S_PTS] = pts
-        si[base + L.S_DTS] = dts
-        sq[base + L.S_KEY] = 1 if keyframe else 0
+        try:
+            _SLOT_FILL.pack_into(self._slots, (base + L.S_POS) * L.WORD, pos, n, track, flags, pts, dts,
+                                 1 if keyframe else 0)
+        except struct.error as e:  # a field out of its range: the slot stays invalid
+            raise OverflowError(str(e)) from None
         sq[base] = seq
         hdr = self._hdr
         if keyframe:  # 4.
@@ -218,7 +219,7 @@ class RingWriter:
             return
         self._closed = True
         self._hdr[L.H_CLOSED] = 1  # first: readers see end of stream
-        for view in (self._hdr, self._sq, self._si, self._data):
+        for view in (self._hdr, self._sq, self._slots, self._data):
             view.release()
         self._mm.close()
         if unlink:

@@ -102,8 +102,8 @@ class TrackIngest:
     """
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
-                 "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started", "_write",
-                 "_nal_depack", "_is_video", "_dts", "_dts_of")
+                 "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started",
+                 "_nal_depack", "_is_video", "_dts", "_dts_of", "_unit_sink")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -132,7 +132,7 @@ class TrackIngest:
         self._on_params = on_params
         self._clock = clock
         self._started = stream.started if started is None else started
-        self._write = stream.write
+        self._unit_sink = self._unit  # made once, not a bound method per packet
         # The depacketiser whose in-band parameter sets we follow, if any.
         self._nal_depack = (self._depack if on_params is not None and isinstance(
             self._depack, RtpNalDepacketizer) else None)
@@ -196,11 +196,11 @@ class TrackIngest:
         if self._base is None:
             self._set_base(ts)
         depack = self._depack
-        payload = memoryview(data)[pos:n]
+        payload = data[pos:n] if isinstance(data, memoryview) else memoryview(data)[pos:n]
         if depack is None:
             self._pass_through(ts, bool(b1 & 0x80), payload)
             return
-        depack.feed(seq, ts, bool(b1 & 0x80), payload, self._unit)
+        depack.feed(seq, ts, bool(b1 & 0x80), payload, self._unit_sink)
         nal = self._nal_depack
         if nal is not None and nal.params_changed:
             self._check_params(nal)
@@ -215,7 +215,7 @@ class TrackIngest:
         dts = dts_of(pts) if dts_of is not None else pts
         # Only video decides start points; an audio depacketiser's own
         # keyframe flag (every AAC frame) must not move the GOP start.
-        self._write(self.index, data, pts, dts, self._key_all or (self._is_video and keyframe))
+        self.stream.write(self.index, data, pts, dts, self._key_all or (self._is_video and keyframe))
         self.stats.entries += 1
 
     def _set_base(self, first_ts: int) -> None:
@@ -233,7 +233,7 @@ class TrackIngest:
         assert base is not None
         pts = self._unwrap.extend(ts) - base
         flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if marker else FLAG_RTP_PAYLOAD
-        self._write(self.index, payload, pts, pts, self._key_all, flags)
+        self.stream.write(self.index, payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
 
     def _check_params(self, depack: RtpNalDepacketizer) -> None:
@@ -302,7 +302,7 @@ class TrackIngest:
             dts = pts
         if isinstance(data, bytearray):
             data = memoryview(data)
-        self._write(self.index, data, pts, dts, keyframe, flags)
+        self.stream.write(self.index, data, pts, dts, keyframe, flags)
         self.stats.entries += 1
 
     def set_params(self, nals: Iterable[bytes | bytearray | memoryview]) -> None:
