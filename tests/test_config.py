@@ -83,6 +83,8 @@ def test_config_json_in_data_folder_found(tmp_path: Path) -> None:
     ({"limits": {"publishers": True}}, "limits.publishers"),
     ({"limits": {"connections_per_ip": 1.5}}, "limits.connections_per_ip"),
     ({"limits": {"streams": 3}}, "limits.streams"),
+    ({"ingest_window": 201}, "ingest_window"),
+    ({"ingest_window": -1}, "ingest_window"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, raw: dict[str, object], key: str) -> None:
     f = tmp_path / "config.json"
@@ -164,6 +166,16 @@ def test_production_keys_from_file_env_and_flags(tmp_path: Path) -> None:
     assert (c.metrics.token, c.metrics.max_paths) == ("flag-token", 3)
     assert (c.limits.players_per_stream, c.limits.players, c.limits.publishers,
             c.limits.connections_per_ip) == (21, 22, 23, 24)
+
+
+def test_ingest_window_from_file_env_and_flags(tmp_path: Path) -> None:
+    assert load_config([], env={}).ingest_window == 0  # read at once unless asked
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"ingest_window": 40}))
+    assert load_config(["--config", str(f)], env={}).ingest_window == 40
+    assert load_config(["--config", str(f)], env={"HUB_INGEST_WINDOW": "20"}).ingest_window == 20
+    assert load_config(["--config", str(f), "--ingest-window", "100"],
+                       env={"HUB_INGEST_WINDOW": "20"}).ingest_window == 100
 
 
 def test_empty_or_null_metrics_token_means_none(tmp_path: Path) -> None:

@@ -70,7 +70,8 @@ _ENV_KEYS = {
     "HUB_LOG_LEVEL": "log.level", "HUB_RTP_PORTS": "rtp_ports",
     "HUB_AUTH_SCHEME": "auth_scheme", "HUB_LOG_FORMAT": "log.format",
     "HUB_LOG_ACCESS": "log.access", "HUB_DRAIN_GRACE": "drain_grace",
-    "HUB_RTMP_PORT": "rtmp_port", "HUB_FANOUT_WINDOW": "fanout_window", "HUB_MEMORY_MERGE": "memory_merge",
+    "HUB_RTMP_PORT": "rtmp_port", "HUB_FANOUT_WINDOW": "fanout_window", "HUB_INGEST_WINDOW": "ingest_window",
+    "HUB_MEMORY_MERGE": "memory_merge",
     "HUB_METRICS_TOKEN": "metrics.token", "HUB_METRICS_MAX_PATHS": "metrics.max_paths",
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
     "HUB_LIMITS_PLAYERS": "limits.players", "HUB_LIMITS_PUBLISHERS": "limits.publishers",
@@ -151,6 +152,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     d["drain_grace"] = as_seconds("drain_grace", d["drain_grace"], 0.0, 3600.0)
     d["rtmp_port"] = as_int("rtmp_port", d["rtmp_port"], 0, 65535)
     d["fanout_window"] = as_int("fanout_window", d["fanout_window"], 0, 1000)
+    d["ingest_window"] = as_int("ingest_window", d["ingest_window"], 0, 200)
     d["memory_merge"] = as_bool("memory_merge", d["memory_merge"])
     if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
         raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
@@ -181,7 +183,8 @@ _FLAG_KEYS = {
     "listen": "listen", "data": "data", "shards": "shards", "fronts": "fronts",
     "auth": "auth", "log_level": "log.level", "log_format": "log.format",
     "log_access": "log.access", "drain_grace": "drain_grace", "rtmp_port": "rtmp_port",
-    "fanout_window": "fanout_window", "memory_merge": "memory_merge",
+    "fanout_window": "fanout_window", "ingest_window": "ingest_window",
+    "memory_merge": "memory_merge",
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
@@ -213,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fanout-window", metavar="MS",
                    help="gather each stream's frames for up to MS milliseconds into one write per player "
                         "(fewer syscalls for big audiences, up to MS more latency; default 0: none)")
+    p.add_argument("--ingest-window", metavar="MS",
+                   help="let each TCP publisher's bytes gather for up to MS milliseconds between reads "
+                        "(far fewer reads and wake-ups per stream, up to MS more latency; default 0: read at once)")
     p.add_argument("--memory-merge", action="store_const", const=True,
                    help="mark the tree's memory mergeable by the kernel's same-page merging (KSM, Linux 6.4+; "
                         "the machine must run it: /sys/kernel/mm/ksm/run); read at start")

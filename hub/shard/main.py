@@ -28,6 +28,7 @@ from ..placement import canonical_path
 from .hls import HlsManager
 from .metrics import ShardTally, shard_report
 from .publish import PublishHost, RtspPublisher
+from .read_gate import ReadGate
 from .rtmp_publish import RtmpPublisher, RtmpPublishHost
 from .record import RecordManager
 from ..store.recordings import RecordTable, rule_from_obj
@@ -47,8 +48,10 @@ class Shard:
         self.streams.on_stream_closed.append(self._announce_end)
         self.tally = ShardTally()
         self.streams.on_stream_closed.append(self.tally.stream_ended)
-        self.publishers = PublishHost(args, self.streams)  # RTSP publishers handed over by the fronts
-        self.rtmp = RtmpPublishHost(args, self.streams)  # RTMP publishers, handed over at `publish`
+        # One read gate for every TCP publisher, so they read in the same wake-up (`ingest_window`).
+        self.gate = ReadGate(args.config.ingest_window) if args.config.ingest_window > 0 else None
+        self.publishers = PublishHost(args, self.streams, gate=self.gate)  # RTSP publishers handed over by the fronts
+        self.rtmp = RtmpPublishHost(args, self.streams, gate=self.gate)  # RTMP publishers, handed over at `publish`
         self.publishers.on_closed.append(self._publisher_closed)
         self.rtmp.on_closed.append(self._publisher_closed)
         self.supervisor: IpcChannel | None = None
@@ -340,6 +343,8 @@ async def run_shard(args: ChildArgs) -> None:
         await shard.pulls.aclose()  # route pulls: TEARDOWN upstream
         shard.publishers.close()
         shard.rtmp.close()
+        if shard.gate is not None:
+            shard.gate.close()
         shard.whip.close()
         shard.hls.close()
         shard.streams.close_all()

@@ -38,6 +38,7 @@ from ..rtsp_glue import Pending, RtspServerProtocol
 from ..udp_ports import PortPairPool
 from .handoff_host import HandoffHost
 from .ingest import IngestSession
+from .read_gate import HeldSocket, ReadGate
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks, track_for_uri
 from .stream import Stream
 from .streams import StreamTable
@@ -59,9 +60,12 @@ class PublishHost(HandoffHost["RtspPublisher"]):
     def __init__(self, args: ChildArgs, streams: StreamTable, *,
                  clock: Callable[[], float] = time.monotonic,
                  random_bytes: Callable[[int], bytes] = os.urandom,
-                 wall_clock: Callable[[], float] | None = time.time) -> None:
+                 wall_clock: Callable[[], float] | None = time.time,
+                 gate: ReadGate | None = None) -> None:
         super().__init__()
         self.args = args
+        #: Reading in windows (`ingest_window`), shared with the shard's other sources.
+        self.gate = gate
         self.config = args.config
         self.streams = streams
         self.clock = clock
@@ -136,6 +140,7 @@ class RtspPublisher(RtspServerProtocol):
         self.announced: list[AnnouncedTrack] = []
         self.setups: dict[int, _Setup] = {}  # by announced index
         self._at_boundary = False  # the engine holds no unread bytes (see data_received)
+        self._held_socket: HeldSocket | None = None  # with the host's read gate
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
                                     clock=host.clock)
         self.channels = self.ingest.channels  # `$` frames straight to the tracks
@@ -148,11 +153,16 @@ class RtspPublisher(RtspServerProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.host.sessions.add(self)
         log.info("%s: publisher %s connected", self.path, self.peer)
+        if self.host.gate is not None:
+            self._held_socket = self.host.gate.socket_of(transport)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         ingest = self.ingest
         ingest.count(len(data))
+        held = self._held_socket
+        if held is not None and ingest.stream is not None:  # live, read in windows: the next read waits
+            held.hold()
         if self._at_boundary and not self.closed:
             # The hot path: whole `$` frames at the start of a read go to
             # their tracks as views of it; the engine parses what is left.

@@ -37,6 +37,7 @@ from ..media.rtmp import (
 from ..media.seqnum import TimestampUnwrapper
 from ..placement import canonical_path
 from .handoff_host import HandoffHost
+from .read_gate import HeldSocket, ReadGate
 from .ingest import MAX_TICK, IngestSession
 from .rtmp_tracks import Kind, RtmpTrackPlan, video_track
 from .streams import StreamTable
@@ -58,9 +59,11 @@ class RtmpPublishHost(HandoffHost["RtmpPublisher"]):
     label = "RTMP publisher"
 
     def __init__(self, args: ChildArgs, streams: StreamTable, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, gate: ReadGate | None = None) -> None:
         super().__init__()
         self.args = args
+        #: Reading in windows (`ingest_window`), shared with the shard's other sources.
+        self.gate = gate
         self.streams = streams
         self.clock = clock
         self.timeout = float(args.config.rtsp_session_timeout)
@@ -99,12 +102,15 @@ class RtmpPublisher(asyncio.Protocol):
         self.unwrap: dict[Kind, TimestampUnwrapper] = {}
         self.dropped = 0  # frames of tracks the stream does not have
         self.closed = False
+        self._held_socket: HeldSocket | None = None  # with the host's read gate
 
     # -- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop transports are not asyncio.Transport subclasses: no isinstance check
         self.transport = cast(asyncio.Transport, transport)
         self.host.sessions.add(self)
+        if self.host.gate is not None:
+            self._held_socket = self.host.gate.socket_of(transport)
         self.ingest.start(MAX_TICK)
         log.info("%s: RTMP publisher %s handed over", self.path, self.peer)
 
@@ -118,6 +124,10 @@ class RtmpPublisher(asyncio.Protocol):
         except ProtocolError as exc:
             log.info("%s: closing RTMP publisher %s: %s", self.path, self.peer, exc.message)
             self.close()
+            return
+        held = self._held_socket
+        if held is not None and self.ingest.stream is not None:  # live, read in windows: the next read waits
+            held.hold()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too

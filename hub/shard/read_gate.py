@@ -1,0 +1,111 @@
+"""Reading in windows (`ingest_window`, ms): a TCP publisher's bytes gather
+in the kernel between reads.
+
+A camera's bytes arrive a frame or a packet at a time, and each arrival
+wakes the shard for one small read: ~50 reads a second for a 1 Mbit/s
+RTSP publisher, each paying a wake-up, a syscall, the ACK it sends and
+caches gone cold since the last one. That per-read cost, not the
+per-packet work, is most of what ingest costs (`bench/rtsp.py
+--ingest-window`). With a window, a source that has read is held until
+the gate opens; the gate opens once per window for every source held
+meanwhile, so they all read in the same wake-up, each taking what
+gathered since its last read. A byte waits at most one window more than
+it would have.
+
+Holding is the socket's receive low-water mark (SO_RCVLOWAT): raised to
+`HOLD_LOWAT`, the kernel keeps the bytes and does not report the socket
+readable; set back to 1 it reports it at once if anything gathered (Linux
+checks on the setsockopt). Two setsockopt calls per window, no wake-up for
+the bytes held and nothing for the event loop to undo; a stream fast
+enough to fill `HOLD_LOWAT` within a window is read when it does.
+
+One timer per shard, armed only while a source is held (none when no
+bytes arrive); a source is held at most once, so the list is bounded by
+the shard's connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+log = logging.getLogger("hub.shard.read_gate")
+
+__all__ = ["HOLD_LOWAT", "HeldSocket", "ReadGate"]
+
+#: Bytes that make a held socket readable before its window ends.
+HOLD_LOWAT = 256 * 1024
+
+
+class HeldSocket:
+    """One source's socket as its gate holds it: `hold()` after each read."""
+
+    __slots__ = ("gate", "sock", "held")
+
+    def __init__(self, gate: ReadGate, sock: Any) -> None:
+        self.gate = gate
+        self.sock = sock  # a socket, or uvloop's stand-in with setsockopt
+        self.held = False
+
+    def hold(self) -> None:
+        if not self.held:
+            self.gate.hold(self)
+
+    def _lowat(self, n: int) -> None:
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n)
+        except OSError:  # closed meanwhile: nothing to hold or release
+            pass
+
+
+class ReadGate:
+    """Opens every `window_ms` for the sources held since it last opened."""
+
+    __slots__ = ("window", "_held", "_timer")
+
+    def __init__(self, window_ms: int) -> None:
+        if window_ms <= 0:
+            raise ValueError("a read gate needs a window > 0 ms")
+        self.window = window_ms / 1000.0
+        self._held: list[HeldSocket] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def held(self) -> int:
+        """Sources held now."""
+        return len(self._held)
+
+    @property
+    def armed(self) -> bool:
+        """Whether the timer is set (only while a source is held)."""
+        return self._timer is not None
+
+    def socket_of(self, transport: asyncio.BaseTransport) -> HeldSocket | None:
+        """A source's handle on its transport's socket (None without one)."""
+        sock = transport.get_extra_info("socket")
+        return HeldSocket(self, sock) if sock is not None else None
+
+    def hold(self, source: HeldSocket) -> None:
+        """`source` has just read: hold its socket until the window ends."""
+        if source.held:
+            return
+        source.held = True
+        source._lowat(HOLD_LOWAT)
+        self._held.append(source)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self.open)
+
+    def open(self) -> None:
+        """Release every source held: the timer's call, and on close."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        held, self._held = self._held, []
+        for source in held:
+            source.held = False
+            source._lowat(1)
+
+    def close(self) -> None:
+        self.open()

@@ -1,0 +1,117 @@
+"""The shard's read gate (`ingest_window`) on real sockets and a real loop:
+a held socket's bytes stay in the kernel until the window ends, then come
+in one read; one timer serves every source held in a window, none is armed
+while nothing is held."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+import uvloop
+
+from hub.shard.read_gate import HOLD_LOWAT, HeldSocket, ReadGate
+
+
+class Reader(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reads: list[tuple[float, bytes]] = []
+        self.transport: asyncio.Transport | None = None
+        self.held: HeldSocket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reads.append((time.monotonic(), data))
+        if self.held is not None:
+            self.held.hold()  # as a publisher does after each read
+
+
+async def _pair(loop: asyncio.AbstractEventLoop) -> tuple[Reader, socket.socket]:
+    srv = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(srv.getsockname())
+    conn, _ = srv.accept()
+    srv.close()
+    conn.setblocking(False)
+    reader = Reader()
+    await loop.connect_accepted_socket(lambda: reader, conn)
+    return reader, peer
+
+
+def _lowat(t: asyncio.Transport) -> int:
+    return int(t.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
+
+
+async def _wait(cond: object, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def test_a_held_socket_reads_once_per_window() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = ReadGate(150)
+        a, pa = await _pair(loop)
+        b, pb = await _pair(loop)
+        assert a.transport is not None and b.transport is not None
+        a.held, b.held = gate.socket_of(a.transport), gate.socket_of(b.transport)
+        assert not gate.armed and gate.held == 0
+        pa.sendall(b"first")
+        await _wait(lambda: len(a.reads) == 1)
+        assert gate.held == 1 and gate.armed and _lowat(a.transport) == HOLD_LOWAT
+        held_at = a.reads[0][0]
+        # Written while held, in three sends: nothing is read before the window ends.
+        for chunk in (b"x" * 100, b"y" * 100, b"z" * 100):
+            pa.sendall(chunk)
+            await asyncio.sleep(0.02)
+        pb.sendall(b"other")  # another source, held in the same window
+        await _wait(lambda: len(b.reads) == 1)
+        assert gate.held == 2
+        assert len(a.reads) == 1
+        await _wait(lambda: len(a.reads) == 2)
+        at, data = a.reads[1]
+        assert data == b"x" * 100 + b"y" * 100 + b"z" * 100  # one read, all of it
+        assert 0.12 <= at - held_at <= 0.5
+        # Held again after that read; once nothing comes, nothing stays armed.
+        await _wait(lambda: not gate.armed, 1.0)
+        assert gate.held == 0
+        assert _lowat(a.transport) == 1 and _lowat(b.transport) == 1
+        # A source held twice in a window is held once.
+        assert a.held is not None
+        a.held.hold()
+        a.held.hold()
+        assert gate.held == 1
+        gate.close()
+        assert gate.held == 0 and not gate.armed and _lowat(a.transport) == 1
+        for t, p in ((a.transport, pa), (b.transport, pb)):
+            t.close()
+            p.close()
+
+    uvloop.run(main())
+
+
+def test_releasing_a_closed_socket_is_harmless() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = ReadGate(20)
+        a, pa = await _pair(loop)
+        assert a.transport is not None
+        held = gate.socket_of(a.transport)
+        assert held is not None
+        held.hold()
+        a.transport.abort()
+        pa.close()
+        await asyncio.sleep(0.05)  # the gate opened on a closed socket
+        assert gate.held == 0 and not gate.armed
+
+    uvloop.run(main())
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        ReadGate(0)
