@@ -2,7 +2,8 @@
 in one run: the Python side alone (a replay), then two live trees side by side.
 
     python bench/ingest.py [--mbps 1] [--seconds 120] [--frames-per-read 1] [--rounds 5]
-                           [--live 16] [--live-rounds 4] [--protocol rtsp|rtmp]
+                           [--live 16] [--live-rounds 4] [--protocol rtsp|rtmp] [--no-replay]
+                           [--windows 0,40] [--warmup S]
 
 1. Replay: an RTSP/TCP publisher's bytes through the publisher's hot path
    in one process, no sockets.
@@ -34,7 +35,12 @@ modules compiled by mypyc) and the same modules from their Python sources
    1 Mbit/s publisher, and the ratio per window. Side by side, the
    machine's moods (this VM's CPU time moves by 1.5x between runs) weigh on
    both alike: the ratio is the steady figure; `bench/rtsp.py` gives the
-   absolute one.
+   absolute one. Each tree's reads per publisher per second are printed
+   beside its CPU.
+
+   `--windows 0,40`: one compiled tree per `ingest_window` instead (the
+   shard's read gate, `hub/shard/read_gate.py`), each against the first;
+   `--warmup 65` starts the windows once the rings have gone round.
 """
 
 from __future__ import annotations
@@ -153,6 +159,11 @@ def main() -> None:
     ap.add_argument("--live-rounds", type=int, default=4)
     ap.add_argument("--protocol", choices=("rtsp", "rtmp"), default="rtsp", help="the live publishers' protocol")
     ap.add_argument("--no-replay", action="store_true", help="only the live part")
+    ap.add_argument("--windows", default="",
+                    help="live part: one tree per `ingest_window` (ms, e.g. 0,40), all compiled, instead of "
+                         "installed against sources")
+    ap.add_argument("--warmup", type=float, default=3.0,
+                    help="seconds of live ingest before the first window (~65: once the rings have gone round)")
     ap.add_argument("--mode", choices=("installed", "sources"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
@@ -189,23 +200,44 @@ def replay(args: argparse.Namespace) -> None:
     print(f"replay, as installed: {ratio:.2f}x less CPU than from the sources", flush=True)
 
 
+def reads(pids: list[int]) -> int:
+    """Read syscalls so far (/proc/PID/io syscr)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("syscr"))
+        except (OSError, StopIteration, ValueError):
+            pass
+    return total
+
+
+def tree_kinds(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The trees the live part runs side by side, by label: their environment."""
+    if args.windows:
+        return {f"window {w:g} ms": {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": f"{w:g}"}
+                for w in (float(x) for x in args.windows.split(","))}
+    return {"installed": {"HUB_PURE_PYTHON": "0"}, "sources": {"HUB_PURE_PYTHON": "1"}}
+
+
 def live(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     media = make_media(work, name=f"bench_{args.mbps:g}m.mp4", bitrate=f"{int(args.mbps * 1000)}k")
     mbit = media.stat().st_size * 8 / 20 / 1e6  # make_media's 20 s, as pushed
+    kinds = tree_kinds(args)
     trees: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     pushers: list[subprocess.Popen[bytes]] = []
     try:
-        for mode in ("installed", "sources"):
+        for n, (label, extra) in enumerate(kinds.items()):
             port = free_port()
-            env = {**os.environ, "HUB_PURE_PYTHON": "1" if mode == "sources" else "0", "HUB_RTMP_PORT": "0"}
-            trees[mode] = (subprocess.Popen(
-                [PY, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(work / mode), "--shards", "1",
+            env = {**os.environ, **extra, "HUB_RTMP_PORT": "0"}
+            trees[label] = (subprocess.Popen(
+                [PY, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(work / f"tree{n}"), "--shards", "1",
                  "--fronts", "1", "--log-level", "warning"], cwd=SERVER_ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port)
         for _proc, port in trees.values():
             wait_port(port)
-        for i in range(args.live):  # alternately, so both see the same start
+        for i in range(args.live):  # alternately, so all see the same start
             for _proc, port in trees.values():
                 if args.protocol == "rtmp":
                     pushers.append(subprocess.Popen(
@@ -217,21 +249,30 @@ def live(args: argparse.Namespace) -> None:
         for _proc, port in trees.values():
             for i in range(args.live):
                 wait_http(f"http://127.0.0.1:{port}/streams/ingest/s{i}.flv")
-        shards = {mode: [c.pid for c in psutil.Process(proc.pid).children(recursive=True)
-                         if "shard" in " ".join(c.cmdline())] for mode, (proc, _port) in trees.items()}
-        time.sleep(3.0)
+        shards = {label: [c.pid for c in psutil.Process(proc.pid).children(recursive=True)
+                          if "shard" in " ".join(c.cmdline())] for label, (proc, _port) in trees.items()}
+        print(f"waiting {max(3.0, args.warmup):.0f} s (--warmup)", flush=True)
+        time.sleep(max(3.0, args.warmup))
+        labels = list(kinds)
         print(f"live: {args.live} {'RTMP' if args.protocol == 'rtmp' else 'RTSP/TCP'} publishers of {mbit:.2f} "
-              "Mbit/s on each of two trees (1 shard + 1 front), shard CPU per 1 Mbit/s publisher", flush=True)
-        ratios = []
+              f"Mbit/s on each of {len(labels)} trees (1 shard + 1 front), shard CPU per 1 Mbit/s publisher, "
+              "and each publisher's reads per second", flush=True)
+        ratios: dict[str, list[float]] = {label: [] for label in labels[1:]}
         for r in range(args.live_rounds):
-            c0, t0 = {m: cpu_seconds(p) for m, p in shards.items()}, time.monotonic()
+            c0, r0, t0 = ({m: cpu_seconds(p) for m, p in shards.items()}, {m: reads(p) for m, p in shards.items()},
+                          time.monotonic())
             time.sleep(15.0)
-            c1, t1 = {m: cpu_seconds(p) for m, p in shards.items()}, time.monotonic()
+            c1, r1, t1 = ({m: cpu_seconds(p) for m, p in shards.items()}, {m: reads(p) for m, p in shards.items()},
+                          time.monotonic())
             pct = {m: 100 * (c1[m] - c0[m]) / (t1 - t0) / args.live / mbit for m in shards}
-            ratios.append(pct["sources"] / pct["installed"])
-            print(f"  window {r + 1}: installed {pct['installed']:.3f}%, sources {pct['sources']:.3f}%: "
-                  f"{ratios[-1]:.2f}x (load average {os.getloadavg()[0]:.1f})", flush=True)
-        print(f"live, as installed: {min(ratios):.2f}-{max(ratios):.2f}x less shard CPU than from the sources")
+            rd = {m: (r1[m] - r0[m]) / (t1 - t0) / args.live for m in shards}
+            for label in labels[1:]:
+                ratios[label].append(pct[labels[0]] / pct[label])
+            print(f"  window {r + 1}: " + ", ".join(f"{m} {pct[m]:.3f}% ({rd[m]:.0f} reads/s)" for m in labels)
+                  + "; " + ", ".join(f"{m} {ratios[m][-1]:.2f}x" for m in labels[1:])
+                  + f" (load average {os.getloadavg()[0]:.1f})", flush=True)
+        for label, rs in ratios.items():
+            print(f"live, {label}: {min(rs):.2f}-{max(rs):.2f}x less shard CPU than {labels[0]}")
     finally:
         for p in pushers:
             stop(p)

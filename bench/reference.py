@@ -3,7 +3,7 @@
     python bench/reference.py --reference /path/to/ipchub [--shards 2] [--fronts 2]
                               [--idle-seconds 60] [--publishers 16] [--mbps 1]
                               [--windows 4] [--players 200] [--player-windows 2]
-                              [--player-protocol rtsp|http-flv|ws-flv]
+                              [--player-protocol rtsp|http-flv|ws-flv] [--ingest-window MS]
 
 The reference is not part of this project: build it yourself (it is Go,
 `go build` in a checkout of github.com/cnotch/ipchub) and give the binary.
@@ -17,7 +17,9 @@ unit of work moves by 1.5x between runs; a ratio from one run does not):
 2. Ingest: `--publishers` FFmpeg publishers on each (the same file, 720p25
    H.264 of `--mbps` Mbit/s + AAC, RTSP/TCP), `--windows` windows of 15 s:
    % of a core per 1 Mbit/s publisher, ours as the whole tree's CPU and as
-   the shards' alone, and the reference's over ours (> 1: ours is cheaper).
+   the shards' alone, and the reference's over ours (> 1: ours is cheaper);
+   `--ingest-window 40` runs ours reading each publisher at most once per
+   40 ms (`ingest_window`).
    The windows start once every stream's ring has gone round once
    (`--warmup`, by default the time an 8 MiB ring takes at the file's rate,
    ~60 s at 1 Mbit/s): until then each page the writer reaches is touched
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--players", type=int, default=200, help="players on each (0: skip)")
     ap.add_argument("--player-protocol", choices=("rtsp", "http-flv", "ws-flv"), default="rtsp")
     ap.add_argument("--player-windows", type=int, default=2)
+    ap.add_argument("--ingest-window", type=int, default=0,
+                    help="ours with `ingest_window` (ms): each publisher read at most once per window")
     ap.add_argument("--procs", type=int, default=2, help="load processes the players are spread over")
     args = ap.parse_args()
     ref = shutil.which(args.reference) if args.reference else None
@@ -102,7 +106,8 @@ def main() -> None:
         servers = {
             "ours": subprocess.Popen(
                 [PY, "-m", "hub", "--listen", f"127.0.0.1:{ports['ours']}", "--data", str(work / "data"),
-                 "--shards", str(args.shards), "--fronts", str(args.fronts), "--log-level", "warning"],
+                 "--shards", str(args.shards), "--fronts", str(args.fronts), "--log-level", "warning",
+                 "--ingest-window", str(args.ingest_window)],
                 cwd=SERVER_ROOT, env={**os.environ, "HUB_RTMP_PORT": "0"},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             "reference": subprocess.Popen(
