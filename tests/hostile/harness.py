@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import psutil
 
@@ -189,6 +190,42 @@ class PeakSampler:
     def assert_bounded(self, bound: int, what: str) -> None:
         assert self.growth <= bound, (f"{what}: the tree grew by {self.growth / MiB:.0f} MiB "
                                       f"(bound {bound / MiB:.0f} MiB; {self.before / MiB:.0f} MiB before)")
+
+
+def assert_floods_bounded(srv: HubServer, watcher: FlvWatcher, floods: list[Callable[[], socket.socket]],
+                          seconds: float, bound: int, session_timeout: float, what: str) -> None:
+    """Run each flood in a thread of its own, the tree's memory sampled
+    meanwhile; each returns the socket its session answers on, which it no
+    longer reads. Then: the tree grew by at most `bound`, `watcher` played
+    on, and the server dropped every one of those sockets within the
+    session timeout (+5 s) once they are not read."""
+    tree = TreeMemory(srv)
+    socks: list[socket.socket] = []
+    t0 = time.monotonic()
+    try:
+        with tree.watch() as peak:
+            threads = [threading.Thread(target=lambda f=f: socks.append(f())) for f in floods]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(seconds + 10)
+        assert len(socks) == len(floods), problems(srv)
+        peak.assert_bounded(bound, what)
+        watcher.assert_flowing(t0, context=problems(srv))
+        deadline = time.monotonic() + session_timeout + 5.0
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                raise AssertionError(f"{what}: a flooding client was never dropped") from None
+    finally:
+        for s in socks:
+            s.close()
 
 
 # -- raw clients -----------------------------------------------------------------------

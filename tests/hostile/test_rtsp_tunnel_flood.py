@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,7 @@ import pytest
 from tests.conftest import HubServer
 from tests.e2e.conftest import wait_live
 from tests.e2e.tools import Pusher, make_media
-from tests.hostile.harness import MiB, FlvWatcher, TreeMemory, problems
+from tests.hostile.harness import MiB, FlvWatcher, assert_floods_bounded
 
 pytestmark = pytest.mark.e2e
 
@@ -86,33 +85,8 @@ def test_tunnel_clients_that_never_read_their_get_are_bounded(
     with Pusher(srv.rtsp_url("/live/tflood"), make_media(tmp_path, "h264")):
         wait_live(srv, "/live/tflood")
         watcher = watch(srv, "/live/tflood")
-        tree = TreeMemory(srv)
         sent: dict[str, int] = {}
-        gets: list[socket.socket] = []
-        t0 = time.monotonic()
-        try:
-            with tree.watch() as peak:
-                threads = [threading.Thread(target=lambda c=c: gets.append(
-                    tunnel_flood(srv.port, "/live/tflood", c, FLOOD_SECONDS, sent)))
-                    for c in ("flood-a", "flood-b", "flood-c")]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join(FLOOD_SECONDS + 10)
-            assert len(gets) == 3, problems(srv)
-            peak.assert_bounded(MEMORY_BOUND, f"RTSP-over-HTTP request floods ({sent})")
-            watcher.assert_flowing(t0, context=problems(srv))
-            # Nothing is read from them any more: their sessions time out.
-            deadline = time.monotonic() + TIMEOUT + 5.0
-            for s in gets:
-                s.settimeout(max(0.1, deadline - time.monotonic()))
-                try:
-                    while s.recv(65536):
-                        pass
-                except ConnectionResetError:
-                    pass
-                except TimeoutError:
-                    raise AssertionError("a flooding tunnel was never dropped") from None
-        finally:
-            for s in gets:
-                s.close()
+        assert_floods_bounded(
+            srv, watcher, [lambda c=c: tunnel_flood(srv.port, "/live/tflood", c, FLOOD_SECONDS, sent)
+                           for c in ("flood-a", "flood-b", "flood-c")],
+            FLOOD_SECONDS, MEMORY_BOUND, TIMEOUT, f"RTSP-over-HTTP request floods ({sent})")
