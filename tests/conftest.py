@@ -61,6 +61,13 @@ class HubServer:
         with urllib.request.urlopen(self.base + path, timeout=timeout) as r:
             return json.loads(r.read())
 
+    def post_json(self, path: str, obj: Any, timeout: float = 10.0) -> int:
+        """POST `obj` as JSON with the admin's token; the answer's status."""
+        req = urllib.request.Request(f"{self.base}{path}?token={self.token()}", method="POST",
+                                     data=json.dumps(obj).encode())
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return int(r.status)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

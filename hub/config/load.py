@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gather each stream's frames for up to MS milliseconds into one write per player "
                         "(fewer syscalls for big audiences, up to MS more latency; default 0: none)")
     p.add_argument("--ingest-window", metavar="MS",
-                   help="let each TCP publisher's bytes gather for up to MS milliseconds between reads "
+                   help="let each live TCP source's bytes gather for up to MS milliseconds between reads "
                         "(far fewer reads and wake-ups per stream, up to MS more latency; default 0: read at once)")
     p.add_argument("--memory-merge", action="store_const", const=True,
                    help="mark the tree's memory mergeable by the kernel's same-page merging (KSM, Linux 6.4+; "

@@ -73,7 +73,8 @@ class Shard:
         self.route_table = self._load_routes()
         cfg = args.config
         self.pulls = PullManager(self.streams, self._route_for, PullSettings(
-            idle_timeout=float(cfg.route_idle_timeout), session_timeout=float(cfg.rtsp_session_timeout)))
+            idle_timeout=float(cfg.route_idle_timeout), session_timeout=float(cfg.rtsp_session_timeout),
+            read_gate=self.gate))
         # a cluster's directory hooks and relays (hub.shard.cluster)
         self.cluster = ShardCluster(self.streams, self.pulls, lambda: self.supervisor) if cfg.cluster else None
 

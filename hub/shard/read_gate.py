@@ -1,5 +1,6 @@
-"""Reading in windows (`ingest_window`, ms): a TCP publisher's bytes gather
-in the kernel between reads.
+"""Reading in windows (`ingest_window`, ms): a live TCP source's bytes (an
+RTSP or RTMP publisher, a route pull or a relay) gather in the kernel
+between reads.
 
 A camera's bytes arrive a frame or a packet at a time, and each arrival
 wakes the shard for one small read: ~50 reads a second for a 1 Mbit/s

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
@@ -20,21 +19,14 @@ from tests.e2e.tools import Pusher, play
 pytestmark = pytest.mark.e2e
 
 
-def _post(srv: HubServer, path: str, obj: dict[str, Any]) -> int:
-    req = urllib.request.Request(f"{srv.base}{path}?token={srv.token()}", method="POST",
-                                 data=json.dumps(obj).encode())
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return int(r.status)
-
-
 def test_routes_from_the_api_pull_and_play_over_hls_and_rtsp(
         hub_factory: Callable[..., HubServer], media: Callable[[str], Path]) -> None:
     up = hub_factory("--shards", "1", "--fronts", "1")
     down = hub_factory("--shards", "2", "--fronts", "2")
     with Pusher(up.rtsp_url("/live/door"), media("h264")) as _pusher:
         wait_live(up, "/live/door")
-        assert _post(down, "/api/v1/routes", {"pattern": "/hr/", "url": up.rtsp_url("/live/")}) == 200
-        assert _post(down, "/api/v1/routes", {"pattern": "/gate", "url": up.rtsp_url("/live/door")}) == 200
+        assert down.post_json("/api/v1/routes", {"pattern": "/hr/", "url": up.rtsp_url("/live/")}) == 200
+        assert down.post_json("/api/v1/routes", {"pattern": "/gate", "url": up.rtsp_url("/live/door")}) == 200
         r = play(f"{down.base}/streams/hr/door.m3u8", frames=40, timeout=25)
         assert r.video_codec == "h264" and (r.width, r.height) == (640, 360)
         assert r.video_frames >= 40 and r.decode_errors == 0, r.log[:10]
