@@ -14,7 +14,9 @@ owns:
   units with their timestamps (`push_au`, `set_params`,
   `set_audio_config`), which give the same ring entries;
 - in-band parameter-set changes: a new description for the readers;
-- byte and packet counts (`count`, `stats`);
+- byte and packet counts (`count`, `stats`); `count` is the one place
+  a source's read is seen, so it also holds a live source's socket in the
+  shard's read gate (`read_in_windows`, `ingest_window`);
 - liveness: one timer per session, started by a source that has none of
   its own (`start`: a pull's; an RTSP publisher's is its server engine's
   session timer, which reads `seen`); traffic only sets a flag, the clock
@@ -36,6 +38,7 @@ from typing import Callable, Iterable, Protocol
 
 from ..media.rtsp import NEED_DATA, InterleavedFrame, RtspReader, RtspRequest, RtspResponse
 from ..media.stream_desc import TrackDesc
+from .read_gate import HeldSocket, ReadGate
 from .rtp_in import IngestStats, TrackIngest
 from .sdp_tracks import SdpFor, tracks_sdp
 from .stream import Stream
@@ -89,6 +92,15 @@ class IngestSession:
         self._sdp_for: SdpFor = tracks_sdp
         self._timer: asyncio.TimerHandle | None = None
         self._interval = MAX_TICK
+        #: The source's TCP socket in the shard's read gate (`ingest_window`),
+        #: set by the source (`read_in_windows`); held after each read once live.
+        self.held: HeldSocket | None = None
+
+    def read_in_windows(self, gate: ReadGate | None, transport: asyncio.BaseTransport) -> None:
+        """With the shard's read gate (`ingest_window`): this source's
+        reads on `transport` wait for the gate once the stream is live."""
+        if gate is not None:
+            self.held = gate.socket_of(transport)
 
     @property
     def live(self) -> bool:
@@ -96,12 +108,16 @@ class IngestSession:
 
     # -- traffic --------------------------------------------------------------
     def count(self, n: int) -> None:
-        """`n` bytes from the source (as read: headers, requests and all)."""
+        """`n` bytes from the source (as read: headers, requests and all).
+        A live source that reads in windows is held until the next one."""
         self.bytes_in += n
         self.seen = True
         stream = self.stream
         if stream is not None:
             stream.size += n
+            held = self.held
+            if held is not None:
+                held.hold()
 
     def receive_frames(self, data: bytes) -> int:
         """The whole `$` frames at the start of `data`, a read that starts

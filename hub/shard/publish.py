@@ -38,7 +38,7 @@ from ..rtsp_glue import Pending, RtspServerProtocol
 from ..udp_ports import PortPairPool
 from .handoff_host import HandoffHost
 from .ingest import IngestSession
-from .read_gate import HeldSocket, ReadGate
+from .read_gate import ReadGate
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks, track_for_uri
 from .stream import Stream
 from .streams import StreamTable
@@ -140,7 +140,6 @@ class RtspPublisher(RtspServerProtocol):
         self.announced: list[AnnouncedTrack] = []
         self.setups: dict[int, _Setup] = {}  # by announced index
         self._at_boundary = False  # the engine holds no unread bytes (see data_received)
-        self._held_socket: HeldSocket | None = None  # with the host's read gate
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
                                     clock=host.clock)
         self.channels = self.ingest.channels  # `$` frames straight to the tracks
@@ -153,16 +152,12 @@ class RtspPublisher(RtspServerProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.host.sessions.add(self)
         log.info("%s: publisher %s connected", self.path, self.peer)
-        if self.host.gate is not None:
-            self._held_socket = self.host.gate.socket_of(transport)
+        self.ingest.read_in_windows(self.host.gate, transport)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         ingest = self.ingest
         ingest.count(len(data))
-        held = self._held_socket
-        if held is not None and ingest.stream is not None:  # live, read in windows: the next read waits
-            held.hold()
         if self._at_boundary and not self.closed:
             # The hot path: whole `$` frames at the start of a read go to
             # their tracks as views of it; the engine parses what is left.

@@ -26,7 +26,7 @@ from ..media.rtsp.auth import Challenge
 from ..media.sdp import Sdp, resolve_control
 from ..store.routes import mask_password
 from .ingest import IngestSession
-from .read_gate import HeldSocket, ReadGate
+from .read_gate import ReadGate
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks
 from .stream import Stream
 from .streams import StreamTable
@@ -133,7 +133,6 @@ class RtspPullSession(asyncio.Protocol):
         self._challenge: Challenge | None = None
         self._nc = 0
         self._last_keepalive = 0.0
-        self._held_socket: HeldSocket | None = None  # with the shard's read gate
 
     @property
     def stream(self) -> Stream | None:
@@ -143,14 +142,9 @@ class RtspPullSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
         set_nodelay(transport)
-        gate = self.settings.read_gate
-        if gate is not None:
-            self._held_socket = gate.socket_of(transport)
+        self.ingest.read_in_windows(self.settings.read_gate, transport)
 
     def data_received(self, data: bytes) -> None:
-        held = self._held_socket
-        if held is not None and self.ingest.stream is not None:  # live, read in windows
-            held.hold()
         try:
             self.ingest.receive_rtsp(data, self.reader, self._on_message)
         except ProtocolError as exc:

@@ -6,8 +6,8 @@ A camera's bytes arrive a frame or a packet at a time, and each arrival
 wakes the shard for one small read: ~50 reads a second for a 1 Mbit/s
 RTSP publisher, each paying a wake-up, a syscall, the ACK it sends and
 caches gone cold since the last one. That per-read cost, not the
-per-packet work, is most of what ingest costs (`bench/rtsp.py
---ingest-window`). With a window, a source that has read is held until
+per-packet work, is most of what ingest costs (`bench/ingest.py
+--windows 0,40`). With a window, a source that has read is held until
 the gate opens; the gate opens once per window for every source held
 meanwhile, so they all read in the same wake-up, each taking what
 gathered since its last read. A byte waits at most one window more than

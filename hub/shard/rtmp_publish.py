@@ -37,7 +37,7 @@ from ..media.rtmp import (
 from ..media.seqnum import TimestampUnwrapper
 from ..placement import canonical_path
 from .handoff_host import HandoffHost
-from .read_gate import HeldSocket, ReadGate
+from .read_gate import ReadGate
 from .ingest import MAX_TICK, IngestSession
 from .rtmp_tracks import Kind, RtmpTrackPlan, video_track
 from .streams import StreamTable
@@ -102,15 +102,13 @@ class RtmpPublisher(asyncio.Protocol):
         self.unwrap: dict[Kind, TimestampUnwrapper] = {}
         self.dropped = 0  # frames of tracks the stream does not have
         self.closed = False
-        self._held_socket: HeldSocket | None = None  # with the host's read gate
 
     # -- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop transports are not asyncio.Transport subclasses: no isinstance check
         self.transport = cast(asyncio.Transport, transport)
         self.host.sessions.add(self)
-        if self.host.gate is not None:
-            self._held_socket = self.host.gate.socket_of(transport)
+        self.ingest.read_in_windows(self.host.gate, transport)
         self.ingest.start(MAX_TICK)
         log.info("%s: RTMP publisher %s handed over", self.path, self.peer)
 
@@ -124,10 +122,6 @@ class RtmpPublisher(asyncio.Protocol):
         except ProtocolError as exc:
             log.info("%s: closing RTMP publisher %s: %s", self.path, self.peer, exc.message)
             self.close()
-            return
-        held = self._held_socket
-        if held is not None and self.ingest.stream is not None:  # live, read in windows: the next read waits
-            held.hold()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
