@@ -12,9 +12,11 @@ Why a process of its own: fork() from a process that runs an event loop or
 threads copies their state half-done (the selector, locks held by other
 threads, signal wake-up fds); the zygote runs none — one thread, blocking
 reads of one socket. `fork_zygote` forks it from `python -m hub` before the
-supervisor starts its loop (so it also shares the interpreter's base
-modules with the supervisor); a zygote that died is replaced by `python -m
-hub.zygote` (`hub.supervisor.spawn`), a fresh interpreter that imports the same.
+supervisor starts its loop, once that has imported everything, the
+children's code (`PRELOAD`) included, so the supervisor, the zygote and the
+children share one copy of all of it; a zygote that died is replaced by
+`python -m hub.zygote` (`hub.supervisor.spawn`), a fresh interpreter that
+imports `PRELOAD` itself.
 
 Parentage: the supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER). The
 zygote forks a short-lived middle process, which forks the child and exits,
@@ -53,9 +55,10 @@ from typing import Any, NoReturn
 from .heap import trim_heap
 
 PR_SET_CHILD_SUBREAPER = 36
-#: What the zygote imports before it forks: the code of both kinds of
-#: child. Each child still imports only what it runs (a shard never
-#: touches the front's pages, which stay shared and unread).
+#: The code of both kinds of child, imported before any child is forked
+#: (by `python -m hub` before the zygote's fork, by a replacement zygote
+#: itself). A shard never touches the front's pages, nor the supervisor
+#: either child's: they stay shared and unread.
 PRELOAD = ("hub.shard.main", "hub.api.process")
 #: Largest request (the configuration is a few KiB).
 MAX_MESSAGE = 1 << 20
