@@ -40,6 +40,10 @@ modules compiled by mypyc) and the same modules from their Python sources
 
    `--windows 0,40`: one compiled tree per `ingest_window` instead (the
    shard's read gate, `hub/shard/read_gate.py`), each against the first;
+   `u40` is a tree with `unwatched_ingest_window` 40 (the server's default:
+   nobody plays these streams, so that is how a default tree reads them).
+   Every other tree, these and the installed/sources pair, runs with
+   `unwatched_ingest_window` 0: read at once unless its label says.
    `--warmup 65` starts the windows once the rings have gone round.
 """
 
@@ -160,7 +164,8 @@ def main() -> None:
     ap.add_argument("--protocol", choices=("rtsp", "rtmp"), default="rtsp", help="the live publishers' protocol")
     ap.add_argument("--no-replay", action="store_true", help="only the live part")
     ap.add_argument("--windows", default="",
-                    help="live part: one tree per `ingest_window` (ms, e.g. 0,40), all compiled, instead of "
+                    help="live part: one tree per `ingest_window` (ms, e.g. 0,40; u40: unwatched_ingest_window 40), "
+                         "all compiled, instead of "
                          "installed against sources")
     ap.add_argument("--warmup", type=float, default=3.0,
                     help="seconds of live ingest before the first window (~65: once the rings have gone round)")
@@ -214,10 +219,17 @@ def reads(pids: list[int]) -> int:
 
 def tree_kinds(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """The trees the live part runs side by side, by label: their environment."""
+    at_once = {"HUB_UNWATCHED_INGEST_WINDOW": "0"}
     if args.windows:
-        return {f"window {w:g} ms": {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": f"{w:g}"}
-                for w in (float(x) for x in args.windows.split(","))}
-    return {"installed": {"HUB_PURE_PYTHON": "0"}, "sources": {"HUB_PURE_PYTHON": "1"}}
+        kinds: dict[str, dict[str, str]] = {}
+        for w in (x.strip() for x in args.windows.split(",")):
+            if w.startswith("u"):
+                kinds[f"unwatched {int(w[1:])} ms"] = {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": "0",
+                                                       "HUB_UNWATCHED_INGEST_WINDOW": str(int(w[1:]))}
+            else:
+                kinds[f"window {int(w)} ms"] = {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": str(int(w)), **at_once}
+        return kinds
+    return {"installed": {"HUB_PURE_PYTHON": "0", **at_once}, "sources": {"HUB_PURE_PYTHON": "1", **at_once}}
 
 
 def live(args: argparse.Namespace) -> None:

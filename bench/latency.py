@@ -1,6 +1,7 @@
 """Push->play latency and late-joiner start time, on this machine (loopback).
 
     python bench/latency.py [--seconds 10] [--joins 20] [--hls 6] [--fanout-window MS] [--ingest-window MS]
+                            [--unwatched-ingest-window MS]
 
 Targets (project brief): push->play latency p50 <= 5 ms; a late joiner's first
 frame < 150 ms.
@@ -16,6 +17,9 @@ frame < 150 ms.
    moments of the GOP; time from connect() (RTSP: from sending DESCRIBE) to
    the last byte of the first complete keyframe (FLV: the first keyframe tag
    after the sequence header; RTSP: the first IDR access unit depacketised).
+   Nobody else plays the stream then, so the server reads its publisher in
+   `unwatched_ingest_window` windows (40 ms by default) until a joiner
+   arrives; `--unwatched-ingest-window 0` reads it at once throughout.
 3. HLS. Streams just pushed (no segmenter running yet): time from the first
    playlist request to the playlist answered.
 
@@ -286,6 +290,8 @@ def main() -> None:
     ap.add_argument("--hls", type=int, default=6, help="HLS first-playlist trials (one new stream each)")
     ap.add_argument("--fanout-window", type=int, default=0, help="the server's coalescing window (ms)")
     ap.add_argument("--ingest-window", type=int, default=0, help="the shards' read window for publishers (ms)")
+    ap.add_argument("--unwatched-ingest-window", type=int, default=None,
+                    help="the shards' read window for streams nobody plays (ms; default: the server's, 40)")
     ap.add_argument("--client", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client is not None:
@@ -311,7 +317,9 @@ def main() -> None:
     try:
         procs.append(subprocess.Popen([PY, "-m", "hub", "--listen", f"{HOST}:{port}", "--data", str(work / "data"),
                                        *(["--fanout-window", str(args.fanout_window)] if args.fanout_window else []),
-                                       *(["--ingest-window", str(args.ingest_window)] if args.ingest_window else [])],
+                                       *(["--ingest-window", str(args.ingest_window)] if args.ingest_window else []),
+                                       *(["--unwatched-ingest-window", str(args.unwatched_ingest_window)]
+                                         if args.unwatched_ingest_window is not None else [])],
                                       cwd=SERVER_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_port(port)
         procs.append(client("publish", port, path, stdout=None))
@@ -350,7 +358,9 @@ def main() -> None:
         time.sleep(1.2)  # the ring holds a keyframe; nobody has asked for HLS yet
         join_rows.append(("hls", result(client("join", "hls", port, ",".join(hls_paths), args.hls), 120)["start_ms"]))
 
-        rows.append(f"latency: fanout_window {args.fanout_window} ms, ingest_window {args.ingest_window} ms; {os.cpu_count()} CPUs, all on loopback ({HOST}); "
+        unwatched = "server's default" if args.unwatched_ingest_window is None else f"{args.unwatched_ingest_window} ms"
+        rows.append(f"latency: fanout_window {args.fanout_window} ms, ingest_window {args.ingest_window} ms, "
+                    f"unwatched_ingest_window {unwatched}; {os.cpu_count()} CPUs, all on loopback ({HOST}); "
                     f"server, publisher and players "
                     f"in separate processes on this machine")
         rows.append(f"stream: H.264 {rc.FPS} fps, GOP {rc.GOP / rc.FPS:.0f} s, {rc.I_SIZE // 1000} KB IDR / "

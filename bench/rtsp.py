@@ -1,7 +1,7 @@
 """RTSP ingest and RTSP fan-out on this machine.
 
     python bench/rtsp.py [--publishers 8] [--mbps 1] [--players 50,100,200] [--seconds 8]
-                         [--shards N] [--fronts N] [--warmup S]
+                         [--shards N] [--fronts N] [--warmup S] [--unwatched-ingest-window MS]
 
 1. Ingest: N ffmpeg publishers each push an H.264+AAC stream of `--mbps`
    Mbit/s (720p, 25 fps; the file's real rate is printed) over RTSP/TCP;
@@ -15,7 +15,10 @@
    run a minute no longer pays; `--warmup 0` measures the first lap. Few
    publishers per shard cost more each (every wake-up starts with cold
    caches): compare at the same `--publishers`/`--shards`. `--players 0`
-   measures only this.
+   measures only this. Nobody plays these streams, so the server's
+   `unwatched_ingest_window` (40 ms by default) reads them in windows;
+   `--unwatched-ingest-window 0` measures them read at once, as a
+   watched stream is.
 2. Play: one pushed stream, N RTSP/TCP players (a separate load process doing
    DESCRIBE/SETUP/SETUP/PLAY and reading); prints players held in real time
    (>= 95% of the stream's bytes) and the serving processes' CPU per
@@ -133,6 +136,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=-1.0,
                     help="seconds of ingest before the window (default: a ring's first lap; 0: measure at once)")
     ap.add_argument("--procs", type=int, default=1, help="load processes the players are spread over")
+    ap.add_argument("--unwatched-ingest-window", type=int, default=None,
+                    help="the server's unwatched_ingest_window (ms; default: the server's own, 40)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-rtsp-"))
@@ -146,6 +151,8 @@ def main() -> None:
         argv += ["--shards", str(args.shards)]
     if args.fronts:
         argv += ["--fronts", str(args.fronts)]
+    if args.unwatched_ingest_window is not None:
+        argv += ["--unwatched-ingest-window", str(args.unwatched_ingest_window)]
     server = subprocess.Popen(argv, cwd=SERVER_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs: list[subprocess.Popen[bytes]] = [server]
 

@@ -85,6 +85,8 @@ def test_config_json_in_data_folder_found(tmp_path: Path) -> None:
     ({"limits": {"streams": 3}}, "limits.streams"),
     ({"ingest_window": 201}, "ingest_window"),
     ({"ingest_window": -1}, "ingest_window"),
+    ({"unwatched_ingest_window": 201}, "unwatched_ingest_window"),
+    ({"unwatched_ingest_window": "soon"}, "unwatched_ingest_window"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, raw: dict[str, object], key: str) -> None:
     f = tmp_path / "config.json"
@@ -176,6 +178,16 @@ def test_ingest_window_from_file_env_and_flags(tmp_path: Path) -> None:
     assert load_config(["--config", str(f)], env={"HUB_INGEST_WINDOW": "20"}).ingest_window == 20
     assert load_config(["--config", str(f), "--ingest-window", "100"],
                        env={"HUB_INGEST_WINDOW": "20"}).ingest_window == 100
+
+
+def test_unwatched_ingest_window_from_file_env_and_flags(tmp_path: Path) -> None:
+    assert load_config([], env={}).unwatched_ingest_window == 40  # unwatched streams: in windows
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"unwatched_ingest_window": 0}))
+    assert load_config(["--config", str(f)], env={}).unwatched_ingest_window == 0
+    env = {"HUB_UNWATCHED_INGEST_WINDOW": "20"}
+    assert load_config(["--config", str(f)], env=env).unwatched_ingest_window == 20
+    assert load_config(["--config", str(f), "--unwatched-ingest-window", "100"], env=env).unwatched_ingest_window == 100
 
 
 def test_empty_or_null_metrics_token_means_none(tmp_path: Path) -> None:

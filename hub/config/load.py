@@ -71,6 +71,7 @@ _ENV_KEYS = {
     "HUB_AUTH_SCHEME": "auth_scheme", "HUB_LOG_FORMAT": "log.format",
     "HUB_LOG_ACCESS": "log.access", "HUB_DRAIN_GRACE": "drain_grace",
     "HUB_RTMP_PORT": "rtmp_port", "HUB_FANOUT_WINDOW": "fanout_window", "HUB_INGEST_WINDOW": "ingest_window",
+    "HUB_UNWATCHED_INGEST_WINDOW": "unwatched_ingest_window",
     "HUB_MEMORY_MERGE": "memory_merge",
     "HUB_METRICS_TOKEN": "metrics.token", "HUB_METRICS_MAX_PATHS": "metrics.max_paths",
     "HUB_LIMITS_PLAYERS_PER_STREAM": "limits.players_per_stream",
@@ -153,6 +154,7 @@ def _validate(flat: dict[str, Any]) -> Config:
     d["rtmp_port"] = as_int("rtmp_port", d["rtmp_port"], 0, 65535)
     d["fanout_window"] = as_int("fanout_window", d["fanout_window"], 0, 1000)
     d["ingest_window"] = as_int("ingest_window", d["ingest_window"], 0, 200)
+    d["unwatched_ingest_window"] = as_int("unwatched_ingest_window", d["unwatched_ingest_window"], 0, 200)
     d["memory_merge"] = as_bool("memory_merge", d["memory_merge"])
     if d["rtmp_port"] and d["rtmp_port"] == split_listen(d["listen"])[1]:
         raise ConfigError(f"rtmp_port: {d['rtmp_port']} is the listen port, which serves RTMP anyway (use 0)")
@@ -184,7 +186,7 @@ _FLAG_KEYS = {
     "auth": "auth", "log_level": "log.level", "log_format": "log.format",
     "log_access": "log.access", "drain_grace": "drain_grace", "rtmp_port": "rtmp_port",
     "fanout_window": "fanout_window", "ingest_window": "ingest_window",
-    "memory_merge": "memory_merge",
+    "unwatched_ingest_window": "unwatched_ingest_window", "memory_merge": "memory_merge",
     "metrics_token": "metrics.token", "metrics_max_paths": "metrics.max_paths",
     "max_players_per_stream": "limits.players_per_stream", "max_players": "limits.players",
     "max_publishers": "limits.publishers", "max_connections_per_ip": "limits.connections_per_ip",
@@ -219,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-window", metavar="MS",
                    help="let each live TCP source's bytes gather for up to MS milliseconds between reads "
                         "(far fewer reads and wake-ups per stream, up to MS more latency; default 0: read at once)")
+    p.add_argument("--unwatched-ingest-window", metavar="MS",
+                   help="the same for a source whose stream nobody reads (no player, HLS, recording or "
+                        "relay), read at once again as soon as someone does (default 40; 0: read at once)")
     p.add_argument("--memory-merge", action="store_const", const=True,
                    help="mark the tree's memory mergeable by the kernel's same-page merging (KSM, Linux 6.4+; "
                         "the machine must run it: /sys/kernel/mm/ksm/run); read at start")

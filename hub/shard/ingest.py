@@ -93,14 +93,17 @@ class IngestSession:
         self._timer: asyncio.TimerHandle | None = None
         self._interval = MAX_TICK
         #: The source's TCP socket in the shard's read gate (`ingest_window`),
-        #: set by the source (`read_in_windows`); held after each read once live.
+        #: set by the source (`read_in_windows`); held after each read once live,
+        #: always or (`unwatched_ingest_window`) while nobody reads the stream.
         self.held: HeldSocket | None = None
+        self.hold_always = True
 
     def read_in_windows(self, gate: ReadGate | None, transport: asyncio.BaseTransport) -> None:
         """With the shard's read gate (`ingest_window`): this source's
         reads on `transport` wait for the gate once the stream is live."""
         if gate is not None:
             self.held = gate.socket_of(transport)
+            self.hold_always = gate.always
 
     @property
     def live(self) -> bool:
@@ -109,14 +112,15 @@ class IngestSession:
     # -- traffic --------------------------------------------------------------
     def count(self, n: int) -> None:
         """`n` bytes from the source (as read: headers, requests and all).
-        A live source that reads in windows is held until the next one."""
+        A live source that reads in windows is held until the next one
+        (with `unwatched_ingest_window`, only while nobody reads its stream)."""
         self.bytes_in += n
         self.seen = True
         stream = self.stream
         if stream is not None:
             stream.size += n
             held = self.held
-            if held is not None:
+            if held is not None and (self.hold_always or not (stream.readers or stream.taps)):
                 held.hold()
 
     def receive_frames(self, data: bytes) -> int:

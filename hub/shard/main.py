@@ -48,8 +48,9 @@ class Shard:
         self.streams.on_stream_closed.append(self._announce_end)
         self.tally = ShardTally()
         self.streams.on_stream_closed.append(self.tally.stream_ended)
-        # One read gate for every TCP publisher, so they read in the same wake-up (`ingest_window`).
-        self.gate = ReadGate(args.config.ingest_window) if args.config.ingest_window > 0 else None
+        # One read gate for every TCP publisher, so they read in the same wake-up
+        # (`ingest_window`, `unwatched_ingest_window`).
+        self.gate = ReadGate.for_config(args.config.ingest_window, args.config.unwatched_ingest_window)
         self.publishers = PublishHost(args, self.streams, gate=self.gate)  # RTSP publishers handed over by the fronts
         self.rtmp = RtmpPublishHost(args, self.streams, gate=self.gate)  # RTMP publishers, handed over at `publish`
         self.publishers.on_closed.append(self._publisher_closed)

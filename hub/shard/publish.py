@@ -64,7 +64,7 @@ class PublishHost(HandoffHost["RtspPublisher"]):
                  gate: ReadGate | None = None) -> None:
         super().__init__()
         self.args = args
-        #: Reading in windows (`ingest_window`), shared with the shard's other sources.
+        #: Reading in windows (`ingest_window`, `unwatched_ingest_window`), shared with the shard's other sources.
         self.gate = gate
         self.config = args.config
         self.streams = streams

@@ -84,7 +84,7 @@ class PullSettings:
     keepalive_interval: float = KEEPALIVE_INTERVAL
     backoff_min: float = BACKOFF_MIN
     backoff_max: float = BACKOFF_MAX
-    #: Reading in windows (`ingest_window`): the shard's gate, shared with its publishers.
+    #: Reading in windows (`ingest_window`, `unwatched_ingest_window`): the shard's gate, shared with its publishers.
     read_gate: ReadGate | None = None
 
 

@@ -1,6 +1,11 @@
 """Reading in windows (`ingest_window`, ms): a live TCP source's bytes (an
 RTSP or RTMP publisher, a route pull or a relay) gather in the kernel
-between reads.
+between reads. `unwatched_ingest_window` (ms, 40 by default) does it only
+while the source's stream has nobody reading it: no front's players, no
+HLS segmenter, no recording; that costs nobody latency. When someone
+starts reading, the source is read at once from the end of the window it
+is held in (at most that long: the newest bytes the first player gets;
+what it starts with, the ring's last GOP, is there already).
 
 A camera's bytes arrive a frame or a packet at a time, and each arrival
 wakes the shard for one small read: ~50 reads a second for a 1 Mbit/s
@@ -62,14 +67,18 @@ class HeldSocket:
 
 
 class ReadGate:
-    """Opens every `window_ms` for the sources held since it last opened."""
+    """Opens every `window_ms` for the sources held since it last opened.
+    `always`: every live source is held after each read (`ingest_window`);
+    otherwise only one whose stream nobody reads (`unwatched_ingest_window`;
+    the source's `IngestSession` decides)."""
 
-    __slots__ = ("window", "_held", "_timer")
+    __slots__ = ("window", "always", "_held", "_timer")
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int, *, always: bool = True) -> None:
         if window_ms <= 0:
             raise ValueError("a read gate needs a window > 0 ms")
         self.window = window_ms / 1000.0
+        self.always = always
         self._held: list[HeldSocket] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -82,6 +91,17 @@ class ReadGate:
     def armed(self) -> bool:
         """Whether the timer is set (only while a source is held)."""
         return self._timer is not None
+
+    @classmethod
+    def for_config(cls, ingest_window: int, unwatched_ingest_window: int) -> ReadGate | None:
+        """The shard's gate for its settings: `ingest_window` for every live
+        source if set, else `unwatched_ingest_window` for unwatched ones;
+        None if both are 0 (every read at once)."""
+        if ingest_window > 0:
+            return cls(ingest_window)
+        if unwatched_ingest_window > 0:
+            return cls(unwatched_ingest_window, always=False)
+        return None
 
     def socket_of(self, transport: asyncio.BaseTransport) -> HeldSocket | None:
         """A source's handle on its transport's socket (None without one)."""

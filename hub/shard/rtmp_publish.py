@@ -62,7 +62,7 @@ class RtmpPublishHost(HandoffHost["RtmpPublisher"]):
                  clock: Callable[[], float] = time.monotonic, gate: ReadGate | None = None) -> None:
         super().__init__()
         self.args = args
-        #: Reading in windows (`ingest_window`), shared with the shard's other sources.
+        #: Reading in windows (`ingest_window`, `unwatched_ingest_window`), shared with the shard's other sources.
         self.gate = gate
         self.streams = streams
         self.clock = clock

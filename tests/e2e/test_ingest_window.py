@@ -1,14 +1,19 @@
 """`ingest_window`: a shard reads each live TCP source at most once per window.
 
-Two trees side by side, one with a 100 ms window and one without, each
-taking the same FFmpeg publishers (RTSP/TCP and RTMP); the windowed tree
-also pulls one of the other tree's streams by a route. The windowed
+Two trees side by side, one with a 100 ms window and one reading at once,
+each taking the same FFmpeg publishers (RTSP/TCP and RTMP); the windowed
+tree also pulls one of the other tree's streams by a route. The windowed
 shard makes far fewer read syscalls than the other for more streams, and
 what it ingests plays whole — PyAV decodes the video of all three with
-its size and advancing timestamps."""
+its size and advancing timestamps.
+
+`unwatched_ingest_window` (40 ms by default): a tree with the defaults
+reads its publishers in windows while nobody plays them, at once while
+someone does, and again in windows after the players leave."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,7 +23,7 @@ import pytest
 
 from tests.conftest import HubServer
 from tests.e2e.conftest import wait_live
-from tests.e2e.tools import Pusher, make_media, play
+from tests.e2e.tools import PlayResult, Pusher, make_media, play
 from tests.rtmp.peers import FlvPusher
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +41,17 @@ def shard_reads(srv: HubServer) -> int:
         raise AssertionError(f"shard gone: {e}\n{srv.log()[-2000:]}") from None
 
 
+def read_rate(srv: HubServer, seconds: float) -> float:
+    """The shard's read syscalls per second over the next `seconds`."""
+    r0, t0 = shard_reads(srv), time.monotonic()
+    time.sleep(seconds)
+    return (shard_reads(srv) - r0) / (time.monotonic() - t0)
+
+
 def test_a_window_cuts_reads_and_the_streams_play(hub_factory: Callable[..., HubServer], tmp_path: Path) -> None:
     media = make_media(tmp_path, "h264")
     windowed = hub_factory("--shards", "1", "--fronts", "1", "--ingest-window", str(WINDOW_MS))
-    control = hub_factory("--shards", "1", "--fronts", "1")
+    control = hub_factory("--shards", "1", "--fronts", "1", "--unwatched-ingest-window", "0")
     pushers = []
     try:
         for srv in (windowed, control):
@@ -70,6 +82,50 @@ def test_a_window_cuts_reads_and_the_streams_play(hub_factory: Callable[..., Hub
             res = play(url, frames=40)
             assert res.video_codec == "h264" and (res.width, res.height) == (640, 360), res.log
             assert res.video_frames >= 40 and res.decode_errors == 0, res.log
+            assert res.advancing(), res.video_pts
+        assert all(p.alive() for p in pushers), [b"".join(p.log) for p in pushers]
+    finally:
+        for p in pushers:
+            p.stop()
+
+
+def test_unwatched_streams_are_read_in_windows_until_someone_plays_them(
+        hub_factory: Callable[..., HubServer], tmp_path: Path) -> None:
+    media = make_media(tmp_path, "h264", seconds=12)
+    srv = hub_factory("--shards", "1", "--fronts", "1")  # the defaults: unwatched_ingest_window 40
+    urls = (srv.rtsp_url("/live/u"), f"{srv.base}/streams/live/ur.flv")
+    pushers = [Pusher(srv.rtsp_url("/live/u"), media).start(),
+               FlvPusher(f"rtmp://127.0.0.1:{srv.port}/live/ur", media).start()]
+    try:
+        wait_live(srv, "/live/u")
+        wait_live(srv, "/live/ur")
+        time.sleep(1.0)
+        unwatched = read_rate(srv, 3.0)
+
+        results: dict[str, PlayResult] = {}
+
+        def watch(url: str) -> None:
+            results[url] = play(url, frames=150, timeout=20)
+
+        players = [threading.Thread(target=watch, args=(u,)) for u in urls]
+        for t in players:
+            t.start()
+        time.sleep(1.5)  # both players attached and playing
+        watched = read_rate(srv, 3.0)
+        for t in players:
+            t.join(30)
+        time.sleep(1.0)  # the players left
+        again = read_rate(srv, 3.0)
+
+        # Two sources at 25 fps + AAC: ~120 reads/s read at once; at most
+        # 25/s each in 40 ms windows (~50, the shard's own few included).
+        assert unwatched < 0.6 * watched, (unwatched, watched)
+        assert again < 0.6 * watched, (again, watched)
+        assert unwatched < 70 and again < 70, (unwatched, again)
+        for url in urls:
+            res = results[url]
+            assert res.video_codec == "h264" and (res.width, res.height) == (640, 360), res.log
+            assert res.video_frames >= 150 and res.decode_errors == 0, res.log
             assert res.advancing(), res.video_pts
         assert all(p.alive() for p in pushers), [b"".join(p.log) for p in pushers]
     finally:

@@ -115,3 +115,63 @@ def test_releasing_a_closed_socket_is_harmless() -> None:
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ReadGate(0)
+
+
+def test_gate_for_the_settings() -> None:
+    assert ReadGate.for_config(0, 0) is None  # every read at once
+    every = ReadGate.for_config(30, 40)  # ingest_window wins: every live source
+    assert every is not None and every.always and every.window == pytest.approx(0.030)
+    unwatched = ReadGate.for_config(0, 40)
+    assert unwatched is not None and not unwatched.always and unwatched.window == pytest.approx(0.040)
+
+
+def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
+    """`unwatched_ingest_window`: the session holds its source's socket
+    after a read only while nobody reads the stream (no front, no tap);
+    `ingest_window` holds it whoever reads."""
+    from hub.shard.streams import StreamTable
+    from tests.shard.ingest_helpers import run, session, tracks
+
+    async def main(streams: StreamTable) -> None:
+        loop = asyncio.get_running_loop()
+        a, pa = await _pair(loop)
+        assert a.transport is not None
+        gate = ReadGate(40, always=False)
+        ingest, _src = session(streams, "/live/unwatched")
+        ingest.read_in_windows(gate, a.transport)
+        stream = ingest.go_live(tracks())
+
+        ingest.count(100)  # nobody reads it: held
+        assert gate.held == 1 and _lowat(a.transport) == HOLD_LOWAT
+        gate.open()
+
+        streams.open("/live/unwatched", reader="front-0")  # a front's player
+        ingest.count(100)
+        assert gate.held == 0 and _lowat(a.transport) == 1
+        streams.release(stream.stream_id, "front-0")
+        ingest.count(100)  # nobody again
+        assert gate.held == 1
+        gate.open()
+
+        stream.taps.append(lambda: None)  # an HLS segmenter or a recording
+        ingest.count(100)
+        assert gate.held == 0 and _lowat(a.transport) == 1
+        stream.taps.clear()
+
+        b, pb = await _pair(loop)
+        assert b.transport is not None
+        always = ReadGate(40)
+        other, _ = session(streams, "/live/watched")
+        other.read_in_windows(always, b.transport)
+        watched = other.go_live(tracks())
+        streams.open("/live/watched", reader="front-0")
+        assert watched.readers
+        other.count(100)  # ingest_window: held though read
+        assert always.held == 1 and _lowat(b.transport) == HOLD_LOWAT
+        for g in (gate, always):
+            g.close()
+        for t, p in ((a.transport, pa), (b.transport, pb)):
+            t.close()
+            p.close()
+
+    run(main)
