@@ -284,7 +284,7 @@ def test_users_crud(api: Api, admin: str) -> None:                              
     api.login("crud1", "pw1")
     api.ok("POST", "/api/v1/users?update_password=1",
            {"name": "crud1", "password": "pw2", "push": "/live/*", "pull": "/live/*"}, token=admin)
-    assert_json_ok(api.call("GET", "/api/v1/users/crud1", token=admin))["pull"] == "/live/*"
+    assert assert_json_ok(api.call("GET", "/api/v1/users/crud1", token=admin))["pull"] == "/live/*"
     api.login("crud1", "pw2")
     # Names are lower-cased, in the body, the path and the login.
     api.ok("POST", "/api/v1/users", {"name": "MiXed", "password": "pw"}, token=admin)

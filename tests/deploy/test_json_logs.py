@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 from hub.logs import JsonFormatter, TextFormatter, rfc3339

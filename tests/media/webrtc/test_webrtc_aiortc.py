@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
