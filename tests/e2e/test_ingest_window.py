@@ -41,6 +41,14 @@ def shard_reads(srv: HubServer) -> int:
         raise AssertionError(f"shard gone: {e}\n{srv.log()[-2000:]}") from None
 
 
+def assert_played_whole(res: PlayResult, frames: int) -> None:
+    """The test media's video, decoded: its size, `frames` frames, no
+    decoding error, advancing timestamps."""
+    assert res.video_codec == "h264" and (res.width, res.height) == (640, 360), res.log
+    assert res.video_frames >= frames and res.decode_errors == 0, res.log
+    assert res.advancing(), res.video_pts
+
+
 def read_rate(srv: HubServer, seconds: float) -> float:
     """The shard's read syscalls per second over the next `seconds`."""
     r0, t0 = shard_reads(srv), time.monotonic()
@@ -79,10 +87,7 @@ def test_a_window_cuts_reads_and_the_streams_play(hub_factory: Callable[..., Hub
 
         for url in (windowed.rtsp_url("/live/win"), f"{windowed.base}/streams/live/winr.flv",
                     windowed.rtsp_url("/pulled")):
-            res = play(url, frames=40)
-            assert res.video_codec == "h264" and (res.width, res.height) == (640, 360), res.log
-            assert res.video_frames >= 40 and res.decode_errors == 0, res.log
-            assert res.advancing(), res.video_pts
+            assert_played_whole(play(url, frames=40), 40)
         assert all(p.alive() for p in pushers), [b"".join(p.log) for p in pushers]
     finally:
         for p in pushers:
@@ -123,10 +128,7 @@ def test_unwatched_streams_are_read_in_windows_until_someone_plays_them(
         assert again < 0.6 * watched, (again, watched)
         assert unwatched < 70 and again < 70, (unwatched, again)
         for url in urls:
-            res = results[url]
-            assert res.video_codec == "h264" and (res.width, res.height) == (640, 360), res.log
-            assert res.video_frames >= 150 and res.decode_errors == 0, res.log
-            assert res.advancing(), res.video_pts
+            assert_played_whole(results[url], 150)
         assert all(p.alive() for p in pushers), [b"".join(p.log) for p in pushers]
     finally:
         for p in pushers:
