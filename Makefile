@@ -51,9 +51,10 @@ TEST_WORKERS ?= auto
 test: sysdeps $(HOT_BUILT) webdeps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
-# ruff and mypy --strict over the whole package (settings in pyproject.toml);
-# the tests and benches for what makes a check mean nothing: undefined or
-# unused names, syntax, a comparison whose result is dropped (B015).
+# ruff and mypy --strict over the whole package, mypy --strict over the
+# benches too (settings in pyproject.toml); ruff over the tests and benches
+# for what makes a check mean nothing: undefined or unused names, syntax, a
+# comparison whose result is dropped (B015).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hub
 	$(VENV)/bin/ruff check --isolated --target-version py311 --select F,E9,B015 tests bench

@@ -33,7 +33,8 @@ class Client(asyncio.Protocol):
             self.clients.add(self.t)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.clients.discard(self.t)  # type: ignore[arg-type]
+        if self.t is not None:
+            self.clients.discard(self.t)
 
 
 class Source(asyncio.Protocol):
@@ -78,7 +79,7 @@ async def main(source: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     await loop.create_server(lambda: Client(clients, start), "127.0.0.1", port, reuse_address=True)
     u = urlsplit(source)
-    t, _ = await loop.create_connection(lambda: Source(clients, start), u.hostname, u.port)
+    t, _ = await loop.create_connection(lambda: Source(clients, start), u.hostname or "127.0.0.1", u.port or 80)
     t.write(f"GET {u.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await asyncio.Event().wait()
 

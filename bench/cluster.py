@@ -184,7 +184,7 @@ def main() -> None:
         wait_http(nodes[0].url())
         print(f"3 nodes ({args.shards} shard, {args.fronts} front each), one {args.bitrate}bit/s 720p stream "
               f"pushed to a", flush=True)
-        relay_cost(*nodes, seconds=args.seconds)
+        relay_cost(nodes[0], nodes[1], nodes[2], seconds=args.seconds)
         spread(nodes, redis, args.players, args.procs, args.seconds)
     finally:
         left = procs.stop_all()

@@ -65,7 +65,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (PY, SERVER_ROOT, cpu_seconds, free_port, machine_note, make_media, push, stop,  # noqa: E402
+from _common import (PY, SERVER_ROOT, Proc, cpu_seconds, free_port, machine_note, make_media, push, stop,  # noqa: E402
                      wait_http, wait_port)
 
 FPS = 25
@@ -238,7 +238,7 @@ def live(args: argparse.Namespace) -> None:
     mbit = media.stat().st_size * 8 / 20 / 1e6  # make_media's 20 s, as pushed
     kinds = tree_kinds(args)
     trees: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    pushers: list[subprocess.Popen[bytes]] = []
+    pushers: list[Proc] = []
     try:
         for n, (label, extra) in enumerate(kinds.items()):
             port = free_port()

@@ -53,7 +53,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (PY, SERVER_ROOT, cpu_seconds, free_port, machine_note, make_media, push, stop,  # noqa: E402
+from _common import (PY, SERVER_ROOT, Proc, cpu_seconds, free_port, machine_note, make_media, push, stop,  # noqa: E402
                      wait_http, wait_port)
 from players import PlayerPool, measure, stream_rate, tree_pids  # noqa: E402
 from rtsp import minor_faults, warmup_seconds  # noqa: E402
@@ -104,7 +104,7 @@ def main() -> None:
         raise SystemExit("give the Go reference's binary: --reference /path/to/ipchub (see this file's doc)")
     print(machine_note())
     work = Path(tempfile.mkdtemp(prefix="bench-reference-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Proc] = []
     try:
         media = make_media(work, name=f"bench_{args.mbps:g}m.mp4", bitrate=f"{int(args.mbps * 1000)}k")
         mbit = media.stat().st_size * 8 / 20 / 1e6  # make_media's 20 s, as pushed
@@ -153,7 +153,7 @@ def idle(args: argparse.Namespace, pids: dict[str, list[int]]) -> None:
 
 
 def ingest(args: argparse.Namespace, ports: dict[str, int], servers: dict[str, subprocess.Popen[bytes]],
-           media: Path, mbit: float, procs: list[subprocess.Popen[bytes]]) -> None:
+           media: Path, mbit: float, procs: list[Proc]) -> None:
     for i in range(args.publishers):  # alternately, so both see the same start
         for port in ports.values():
             procs.append(push(media, f"rtsp://127.0.0.1:{port}/ingest/s{i}"))
@@ -196,7 +196,7 @@ def ingest(args: argparse.Namespace, ports: dict[str, int], servers: dict[str, s
 
 
 def players(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, list[int]], media: Path,
-            procs: list[subprocess.Popen[bytes]]) -> None:
+            procs: list[Proc]) -> None:
     for port in ports.values():
         procs.append(push(media, f"rtsp://127.0.0.1:{port}/bench/play"))
     for port in ports.values():

@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _rtsp_client as rc  # noqa: E402
 import latency  # noqa: E402
-from _common import HOST, PY, ROOT, HubTree, cpu_seconds, machine_note, pct, report_leftovers, wait_http  # noqa: E402
+from _common import (HOST, PY, ROOT, HubTree, cpu_seconds, machine_note, pct, report_leftovers, stop,  # noqa: E402
+                     wait_http)
 from players import KEEP_UP, PlayerPool, Window, measure  # noqa: E402
 
 PATH = "/bench/webrtc"
@@ -244,7 +245,7 @@ def main() -> None:
         print("\n".join(rows), flush=True)
     finally:
         for p in reversed(procs):
-            latency.stop(p)
+            stop(p)
         report_leftovers(tree.stop())
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from _common import machine_note
 from hub.media.access_unit import avcc_join
 from hub.media.stream_desc import StreamDesc, TrackDesc
-from hub.media.webrtc.dtls import SRTP_PROFILES, DtlsCertificate, DtlsServer, SrtpKeys
+from hub.media.webrtc.dtls import DtlsCertificate, DtlsServer, SrtpKeys, srtp_profiles
 from hub.media.webrtc.peer import PeerState, SendTrack, WebRtcPeer
 from hub.media.webrtc.srtp import SrtpContext
 from hub.media.webrtc.stream_out import MTU, WebRtcStreamOut
@@ -62,7 +62,7 @@ def per_call(fn: Callable[[], object], seconds: float, rounds: int = 7) -> float
 
 
 def keys(profile_index: int) -> SrtpKeys:
-    p = SRTP_PROFILES[profile_index]
+    p = srtp_profiles()[profile_index]
     size = p.key_length + p.salt_length
     return SrtpKeys(p, os.urandom(size), os.urandom(size))
 
@@ -99,7 +99,7 @@ def main() -> None:
 
     cert = DtlsCertificate.generate()
     pkt = pkts[0]
-    for i, p in enumerate(SRTP_PROFILES):
+    for i, p in enumerate(srtp_profiles()):
         ctx = SrtpContext(keys(i))
         t = per_call(lambda: ctx.protect(pkt), args.seconds)  # noqa: B023 (called at once)
         print(f"player   SrtpContext.protect {p.openssl_name.decode():24s}: {t * 1e6:6.2f} µs/packet "
