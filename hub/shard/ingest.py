@@ -16,7 +16,8 @@ owns:
 - in-band parameter-set changes: a new description for the readers;
 - byte and packet counts (`count`, `stats`); `count` is the one place
   a source's read is seen, so it also holds a live source's socket in the
-  shard's read gate (`read_in_windows`, `ingest_window`);
+  shard's read gate (`read_in_windows`: `ingest_window`, or
+  `unwatched_ingest_window` while nobody reads the stream);
 - liveness: one timer per session, started by a source that has none of
   its own (`start`: a pull's; an RTSP publisher's is its server engine's
   session timer, which reads `seen`); traffic only sets a flag, the clock
@@ -99,8 +100,9 @@ class IngestSession:
         self.hold_always = True
 
     def read_in_windows(self, gate: ReadGate | None, transport: asyncio.BaseTransport) -> None:
-        """With the shard's read gate (`ingest_window`): this source's
-        reads on `transport` wait for the gate once the stream is live."""
+        """With the shard's read gate: this source's reads on `transport`
+        wait for the gate once the stream is live, always (`ingest_window`)
+        or while nobody reads the stream (`unwatched_ingest_window`)."""
         if gate is not None:
             self.held = gate.socket_of(transport)
             self.hold_always = gate.always
