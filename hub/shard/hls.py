@@ -64,7 +64,7 @@ class HlsManager:
                 seg = Fmp4HlsSegmenter(stream, fmp4_folder(self.root, stream.path), self.fragment)
                 self._by_path[stream.path] = seg
             self.segmenters[key] = seg
-            stream.taps.append(seg.pump)
+            stream.add_tap(seg.pump)
             seg.pump()
             if self._reaper is None:
                 self._reaper = asyncio.get_running_loop().create_task(self._reap())

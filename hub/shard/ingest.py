@@ -125,6 +125,13 @@ class IngestSession:
             if held is not None and (self.hold_always or not (stream.readers or stream.taps)):
                 held.hold()
 
+    def _watched(self) -> None:
+        """Someone reads the stream now: a socket held because nobody did
+        (`unwatched_ingest_window`) reads at once, not at the window's end."""
+        held = self.held
+        if held is not None and not self.hold_always:
+            held.release()
+
     def receive_frames(self, data: bytes) -> int:
         """The whole `$` frames at the start of `data`, a read that starts
         where the last event ended, to their tracks as views of `data`: no
@@ -186,6 +193,7 @@ class IngestSession:
         stream = self.streams.publish(self.path, self._sdp_for(self.tracks), list(self.tracks),
                                       addr=self.addr, source=self.source)
         stream.size = self.bytes_in
+        stream.on_watch = self._watched
         self.stream = stream
         audio_only = not any(t.kind == "video" for t in self.tracks)
         started = self.clock()

@@ -4,8 +4,8 @@ between reads. `unwatched_ingest_window` (ms, 40 by default) does it only
 while the source's stream has nobody reading it: no front's players, no
 HLS segmenter, no recording; that costs nobody latency. When someone
 starts reading, the source is read at once from the end of the window it
-is held in (at most that long: the newest bytes the first player gets;
-what it starts with, the ring's last GOP, is there already).
+is held in: the stream's first reader releases its socket (`release`),
+so the bytes that gathered meanwhile are read in the same loop turn.
 
 A camera's bytes arrive a frame or a packet at a time, and each arrival
 wakes the shard for one small read: ~50 reads a second for a 1 Mbit/s
@@ -58,6 +58,11 @@ class HeldSocket:
     def hold(self) -> None:
         if not self.held:
             self.gate.hold(self)
+
+    def release(self) -> None:
+        """Read at once again, before the window ends (its stream is now read)."""
+        if self.held:
+            self.gate.release(self)
 
     def _lowat(self, n: int) -> None:
         try:
@@ -117,6 +122,17 @@ class ReadGate:
         self._held.append(source)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.window, self.open)
+
+    def release(self, source: HeldSocket) -> None:
+        """Let one held source read now; the timer stays only for the others."""
+        if not source.held:
+            return
+        source.held = False
+        self._held.remove(source)
+        source._lowat(1)
+        if not self._held and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def open(self) -> None:
         """Release every source held: the timer's call, and on close."""

@@ -188,7 +188,7 @@ class RecordManager:
             log.warning("%s: not recorded: %s", stream.path, e)
             return
         self.recorders[stream.stream_id] = rec
-        stream.taps.append(rec.pump)
+        stream.add_tap(rec.pump)
         log.info("%s: recording (%s, %g s files)", stream.path, rule.pattern, rule.segment)
         rec.pump()
 

@@ -57,6 +57,22 @@ class Stream:
         # In-process readers (HLS segmenter), run once per loop turn after writes.
         self.taps: list[Callable[[], None]] = []
         self._taps_scheduled = False
+        #: Called when a reader or a tap is added (the source's ingest lets
+        #: a socket held by `unwatched_ingest_window` read at once).
+        self.on_watch: Callable[[], None] | None = None
+
+    # -- readers ----------------------------------------------------------
+    def add_reader(self, reader: Hashable) -> None:
+        """A front reads this stream (its IPC link)."""
+        self.readers.add(reader)
+        if self.on_watch is not None:
+            self.on_watch()
+
+    def add_tap(self, tap: Callable[[], None]) -> None:
+        """An in-process reader (HLS segmenter, recording), run after writes."""
+        self.taps.append(tap)
+        if self.on_watch is not None:
+            self.on_watch()
 
     # -- writing ----------------------------------------------------------
     def write(self, track: int, data: bytes | memoryview | list[bytes], pts: int, dts: int,

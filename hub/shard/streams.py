@@ -72,7 +72,7 @@ class StreamTable:
         if stream is None:
             raise NotFound("404 page not found")
         if reader is not None:
-            stream.readers.add(reader)
+            stream.add_reader(reader)
         return stream.describe()
 
     def release(self, stream_id: int, reader: Hashable) -> None:

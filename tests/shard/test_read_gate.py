@@ -175,3 +175,51 @@ def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
             p.close()
 
     run(main)
+
+
+@pytest.mark.parametrize("how", ["reader", "tap"])
+def test_the_first_reader_releases_a_held_source_at_once(how: str) -> None:
+    """A source held because nobody read its stream reads what gathered as
+    soon as a reader (a front's player) or a tap (HLS, a recording) comes,
+    not at the end of its window; the gate's timer goes with the last held."""
+    from hub.shard.streams import StreamTable
+    from tests.shard.ingest_helpers import run, session, tracks
+
+    async def main(streams: StreamTable) -> None:
+        loop = asyncio.get_running_loop()
+        a, pa = await _pair(loop)
+        assert a.transport is not None
+        gate = ReadGate(2000, always=False)  # far longer than any wait below
+        ingest, _src = session(streams, "/live/joined")
+        ingest.read_in_windows(gate, a.transport)
+        stream = ingest.go_live(tracks())
+
+        class Counting(Reader):
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                ingest.count(len(data))
+
+        a.__class__ = Counting  # the source's reads count, as a publisher's do
+        pa.sendall(b"first")
+        await _wait(lambda: len(a.reads) == 1)
+        assert gate.held == 1 and gate.armed
+        pa.sendall(b"gathered")
+        await asyncio.sleep(0.1)
+        assert len(a.reads) == 1  # held: the bytes wait in the kernel
+        joined = time.monotonic()
+        if how == "reader":
+            streams.open("/live/joined", reader="front-0")
+        else:
+            stream.add_tap(lambda: None)
+        assert gate.held == 0 and not gate.armed and _lowat(a.transport) == 1
+        await _wait(lambda: len(a.reads) == 2, 1.0)
+        assert a.reads[1][1] == b"gathered"
+        assert a.reads[1][0] - joined < 0.5  # not the 2 s window
+        pa.sendall(b"watched")
+        await _wait(lambda: len(a.reads) == 3, 1.0)
+        assert gate.held == 0  # watched now: read at once, never held
+        gate.close()
+        a.transport.close()
+        pa.close()
+
+    run(main)
