@@ -49,3 +49,67 @@ def test_a_silent_peer_does_not_block_the_loop() -> None:
         r.close()
 
     asyncio.run(main())
+
+
+def test_the_sending_side_never_blocks_the_loop() -> None:
+    """A hand-over bigger than the Unix socket's buffer goes out from a task
+    (the receiver, here in the same loop, gets all of it), and a listener
+    whose queue is full refuses at once, leaving the socket as it was."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got: list[tuple[int, bytes]] = []
+        name = f"\0ipchub-py-test-{os.getpid()}-{time.monotonic_ns()}"
+        r = rv.Rendezvous(name, lambda fd, data: got.append((fd, data)))
+        srv = socket.create_server(("127.0.0.1", 0))
+        peer = socket.create_connection(srv.getsockname())
+        conn, _ = srv.accept()
+        conn.setblocking(False)
+        transport, _p = await loop.connect_accepted_socket(asyncio.Protocol, conn)
+        big = os.urandom(900 * 1024)  # several times the Unix socket's buffer
+        started = time.monotonic()
+        assert rv.hand_over(name, transport, big)
+        assert time.monotonic() - started < 0.5  # nothing waited for the receiver
+        assert transport.is_closing()
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert len(got) == 1 and got[0][1] == big
+        # The handed-over socket is the same TCP connection.
+        handed = socket.socket(fileno=got[0][0])
+        peer.sendall(b"ping")
+        handed.settimeout(2)
+        assert handed.recv(4) == b"ping"
+        handed.close()
+        r.close()
+
+        # A listener that never accepts, its queue full: refused at once.
+        full = f"\0ipchub-py-test-full-{os.getpid()}-{time.monotonic_ns()}"
+        lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lst.bind(full)
+        lst.listen(0)
+        queued = []
+        for _ in range(64):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(full)
+            except BlockingIOError:
+                c.close()
+                break
+            queued.append(c)
+        else:
+            raise AssertionError("the listener's queue never filled")
+        peer2 = socket.create_connection(srv.getsockname())
+        c2, _ = srv.accept()
+        c2.setblocking(False)
+        t2, _p2 = await loop.connect_accepted_socket(asyncio.Protocol, c2)
+        started = time.monotonic()
+        assert not rv.hand_over(full, t2, b"x" * 1000)
+        assert time.monotonic() - started < 0.5
+        assert not t2.is_closing()
+        for x in (*queued, lst, peer, peer2, srv):
+            x.close()
+        t2.close()
+
+    asyncio.run(main())

@@ -84,3 +84,46 @@ def test_tunnel_by_hand_and_bad_halves(hub: HubServer, push: Callable[..., Pushe
     with socket.create_connection(("127.0.0.1", hub.port), timeout=5) as s:
         s.sendall(b"GET /live/tun HTTP/1.0\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n")
         assert _recv_until(s, b"\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+
+
+def _post_from(host: str, port: int, cookie: bytes, body: bytes) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((host, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"POST /live/tun2 HTTP/1.0\r\nx-sessioncookie: " + cookie +
+              b"\r\nContent-Type: application/x-rtsp-tunnelled\r\n\r\n" + body)
+    return s
+
+
+def test_a_post_from_another_address_feeds_nothing(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """The cookie is the client's text, maybe a guessable one: a POST from
+    another address than its GET's (127.0.0.2 here, still loopback) is
+    answered as one with an unknown cookie, on whichever front it lands,
+    and its requests never reach the session. A POST nobody's GET waits
+    for is answered at once, not after a wait."""
+    push("/live/tun2")
+    cookie = b"guessable-1"
+    opts = f"OPTIONS rtsp://127.0.0.1:{hub.port}/live/tun2 RTSP/1.0\r\nCSeq: %d\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=5) as get:
+        get.sendall(b"GET /live/tun2 HTTP/1.0\r\nx-sessioncookie: " + cookie +
+                    b"\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n")
+        assert _recv_until(get, b"\r\n\r\n").startswith(b"HTTP/1.0 200 OK\r\n")
+        handed_before = hub.log().count(HANDED)
+        for _ in range(12):  # new source ports: both fronts get some
+            with _post_from("127.0.0.2", hub.port, cookie, base64.b64encode((opts % 9).encode())) as bad:
+                assert _recv_until(bad, b"\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+                assert bad.recv(100) == b""  # then closed
+        log = hub.log()
+        assert log.count("tunnel: refused a POST from 127.0.0.2") == 12
+        assert log.count(HANDED) > handed_before  # refused by the GET's front after a hand-over too
+        get.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            get.recv(100)  # nothing was answered: nothing was fed
+        get.settimeout(5)
+        with _post_from("127.0.0.1", hub.port, cookie, base64.b64encode((opts % 1).encode())):
+            assert _recv_until(get, b"\r\n\r\n").startswith(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n")
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=1.0) as s:
+        s.sendall(b"POST /live/tun2 HTTP/1.0\r\nx-sessioncookie: nobody-2\r\n"
+                  b"Content-Type: application/x-rtsp-tunnelled\r\n\r\n")
+        assert _recv_until(s, b"\r\n\r\n").startswith(b"HTTP/1.1 404 ")

@@ -139,26 +139,44 @@ class _Incoming:
 
 def hand_over(name: str, transport: asyncio.Transport, already_read: bytes) -> bool:
     """Pass `transport`'s socket and `already_read` to whoever listens on
-    `name`; False (socket untouched) when nobody does. On success the
-    transport is closed here; the receiver's copy keeps the TCP connection."""
+    `name`; False (socket untouched) when nobody does, or its queue of
+    hand-overs is full. On success the transport is closed here; the
+    receiver's copy keeps the TCP connection. Never blocks the loop: the
+    socket rides on the first send, and what of `already_read` does not fit
+    in the Unix socket's buffer follows from a task, within HANDOVER_TIMEOUT."""
     sock = transport.get_extra_info("socket")
     if sock is None:
         return False
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    payload = _LEN.pack(len(already_read)) + already_read
     try:
-        s.settimeout(1.0)
-        try:
-            s.connect(name)
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
-        payload = _LEN.pack(len(already_read)) + already_read
+        s.connect(name)  # abstract Unix: done at once, refused, or EAGAIN (backlog full)
         sent = socket.send_fds(s, [payload], [sock.fileno()])
-        if sent < len(payload):
-            s.sendall(payload[sent:])
+    except OSError:  # nobody listens, its backlog is full, or the socket went
+        s.close()
+        return False
+    transport.close()
+    if sent < len(payload):
+        task = asyncio.get_running_loop().create_task(_send_rest(s, memoryview(payload)[sent:]))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
+    else:
+        s.close()
+    return True
+
+
+#: Hand-overs whose bytes are still going out.
+_sending: set[asyncio.Task[None]] = set()
+
+
+async def _send_rest(s: socket.socket, rest: memoryview) -> None:
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(s, rest), HANDOVER_TIMEOUT)
+    except (OSError, asyncio.TimeoutError) as e:
+        log.info("a hand-over's bytes were cut short: %r", e)
     finally:
         s.close()
-    transport.close()
-    return True
 
 
 async def adopt(fd: int, factory: Callable[[], asyncio.Protocol], already_read: bytes) -> None:

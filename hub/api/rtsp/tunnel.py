@@ -6,13 +6,19 @@ connection. The POST half carries base64 requests, decoded incrementally and
 fed to that session. It is never answered.
 
 The two halves may land on different fronts: `hub.api.rtsp.rendezvous`.
+
+Pairing: clients send the POST once the GET is answered (FFmpeg, VLC's
+live555 and QuickTime all do), and the GET's session is registered, here and
+in the rendezvous, before its answer goes out; so a POST is paired or
+refused at once, with no wait. The cookie is the client's own text, maybe a
+guessable one: a POST also has to come from the GET's address (IP), or it
+is refused as one with an unknown cookie (404) and feeds nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import HubError, NotFound, ProtocolError
@@ -27,11 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.rtsp.tunnel")
 
-#: How long a POST waits for its GET to appear (clients send the GET first
-#: and wait for its answer, so this only covers a race).
-PAIR_WAIT = 2.0
 #: Bytes a half may carry into the hand-over (the rest stays in the kernel).
 MAX_ALREADY = 256 * 1024
+NO_SESSION = "no RTSP-over-HTTP session with that cookie"
 
 
 # -- the tunnel ---------------------------------------------------------------------
@@ -100,6 +104,7 @@ class TunnelSession:
         self.conn = RtspConnection(front, kind="rtsp-http")
         self.transport = transport
         self.halves = TunnelTransport(transport)
+        self.peer_host = peer_host(transport)
         self.rendezvous: Rendezvous | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -112,6 +117,10 @@ class TunnelSession:
             raise ProtocolError(f"x-sessioncookie already in use ({e})") from None
         self.transport.write(GET_RESPONSE)
         self.conn.connection_made(cast(asyncio.Transport, self.halves))
+
+    def admits(self, post: asyncio.BaseTransport) -> bool:
+        """Whether a POST half comes from where the GET did."""
+        return peer_host(post) == self.peer_host
 
     def _adopt_post(self, fd: int, already_read: bytes) -> None:
         log.info("tunnel %s: POST handed over by another front", self.cookie)
@@ -136,6 +145,15 @@ class TunnelSession:
 sessions: dict[str, TunnelSession] = {}
 
 
+def peer_host(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's IP address (an IPv4-mapped IPv6 one as IPv4)."""
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    host = str(peer[0])
+    return host[7:] if host.startswith("::ffff:") else host
+
+
 class TunnelPostProtocol(asyncio.Protocol):
     """A POST half already paired (locally, or handed over to this front)."""
 
@@ -144,12 +162,21 @@ class TunnelPostProtocol(asyncio.Protocol):
         self.session = session
         self.decoder = Base64Decoder()
         self.transport: asyncio.Transport | None = None
+        self.attached = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.session.admits(transport):
+            log.info("tunnel: refused a POST from %s for a GET from %s",
+                     peer_host(transport), self.session.peer_host)
+            _refuse(self.transport, NotFound(NO_SESSION))  # type: ignore[arg-type]
+            return
+        self.attached = True
         self.session.halves.attach(self.transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
+        if not self.attached:
+            return  # refused: its bytes feed nothing
         conn = self.session.conn
         try:
             decoded = self.decoder.feed(data)
@@ -164,7 +191,7 @@ class TunnelPostProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # QuickTime may close the POST after each request and open another;
         # the session lives as long as the GET.
-        if self.transport is not None:
+        if self.attached and self.transport is not None:
             self.session.halves.detach(self.transport)
 
 
@@ -176,7 +203,6 @@ class RtspTunnelProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._session: TunnelSession | None = None
-        self._task: asyncio.Task[None] | None = None
         self._post: TunnelPostProtocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -189,10 +215,6 @@ class RtspTunnelProtocol(asyncio.Protocol):
         if self._session is not None:
             return  # nothing is expected on the GET once it is answered
         self._buf += data
-        if self._task is not None:
-            if len(self._buf) > MAX_ALREADY:
-                self._fail(ProtocolError("bad RTSP-over-HTTP request"))
-            return
         try:
             parsed = parse_request_head(self._buf)
             if parsed is None:
@@ -207,7 +229,7 @@ class RtspTunnelProtocol(asyncio.Protocol):
         if role == "get":
             self._start_get(head, cookie)
         elif role == "post":
-            self._task = asyncio.get_running_loop().create_task(self._pair_post(cookie))
+            self._pair_post(cookie)
         else:
             self._fail(ProtocolError("bad RTSP-over-HTTP request"))
 
@@ -225,30 +247,26 @@ class RtspTunnelProtocol(asyncio.Protocol):
             return
         self._session = session
 
-    async def _pair_post(self, cookie: str) -> None:
+    def _pair_post(self, cookie: str) -> None:
         """Local GET: feed it. GET on another front: hand this socket there.
-        Neither within PAIR_WAIT: 404."""
+        Neither: 404, at once (the GET is registered before it is answered)."""
         assert self.transport is not None
-        name = rendezvous_name(self.front.args.instance, "tunnel", cookie)
-        deadline = time.monotonic() + PAIR_WAIT
-        while True:
-            local = sessions.get(cookie)
-            if local is not None:
-                self._post = TunnelPostProtocol(self.front, local)
-                self._post.connection_made(self.transport)
-                data = bytes(self._buf)
-                self._buf.clear()
-                if data:
-                    self._post.data_received(data)
-                return
+        local = sessions.get(cookie)
+        if local is not None:
+            self._post = TunnelPostProtocol(self.front, local)
+            self._post.connection_made(self.transport)
+            data = bytes(self._buf)
+            self._buf.clear()
+            if data:
+                self._post.data_received(data)
+            return
+        if len(self._buf) <= MAX_ALREADY:
+            name = rendezvous_name(self.front.args.instance, "tunnel", cookie)
             self.transport.pause_reading()
             if hand_over(name, self.transport, bytes(self._buf)):
                 return
             self.transport.resume_reading()
-            if time.monotonic() > deadline:
-                self._fail(NotFound("no RTSP-over-HTTP session with that cookie"))
-                return
-            await asyncio.sleep(0.05)
+        self._fail(NotFound(NO_SESSION))
 
     def pause_writing(self) -> None:
         if self._session is not None:  # the GET: its session's answers queue up
@@ -259,15 +277,19 @@ class RtspTunnelProtocol(asyncio.Protocol):
             self._session.conn.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
         if self._post is not None:
             self._post.connection_lost(exc)
         if self._session is not None:
             self._session.close(exc)
 
     def _fail(self, exc: HubError) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(http_error_response(exc))
-            self.transport.close()
+        if self.transport is not None:
+            _refuse(self.transport, exc)
+
+
+def _refuse(transport: asyncio.Transport, exc: HubError) -> None:
+    """A half's one error answer: `exc` as an HTTP response, then close."""
+    if not transport.is_closing():
+        transport.write(http_error_response(exc))
+        transport.close()
 
