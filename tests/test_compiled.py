@@ -14,17 +14,16 @@ from hub import compiled
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Ring entries of a publisher's reads (tests/shard/test_ingest_fast_path's
+#: Ring entries of a publisher's reads (tests/shard/publish_session_helpers'
 #: stream, cut into reads three ways), as one digest per way.
 _ENTRIES = """
 import hashlib, json, random, sys
 from hub import compiled
 if sys.argv[1] == "sources":
     compiled.sources_only()
-from tests.shard.test_ingest_fast_path import _interleave, _publish, _stream
-from tests.shard.test_publish_session import frame
-video, audio = _stream(frames=60, seed=3)
-wire = _interleave(video, audio)
+from tests.shard.publish_session_helpers import frame, interleave, publish_reads, rtp_stream
+video, audio = rtp_stream(frames=60, seed=3)
+wire = interleave(video, audio)
 rnd = random.Random(5)
 cuts = sorted(rnd.sample(range(1, len(wire)), 300))
 ways = [[wire], [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])],
@@ -32,7 +31,7 @@ ways = [[wire], [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])],
 out = []
 for reads in ways:
     h = hashlib.sha256()
-    for e in _publish(reads):
+    for e in publish_reads(reads):
         h.update(repr((e.seq, e.track, e.flags, e.keyframe, e.pts, e.dts, bytes(e.data))).encode())
     out.append(h.hexdigest())
 print(json.dumps({"compiled": compiled.modules(), "digests": out}))

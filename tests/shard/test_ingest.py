@@ -16,6 +16,7 @@ from hub.ring import RingReader
 from hub.shard.streams import StreamTable
 
 from .ingest_helpers import PPS, SPS, Clock, go_live, run, session, tracks
+from .publish_session_helpers import frame
 
 IDR = bytes.fromhex("65888400ff")
 P_SLICE = bytes.fromhex("419a0011")
@@ -35,10 +36,6 @@ TRACKS_SDP = (
     "a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\n"
     "a=control:trackID=1\r\n"
     "m=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000/1\r\na=control:trackID=2\r\n")
-
-
-def frame(channel: int, payload: bytes) -> bytes:
-    return bytes((0x24, channel)) + len(payload).to_bytes(2, "big") + payload
 
 
 def test_going_live_publishes_with_the_bytes_so_far_and_the_source_to_close() -> None:

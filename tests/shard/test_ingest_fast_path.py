@@ -9,31 +9,24 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.errors import ProtocolError
 from hub.media.rtp import RtpPacket
-from hub.media.rtp_aac import AacDepacketizer, AacPacketizer
-from hub.media.rtp_h264 import H264Depacketizer, H264Packetizer
+from hub.media.rtp_aac import AacDepacketizer
+from hub.media.rtp_h264 import H264Depacketizer
 
+from .publish_session_helpers import (
+    fixed_random,
+    frame,
+    go_live,
+    interleave,
+    publish_reads,
+    rtp_stream,
+    run,
+)
 from .test_publish_helpers import RingCollector, make_host
-from .test_publish_session import PPS, SPS, fixed_random, frame, go_live, run
-
-
-def _stream(frames: int = 30, seed: int = 1) -> tuple[list[bytes], list[bytes]]:
-    """RTP packets of an H.264 stream (SPS/PPS/IDR, then P frames cut in
-    FU-A) and of its AAC audio, as an FFmpeg publisher's."""
-    rnd = random.Random(seed)
-    vp, ap = H264Packetizer(96, 1, start_seq=65500), AacPacketizer(97, 2, start_seq=7)
-    video: list[bytes] = []
-    audio: list[bytes] = []
-    for f in range(frames):
-        key = f % 10 == 0
-        nals = ([SPS, PPS] if key else []) + [bytes([0x65 if key else 0x41]) + rnd.randbytes(rnd.choice((300, 5000)))]
-        video += vp.packetize(b"".join(len(n).to_bytes(4, "big") + n for n in nals), f * 3600)
-        audio += ap.packetize(rnd.randbytes(200), f * 1920)
-        audio += ap.packetize(rnd.randbytes(200), f * 1920 + 1024)
-    return video, audio
 
 
 def _reference(video: list[bytes], audio: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -43,58 +36,30 @@ def _reference(video: list[bytes], audio: list[bytes]) -> tuple[list[bytes], lis
             [au.data for p in audio for au in a.push(RtpPacket.parse(p))])
 
 
-def _interleave(video: list[bytes], audio: list[bytes]) -> bytes:
-    out = []
-    for i in range(max(len(video), len(audio))):
-        if i < len(video):
-            out.append(frame(0, video[i]))
-        if i < len(audio):
-            out.append(frame(2, audio[i]))
-    return b"".join(out)
-
-
-def _publish(reads: list[bytes]) -> list[Any]:
-    out: list[Any] = []
-
-    async def main() -> None:
-        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
-        session, _t = go_live(host)
-        assert session.stream is not None
-        collector = RingCollector(session.stream)
-        for r in reads:
-            session.data_received(r)
-        collector.close()
-        out.extend(collector.entries)
-        session.close()
-
-    run(main)
-    return out
-
-
 def test_frames_off_reads_give_the_reference_units_however_the_reads_cut() -> None:
-    video, audio = _stream()
+    video, audio = rtp_stream()
     ref_video, ref_audio = _reference(video, audio)
     assert len(ref_video) == 30 and len(ref_audio) == 60  # the marker ends each frame
-    wire = _interleave(video, audio)
+    wire = interleave(video, audio)
     rnd = random.Random(7)
     cuts = sorted(rnd.sample(range(1, len(wire)), 200))
     splits = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])]
     per_frame = [frame(0, p) for p in video] + [frame(2, p) for p in audio]
     for reads in ([wire], splits, [wire[i:i + 1] for i in range(4096)] + [wire[4096:]]):
-        entries = _publish(reads)
+        entries = publish_reads(reads)
         assert [e.data for e in entries if e.track == 0] == ref_video
         assert [e.data for e in entries if e.track == 1] == ref_audio
         assert [e.keyframe for e in entries if e.track == 0] == [i % 10 == 0 for i in range(30)]
     # One read per frame (as FFmpeg writes them), tracks one after the other.
-    entries = _publish(per_frame)
+    entries = publish_reads(per_frame)
     assert [e.data for e in entries if e.track == 0] == ref_video
     assert [e.data for e in entries if e.track == 1] == ref_audio
 
 
 def test_a_request_between_frames_is_answered_and_frames_go_on() -> None:
-    video, audio = _stream(frames=3)
+    video, audio = rtp_stream(frames=3)
     options = b"OPTIONS rtsp://127.0.0.1:1554/live/x RTSP/1.0\r\nCSeq: 9\r\n\r\n"
-    wire = _interleave(video[:4], audio[:4]) + options + _interleave(video[4:], audio[4:])
+    wire = interleave(video[:4], audio[:4]) + options + interleave(video[4:], audio[4:])
     out: list[Any] = []
 
     async def main() -> None:
