@@ -32,7 +32,7 @@ async def _store_changed(front: FrontContext, ch: IpcChannel, a: M.StoreArgs) ->
     return True
 
 
-async def _consumers(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> dict[str, list[dict[str, Any]]]:
+async def _consumers(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> M.Consumers:
     return front.local_consumers()
 
 

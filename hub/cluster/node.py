@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from ..config import Config
 from ..errors import NotFound, StoreUnavailable
 from ..gotime import rfc3339nano
+from ..ipc.messages import Located
 from ..store.users import RELAY_USER, relay_user_wire
 from . import keys as K
 from .directory import REFRESH_EVERY, StreamDirectory
@@ -155,7 +156,7 @@ class ClusterNode:
         return (f"rtsp://{quote(RELAY_USER, safe='')}:{quote(self._secret, safe='')}@{addr}"
                 f"{quote(path, safe=_PATH_SAFE)}")
 
-    async def locate(self, path: str, routed: bool) -> dict[str, Any]:
+    async def locate(self, path: str, routed: bool) -> Located:
         """A shard asks where to pull `path` from: {"relay": url, "node": name}
         when another node holds it, else {} (its own route, if `routed`:
         this node now holds the path while it connects)."""

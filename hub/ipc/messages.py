@@ -8,12 +8,13 @@ exactly the methods addressed to it: `hub.supervisor.links.SUPERVISOR`,
 holds them to that, and to every method having a sender. Send with `IpcChannel.call` / `tell` / `hub.ipc.handoff.send_socket`.
 
 Results are not declared (a handler's return annotation says what it
-answers). The envelope around a method is `hub.ipc.envelope`'s.
+answers; one with fixed keys is a TypedDict of this module). The envelope
+around a method is `hub.ipc.envelope`'s.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypeAlias, TypedDict
 
 from .methods import Call, Hand, Method, Note
 
@@ -63,6 +64,9 @@ class KickArgs(TypedDict):
 FrontConsumersArgs = TypedDict("FrontConsumersArgs", {"except": int})  # a front leaves itself out
 KickConsumerArgs = TypedDict("KickConsumerArgs", {"cid": int, "except": int})
 
+#: A front's players by stream path (each a consumer's `info()`).
+Consumers: TypeAlias = dict[str, list[dict[str, Any]]]
+
 CONSUMERS: Final = Call("consumers", NoArgs, "front")       # the front's players by path
 KICK: Final = Call("kick", KickArgs, "front")               # close the player `cid` if here
 FRONT_CONSUMERS: Final = Call("front_consumers", FrontConsumersArgs, "supervisor")  # every other front's
@@ -90,6 +94,13 @@ class StreamIdArgs(TypedDict):
 
 class HlsPathArgs(TypedDict):
     p: str
+
+
+class HlsFolder(TypedDict):
+    """`hls_open` of the "fmp4" and "ll" variants ("ts" answers the folder itself)."""
+    folder: str
+    st: NotRequired[list[Any]]  # "ll": LlState as a list (hub.shard.hls_fmp4.ll_wire)
+    n: NotRequired[int]         # "ll": the next part's number
 
 
 OPEN_STREAM: Final = Call("open_stream", PathArgs, "shard")       # the ring's wire description
@@ -143,6 +154,13 @@ class SessionOpArgs(TypedDict):
     op: str                # "delete" | "patch"
     if_match: str | None
     ufrag: NotRequired[str | None]  # a PATCH's ICE restart
+
+
+class WhipAnswer(TypedDict):
+    """A WHIP publisher's session: the answer to its offer."""
+    id: str
+    sdp: str
+    etag: str
 
 
 HANDOFF_RTSP: Final = Hand("handoff_rtsp", HandoffArgs, "shard")  # an RTSP publisher's TCP socket
@@ -202,6 +220,27 @@ class PatternArgs(TypedDict):
     deadline: NotRequired[float]
 
 
+class Health(TypedDict):
+    """`/healthz`: the tree answers; how many children are up."""
+    status: str  # "ok"
+    children: int
+    of: int
+    draining: bool
+
+
+class Readiness(TypedDict):
+    """`/readyz`: every child up and serving, no drain."""
+    ready: bool
+    draining: bool
+    children: dict[str, bool]  # child name -> up and serving
+
+
+class TokenPair(TypedDict):
+    """A login's or a refresh's tokens (the API answers them as they are)."""
+    access_token: str
+    refresh_token: str
+
+
 SERVING: Final = Note("serving", NoArgs, "supervisor")            # listening / serving, stores loaded
 ADMIT: Final = Call("admit", AdmissionArgs, "supervisor")         # may a session start? LimitReached
 ADMITTED: Final = Note("admitted", AdmissionArgs, "supervisor")   # one started (no limit set)
@@ -241,6 +280,12 @@ class ClusterStreamArgs(TypedDict):
 class ClusterKickArgs(TypedDict):
     node: str
     cid: int
+
+
+class Located(TypedDict, total=False):
+    """Where to pull a path from: both keys when another node holds it, else none."""
+    relay: str  # an RTSP URL on that node
+    node: str
 
 
 CLUSTER_LOCATE: Final = Call("cluster_locate", LocateArgs, "supervisor")  # {relay: url, node} or {}

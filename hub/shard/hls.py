@@ -16,10 +16,11 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Hashable
 
 from ..errors import BadRequest, ServiceUnavailable
 from ..hls_files import fmp4_folder, stream_folder
+from ..ipc.messages import HlsFolder
 from ..media.stream_desc import AUDIO_AAC, VIDEO_CODECS
 from .hls_fmp4 import Fmp4HlsSegmenter, ll_wire
 from .hls_ts import TsSegmenter
@@ -72,7 +73,7 @@ class HlsManager:
         return seg
 
     async def open(self, stream: Stream, variant: str = "ts", reader: Hashable | None = None,
-                   timeout: float = 15.0) -> Any:
+                   timeout: float = 15.0) -> str | HlsFolder:
         """Start (or keep) the variant's segmenter; once it has something to list,
         TS: its folder; fMP4: {folder}; LL: {folder, st, n} (see `ll_wire`),
         and ``reader`` gets the stream's ``hls_part`` notices."""
@@ -97,7 +98,8 @@ class HlsManager:
             seg.publish_ll()
         if reader is not None:
             seg.subscribers[reader] = time.monotonic()
-        return {"folder": str(seg.folder), **ll_wire(seg.segmenter)}
+        wire = ll_wire(seg.segmenter)
+        return {"folder": str(seg.folder), "st": wire["st"], "n": wire["n"]}
 
     def touch(self, path: str, reader: Hashable) -> None:
         """A front's LL players are still asking (``hls_touch``)."""

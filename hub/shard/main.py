@@ -190,13 +190,13 @@ class Shard:
     async def on_record_status(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
         return self.recorders.stats()
 
-    async def on_open_stream(self, ch: IpcChannel, a: M.PathArgs) -> Any:
+    async def on_open_stream(self, ch: IpcChannel, a: M.PathArgs) -> dict[str, Any]:
         path = str(a["path"])
         if self.streams.get(path) is None:
             await self.pulls.ensure(path)  # route pull; NotFound when none applies
         return self.streams.open(path, ch)
 
-    async def on_hls_open(self, ch: IpcChannel, a: M.HlsOpenArgs) -> Any:
+    async def on_hls_open(self, ch: IpcChannel, a: M.HlsOpenArgs) -> str | M.HlsFolder:
         stream = self.streams.get(str(a["path"]))
         if stream is None:
             stream = await self.pulls.ensure(str(a["path"]))  # route pull
@@ -220,7 +220,7 @@ class Shard:
             self.streams.close(stream)
         return True
 
-    async def on_whip_offer(self, ch: IpcChannel, a: M.WhipOfferArgs) -> dict[str, Any]:
+    async def on_whip_offer(self, ch: IpcChannel, a: M.WhipOfferArgs) -> M.WhipAnswer:
         return self.whip.offer(a)
 
     async def on_whip_session(self, ch: IpcChannel, a: M.SessionOpArgs) -> str | None:
@@ -234,7 +234,7 @@ class Shard:
                                        return_exceptions=True)
         return next((r for r in replies if isinstance(r, str)), None)
 
-    async def on_describe(self, ch: IpcChannel, a: M.StreamIdArgs) -> Any:
+    async def on_describe(self, ch: IpcChannel, a: M.StreamIdArgs) -> dict[str, Any]:
         stream = self.streams.by_id(int(a["stream_id"]))
         if stream is None:
             raise NotFound("stream ended")

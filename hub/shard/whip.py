@@ -25,11 +25,11 @@ import secrets
 import struct
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Callable
 
 from ..child import ChildArgs
 from ..errors import Draining, ServiceUnavailable
-from ..ipc.messages import SessionOpArgs, WhipOfferArgs
+from ..ipc.messages import SessionOpArgs, WhipAnswer, WhipOfferArgs
 from ..media.rtcp import SenderReport
 from ..media.stream_desc import TrackDesc
 from ..media.webrtc.answer import LocalParams, whip_answer
@@ -191,8 +191,8 @@ class WhipHost:
             self.port = None
 
     # -- requests from the fronts -----------------------------------------------------
-    def offer(self, args: WhipOfferArgs) -> dict[str, Any]:
-        """`whip_offer`: answer a publisher's offer; {id, sdp, etag}."""
+    def offer(self, args: WhipOfferArgs) -> WhipAnswer:
+        """`whip_offer`: answer a publisher's offer."""
         port = self.port
         if port is None:
             raise ServiceUnavailable(self.failure or "WHIP is not running")

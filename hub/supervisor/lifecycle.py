@@ -138,12 +138,12 @@ class Lifecycle:
         return applied
 
     # -- health ---------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
+    def health(self) -> M.Health:
         up = sum(1 for c in self.sup.tree.children if c.channel is not None and c.ready.is_set())
         return {"status": "ok", "children": up, "of": len(self.sup.tree.children),
                 "draining": self.draining}
 
-    def readiness(self) -> dict[str, Any]:
+    def readiness(self) -> M.Readiness:
         """Ready: every child answers heartbeats and serves, and no drain."""
         children = {c.name: c.channel is not None and c.ready.is_set() and c.serving
                     for c in self.sup.tree.children}

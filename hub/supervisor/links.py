@@ -103,10 +103,10 @@ class ChildLink:
     async def metrics(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
         return {"body": await self.sup.metrics.scrape(), "type": CONTENT_TYPE}
 
-    async def health(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+    async def health(self, ch: IpcChannel, a: M.NoArgs) -> M.Health:
         return self.sup.lifecycle.health()
 
-    async def ready(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+    async def ready(self, ch: IpcChannel, a: M.NoArgs) -> M.Readiness:
         return self.sup.lifecycle.readiness()
 
     async def runtime(self, ch: IpcChannel, a: M.RuntimeArgs) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class ChildLink:
         return self.sup.stats.server_info()
 
     # -- players across the fronts -------------------------------------------------------
-    async def front_consumers(self, ch: IpcChannel, a: M.FrontConsumersArgs) -> list[Any]:
+    async def front_consumers(self, ch: IpcChannel, a: M.FrontConsumersArgs) -> list[M.Consumers]:
         skip = a.get("except")
         replies = await self.sup.tree.request_all(M.CONSUMERS({}), kinds=("front",))
         return [r for c, r in replies if c.index != skip]
@@ -132,14 +132,14 @@ class ChildLink:
             snap.update(self.sup.cluster.snapshot())  # type: ignore[typeddict-item]
         return snap
 
-    async def login(self, ch: IpcChannel, a: M.LoginArgs) -> dict[str, str]:
+    async def login(self, ch: IpcChannel, a: M.LoginArgs) -> M.TokenPair:
         try:
             return await self.sup.stores.login(str(a.get("username", "")), str(a.get("password", "")))
         except Forbidden:
             self.sup.metrics.count("login_failures")
             raise
 
-    async def refresh(self, ch: IpcChannel, a: M.RefreshArgs) -> dict[str, str]:
+    async def refresh(self, ch: IpcChannel, a: M.RefreshArgs) -> M.TokenPair:
         return await self.sup.stores.refresh(a)
 
     async def record_rules(self, ch: IpcChannel, a: M.NoArgs) -> list[dict[str, Any]]:
@@ -169,7 +169,7 @@ class ChildLink:
             raise NotFound("not running as a cluster (--cluster)")
         return self.sup.cluster
 
-    async def cluster_locate(self, ch: IpcChannel, a: M.LocateArgs) -> dict[str, Any]:
+    async def cluster_locate(self, ch: IpcChannel, a: M.LocateArgs) -> M.Located:
         return await self._cluster().locate(canonical_path(str(a["path"])), bool(a.get("routed")))
 
     async def cluster_streams(self, ch: IpcChannel, a: M.NoArgs) -> list[dict[str, Any]]:

@@ -26,8 +26,8 @@ from ..auth.passwords import needs_rehash
 from ..auth.tokens import TokenService
 from ..config import Config
 from ..errors import BadRequest, Forbidden, ServiceUnavailable
-from ..ipc.messages import (PatternArgs, RecordUpsertArgs, RefreshArgs, RoutesUpsertArgs, StoreArgs, UsersDeleteArgs,
-                            UsersUpsertArgs)
+from ..ipc.messages import (PatternArgs, RecordUpsertArgs, RefreshArgs, RoutesUpsertArgs, StoreArgs, TokenPair,
+                            UsersDeleteArgs, UsersUpsertArgs)
 from ..store.backend import FileBackend, StoreBackend, TableSpec
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
@@ -189,7 +189,7 @@ class Stores:
     def record_rules(self) -> list[dict[str, Any]]:
         return self.record.page()
 
-    async def refresh(self, a: RefreshArgs) -> dict[str, str]:
+    async def refresh(self, a: RefreshArgs) -> TokenPair:
         token, tokens = str(a.get("token", "")), self._tokens()
         access, refresh = await self._update("users", lambda t: t.refresh(token, tokens))
         return {"access_token": access, "refresh_token": refresh}
@@ -230,7 +230,7 @@ class Stores:
         await self._update("record", lambda t: t.delete(pattern), a.get("deadline"))
         return True
 
-    async def login(self, name: str, password: str) -> dict[str, str]:
+    async def login(self, name: str, password: str) -> TokenPair:
         if not name or not password:
             raise Forbidden(LOGIN_FAILED)
         # scrypt takes ~80 ms: off the loop, so heartbeats and other requests go on.
