@@ -21,7 +21,7 @@ from ..errors import Draining, LimitReached, ServiceUnavailable
 from ..ipc import messages as M
 from ..logs import level_number
 from ..ipc.channel import IpcChannel
-from ..ipc.methods import Ask
+from ..ipc.methods import Ask, R
 from ..store.routes import RouteTable
 from ..store.users import User, UserTable, relay_user
 from ..udp_ports import PortPairPool
@@ -105,12 +105,12 @@ class FrontContext:
     def config(self) -> Config:
         return self.args.config
 
-    async def supervisor_request(self, msg: Ask, timeout: float = 5.0) -> Any:
+    async def supervisor_request(self, msg: Ask[R], timeout: float = 5.0) -> R:
         if self.supervisor is None:
             raise ServiceUnavailable("supervisor link is down")
         return await self.supervisor.call(msg, timeout=timeout)
 
-    async def store_write(self, msg: Ask) -> Any:
+    async def store_write(self, msg: Ask[R]) -> R:
         """A change to the users/routes/recording rules: the supervisor
         applies writes one at a time, so a burst queues. It drops a write
         still queued at the deadline (nothing changed), and answers before
@@ -120,7 +120,7 @@ class FrontContext:
         return await self.supervisor_request((method, {**args, "deadline": deadline}),
                                              timeout=STORE_WRITE_DEADLINE + STORE_WRITE_MARGIN)
 
-    async def shard_request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+    async def shard_request(self, path: str, msg: Ask[R], timeout: float = 5.0) -> R:
         return await self.shards.request(path, msg, timeout)
 
     # -- admission (hub.supervisor.admission decides for the whole tree) -------------

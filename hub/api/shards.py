@@ -6,11 +6,10 @@ A leaf module: the views and the context both use it, it uses neither.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from ..errors import ServiceUnavailable
 from ..ipc.channel import IpcChannel
-from ..ipc.methods import Ask, Tell
+from ..ipc.methods import Ask, R, Tell
 from ..placement import shard_of
 
 #: How long a request waits for a shard being restarted to come back.
@@ -53,7 +52,7 @@ class ShardLinks:
                 raise ServiceUnavailable(f"shard {sid} is not reachable")
         return ch
 
-    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask[R], timeout: float = 5.0) -> R:
         ch = await self.channel_for(path)
         return await ch.call(msg, timeout=timeout)
 

@@ -30,7 +30,7 @@ from ..errors import HubError, IpcError, IpcTimeout, ProtocolError
 from . import envelope as M
 from .codec import FrameDecoder, encode_frame
 from .latency import REQUEST_LATENCY
-from .methods import Ask, Tell
+from .methods import Ask, R, Tell
 from .remote import error_body, remote_error
 
 log = logging.getLogger("hub.ipc")
@@ -110,8 +110,12 @@ class IpcChannel:
     # hub.ipc.messages, `M.OPEN_STREAM({"path": path})` (what the code of the
     # tree uses); `request` and `notify` take any name (what they are built
     # on; tests use them with their own names).
-    def call(self, msg: Ask, timeout: float = 5.0) -> Coroutine[Any, Any, Any]:
-        """`request` of a declared method (its coroutine itself: no extra frame)."""
+    def call(self, msg: Ask[R], timeout: float = 5.0) -> Coroutine[Any, Any, R]:
+        """`request` of a declared method (its coroutine itself: no extra frame),
+        answering the method's declared result `R`.
+
+        The answer is whatever the peer's handler returned, not checked
+        here: `R` holds because mypy holds the handler to it (`Dispatch.request`)."""
         return self.request(msg[0].name, msg[1], timeout)
 
     def tell(self, msg: Tell) -> None:

@@ -3,8 +3,10 @@
 A process builds one `Dispatch` at import (`hub.supervisor.links.SUPERVISOR`,
 `hub.shard.main.SHARD`, `hub.api.links.FRONT`) and its links' `IpcHandler`
 methods hand every frame to it. Registering ties a handler to a declared method:
-mypy checks that the handler takes that method's TypedDict, and the table
-refuses a method not addressed to its process or registered twice.
+mypy checks that the handler takes that method's TypedDict and, for a
+request, that it returns the method's declared result (`Call[A, R]`: an
+`Awaitable[R]`); the table refuses a method not addressed to its process or
+registered twice.
 
 A request for a method the table does not hold raises NotFound (the requester
 re-raises it: a 404 at the API, never a crash); such a notice is logged and
@@ -19,7 +21,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from ..errors import NotFound
 from .channel import IpcChannel
-from .methods import A, Call, Hand, Kind, Method, Note, Role
+from .methods import A, Call, Hand, Kind, Method, Note, R, Role
 
 log = logging.getLogger("hub.ipc")
 
@@ -44,7 +46,7 @@ class Dispatch(Generic[S]):
         self.handlers[method.name] = (method.kind, fn)
 
     # -- building ---------------------------------------------------------------------
-    def request(self, method: Call[A], fn: Callable[[S, IpcChannel, A], Awaitable[Any]]) -> None:
+    def request(self, method: Call[A, R], fn: Callable[[S, IpcChannel, A], Awaitable[R]]) -> None:
         self._add(method, fn)
 
     def notice(self, method: Note[A], fn: Callable[[S, IpcChannel, A], None]) -> None:

@@ -1,15 +1,23 @@
 """Every control-plane method, declared once: name, arguments, who handles it.
 
 Each constant is a `Call` (request), `Note` (notice) or `Hand` (fd hand-off)
-of its arguments' TypedDict, addressed to the processes that handle it. Each
-process has one dispatch table (`hub.ipc.dispatch.Dispatch`) that handles
-exactly the methods addressed to it: `hub.supervisor.links.SUPERVISOR`,
+of its arguments' TypedDict, a `Call` also of its result
+(`Call[PathArgs, dict[str, Any]]("open_stream", PathArgs, "shard")`),
+addressed to the processes that handle it. Each process has one dispatch
+table (`hub.ipc.dispatch.Dispatch`) that handles exactly the methods
+addressed to it: `hub.supervisor.links.SUPERVISOR`,
 `hub.shard.main.SHARD`, `hub.api.links.FRONT`; tests/ipc/test_messages.py
-holds them to that, and to every method having a sender. Send with `IpcChannel.call` / `tell` / `hub.ipc.handoff.send_socket`.
+holds them to that, to every handler taking its method's arguments and
+returning its declared result, and to every method having a sender. Send
+with `IpcChannel.call` (which returns the declared result) / `tell` /
+`hub.ipc.handoff.send_socket`.
 
-Results are not declared (a handler's return annotation says what it
-answers; one with fixed keys is a TypedDict of this module). The envelope
-around a method is `hub.ipc.envelope`'s.
+A result with fixed keys is a TypedDict of this module (`TokenPair`,
+`WhipAnswer`, ...); one whose shape is its producer's and open (a stream's
+info, counters, a report) is `dict[str, Any]` or a list of them. Nothing
+checks an answer at run time: mypy holds each handler to its method's
+result, and each caller to the same. The envelope around a method is
+`hub.ipc.envelope`'s.
 """
 
 from __future__ import annotations
@@ -47,13 +55,14 @@ class StoreArgs(TypedDict, total=False):
     relay_user: list[str]        # a cluster's: other nodes pull as this user
 
 
-PING: Final = Call("ping", NoArgs, "shard", "front")        # heartbeat: "pong"
-STATS: Final = Call("stats", StatsArgs, "shard", "front")   # counters for /api/v1/runtime
-# supervisor -> child: plain counters (hub.supervisor.tally); front -> supervisor: the tree's /metrics text
-METRICS: Final = Call("metrics", NoArgs, "supervisor", "shard", "front")
-DRAIN: Final = Call("drain", NoArgs, "shard", "front")      # stop taking connections and sessions
-RELOAD: Final = Call("reload", ReloadArgs, "shard", "front")  # the reloadable keys changed
-STORE_CHANGED: Final = Call("store_changed", StoreArgs, "shard", "front")  # users/routes/rules changed
+PING: Final = Call[NoArgs, str]("ping", NoArgs, "shard", "front")  # heartbeat: "pong"
+STATS: Final = Call[StatsArgs, dict[str, Any]]("stats", StatsArgs, "shard", "front")  # counters for /api/v1/runtime
+# supervisor -> child: plain counters (hub.supervisor.tally.ChildReport); front -> supervisor:
+# the tree's /metrics text, {"body": bytes, "type": str}. Two answers under one name: a dict.
+METRICS: Final = Call[NoArgs, dict[str, Any]]("metrics", NoArgs, "supervisor", "shard", "front")
+DRAIN: Final = Call[NoArgs, bool]("drain", NoArgs, "shard", "front")  # stop taking connections and sessions
+RELOAD: Final = Call[ReloadArgs, bool]("reload", ReloadArgs, "shard", "front")  # the reloadable keys changed
+STORE_CHANGED: Final = Call[StoreArgs, bool]("store_changed", StoreArgs, "shard", "front")  # users/routes/rules changed
 
 
 # -- supervisor -> fronts, front -> supervisor: players across fronts ------------------
@@ -67,10 +76,11 @@ KickConsumerArgs = TypedDict("KickConsumerArgs", {"cid": int, "except": int})
 #: A front's players by stream path (each a consumer's `info()`).
 Consumers: TypeAlias = dict[str, list[dict[str, Any]]]
 
-CONSUMERS: Final = Call("consumers", NoArgs, "front")       # the front's players by path
-KICK: Final = Call("kick", KickArgs, "front")               # close the player `cid` if here
-FRONT_CONSUMERS: Final = Call("front_consumers", FrontConsumersArgs, "supervisor")  # every other front's
-KICK_CONSUMER: Final = Call("kick_consumer", KickConsumerArgs, "supervisor")        # on any front
+CONSUMERS: Final = Call[NoArgs, Consumers]("consumers", NoArgs, "front")  # the front's players by path
+KICK: Final = Call[KickArgs, bool]("kick", KickArgs, "front")  # close the player `cid` if here: True if it was
+FRONT_CONSUMERS: Final = Call[FrontConsumersArgs, list[Consumers]](
+    "front_consumers", FrontConsumersArgs, "supervisor")  # every other front's
+KICK_CONSUMER: Final = Call[KickConsumerArgs, bool]("kick_consumer", KickConsumerArgs, "supervisor")  # on any front
 
 
 # -- front (and supervisor) -> shard: streams -------------------------------------------
@@ -103,13 +113,13 @@ class HlsFolder(TypedDict):
     n: NotRequired[int]         # "ll": the next part's number
 
 
-OPEN_STREAM: Final = Call("open_stream", PathArgs, "shard")       # the ring's wire description
-DESCRIBE: Final = Call("describe", StreamIdArgs, "shard")         # a stream's current description
-HLS_OPEN: Final = Call("hls_open", HlsOpenArgs, "shard")          # start/keep a segmenter
-LIST_STREAMS: Final = Call("list_streams", NoArgs, "shard")       # the shard's streams (API)
-STREAM_INFO: Final = Call("stream_info", PathArgs, "shard")       # one stream (API); NotFound
-DELETE_STREAM: Final = Call("delete_stream", DeleteStreamArgs, "shard")  # close it (API, cluster)
-RECORD_STATUS: Final = Call("record_status", NoArgs, "shard")     # the shard's recorders
+OPEN_STREAM: Final = Call[PathArgs, dict[str, Any]]("open_stream", PathArgs, "shard")  # the ring's wire description
+DESCRIBE: Final = Call[StreamIdArgs, dict[str, Any]]("describe", StreamIdArgs, "shard")  # a stream's current description
+HLS_OPEN: Final = Call[HlsOpenArgs, str | HlsFolder]("hls_open", HlsOpenArgs, "shard")  # start/keep a segmenter
+LIST_STREAMS: Final = Call[NoArgs, list[dict[str, Any]]]("list_streams", NoArgs, "shard")  # the shard's streams (API)
+STREAM_INFO: Final = Call[PathArgs, dict[str, Any]]("stream_info", PathArgs, "shard")  # one stream (API); NotFound
+DELETE_STREAM: Final = Call[DeleteStreamArgs, bool]("delete_stream", DeleteStreamArgs, "shard")  # close it (API, cluster)
+RECORD_STATUS: Final = Call[NoArgs, dict[str, Any]]("record_status", NoArgs, "shard")  # the shard's recorders
 RELEASE_STREAM: Final = Note("release_stream", StreamIdArgs, "shard")      # the front's last player left
 REQUEST_KEYFRAME: Final = Note("request_keyframe", StreamIdArgs, "shard")  # a WebRTC player's PLI
 HLS_TOUCH: Final = Note("hls_touch", HlsPathArgs, "shard")        # LL players still ask
@@ -165,10 +175,11 @@ class WhipAnswer(TypedDict):
 
 HANDOFF_RTSP: Final = Hand("handoff_rtsp", HandoffArgs, "shard")  # an RTSP publisher's TCP socket
 HANDOFF_RTMP: Final = Hand("handoff_rtmp", HandoffArgs, "shard")  # an RTMP publisher's, at `publish`
-WHIP_OFFER: Final = Call("whip_offer", WhipOfferArgs, "shard")    # {sdp, id, etag}
-WHIP_SESSION: Final = Call("whip_session", SessionOpArgs, "shard")
+WHIP_OFFER: Final = Call[WhipOfferArgs, WhipAnswer]("whip_offer", WhipOfferArgs, "shard")
+# A session's DELETE/PATCH: None if not held here, else what hub.media.webrtc.trickle.answer_session_op says.
+WHIP_SESSION: Final = Call[SessionOpArgs, str | None]("whip_session", SessionOpArgs, "shard")
 # A WHEP session's DELETE/PATCH at a front that does not hold it: to the shard, which asks the other fronts.
-WEBRTC_SESSION: Final = Call("webrtc_session", SessionOpArgs, "shard", "front")
+WEBRTC_SESSION: Final = Call[SessionOpArgs, str | None]("webrtc_session", SessionOpArgs, "shard", "front")
 
 
 # -- child -> supervisor --------------------------------------------------------------
@@ -242,23 +253,24 @@ class TokenPair(TypedDict):
 
 
 SERVING: Final = Note("serving", NoArgs, "supervisor")            # listening / serving, stores loaded
-ADMIT: Final = Call("admit", AdmissionArgs, "supervisor")         # may a session start? LimitReached
+ADMIT: Final = Call[AdmissionArgs, bool]("admit", AdmissionArgs, "supervisor")  # may a session start? True; LimitReached
 ADMITTED: Final = Note("admitted", AdmissionArgs, "supervisor")   # one started (no limit set)
 RELEASE: Final = Note("release", AdmissionArgs, "supervisor")     # one ended
-HEALTH: Final = Call("health", NoArgs, "supervisor")              # does the tree answer
-READY: Final = Call("ready", NoArgs, "supervisor")                # every child up, no drain
-RUNTIME: Final = Call("runtime", RuntimeArgs, "supervisor")       # /api/v1/runtime
-SERVER_INFO: Final = Call("server_info", NoArgs, "supervisor")    # /api/v1/server
-STORE_SNAPSHOT: Final = Call("store_snapshot", NoArgs, "supervisor")  # StoreArgs, all tables
-LOGIN: Final = Call("login", LoginArgs, "supervisor")
-REFRESH: Final = Call("refresh", RefreshArgs, "supervisor")
-USERS_UPSERT: Final = Call("users_upsert", UsersUpsertArgs, "supervisor")
-USERS_DELETE: Final = Call("users_delete", UsersDeleteArgs, "supervisor")
-ROUTES_UPSERT: Final = Call("routes_upsert", RoutesUpsertArgs, "supervisor")
-ROUTES_DELETE: Final = Call("routes_delete", PatternArgs, "supervisor")
-RECORD_RULES: Final = Call("record_rules", NoArgs, "supervisor")
-RECORD_UPSERT: Final = Call("record_upsert", RecordUpsertArgs, "supervisor")
-RECORD_DELETE: Final = Call("record_delete", PatternArgs, "supervisor")
+HEALTH: Final = Call[NoArgs, Health]("health", NoArgs, "supervisor")  # does the tree answer
+READY: Final = Call[NoArgs, Readiness]("ready", NoArgs, "supervisor")  # every child up, no drain
+RUNTIME: Final = Call[RuntimeArgs, dict[str, Any]]("runtime", RuntimeArgs, "supervisor")  # /api/v1/runtime
+SERVER_INFO: Final = Call[NoArgs, dict[str, Any]]("server_info", NoArgs, "supervisor")  # /api/v1/server
+STORE_SNAPSHOT: Final = Call[NoArgs, StoreArgs]("store_snapshot", NoArgs, "supervisor")  # all tables
+LOGIN: Final = Call[LoginArgs, TokenPair]("login", LoginArgs, "supervisor")  # Forbidden
+REFRESH: Final = Call[RefreshArgs, TokenPair]("refresh", RefreshArgs, "supervisor")
+# A store write answers the name or pattern it wrote, or True for a delete.
+USERS_UPSERT: Final = Call[UsersUpsertArgs, str]("users_upsert", UsersUpsertArgs, "supervisor")
+USERS_DELETE: Final = Call[UsersDeleteArgs, bool]("users_delete", UsersDeleteArgs, "supervisor")
+ROUTES_UPSERT: Final = Call[RoutesUpsertArgs, str]("routes_upsert", RoutesUpsertArgs, "supervisor")
+ROUTES_DELETE: Final = Call[PatternArgs, bool]("routes_delete", PatternArgs, "supervisor")
+RECORD_RULES: Final = Call[NoArgs, list[dict[str, Any]]]("record_rules", NoArgs, "supervisor")
+RECORD_UPSERT: Final = Call[RecordUpsertArgs, str]("record_upsert", RecordUpsertArgs, "supervisor")
+RECORD_DELETE: Final = Call[PatternArgs, bool]("record_delete", PatternArgs, "supervisor")
 
 
 # -- a cluster's nodes (hub.cluster; only with --cluster) ----------------------------
@@ -288,12 +300,13 @@ class Located(TypedDict, total=False):
     node: str
 
 
-CLUSTER_LOCATE: Final = Call("cluster_locate", LocateArgs, "supervisor")  # {relay: url, node} or {}
+CLUSTER_LOCATE: Final = Call[LocateArgs, Located]("cluster_locate", LocateArgs, "supervisor")
 CLUSTER_STREAM: Final = Note("cluster_stream", ClusterStreamArgs, "supervisor")  # a shard's went live/ended
-CLUSTER_STREAMS: Final = Call("cluster_streams", NoArgs, "supervisor")    # the other nodes' streams
-CLUSTER_NODES: Final = Call("cluster_nodes", NoArgs, "supervisor")        # GET /api/v1/cluster
-CLUSTER_DELETE: Final = Call("cluster_delete", PathArgs, "supervisor")    # True: sent to its owner
-CLUSTER_KICK: Final = Call("cluster_kick", ClusterKickArgs, "supervisor")  # a player on another node
+# The other nodes' streams: [{node, streams, consumers}].
+CLUSTER_STREAMS: Final = Call[NoArgs, list[dict[str, Any]]]("cluster_streams", NoArgs, "supervisor")
+CLUSTER_NODES: Final = Call[NoArgs, dict[str, Any]]("cluster_nodes", NoArgs, "supervisor")  # GET /api/v1/cluster
+CLUSTER_DELETE: Final = Call[PathArgs, bool]("cluster_delete", PathArgs, "supervisor")  # True: sent to its owner
+CLUSTER_KICK: Final = Call[ClusterKickArgs, bool]("cluster_kick", ClusterKickArgs, "supervisor")  # a player on another node
 
 
 def declared() -> dict[str, Method[Any]]:

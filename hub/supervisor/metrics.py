@@ -201,6 +201,8 @@ class TreeMetrics:
             now = time.monotonic()
             for child, report in replies:
                 if child.pid is not None and isinstance(report, dict):
+                    # A child answers a ChildReport; `metrics` is declared to answer
+                    # dict[str, Any] because the supervisor answers it too (the text).
                     self.tally.update((child.pid, "child"), report, now)  # type: ignore[arg-type]
             own = os.getpid()
             self.tally.update((own, "self"), self._own_report(), now)
@@ -209,8 +211,8 @@ class TreeMetrics:
             for c in self.tree.children:
                 if c.pid is not None and c.pid in live:
                     names[c.pid] = c.name
-            for pid, report in self._process_reports(names).items():
-                self.tally.update((pid, "proc"), report, now)
+            for pid, proc_report in self._process_reports(names).items():
+                self.tally.update((pid, "proc"), proc_report, now)
             self.tally.forget(set(names))
             return self.render()
 

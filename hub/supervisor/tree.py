@@ -22,13 +22,13 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from ..config import Config
 from ..errors import HubError
 from ..ipc import messages as M
 from ..ipc.channel import IpcChannel, IpcHandler
-from ..ipc.methods import Ask
+from ..ipc.methods import Ask, R
 from .spawn import Process, Spawner
 
 log = logging.getLogger("hub.supervisor")
@@ -194,12 +194,12 @@ class ProcessTree:
                 log.error("%s pid %d missed %d heartbeats; killing it", child.name, proc.pid, child.misses)
                 proc.kill()
 
-    async def request_all(self, msg: Ask, kinds: tuple[str, ...] = ("shard", "front"),
-                          timeout: float = 2.0) -> list[tuple[Child, Any]]:
+    async def request_all(self, msg: Ask[R], kinds: tuple[str, ...] = ("shard", "front"),
+                          timeout: float = 2.0) -> list[tuple[Child, R]]:
         """Ask every live child of the given kinds; children that fail are left out."""
         targets = [c for c in self.children if c.kind in kinds and c.channel is not None]
 
-        async def one(c: Child) -> tuple[Child, Any] | None:
+        async def one(c: Child) -> tuple[Child, R] | None:
             assert c.channel is not None
             try:
                 return c, await c.channel.call(msg, timeout=timeout)

@@ -51,7 +51,7 @@ class FakeShards:
         self.opens = 0
         self.notices: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask[Any], timeout: float = 5.0) -> Any:
         assert msg[0] is M.HLS_OPEN
         self.opens += 1
         return {"folder": "/tmp/x", "st": [4, 10, 3, 0.2, 2, False], "n": 53}

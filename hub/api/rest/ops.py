@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,7 +79,7 @@ async def readyz(request: Request) -> Response:
     stores loaded, and the tree is not draining; 503 naming what is not."""
     front = _front(request)
     try:
-        reply: dict[str, Any] = await front.supervisor_request(M.READY({}), timeout=PROBE_TIMEOUT)
+        reply = await front.supervisor_request(M.READY({}), timeout=PROBE_TIMEOUT)
     except HubError:
         raise NotReady("not ready: the process tree does not answer") from None
     why = [name for name, ok in reply.get("children", {}).items() if not ok]

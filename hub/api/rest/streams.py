@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ...errors import BadRequest, HubError, NotFound
 from ...ipc import messages as M
-from ...ipc.methods import Ask
+from ...ipc.methods import Ask, R
 from ...placement import canonical_path
 from .cluster import cluster_view, kick_elsewhere, this_node
 from .cluster import delete_stream as cluster_delete
@@ -29,8 +29,9 @@ def _front(request: Request) -> FrontContext:
     return front
 
 
-async def _all_shards(front: FrontContext, msg: Ask) -> list[Any]:
-    async def one(i: int) -> Any:
+async def _all_shards(front: FrontContext, msg: Ask[list[R]]) -> list[list[R]]:
+    """Every shard's answer to `msg`; an empty list for one down or failing."""
+    async def one(i: int) -> list[R]:
         ch = front.shards.channels[i]
         if ch is None:
             return []

@@ -140,7 +140,7 @@ class OneShard(ShardLinks):
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.notices: list[tuple[str, dict[str, Any]]] = []
 
-    async def request(self, path: str, msg: Ask, timeout: float = 5.0) -> Any:
+    async def request(self, path: str, msg: Ask[Any], timeout: float = 5.0) -> Any:
         method, args = msg[0].name, dict(msg[1])
         self.asked.append((method, args))
         if self.delay:
