@@ -1,8 +1,10 @@
-"""Every IPC method is declared once with its arguments' type, handled by
-exactly the processes it is addressed to (each through its one dispatch
-table) with a handler that takes that type, and sent by some code of the
-tree; and typed messages of each kind go through real channels to the real
-tables and come back with the real handlers' answers."""
+"""Every IPC method is declared once with its arguments' type (a request
+also with its result's), handled by exactly the processes it is addressed
+to (each through its one dispatch table) with a handler that takes that
+type and answers that result, and sent by some code of the tree; mypy
+refuses a handler or a caller of another result; and typed messages of each
+kind go through real channels to the real tables and come back with the
+real handlers' answers."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import ast
 import asyncio
 import os
 import socket
+import subprocess
+import sys
+import textwrap
 import typing
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +37,8 @@ from hub.supervisor.links import SUPERVISOR, ChildLink
 from hub.supervisor.tree import Child
 from tests.ipc.support import Recorder
 
-HUB = Path(__file__).resolve().parents[2] / "hub"
+ROOT = Path(__file__).resolve().parents[2]
+HUB = ROOT / "hub"
 TABLES: dict[str, Dispatch[Any]] = {"supervisor": SUPERVISOR, "shard": SHARD, "front": FRONT}
 DECLARED = M.declared()
 
@@ -61,6 +67,85 @@ def test_every_handler_takes_its_methods_declared_type(role: str) -> None:
         hints = typing.get_type_hints(fn)
         params = [p for p in hints if p != "return"]
         assert hints[params[-2 if DECLARED[name].kind == "fd" else -1]] is DECLARED[name].args, (role, name)
+
+
+def test_every_request_declares_its_result() -> None:
+    """`Call[A, R](...)`: each request of hub.ipc.messages says what it answers."""
+    calls = {const: value for const, value in vars(M).items() if isinstance(value, Call)}
+    assert len(calls) == sum(1 for m in DECLARED.values() if m.kind == "req")
+    undeclared = sorted(const for const, m in calls.items()
+                        if m.result is None or isinstance(m.result, typing.TypeVar))
+    assert undeclared == []
+    assert M.PING.result is str and M.LOGIN.result is M.TokenPair
+    assert M.HLS_OPEN.result == str | M.HlsFolder
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_request_handler_returns_its_methods_declared_result(role: str) -> None:
+    """The handler's annotation says the declared result itself (mypy would
+    also take a narrower one; the tables keep to the declaration)."""
+    for name, (kind, fn) in TABLES[role].handlers.items():
+        if kind == "req":
+            assert typing.get_type_hints(fn)["return"] == DECLARED[name].result, (role, name)
+
+
+def test_mypy_refuses_a_handler_or_a_caller_of_another_result(tmp_path: Path) -> None:
+    """What the declared results are for: mypy --strict (the repo's settings)
+    on a module that registers and calls declared requests flags exactly the
+    lines marked `# E`: a handler answering another type, a caller taking the
+    answer as another type, a key the result's TypedDict does not have, a
+    `Call` whose result is not spelt, a method widened to another result
+    (`Call` is invariant in it: a handler of anything could be registered
+    for `Call[NoArgs, object]`; callers see it as a covariant `Answers`)."""
+    source = textwrap.dedent("""\
+        from typing import Any, Final
+
+        from hub.ipc import messages as M
+        from hub.ipc.channel import IpcChannel
+        from hub.ipc.dispatch import Dispatch
+        from hub.ipc.methods import Answers, Call
+
+        TABLE: Dispatch[None] = Dispatch("front")
+        UNDECLARED: Final = Call("undeclared", M.NoArgs, "front")  # E
+        WIDENED: Call[M.NoArgs, object] = M.PING  # E
+        ASKED: Answers[object] = M.PING
+
+
+        async def ping_int(state: None, ch: IpcChannel, a: M.NoArgs) -> int:
+            return 1
+
+
+        async def kick(state: None, ch: IpcChannel, a: M.KickArgs) -> bool:
+            return True
+
+
+        async def stats(state: None, ch: IpcChannel, a: M.StatsArgs) -> dict[str, Any]:
+            return {}
+
+
+        TABLE.request(M.PING, ping_int)  # E
+        TABLE.request(M.KICK, kick)
+        TABLE.request(M.STATS, stats)
+
+
+        async def caller(ch: IpcChannel) -> None:
+            pong: str = await ch.call(M.PING({}))
+            number: int = await ch.call(M.PING({}))  # E
+            kicked = bool(await ch.call(M.KICK({"cid": 1})))  # wider than bool: fine
+            pair = await ch.call(M.LOGIN({"username": "u", "password": "p"}))
+            access: str = pair["access_token"]
+            pair["token"]  # E
+            print(pong, number, kicked, access)
+        """)
+    module = tmp_path / "typed_results.py"
+    module.write_text(source, encoding="utf-8")
+    expected = {i for i, line in enumerate(source.splitlines(), 1) if line.endswith("# E")}
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+                        "--cache-dir", str(tmp_path / "cache"), "--no-error-summary", str(module)],
+                       cwd=ROOT, env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=300)
+    flagged = {int(line.split(":")[1]) for line in r.stdout.splitlines() if ": error:" in line}
+    assert flagged == expected, r.stdout + r.stderr
 
 
 def _method_references() -> dict[str, int]:
