@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from ..config import Config
 from ..errors import NotFound, StoreUnavailable
 from ..gotime import rfc3339nano
-from ..ipc.messages import Located
+from ..ipc.messages import Located, StoreArgs
 from ..store.users import RELAY_USER, relay_user_wire
 from . import keys as K
 from .directory import REFRESH_EVERY, StreamDirectory
@@ -148,9 +148,9 @@ class ClusterNode:
             await pipe.execute()
 
     # -- for the children (through the supervisor) ---------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StoreArgs:
         """Added to the children's store snapshot: the relay user for the fronts."""
-        return {"relay_user": self._relay_wire, "node": self.name}
+        return {"relay_user": self._relay_wire}
 
     def relay_url(self, addr: str, path: str) -> str:
         return (f"rtsp://{quote(RELAY_USER, safe='')}:{quote(self._secret, safe='')}@{addr}"

@@ -129,7 +129,7 @@ class ChildLink:
     async def store_snapshot(self, ch: IpcChannel, a: M.NoArgs) -> M.StoreArgs:
         snap = self.sup.stores.snapshot()
         if self.sup.cluster is not None:
-            snap.update(self.sup.cluster.snapshot())  # type: ignore[typeddict-item]
+            snap.update(self.sup.cluster.snapshot())
         return snap
 
     async def login(self, ch: IpcChannel, a: M.LoginArgs) -> M.TokenPair:
