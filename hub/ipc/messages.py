@@ -107,7 +107,7 @@ class HlsPathArgs(TypedDict):
 
 
 class HlsFolder(TypedDict):
-    """`hls_open` of the "fmp4" and "ll" variants ("ts" answers the folder itself)."""
+    """`hls_open`'s answer: the variant's folder (and for "ll", its state)."""
     folder: str
     st: NotRequired[list[Any]]  # "ll": LlState as a list (hub.shard.hls_fmp4.ll_wire)
     n: NotRequired[int]         # "ll": the next part's number
@@ -115,7 +115,7 @@ class HlsFolder(TypedDict):
 
 OPEN_STREAM: Final = Call[PathArgs, dict[str, Any]]("open_stream", PathArgs, "shard")  # the ring's wire description
 DESCRIBE: Final = Call[StreamIdArgs, dict[str, Any]]("describe", StreamIdArgs, "shard")  # a stream's current description
-HLS_OPEN: Final = Call[HlsOpenArgs, str | HlsFolder]("hls_open", HlsOpenArgs, "shard")  # start/keep a segmenter
+HLS_OPEN: Final = Call[HlsOpenArgs, HlsFolder]("hls_open", HlsOpenArgs, "shard")  # start/keep a segmenter
 LIST_STREAMS: Final = Call[NoArgs, list[dict[str, Any]]]("list_streams", NoArgs, "shard")  # the shard's streams (API)
 STREAM_INFO: Final = Call[PathArgs, dict[str, Any]]("stream_info", PathArgs, "shard")  # one stream (API); NotFound
 DELETE_STREAM: Final = Call[DeleteStreamArgs, bool]("delete_stream", DeleteStreamArgs, "shard")  # close it (API, cluster)

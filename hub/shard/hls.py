@@ -73,16 +73,16 @@ class HlsManager:
         return seg
 
     async def open(self, stream: Stream, variant: str = "ts", reader: Hashable | None = None,
-                   timeout: float = 15.0) -> str | HlsFolder:
+                   timeout: float = 15.0) -> HlsFolder:
         """Start (or keep) the variant's segmenter; once it has something to list,
-        TS: its folder; fMP4: {folder}; LL: {folder, st, n} (see `ll_wire`),
+        TS and fMP4: {folder}; LL: {folder, st, n} (see `ll_wire`),
         and ``reader`` gets the stream's ``hls_part`` notices."""
         if variant not in VARIANTS:
             raise BadRequest(f"unknown HLS variant {variant!r}")
         seg = self._start(stream, "ts" if variant == "ts" else "fmp4")
         if isinstance(seg, TsSegmenter):
             await _first(seg.first_segment, timeout)
-            return str(seg.folder)
+            return {"folder": str(seg.folder)}
         if seg.segmenter is None and not any(t.codec in VIDEO_CODECS or t.codec == AUDIO_AAC
                                              for t in stream.tracks):
             raise ServiceUnavailable("no track of this stream goes into fragmented MP4")

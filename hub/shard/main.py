@@ -196,7 +196,7 @@ class Shard:
             await self.pulls.ensure(path)  # route pull; NotFound when none applies
         return self.streams.open(path, ch)
 
-    async def on_hls_open(self, ch: IpcChannel, a: M.HlsOpenArgs) -> str | M.HlsFolder:
+    async def on_hls_open(self, ch: IpcChannel, a: M.HlsOpenArgs) -> M.HlsFolder:
         stream = self.streams.get(str(a["path"]))
         if stream is None:
             stream = await self.pulls.ensure(str(a["path"]))  # route pull

@@ -62,7 +62,7 @@ def test_closing_a_stream_with_a_live_segmenter(tmp_path: Path, caplog: pytest.L
                 stream.write(0, _au(i % 10 == 0), ts, ts, i % 10 == 0)
                 ts += 3600
                 await asyncio.sleep(0)
-            folder = await opening
+            folder = (await opening)["folder"]
             assert (Path(folder) / "index.m3u8").exists()
             # The end of a publisher: its last packets and its TEARDOWN in one read.
             stream.write(0, _au(False), ts, ts, False)

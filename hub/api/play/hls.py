@@ -79,12 +79,10 @@ async def playlist(front: FrontContext, head: HttpRequestHead, path: str, client
         text = _read(live.folder, "ll.m3u8").decode()
     elif variant == "fmp4":
         reply = await front.shard_request(path, M.HLS_OPEN({"path": path, "variant": "fmp4"}), timeout=20.0)
-        assert not isinstance(reply, str)  # a variant other than "ts" answers an HlsFolder
         text = _read(Path(reply["folder"]), "index.m3u8").decode()
     else:
-        folder = await front.shard_request(path, M.HLS_OPEN({"path": path}), timeout=20.0)
-        assert isinstance(folder, str)  # "ts" answers the folder itself
-        text = _read(Path(folder), "index.m3u8").decode()
+        reply = await front.shard_request(path, M.HLS_OPEN({"path": path}), timeout=20.0)
+        text = _read(Path(reply["folder"]), "index.m3u8").decode()
     return _ok(with_query(text, _token_query(head)).encode(), PLAYLIST_TYPE)
 
 

@@ -124,7 +124,6 @@ class HlsLive:
             return live
         reply = await self.shards.request(path, M.HLS_OPEN({"path": path, "variant": "ll"}),
                                           timeout=OPEN_TIMEOUT)
-        assert not isinstance(reply, str)  # "ll" answers an HlsFolder with its state
         state, next_part = state_from_wire(reply["st"]), int(reply["n"])
         live = self.streams.get(path)
         if live is None or live.gone:
