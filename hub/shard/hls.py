@@ -125,7 +125,9 @@ class HlsManager:
             self._stop(key)
 
     async def _reap(self) -> None:
-        while True:
+        """Every REAP_EVERY while a segmenter runs; gone with the last one
+        (a shard that served HLS once does not wake for it at rest)."""
+        while self.segmenters:
             await asyncio.sleep(REAP_EVERY)
             now = time.monotonic()
             for key, seg in list(self.segmenters.items()):
@@ -135,6 +137,7 @@ class HlsManager:
                 elif isinstance(seg, Fmp4HlsSegmenter):
                     for ch in [c for c, t in seg.subscribers.items() if now - t > IDLE_STOP]:
                         del seg.subscribers[ch]
+        self._reaper = None
 
     def close(self) -> None:
         if self._reaper is not None:
