@@ -40,7 +40,7 @@ async def _kick(front: FrontContext, ch: IpcChannel, a: M.KickArgs) -> bool:
     return front.kick_local(int(a["cid"]))
 
 
-async def _metrics(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+async def _metrics(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> M.ChildReport:
     return front_report(front)
 
 

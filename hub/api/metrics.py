@@ -10,17 +10,17 @@ for this; the sums run once per scrape, over the players of this front.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..ipc.latency import REQUEST_LATENCY
-from ..ipc.messages import LABEL_SEP
+from ..ipc.messages import LABEL_SEP, ChildReport
 
 if TYPE_CHECKING:
     from .context import FrontContext
 
 
 
-def front_report(front: FrontContext) -> dict[str, Any]:
+def front_report(front: FrontContext) -> ChildReport:
     views = front.views
     hls = front.hls_viewers
     players: Counter[str] = Counter()

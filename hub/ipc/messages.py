@@ -55,11 +55,32 @@ class StoreArgs(TypedDict, total=False):
     relay_user: list[str]        # a cluster's: other nodes pull as this user
 
 
+class ChildReport(TypedDict, total=False):
+    """What a child answers to `metrics` (added up by hub.supervisor.tally).
+
+    `c` counters and `g` gauges: {key: number} or {key: {label value(s): number}}
+    (several label values joined by LABEL_SEP); `p`: {path: [bytes in, bytes out]};
+    `h`: {IPC method: [count per bucket, +Inf count, sum of seconds]}
+    (hub.ipc.latency)."""
+
+    c: dict[str, Any]
+    g: dict[str, Any]
+    p: dict[str, list[float]]
+    h: dict[str, list[float]]
+
+
+class MetricsText(TypedDict):
+    """The supervisor's answer to `scrape`: the tree's /metrics exposition."""
+    body: bytes
+    type: str  # its Content-Type
+
+
 PING: Final = Call[NoArgs, str]("ping", NoArgs, "shard", "front")  # heartbeat: "pong"
 STATS: Final = Call[StatsArgs, dict[str, Any]]("stats", StatsArgs, "shard", "front")  # counters for /api/v1/runtime
 # supervisor -> child: plain counters (hub.supervisor.tally.ChildReport); front -> supervisor:
 # the tree's /metrics text, {"body": bytes, "type": str}. Two answers under one name: a dict.
-METRICS: Final = Call[NoArgs, dict[str, Any]]("metrics", NoArgs, "supervisor", "shard", "front")
+METRICS: Final = Call[NoArgs, ChildReport]("metrics", NoArgs, "shard", "front")  # its counters (hub.supervisor.tally)
+SCRAPE: Final = Call[NoArgs, MetricsText]("scrape", NoArgs, "supervisor")  # front -> supervisor: the tree's /metrics
 DRAIN: Final = Call[NoArgs, bool]("drain", NoArgs, "shard", "front")  # stop taking connections and sessions
 RELOAD: Final = Call[ReloadArgs, bool]("reload", ReloadArgs, "shard", "front")  # the reloadable keys changed
 STORE_CHANGED: Final = Call[StoreArgs, bool]("store_changed", StoreArgs, "shard", "front")  # users/routes/rules changed

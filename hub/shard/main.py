@@ -174,7 +174,7 @@ class Shard:
             self.recorders.set_rules(RecordTable.from_wire(a["record"]))
         return True
 
-    async def on_metrics(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+    async def on_metrics(self, ch: IpcChannel, a: M.NoArgs) -> M.ChildReport:
         return shard_report(self.tally, self.streams, self.publishers, self.pulls, self.hls,
                             rtmp_publishers=len(self.rtmp.sessions),
                             whip_publishers=len(self.whip.sessions), recorders=self.recorders)

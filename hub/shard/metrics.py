@@ -10,9 +10,9 @@ when it ends (`ShardTally.stream_ended`) until one report has carried it.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from ..ipc.latency import REQUEST_LATENCY
+from ..ipc.messages import ChildReport
 from .hls import HlsManager
 from .publish import PublishHost
 from .pull import PullManager
@@ -38,7 +38,7 @@ class ShardTally:
 
 def shard_report(tally: ShardTally, streams: StreamTable, publishers: PublishHost, pulls: PullManager,
                  hls: HlsManager, rtmp_publishers: int = 0, whip_publishers: int = 0,
-                 recorders: RecordManager | None = None) -> dict[str, Any]:
+                 recorders: RecordManager | None = None) -> ChildReport:
     bytes_in: Counter[str] = Counter(tally.ended_in)
     lost, dropped = tally.lost, tally.dropped
     for stream in streams:

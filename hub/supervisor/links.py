@@ -100,7 +100,7 @@ class ChildLink:
         self.child.serving = True
 
     # -- operations ----------------------------------------------------------------------
-    async def metrics(self, ch: IpcChannel, a: M.NoArgs) -> dict[str, Any]:
+    async def scrape(self, ch: IpcChannel, a: M.NoArgs) -> M.MetricsText:
         return {"body": await self.sup.metrics.scrape(), "type": CONTENT_TYPE}
 
     async def health(self, ch: IpcChannel, a: M.NoArgs) -> M.Health:
@@ -195,7 +195,7 @@ SUPERVISOR.request(M.ADMIT, ChildLink.admit)
 SUPERVISOR.notice(M.ADMITTED, ChildLink.admitted)
 SUPERVISOR.notice(M.RELEASE, ChildLink.release)
 SUPERVISOR.notice(M.SERVING, ChildLink.serving)
-SUPERVISOR.request(M.METRICS, ChildLink.metrics)
+SUPERVISOR.request(M.SCRAPE, ChildLink.scrape)
 SUPERVISOR.request(M.HEALTH, ChildLink.health)
 SUPERVISOR.request(M.READY, ChildLink.ready)
 SUPERVISOR.request(M.RUNTIME, ChildLink.runtime)

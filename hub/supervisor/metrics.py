@@ -24,7 +24,8 @@ import psutil
 
 from ..ipc import messages as M
 from ..ipc.latency import BUCKETS, REQUEST_LATENCY
-from .tally import ChildReport, Key, Tally
+from ..ipc.messages import ChildReport
+from .tally import Key, Tally
 
 if TYPE_CHECKING:
     from prometheus_client.core import CollectorRegistry, Metric
@@ -200,10 +201,8 @@ class TreeMetrics:
             replies = await self.tree.request_all(M.METRICS({}), timeout=CHILD_TIMEOUT)
             now = time.monotonic()
             for child, report in replies:
-                if child.pid is not None and isinstance(report, dict):
-                    # A child answers a ChildReport; `metrics` is declared to answer
-                    # dict[str, Any] because the supervisor answers it too (the text).
-                    self.tally.update((child.pid, "child"), report, now)  # type: ignore[arg-type]
+                if child.pid is not None:
+                    self.tally.update((child.pid, "child"), report, now)
             own = os.getpid()
             self.tally.update((own, "self"), self._own_report(), now)
             names = {own: "supervisor"}

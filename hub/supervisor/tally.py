@@ -16,9 +16,9 @@ a series of their own; the bytes of the others are summed under `_other`.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
-from ..ipc.messages import LABEL_SEP
+from ..ipc.messages import LABEL_SEP, ChildReport
 
 #: The label value that sums the paths beyond `metrics.max_paths`.
 OTHER_PATH = "_other"
@@ -31,20 +31,6 @@ Key = tuple[str, tuple[str, ...]]
 #: Who reported: (process id, what part of it), e.g. (pid, "child") for a
 #: child's own report, (pid, "proc") for what psutil says of it.
 Source = tuple[int, str]
-
-
-class ChildReport(TypedDict, total=False):
-    """What a process answers to `metrics`.
-
-    `c` counters and `g` gauges: {key: number} or {key: {label value(s): number}}
-    (several label values joined by a tab); `p`: {path: [bytes in, bytes out]};
-    `h`: {IPC method: [count per bucket, +Inf count, sum of seconds]}
-    (hub.ipc.latency)."""
-
-    c: dict[str, Any]
-    g: dict[str, Any]
-    p: dict[str, list[float]]
-    h: dict[str, list[float]]
 
 
 def flatten(group: dict[str, Any]) -> dict[Key, float]:

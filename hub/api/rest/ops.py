@@ -61,7 +61,7 @@ def check_metrics_access(front: FrontContext, request: Request) -> None:
 async def metrics(request: Request) -> Response:
     front = _front(request)
     check_metrics_access(front, request)
-    reply = await front.supervisor_request(M.METRICS({}), timeout=METRICS_TIMEOUT)
+    reply = await front.supervisor_request(M.SCRAPE({}), timeout=METRICS_TIMEOUT)
     return Response(bytes(reply["body"]), media_type=str(reply["type"]))
 
 
