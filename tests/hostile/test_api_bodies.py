@@ -147,3 +147,20 @@ def test_huge_passwords_are_refused_without_internals(hub: HubServer) -> None:
         _no_internals(body)
     # The server is still fine and the user was not made.
     assert "big" not in [u["name"] for u in hub.get_json("/api/v1/users")["users"]]
+
+
+def test_json_nested_too_deep_is_refused_not_a_crash(hub: HubServer) -> None:
+    """1 KiB of `[` (no token needed for login) made json.loads raise
+    RecursionError, which escaped as a 500 with a traceback in the log:
+    answered like unreadable JSON now, and nothing is logged as a crash."""
+    token = hub.token()
+    deep = b"[" * 100_000  # over the 64 KiB cap: refused by its length first
+    for data in (b"[" * 2_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000):
+        for path, tok, want in (("/api/v1/login", None, 403), ("/api/v1/users", token, 400),
+                                ("/api/v1/routes", token, 400)):
+            status, body = _post_json(hub, path, tok, data)
+            assert status == want, (path, len(data), status, body[:200])
+            _no_internals(body)
+    assert _post_json(hub, "/api/v1/login", None, deep)[0] == 413
+    log = hub.log()
+    assert "RecursionError" not in log and "Exception in ASGI application" not in log, log[-3000:]

@@ -6,7 +6,6 @@ supervisor, which persists them before answering and broadcasts them.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from ...store.users import NAME_MAX, PASSWORD_MAX, canonical_name
 from ..access import NOT_ADMIN, token_from, user_for_token
 from .paging import page_params
 from ..http_responses import CORS, error_body, error_headers, public_message
-from .body import json_body, read_body
+from .body import json_body, parse_json, read_body
 from .json import JsonResponse
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ class TokenGate:
 async def login(request: Request) -> Response:
 
     try:
-        body = json.loads(await read_body(request))
+        body = parse_json(await read_body(request))
     except ValueError:
         raise Forbidden(NO_BODY) from None
     if not isinstance(body, dict):

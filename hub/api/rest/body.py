@@ -38,9 +38,19 @@ async def read_body(request: Request, cap: int = MAX_BODY) -> bytes:
     return b"".join(parts)
 
 
+def parse_json(data: bytes) -> Any:
+    """`json.loads`, with JSON nested too deep for the parser (a RecursionError
+    past ~1,000 levels: a 1 KiB body of `[`) raised as the ValueError that
+    unreadable JSON raises, so callers answer both alike instead of a 500."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 async def json_body(request: Request) -> Any:
     body = await read_body(request)
     try:
-        return json.loads(body)
+        return parse_json(body)
     except ValueError as e:
         raise BadRequest(f"unreadable JSON: {e}") from None
