@@ -22,6 +22,7 @@ import os
 import time
 from typing import Any, Awaitable, Callable, TypeVar, cast
 
+from ..auth.hashing import HashingPool
 from ..auth.passwords import needs_rehash
 from ..auth.tokens import TokenService
 from ..config import Config
@@ -84,6 +85,10 @@ def table_specs(config: Config) -> list[TableSpec[Any]]:
     ]
 
 
+#: Logins (and password changes) hashed at once in the supervisor.
+LOGIN_WORKERS = 1
+
+
 class Stores:
     def __init__(self, config: Config, broadcast: Callable[[StoreArgs], Awaitable[Any]],
                  backend: StoreBackend | None = None) -> None:
@@ -98,6 +103,10 @@ class Stores:
         self._pusher: asyncio.Task[None] | None = None
         self.key = b""
         self.tokens: TokenService | None = None
+        #: Logins' and password changes' scrypt: off the loop, one at a time,
+        #: 32 in hand (anyone may POST /api/v1/login: a flood costs at most
+        #: one core and is refused, 503, beyond that; it does not queue).
+        self.hashing = HashingPool(workers=LOGIN_WORKERS)
         if isinstance(self.backend, FileBackend):  # files load at once, as they always did
             os.makedirs(config.data, exist_ok=True)
             self.tables = self.backend.load(list(self.specs.values()))
@@ -181,6 +190,7 @@ class Stores:
             await self._send(kinds)
 
     async def aclose(self) -> None:
+        self.hashing.close()
         if self._pusher is not None:
             self._pusher.cancel()
             await asyncio.gather(self._pusher, return_exceptions=True)
@@ -199,7 +209,7 @@ class Stores:
         if not isinstance(obj, dict):
             raise BadRequest("the body must be a JSON object")
         flag = bool(a.get("update_password"))
-        hashed = await _prehash(obj)
+        hashed = await _prehash(self.hashing, obj)
         name: str = await self._update("users", lambda t: t.upsert(obj, flag, hashed).name, a.get("deadline"))
         return name
 
@@ -233,13 +243,13 @@ class Stores:
     async def login(self, name: str, password: str) -> TokenPair:
         if not name or not password:
             raise Forbidden(LOGIN_FAILED)
-        # scrypt takes ~80 ms: off the loop, so heartbeats and other requests go on.
-        user = await asyncio.to_thread(self.users.authenticate, name, password)
+        # scrypt takes ~50-80 ms: off the loop, so heartbeats and other requests go on.
+        user = await self.hashing.run(self.users.authenticate, name, password)
         if user is None:
             raise Forbidden(LOGIN_FAILED)
         tokens = self._tokens()
         # A legacy (plain, MD5) hash becomes scrypt: hashed here, not inside the change.
-        hashed = await asyncio.to_thread(hash_for, user.name, password) if needs_rehash(user.password_hash) else None
+        hashed = await self.hashing.run(hash_for, user.name, password) if needs_rehash(user.password_hash) else None
 
         def open_login(t: UserTable) -> tuple[str, int, str, int]:
             found = t.get(name)
@@ -255,7 +265,7 @@ class Stores:
         return {"access_token": access, "refresh_token": refresh}
 
 
-async def _prehash(obj: dict[str, Any]) -> tuple[str, str] | None:
+async def _prehash(hashing: HashingPool, obj: dict[str, Any]) -> tuple[str, str] | None:
     """`hash_for` of the password a user object carries, or None; a name or
     password that does not validate is left for `upsert` to refuse."""
     if not isinstance(obj.get("password"), str):
@@ -265,4 +275,4 @@ async def _prehash(obj: dict[str, Any]) -> tuple[str, str] | None:
         pw = validate_password(obj.get("password"))
     except BadRequest:
         return None
-    return await asyncio.to_thread(hash_for, name, pw)
+    return await hashing.run(hash_for, name, pw)

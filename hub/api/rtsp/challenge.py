@@ -5,33 +5,29 @@ are checked against the front's broadcast copy of the users table.
 
 Basic sends the password itself, which is checked against its scrypt hash:
 tens of milliseconds of CPU. That never runs on the event loop (it would
-stall every player of the front): it runs in a worker thread (hashlib's
-scrypt releases the GIL), at most `SCRYPT_WORKERS` at a time with at most
-`SCRYPT_QUEUE` waiting (more is 503), and a password that verified once is
+stall every player of the front): it runs in a `HashingPool`
+(hub.auth.hashing: at most 2 at a time, 32 in hand, more is 503), and a
+password that verified once is
 remembered (by its SHA-256, with the hash it matched) so a player's
 DESCRIBE/SETUP/PLAY cost one scrypt, not three.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
+from ...auth.hashing import HashingPool
 from ...auth.passwords import REALM, verify_password
-from ...errors import ServiceUnavailable, Unauthorized
+from ...errors import Unauthorized
 from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, DigestVerdict,
                            check_digest, parse_authorization)
 from ...store.users import User, UserTable
 
 NONCE_TTL = 300.0
-#: Concurrent scrypt checks of Basic passwords, and how many may wait.
-SCRYPT_WORKERS = 2
-SCRYPT_QUEUE = 32
 #: Basic passwords remembered after a successful check.
 BASIC_CACHE = 1024
 
@@ -50,8 +46,7 @@ class RtspChallenger:
         self._nonces: dict[str, float] = {}
         # (user, sha256(password)) -> the stored hash it verified against.
         self._verified: OrderedDict[tuple[str, bytes], str] = OrderedDict()
-        self._pool: ThreadPoolExecutor | None = None
-        self._waiting = 0
+        self.hashing = HashingPool()
 
     def challenge(self, stale: bool = False) -> str:
         if self.scheme == "basic":
@@ -102,15 +97,7 @@ class RtspChallenger:
         if self._verified.get(key) == stored:
             self._verified.move_to_end(key)
             return True
-        if self._waiting >= SCRYPT_QUEUE:
-            raise ServiceUnavailable("too many password checks in progress")
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(SCRYPT_WORKERS, thread_name_prefix="scrypt")
-        self._waiting += 1
-        try:
-            ok = await asyncio.get_running_loop().run_in_executor(self._pool, verify_password, stored, password)
-        finally:
-            self._waiting -= 1
+        ok = await self.hashing.run(verify_password, stored, password)
         if ok:
             self._verified[key] = stored
             if len(self._verified) > BASIC_CACHE:
