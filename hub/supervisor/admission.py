@@ -17,7 +17,7 @@ later ones from other fronts only add a holder, and the grant goes when
 its last holder releases it.
 
 `connections_per_ip` counts player and publisher sessions per remote
-address (a TCP connection that never becomes one, such as an API request,
+address, an IPv6 one by its /64 (`hub.client_key`; a TCP connection that never becomes one, such as an API request,
 is not counted: its life is too short to hold a slot and is bounded by the
 fronts' request deadlines).
 """
@@ -28,6 +28,7 @@ import logging
 from collections import Counter
 from typing import Callable
 
+from ..client_key import client_key
 from ..config import LimitsConfig
 from ..errors import BadRequest, Draining, LimitReached
 
@@ -61,6 +62,7 @@ class Admission:
         A `viewer` already counted only gains `holder` as a holder."""
         if kind not in (PLAYER, PUBLISHER):
             raise BadRequest(f"unknown session kind {kind!r}")
+        ip = client_key(ip)
         shared = self.viewers.get(viewer) if viewer else None
         if shared is not None:
             shared[1][holder] += 1
@@ -99,7 +101,7 @@ class Admission:
             self._let_go(viewer, holder, 1)
             return
         held = self.held.get(holder)
-        grant = (kind, path, ip)
+        grant = (kind, path, client_key(ip))
         if held is None or held[grant] <= 0:
             return
         held[grant] -= 1

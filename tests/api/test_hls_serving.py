@@ -107,6 +107,13 @@ def test_waits_are_woken_bounded_and_timed() -> None:
         with pytest.raises(ServiceUnavailable, match="too many"):
             await live.wait("5.6.7.8", lambda lv: False, 5.0)
         assert live.waiting == hls_live.MAX_WAITING_PER_CLIENT
+        # An IPv6 client is its /64: another address of it is the same client.
+        v6 = [loop.create_task(live.wait(f"2001:db8:0:9::{i:x}", lambda lv: False, 5.0))
+              for i in range(hls_live.MAX_WAITING_PER_CLIENT)]
+        held += v6
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceUnavailable, match="too many"):
+            await live.wait("2001:db8:0:9:ffff::1", lambda lv: False, 5.0)
         # The stream's HLS ends: every waiting request is answered 404.
         live.end()
         for t in held:

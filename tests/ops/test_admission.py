@@ -106,3 +106,22 @@ def test_an_hls_viewer_is_one_player_whichever_fronts_hold_it() -> None:
     adm.release("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")
     adm.release("front-0", PLAYER, "/a", "10.0.0.1", viewer="hls:v1")  # a stray one: ignored
     assert adm.players == 0 and adm.viewers == {} and adm.by_ip == {} and adm.players_by_path == {}
+
+
+def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address() -> None:
+    """A host picks any address in its /64 (and a new one per connection):
+    counted by full address, one IPv6 client would never reach the limit."""
+    adm, refused = make(connections_per_ip=2)
+    adm.admit("front-0", PLAYER, "/a", "2001:db8:0:7::1")
+    adm.admit("front-1", PLAYER, "/a", "2001:db8:0:7:aaaa:bbbb:cccc:dddd")
+    with pytest.raises(LimitReached):
+        adm.admit("front-0", PLAYER, "/b", "2001:db8:0:7::ffff")
+    adm.admit("front-0", PLAYER, "/b", "2001:db8:0:8::1")  # another /64
+    adm.admit("front-0", PLAYER, "/a", "::ffff:10.0.0.1")
+    adm.admit("front-1", PLAYER, "/a", "10.0.0.1")
+    with pytest.raises(LimitReached):  # the same IPv4 client, however it is written
+        adm.admit("front-1", PLAYER, "/b", "::ffff:10.0.0.1")
+    adm.release("front-0", PLAYER, "/a", "2001:db8:0:7::1")
+    adm.admit("front-0", PLAYER, "/c", "2001:db8:0:7::2")  # room again in that /64
+    assert refused == ["connections_per_ip", "connections_per_ip"]
+    assert adm.by_ip["2001:db8:0:7::/64"] == 2 and adm.by_ip["10.0.0.1"] == 2

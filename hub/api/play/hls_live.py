@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from ...client_key import client_key
 from ...errors import NotFound, ServiceUnavailable
 from ...ipc import messages as M
 from ...media.hls import LlState
@@ -81,6 +82,7 @@ class LiveHls:
             return
         if self.gone:
             raise NotFound("404 page not found")
+        client = client_key(client)  # an IPv6 client by its /64
         if self.waiting >= MAX_WAITING_PER_STREAM or self.per_client[client] >= MAX_WAITING_PER_CLIENT:
             raise ServiceUnavailable("too many HLS requests waiting")
         loop = asyncio.get_running_loop()
