@@ -10,8 +10,10 @@ address.
 
 Consent freshness (RFC 7675): the peer refreshes consent with a Binding
 request every few seconds; with none for ``consent_timeout`` seconds (30 by
-default) the peer is closed. The same bound covers a peer that never
-connects.
+default) the peer is closed. Only checks from the selected address (where
+media goes) count: a peer that nominated another address (a spoofed one,
+say) cannot keep media flowing there with checks from its own. The same
+bound covers a peer that never connects.
 
 Send side: :meth:`send_rtp` takes packets made once per stream (see
 :mod:`hub.media.webrtc.stream_out`) and only protects them, after a 1-byte
@@ -252,7 +254,8 @@ class WebRtcPeer:
         return []
 
     def handle_stun(self, msg: StunMessage, addr: Addr, now: float) -> list[Datagram]:
-        """Answer a Binding request with our credentials; refresh consent."""
+        """Answer a Binding request with our credentials; a check from the
+        selected address (after any nomination it carries) refreshes consent."""
         if msg.msg_type == BINDING_INDICATION:
             return []  # keep-alive, needs no answer and proves nothing
         creds = self.creds
@@ -265,7 +268,6 @@ class WebRtcPeer:
             self.stats.stun_rejected += 1
             return []
         self.stats.stun_ok += 1
-        self.last_consent = now
         if addr not in self.addresses:
             if len(self.addresses) >= MAX_ADDRESSES:
                 dropped = self.addresses.pop(0)
@@ -274,6 +276,11 @@ class WebRtcPeer:
             self.addresses.append(addr)
         if msg.has(ATTR_USE_CANDIDATE) or self.selected is None:
             self.selected = addr
+        if addr == self.selected:
+            # Consent is per pair (RFC 7675): only a check from where media
+            # goes refreshes it, so checks from one address cannot keep media
+            # flowing to another the peer once nominated.
+            self.last_consent = now
         if self.state is PeerState.NEW:
             self.state = PeerState.CHECKED
         return [(binding_success(msg, addr[0], addr[1], creds.key), addr)]

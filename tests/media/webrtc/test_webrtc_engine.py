@@ -147,6 +147,44 @@ def test_consent_expires_on_a_fake_clock() -> None:
     assert mux.stats.unknown_address == 1
 
 
+def test_consent_counts_only_checks_from_the_selected_address() -> None:
+    """The audit's case: one nominating check from a spoofed address moved
+    media there, and checks from the peer's real address kept it alive."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 100.0)
+    _connected(mux, client, peer, 100.0)
+    spoofed = ("203.0.113.9", 53)
+    assert mux.receive(client.check("srv1", "p" * 24), spoofed, 101.0)  # valid credentials, USE-CANDIDATE
+    assert peer.selected == spoofed and peer.last_consent == 101.0
+    for t in (110.0, 120.0, 130.0):  # consent checks from the real address: answered, but not consent
+        assert mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
+    assert peer.last_consent == 101.0 and mux.deadline(130.0) == 131.0
+    mux.handle_timer(131.0)
+    assert peer.state is PeerState.CLOSED and peer.close_reason == "consent expired"
+
+
+def test_a_peer_that_moves_to_a_new_address_keeps_consent_from_there() -> None:
+    """A browser that changes network nominates a pair on its new address and
+    refreshes consent from it; checks from the old address then do not count."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 100.0)
+    _connected(mux, client, peer, 100.0)
+    new = ("192.0.2.44", 61000)
+    assert mux.receive(client.check("srv1", "p" * 24), new, 110.0)
+    assert peer.selected == new and mux.by_addr[new] is peer
+    for t in (135.0, 160.0):
+        mux.receive(client.check("srv1", "p" * 24, nominate=False), new, t)
+    mux.handle_timer(189.0)
+    assert peer.state is PeerState.CONNECTED and peer.last_consent == 160.0
+    for t in (170.0, 185.0):
+        mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
+    assert mux.deadline(185.0) == 190.0
+    mux.handle_timer(190.0)
+    assert peer.close_reason == "consent expired"
+
+
 def test_peer_that_never_checks_is_reaped() -> None:
     mux = WebRtcMux()
     peer = _peer(MemoryClient(), 0.0)
