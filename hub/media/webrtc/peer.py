@@ -10,14 +10,27 @@ address.
 
 Consent freshness (RFC 7675): the peer refreshes consent with a Binding
 request every few seconds; with none for ``consent_timeout`` seconds (30 by
-default) the peer is closed. The same bound covers a peer that never
-connects.
+default) the peer is closed. Only checks from the selected address (where
+media goes) count: a peer that nominated another address (a spoofed one,
+say) cannot keep media flowing there with checks from its own. The same
+bound covers a peer that never connects.
 
 Send side: :meth:`send_rtp` takes packets made once per stream (see
 :mod:`hub.media.webrtc.stream_out`) and only protects them, after a 1-byte
 payload-type rewrite on a copy when this peer negotiated another number.
 NACKs are answered from the stream's retransmission buffer; PLI and FIR are
 counted and reported as events (nothing is asked upstream).
+
+NACK answers are bounded, since a player holds the keys and may ask for
+anything: the sequence numbers of one datagram (every NACK of its compound
+packet) are collected without duplicates (at most ``fb.MAX_NACKED``), at
+most :data:`MAX_RESENT_PER_DATAGRAM` packets are resent for it, a number
+resent to this peer less than :data:`NACK_HOLDOFF` ago is not resent again,
+and a token bucket (:data:`NACK_BURST` packets, refilled at
+:data:`NACK_RATE` per second) bounds the peer's retransmissions over time.
+Without them one 1.4 KB datagram of 19 NACKs, each naming the same 17
+packets 16 times, made ~4,900 retransmissions (~5.8 MB, ~50 ms of the
+loop).
 
 Receive side (WHIP): decrypted RTP of a negotiated payload type becomes an
 :class:`RtpReceived` event, ready for a depacketiser.
@@ -27,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
@@ -41,7 +55,8 @@ from .stun import (ATTR_USE_CANDIDATE, BINDING_REQUEST, BINDING_INDICATION, Stun
 
 __all__ = ["Addr", "Datagram", "PeerState", "SendTrack", "RecvTrack", "PacketSource", "PeerStats",
            "PeerConnected", "PeerClosed", "RtpReceived", "SenderReportReceived",
-           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "MAX_ADDRESSES"]
+           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "MAX_ADDRESSES",
+           "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF"]
 
 Addr = tuple[str, int]
 Datagram = tuple[bytes, Addr]
@@ -52,6 +67,25 @@ CONSENT_TIMEOUT = 30.0
 MAX_ADDRESSES = 8
 #: Events kept between two drains by the glue.
 MAX_EVENTS = 256
+#: Packets resent for one datagram (one compound RTCP packet), whatever its
+#: NACKs ask: a player's NACK names the few packets it lost since the last
+#: one (Chrome sends one per frame with losses).
+MAX_RESENT_PER_DATAGRAM = 64
+#: Retransmissions per peer over time: a token bucket of NACK_BURST packets,
+#: refilled at NACK_RATE packets per second. 512 is one retransmission buffer
+#: (`stream_out.RETRANSMIT_PACKETS`, ~1 s of a 4 Mbit/s stream, whose rate is
+#: ~420 packets/s): a player can have a second of loss resent at once and
+#: about as much again every second, ~1.2x that stream's packet rate (more
+#: for slower streams, which cannot lose more than they send anyway).
+NACK_BURST = 512
+NACK_RATE = 512.0
+#: Seconds during which a sequence number resent to a peer is not resent
+#: again (a NACK repeated before the retransmission could have arrived).
+NACK_HOLDOFF = 0.1
+#: Resent numbers remembered per peer for NACK_HOLDOFF: the bucket already
+#: bounds them to NACK_BURST + NACK_RATE * NACK_HOLDOFF (~563); this is the
+#: hard stop should the clock go backwards.
+MAX_RESENT_REMEMBERED = 1024
 
 
 class PeerState(enum.Enum):
@@ -105,8 +139,10 @@ class PeerStats:
     rtp_out: int = 0
     protect_failed: int = 0    # libsrtp refused (a NACKed index older than its window)
     rtp_rewritten: int = 0
-    nack_asked: int = 0
+    nack_asked: int = 0        # sequence numbers in NACKs, duplicates included
     nack_resent: int = 0
+    nack_repeated: int = 0     # not resent: already resent less than NACK_HOLDOFF ago
+    nack_limited: int = 0      # not resent: per-datagram cap or token bucket
     pli: int = 0
     fir: int = 0
 
@@ -185,6 +221,12 @@ class WebRtcPeer:
         #: SSRC the peer sends each received track with (learned from RTP).
         self.recv_ssrc: dict[int, int] = {}
         self.rtcp_ssrc = random.getrandbits(32)
+        #: NACK token bucket (packets) and when it was last refilled.
+        self._nack_tokens = float(NACK_BURST)
+        self._nack_at = now
+        #: (track << 16 | seq) -> when it was resent, oldest first (an
+        #: OrderedDict: taking from the front stays O(1)).
+        self._resent: OrderedDict[int, float] = OrderedDict()
 
     # -- input ------------------------------------------------------------
 
@@ -207,12 +249,13 @@ class WebRtcPeer:
         if 20 <= b0 <= 63:
             return self._handle_dtls(data, addr)
         if 128 <= b0 <= 191:
-            return self._handle_srtp(data)
+            return self._handle_srtp(data, now)
         self.stats.dropped += 1
         return []
 
     def handle_stun(self, msg: StunMessage, addr: Addr, now: float) -> list[Datagram]:
-        """Answer a Binding request with our credentials; refresh consent."""
+        """Answer a Binding request with our credentials; a check from the
+        selected address (after any nomination it carries) refreshes consent."""
         if msg.msg_type == BINDING_INDICATION:
             return []  # keep-alive, needs no answer and proves nothing
         creds = self.creds
@@ -225,7 +268,6 @@ class WebRtcPeer:
             self.stats.stun_rejected += 1
             return []
         self.stats.stun_ok += 1
-        self.last_consent = now
         if addr not in self.addresses:
             if len(self.addresses) >= MAX_ADDRESSES:
                 dropped = self.addresses.pop(0)
@@ -234,6 +276,11 @@ class WebRtcPeer:
             self.addresses.append(addr)
         if msg.has(ATTR_USE_CANDIDATE) or self.selected is None:
             self.selected = addr
+        if addr == self.selected:
+            # Consent is per pair (RFC 7675): only a check from where media
+            # goes refreshes it, so checks from one address cannot keep media
+            # flowing to another the peer once nominated.
+            self.last_consent = now
         if self.state is PeerState.NEW:
             self.state = PeerState.CHECKED
         return [(binding_success(msg, addr[0], addr[1], creds.key), addr)]
@@ -251,7 +298,7 @@ class WebRtcPeer:
             self.close("DTLS close_notify")
         return [(d, addr) for d in out]
 
-    def _handle_srtp(self, data: bytes) -> list[Datagram]:
+    def _handle_srtp(self, data: bytes, now: float) -> list[Datagram]:
         srtp = self.srtp
         if srtp is None:
             self.stats.dropped += 1
@@ -264,13 +311,13 @@ class WebRtcPeer:
                 self.stats.dropped += 1
                 return []
             self.stats.srtcp_in += 1
-            out: list[Datagram] = []
+            nacked: dict[int, dict[int, None]] = {}  # media SSRC -> numbers, in order asked
             for part in parts:
                 try:
-                    out += self._handle_rtcp(part)
+                    self._handle_rtcp(part, nacked)
                 except ProtocolError:
                     self.stats.dropped += 1
-            return out
+            return self._answer_nacks(nacked, now) if nacked else []
         try:
             plain = srtp.unprotect(data)
         except ProtocolError:
@@ -285,15 +332,26 @@ class WebRtcPeer:
         self._event(RtpReceived(self, track, plain))
         return []
 
-    def _handle_rtcp(self, part: object) -> list[Datagram]:
+    def _handle_rtcp(self, part: object, nacked: dict[int, dict[int, None]]) -> None:
+        """Act on one part of a compound packet; a NACK's numbers are added
+        to ``nacked`` (answered once for the whole datagram)."""
         if isinstance(part, SenderReport):
             if self.recv_tracks:
                 self._event(SenderReportReceived(self, part))
-            return []
+            return
         if not isinstance(part, RtcpRaw):
-            return []  # receiver reports: nothing to act on yet
+            return  # receiver reports: nothing to act on yet
         if part.packet_type == fb.RTCP_RTPFB and part.count == fb.FMT_NACK:
-            return self._answer_nack(fb.parse_nack(part.body))
+            nack = fb.parse_nack(part.body)
+            self.stats.nack_asked += len(nack.lost)
+            room = fb.MAX_NACKED - sum(len(v) for v in nacked.values())
+            asked = nacked.setdefault(nack.media_ssrc, {})
+            for seq in nack.lost:
+                if seq not in asked:
+                    if room <= 0:
+                        break
+                    asked[seq] = None
+                    room -= 1
         elif part.packet_type == fb.RTCP_PSFB and part.count == fb.FMT_PLI:
             self.stats.pli += 1
             track = self._by_ssrc.get(fb.media_ssrc(part.body))
@@ -305,16 +363,51 @@ class WebRtcPeer:
                 track = self._by_ssrc.get(ssrc)
                 if track is not None:
                     self._event(KeyframeRequested(self, track.track, "fir"))
-        return []
 
-    def _answer_nack(self, nack: fb.Nack) -> list[Datagram]:
-        self.stats.nack_asked += len(nack.lost)
-        track = self._by_ssrc.get(nack.media_ssrc)
-        if track is None or self.source is None:
+    def _answer_nacks(self, nacked: dict[int, dict[int, None]], now: float) -> list[Datagram]:
+        """Resend what one datagram's NACKs asked, each number once, within
+        the per-datagram cap, the token bucket and the hold-off."""
+        source = self.source
+        if source is None:
             return []
-        found = [p for p in (self.source.lookup(track.track, seq) for seq in nack.lost) if p is not None]
-        self.stats.nack_resent += len(found)
-        return self.send_rtp(track.track, found)
+        self._nack_tokens = min(float(NACK_BURST),
+                                self._nack_tokens + max(0.0, now - self._nack_at) * NACK_RATE)
+        self._nack_at = now
+        resent = self._resent
+        horizon = now - NACK_HOLDOFF
+        while resent:  # oldest first: stop at the first still held off
+            oldest = next(iter(resent))
+            if resent[oldest] > horizon:
+                break
+            del resent[oldest]
+        budget = min(MAX_RESENT_PER_DATAGRAM, int(self._nack_tokens))
+        stats = self.stats
+        out: list[Datagram] = []
+        for ssrc, seqs in nacked.items():
+            track = self._by_ssrc.get(ssrc)
+            if track is None:
+                continue
+            found: list[bytes] = []
+            for seq in seqs:
+                key = track.track << 16 | seq
+                if key in resent:
+                    stats.nack_repeated += 1
+                    continue
+                if budget <= 0:
+                    stats.nack_limited += 1
+                    continue
+                p = source.lookup(track.track, seq)
+                if p is None:
+                    continue
+                if len(resent) >= MAX_RESENT_REMEMBERED:
+                    resent.popitem(last=False)
+                resent[key] = now
+                found.append(p)
+                budget -= 1
+            self._nack_tokens -= len(found)
+            stats.nack_resent += len(found)
+            out += self.send_rtp(track.track, found)
+        return out
 
     # -- output -----------------------------------------------------------
 

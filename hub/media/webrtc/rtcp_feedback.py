@@ -21,7 +21,10 @@ RTCP_PSFB = 206
 FMT_NACK = 1
 FMT_PLI = 1
 FMT_FIR = 4
-#: Most sequence numbers taken from one NACK (each FCI names up to 17).
+#: Most sequence numbers taken from one NACK (each FCI names up to 17); the
+#: peer also takes at most this many distinct ones from a whole datagram
+#: (all the NACKs of one compound packet) and resends far fewer
+#: (`peer.MAX_RESENT_PER_DATAGRAM`).
 MAX_NACKED = 256
 
 _TWO = struct.Struct(">II")

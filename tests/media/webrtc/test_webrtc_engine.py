@@ -16,9 +16,10 @@ from hub.media.rtp import RtpPacket
 from hub.media.stream_desc import StreamDesc, TrackDesc
 from hub.media.webrtc.dtls import DtlsServer, split_records
 from hub.media.webrtc.mux import WebRtcMux
-from hub.media.webrtc.peer import (KeyframeRequested, PeerClosed, PeerConnected, PeerState, RecvTrack,
+from hub.media.webrtc.peer import (MAX_RESENT_PER_DATAGRAM, NACK_BURST, NACK_HOLDOFF, NACK_RATE,
+                                   KeyframeRequested, PeerClosed, PeerConnected, PeerState, RecvTrack,
                                    RtpReceived, SendTrack, WebRtcPeer)
-from hub.media.webrtc.rtcp_feedback import parse_nack, pli
+from hub.media.webrtc.rtcp_feedback import MAX_NACKED, parse_nack, pli
 from hub.media.webrtc.stream_out import RetransmitBuffer, WebRtcStreamOut
 
 from memory_client import MemoryClient
@@ -144,6 +145,44 @@ def test_consent_expires_on_a_fake_clock() -> None:
     assert client.tx is not None
     assert mux.receive(client.tx.protect(bytes(RtpPacket(96, 1, 1, 1))), client.addr, 156.0) == []
     assert mux.stats.unknown_address == 1
+
+
+def test_consent_counts_only_checks_from_the_selected_address() -> None:
+    """The audit's case: one nominating check from a spoofed address moved
+    media there, and checks from the peer's real address kept it alive."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 100.0)
+    _connected(mux, client, peer, 100.0)
+    spoofed = ("203.0.113.9", 53)
+    assert mux.receive(client.check("srv1", "p" * 24), spoofed, 101.0)  # valid credentials, USE-CANDIDATE
+    assert peer.selected == spoofed and peer.last_consent == 101.0
+    for t in (110.0, 120.0, 130.0):  # consent checks from the real address: answered, but not consent
+        assert mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
+    assert peer.last_consent == 101.0 and mux.deadline(130.0) == 131.0
+    mux.handle_timer(131.0)
+    assert peer.state is PeerState.CLOSED and peer.close_reason == "consent expired"
+
+
+def test_a_peer_that_moves_to_a_new_address_keeps_consent_from_there() -> None:
+    """A browser that changes network nominates a pair on its new address and
+    refreshes consent from it; checks from the old address then do not count."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 100.0)
+    _connected(mux, client, peer, 100.0)
+    new = ("192.0.2.44", 61000)
+    assert mux.receive(client.check("srv1", "p" * 24), new, 110.0)
+    assert peer.selected == new and mux.by_addr[new] is peer
+    for t in (135.0, 160.0):
+        mux.receive(client.check("srv1", "p" * 24, nominate=False), new, t)
+    mux.handle_timer(189.0)
+    assert peer.state is PeerState.CONNECTED and peer.last_consent == 160.0
+    for t in (170.0, 185.0):
+        mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
+    assert mux.deadline(185.0) == 190.0
+    mux.handle_timer(190.0)
+    assert peer.close_reason == "consent expired"
 
 
 def test_peer_that_never_checks_is_reaped() -> None:
@@ -322,3 +361,138 @@ def test_nack_for_an_old_packet_in_the_buffer_is_resent() -> None:
     resent = mux.receive(client.tx.protect_rtcp(nack), client.addr, 2.0)
     assert [RtpPacket.parse(client.rx.unprotect(d)).sequence_number for d, _ in resent] == [old]
     assert peer.stats.protect_failed == 0 and (peer.stats.nack_asked, peer.stats.nack_resent) == (2, 1)
+
+
+# -- NACK answers are bounded (a player holds the keys and may ask anything) ---
+
+def _nack(ssrc: int, fcis: list[tuple[int, int]]) -> bytes:
+    """One generic NACK part: (PID, BLP) per FCI."""
+    body = struct.pack(">II", 1234, ssrc) + b"".join(struct.pack(">HH", pid & 0xFFFF, blp) for pid, blp in fcis)
+    return struct.pack(">BBH", 0x81, 205, len(body) // 4) + body
+
+
+def _buffered(now: float = 0.0) -> tuple[WebRtcMux, MemoryClient, WebRtcPeer, list[bytes], int]:
+    """A connected peer whose video track has a full retransmission buffer
+    (512 one-packet frames, sent to the peer once); its packets and SSRC."""
+    mux = WebRtcMux()
+    out = WebRtcStreamOut(DESC)
+    client = MemoryClient()
+    peer = _peer(client, now, out=out)
+    _connected(mux, client, peer, now)
+    sent: list[bytes] = []
+    for i in range(512):
+        pkts = out.packetize(0, avcc_join([bytes([0x41, 0x9A]) + bytes(20)]), i * 3600, now=now)
+        peer.send_rtp(0, pkts)
+        sent += pkts
+    assert len(sent) == 512
+    return mux, client, peer, sent, out.tracks[0].ssrc
+
+
+#: RTCP bytes pylibsrtp protects (a 1,500-byte buffer less its largest SRTCP
+#: trailer), so 17 NACKs of 16 FCIs where the audit's client sent 19.
+SRTCP_PLAIN_MAX = 1500 - 148
+
+
+def _seqs(datagrams: list[tuple[bytes, tuple[str, int]]]) -> list[int]:
+    return [int.from_bytes(d[2:4], "big") for d, _ in datagrams]  # SRTP leaves the RTP header clear
+
+
+def _seq(packet: bytes) -> int:
+    return int.from_bytes(packet[2:4], "big")
+
+
+def test_one_datagram_of_duplicate_nacks_resends_each_packet_once() -> None:
+    """The audit's datagram: NACKs each 16 x (PID, BLP=0xFFFF) naming the same
+    17 packets; 19 of them made 4,864 retransmissions, these 17 made 4,352;
+    now 17."""
+    mux, client, peer, sent, ssrc = _buffered()
+    first = _seq(sent[100])
+    datagram = _nack(ssrc, [(first, 0xFFFF)] * 16) * 17
+    assert len(datagram) <= SRTCP_PLAIN_MAX
+    assert client.tx is not None and client.rx is not None
+    resent = mux.receive(client.tx.protect_rtcp(datagram), client.addr, 1.0)
+    assert [client.rx.unprotect(d) for d, _ in resent] == sent[100:117]
+    assert {a for _, a in resent} == {client.addr}
+    assert peer.stats.nack_asked == 17 * 256 and peer.stats.nack_resent == 17
+
+
+def test_one_datagram_is_held_to_the_per_datagram_cap() -> None:
+    mux, client, peer, sent, ssrc = _buffered()
+    first = _seq(sent[0])
+    datagram = _nack(ssrc, [(first + 17 * i, 0xFFFF) for i in range(16)]) * 17  # 272 numbers, 17 times
+    assert client.tx is not None
+    resent = mux.receive(client.tx.protect_rtcp(datagram), client.addr, 1.0)
+    assert len(resent) == MAX_RESENT_PER_DATAGRAM
+    assert _seqs(resent) == [_seq(p) for p in sent[:MAX_RESENT_PER_DATAGRAM]]  # the first asked, once each
+    assert peer.stats.nack_resent == MAX_RESENT_PER_DATAGRAM
+    assert peer.stats.nack_limited == MAX_NACKED - MAX_RESENT_PER_DATAGRAM  # 256 distinct kept of 272
+
+
+def test_a_repeated_nack_waits_for_the_holdoff() -> None:
+    mux, client, peer, sent, ssrc = _buffered()
+    first = _seq(sent[300])
+    assert client.tx is not None
+    ask = lambda now: mux.receive(client.tx.protect_rtcp(_nack(ssrc, [(first, 0b101)])), client.addr, now)  # noqa: E731
+    assert len(ask(2.0)) == 3
+    assert ask(2.0 + NACK_HOLDOFF / 2) == [] and peer.stats.nack_repeated == 3
+    assert _seqs(ask(2.0 + NACK_HOLDOFF * 1.5)) == [_seq(p) for p in (sent[300], sent[301], sent[303])]
+
+
+def test_a_flood_of_nack_datagrams_is_held_to_the_token_bucket() -> None:
+    """200 datagrams in a second, each asking 64 other packets of the buffer:
+    12,800 retransmissions unbounded, 5,120 with the hold-off alone; the
+    bucket allows its burst plus its rate, and keeps answering at that rate."""
+    mux, client, peer, sent, ssrc = _buffered()
+    first = _seq(sent[0])
+    assert client.tx is not None
+    start, step, total = 2.0, 0.005, 0
+    last: dict[int, float] = {}
+    for k in range(200):
+        now = start + k * step
+        base = first + (k * 64) % 512
+        resent = mux.receive(client.tx.protect_rtcp(_nack(ssrc, [(base + 16 * i, 0x7FFF) for i in range(4)])),
+                             client.addr, now)
+        assert len(resent) <= MAX_RESENT_PER_DATAGRAM
+        for s in _seqs(resent):
+            assert now - last.get(s, -1.0) >= NACK_HOLDOFF - 1e-9  # never twice within the hold-off
+            last[s] = now
+        total += len(resent)
+    elapsed = 199 * step
+    assert total <= NACK_BURST + NACK_RATE * elapsed
+    assert total >= 0.9 * (NACK_BURST + NACK_RATE * elapsed)  # still served at the bucket's rate
+    assert peer.stats.nack_limited > 0 and peer.stats.nack_resent == total
+    assert len(peer._resent) <= NACK_BURST + NACK_RATE * NACK_HOLDOFF + 1
+
+
+_NACKED = _buffered()
+_NACK_CLOCK = [0.0]
+
+_fcis = st.lists(st.tuples(st.integers(0, 700), st.integers(0, 0xFFFF)), min_size=1, max_size=16)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.floats(0.0, 0.2), st.lists(_fcis, min_size=1, max_size=17)), min_size=1, max_size=12))
+def test_any_nack_datagrams_stay_within_the_bounds(datagrams: list[tuple[float, list[list[tuple[int, int]]]]]) -> None:
+    mux, client, peer, sent, ssrc = _NACKED
+    first = _seq(sent[0])
+    buffered = {_seq(p) for p in sent}
+    assert client.tx is not None
+    _NACK_CLOCK[0] += 10.0  # a full bucket and no hold-off left from the last example
+    start = now = _NACK_CLOCK[0]
+    total = 0
+    last: dict[int, float] = {}
+    for gap, parts in datagrams:
+        now += gap
+        plain = b"".join(_nack(ssrc, [(first + pid, blp) for pid, blp in fcis]) for fcis in parts)
+        if len(plain) > SRTCP_PLAIN_MAX:
+            continue
+        seqs = _seqs(mux.receive(client.tx.protect_rtcp(plain), client.addr, now))
+        assert len(seqs) <= MAX_RESENT_PER_DATAGRAM and len(set(seqs)) == len(seqs)
+        assert set(seqs) <= buffered
+        for s in seqs:
+            assert s not in last or now - last[s] >= NACK_HOLDOFF - 1e-9
+            last[s] = now
+        total += len(seqs)
+        assert total <= NACK_BURST + NACK_RATE * (now - start) + 1e-6
+        assert len(peer._resent) <= NACK_BURST + NACK_RATE * NACK_HOLDOFF + 1
+    _NACK_CLOCK[0] = now
