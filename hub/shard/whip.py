@@ -28,6 +28,7 @@ from collections import Counter
 from typing import Callable
 
 from ..child import ChildArgs
+from ..client_key import client_key
 from ..errors import Draining, ServiceUnavailable
 from ..ipc.messages import SessionOpArgs, WhipAnswer, WhipOfferArgs
 from ..media.rtcp import SenderReport
@@ -201,7 +202,7 @@ class WhipHost:
             raise Draining("draining: not taking new publishers")
         path = canonical_path(str(args["path"]))
         client = str(args.get("client") or "")
-        host = client.rpartition(":")[0].strip("[]")
+        host = client_key(client.rpartition(":")[0])  # an IPv6 client by its /64
         if len(self.sessions) >= MAX_SESSIONS:
             raise ServiceUnavailable("WHIP: too many sessions")
         if self.per_client[host] >= MAX_SESSIONS_PER_CLIENT:
@@ -238,7 +239,7 @@ class WhipHost:
         if self.sessions.get(session.id) is not session:
             return
         del self.sessions[session.id]
-        host = session.client.rpartition(":")[0].strip("[]")
+        host = client_key(session.client.rpartition(":")[0])
         self.per_client[host] -= 1
         if self.per_client[host] <= 0:
             del self.per_client[host]

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Protocol
 
+from ...client_key import client_key
 from ...config import Config
 from ...errors import ServiceUnavailable, Unprocessable
 from ...ipc import messages as M
@@ -107,7 +108,7 @@ class WebRtcFront:
         cert = self.certificate()
         if len(self.sessions) >= MAX_SESSIONS:
             raise ServiceUnavailable("WebRTC: too many sessions")
-        if self.pending[client[0]] >= MAX_PENDING_PER_CLIENT:
+        if self.pending[client_key(client[0])] >= MAX_PENDING_PER_CLIENT:
             raise ServiceUnavailable(f"WebRTC: {MAX_PENDING_PER_CLIENT} unconnected sessions from one address "
                                      f"at most")
         fanout = view.fanout("whep", lambda v: WhepFanout(v, self))
@@ -140,7 +141,7 @@ class WebRtcFront:
         session = WhepSession(sid, f'"{secrets.token_hex(8)}"', fanout, peer, client, gone)
         fanout.add(session)
         self.sessions[sid] = session
-        self.pending[client[0]] += 1
+        self.pending[client_key(client[0])] += 1
         self.counts.webrtc_total += 1
         self.counts.webrtc_active += 1
         port.watch(peer)
@@ -162,7 +163,7 @@ class WebRtcFront:
         if not session.pending:
             return
         session.pending = False
-        host = session.client[0]
+        host = client_key(session.client[0])
         self.pending[host] -= 1
         if self.pending[host] <= 0:
             del self.pending[host]
