@@ -1,6 +1,7 @@
-"""Playback of recordings never runs its CPU work on the front's loop, and
-past the bounds of that work a request is refused at once (the audit:
-"join_range runs on the event loop, per request, uncached").
+"""Playback of recordings never runs its CPU work on the front's loop, a
+player's follow-up requests of a range cost no second join, and past the
+bounds of that work a request is refused at once (the audit: "join_range
+runs on the event loop, per request, uncached").
 
 Real recorded files (the segmenter and the recorder's file writer, 200 ms
 fragments, 60 s files) in a recordings folder; the real REST handler
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 import time
 from pathlib import Path
@@ -59,6 +61,7 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     workers = recording_files.Workers()
     monkeypatch.setattr(recordings, "_WORKERS", workers)
     monkeypatch.setattr(recordings, "_INDEX", recording_files.RecordingIndex(workers))
+    monkeypatch.setattr(recordings, "_JOINED", recording_files.JoinedRanges(workers))
     joins: list[int] = []
     rebase = playback._rebase
 
@@ -150,6 +153,59 @@ def test_a_long_join_does_not_block_the_loop(recorded: tuple[Path, dict[str, byt
     # On the loop, the join stalls it for its whole length (`one`); off it, the
     # ticker waits only for its turn at the GIL.
     assert max(gaps) < max(0.1, one / 3), (max(gaps), one)
+
+
+def test_a_ranges_follow_up_requests_cost_no_join(recorded: tuple[Path, dict[str, bytes]],
+                                                  fresh: list[int]) -> None:
+    start, end = T0 + 95.5, T0 + 215.0
+    want, _ = _expected(recorded, start, end)
+    fresh.clear()
+
+    async def main() -> None:
+        app = _app(recorded[0])
+        query = f"start={start}&end={end}"
+        status, headers, body = await _get(app, query)
+        assert status == 200 and body == want and headers["content-length"] == str(len(want))
+        assert len(fresh) == 1
+        # What a <video> asks next: the first byte, HEAD, ranges, the whole file again.
+        t0 = time.perf_counter()
+        status, headers, body = await _get(app, query, {"Range": "bytes=0-0"})
+        took = time.perf_counter() - t0
+        assert status == 206 and body == want[:1] and headers["content-range"] == f"bytes 0-0/{len(want)}"
+        status, headers, body = await _get(app, query, method="HEAD")
+        assert status == 200 and body == b"" and headers["content-length"] == str(len(want))
+        for lo, hi in ((1000, 5001), (len(want) - 700, len(want))):
+            status, _, body = await _get(app, query, {"Range": f"bytes={lo}-{hi - 1}"})
+            assert status == 206 and body == want[lo:hi]
+        assert (await _get(app, query))[2] == want
+        assert len(fresh) == 1, "one join for every request of the range"
+        assert took < 0.1, took
+        # The playlist over the range: the same join; its segments' URL pins
+        # the end inside the last fragment: one join for all of them.
+        status, _, playlist = await _get(app, query, url=URL + "/index.m3u8")
+        assert status == 200 and len(fresh) == 1
+        segment_query = next(ln for ln in playlist.decode().splitlines() if ln.startswith("mp4?"))[4:]
+        assert f"&end={end}" not in segment_query
+        for _ in range(3):
+            status, _, body = await _get(app, segment_query, {"Range": "bytes=0-99"})
+            assert status == 206 and body == want[:100]
+        assert len(fresh) == 2
+
+        # Asked past the end of what is recorded, any end gives the same MP4:
+        # one join for all (as `end` left out, which defaults to now).
+        tail = [await _get(app, f"start={T0 + SECONDS - 30}&end={T0 + SECONDS + extra}")
+                for extra in (1, 5, 500)]
+        assert tail[0][0] == 200 and tail[0][2] == tail[1][2] == tail[2][2]
+        assert len(fresh) == 3
+
+        # A file that changed (rewritten, grown: another mtime) is joined again.
+        path = sorted(recorded[1])[2]
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert (await _get(app, query))[2] == want
+        assert len(fresh) == 4
+
+    asyncio.run(main())
 
 
 def test_past_the_bound_a_request_is_refused_at_once(recorded: tuple[Path, dict[str, bytes]], fresh: list[int],

@@ -15,7 +15,8 @@
   playlist over the same MP4 (byte ranges).
 
 Indexing and joining run in the front's few recording threads, bounded (503
-past them; `recording_files`): none of it runs on the front's loop.
+past them), and a joined range is kept for the requests that follow
+(`recording_files`): none of it runs on the front's loop.
 
 Times are Unix seconds or ISO 8601 (``2024-05-01T12:00:00Z``). Reading
 needs the user's pull right on PATH (admins: every path).
@@ -35,7 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from ...errors import BadRequest, Forbidden, HubError, NotFound, RangeNotSatisfiable
 from ...ipc import messages as M
 from ...media.hls import VodSegment, render_vod_playlist
-from ...media.mp4.playback import Mp4Range, join_range
+from ...media.mp4.playback import Mp4Range
 from ...placement import canonical_path
 from ...store.recordings import parse_name, path_folder
 from ...store.users import User
@@ -44,7 +45,8 @@ from ..http_responses import CORS
 from .body import json_body
 from .json import JsonResponse
 from .paging import page_params
-from .recording_files import RecordingIndex, Workers, list_folder, overlapping, parse_range, stream_range
+from .recording_files import (JoinedRanges, RecordingIndex, Workers, list_folder, overlapping, parse_range,
+                              stream_range)
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -56,6 +58,7 @@ MAX_RANGE = 3600.0
 VOD_TARGET = 2.0
 _WORKERS = Workers()
 _INDEX = RecordingIndex(_WORKERS)
+_JOINED = JoinedRanges(_WORKERS)
 
 
 def _front(request: Request) -> FrontContext:
@@ -179,7 +182,7 @@ async def _joined(request: Request, path: str) -> Mp4Range:
     listed = overlapping(await asyncio.to_thread(list_folder, folder), start, end)
     if not listed:
         raise NotFound("no recording in that range")
-    return await _WORKERS.run(join_range, await _INDEX.files(folder, listed), start, end)
+    return await _JOINED.join(folder, listed, await _INDEX.files(folder, listed), start, end)
 
 
 async def _mp4(request: Request, path: str) -> Response:
