@@ -2,23 +2,40 @@
 
 Any front reads the recordings folder (the shard that owns a path writes
 it). File work runs in threads, never on the front's loop: a folder
-listing, indexing (``moov`` and every ``moof``, through `os.pread`), and
-reading the media for a response in `CHUNK`-byte pieces. Indexes of
-closed files are cached (`CACHE_FILES`, keyed by name, size and mtime, so
-a file still growing is indexed again when it has grown).
+listing, indexing (``moov`` and every ``moof``, through `os.pread`),
+joining a range (`join_range`), and reading the media for a response in
+`CHUNK`-byte pieces. Indexes of closed files are cached (`CACHE_FILES`,
+keyed by name, size and mtime, so a file still growing is indexed again
+when it has grown).
+
+Indexing and joining are CPU work that holds the GIL most of the time
+(~8 ms a 60 s file; ~0.25 ms a fragment joined, ~0.9 s for an hour): they
+run in the front's `WORKERS` threads, at most `WORKERS` at once and
+`QUEUE` more waiting; a request that would be one more is refused at once
+(503, nothing started), so a client repeating costly requests delays the
+playback requests of others, never the loop. A joined range is kept
+(`JoinedRanges`: `CACHE_RANGES` of them, at most `CACHE_RANGE_BYTES`) by
+folder, start, end and the name, size and mtime of every file it was
+joined from: the Range and HEAD requests a ``<video>`` makes after the
+first, and a playlist's segments, cost no join; requests for a range
+being joined wait for that join.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator, NamedTuple
+from typing import AsyncIterator, Callable, NamedTuple, TypeVar
 
-from ...errors import NotFound, ProtocolError
-from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, index_file
+from ...errors import NotFound, ProtocolError, ServiceUnavailable
+from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, end_key, index_file, join_range
 from ...store.recordings import RecordingFile, list_recordings, parse_name
+
+T = TypeVar("T")
 
 #: File indexes kept per front (a 60 s file with 1 s fragments: ~30 KB).
 CACHE_FILES = 512
@@ -26,6 +43,19 @@ CACHE_FILES = 512
 CHUNK = 256 * 1024
 #: Files a single request may index (a 1 h range of 60 s files is 61).
 MAX_FILES = 400
+#: Indexings and joins run at once per front (threads), and how many more may
+#: wait for one; past that a request is 503 at once. Two: they hold the GIL
+#: most of the time, so more threads would not be faster, only slow the loop.
+WORKERS = 2
+QUEUE = 8
+#: Joined ranges kept per front, and the memory they may hold (an hour of 1 s
+#: fragments holds ~6 MB: its moofs and ~650 bytes of objects per fragment):
+#: a player's range and its playlist's, for a few players at once.
+CACHE_RANGES = 16
+CACHE_RANGE_BYTES = 32 * 1024 * 1024
+#: Memory a joined range holds per fragment besides its moof (measured with
+#: tracemalloc: its FilePiece, RangeFragment and their slots).
+_PER_FRAGMENT = 700
 
 
 #: A listed recording (hub.store.recordings).
@@ -53,10 +83,57 @@ def _index(path: Path) -> RecordedFile | None:
     return RecordedFile(str(path), start, ix)
 
 
+class Busy(ServiceUnavailable):
+    """Too much recording work under way: 503 with Retry-After, its message
+    for the client (a client made to retry is not a fault to log)."""
+
+    public_message = True
+    headers = {"Retry-After": "1"}
+
+
+class Workers:
+    """Threads for a front's recording CPU work: at most ``workers`` jobs
+    run at once and ``queue`` more wait; one more is `Busy` (503) at once.
+    A job counts until its thread is done with it (a request that went away
+    does not free its place early); one still waiting when its request goes
+    away is dropped (unless shielded, as joins are)."""
+
+    def __init__(self, workers: int = WORKERS, queue: int = QUEUE) -> None:
+        self.workers = workers
+        self.queue = queue
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # `pending` goes down in the job's thread
+        self.pending = 0  # running and waiting
+
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """``fn(*args)`` in a thread, or `Busy` (nothing started)."""
+        with self._lock:
+            if self.pending >= self.workers + self.queue:
+                raise Busy("too many recordings being read; try again")
+            self.pending += 1
+        try:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="recordings")
+            job = self._pool.submit(fn, *args)
+        except BaseException:
+            self._done(None)
+            raise
+        job.add_done_callback(self._done)
+        return asyncio.wrap_future(job)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        return await self.submit(fn, *args)
+
+    def _done(self, _job: Future[T] | None) -> None:
+        with self._lock:
+            self.pending -= 1
+
+
 class RecordingIndex:
     """Indexes of recorded files, cached by (path, size, mtime)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
         self._cache: OrderedDict[tuple[str, int, int], RecordedFile | None] = OrderedDict()
 
     async def files(self, folder: Path, listed: list[Listed]) -> list[RecordedFile]:
@@ -66,7 +143,7 @@ class RecordingIndex:
         keys = [(str(folder / f.name), f.size, f.mtime_ns) for f in listed]
         missing = [k for k in keys if k not in self._cache]
         if missing:
-            found = await asyncio.to_thread(lambda: [_try_index(Path(k[0])) for k in missing])
+            found = await self.workers.run(_index_all, [Path(k[0]) for k in missing])
             for k, rec in zip(missing, found):
                 self._cache[k] = rec
         out = []
@@ -85,6 +162,68 @@ def _try_index(path: Path) -> RecordedFile | None:
         return _index(path)
     except OSError:
         return None  # deleted by retention meanwhile
+
+
+def _index_all(paths: list[Path]) -> list[RecordedFile | None]:
+    return [_try_index(p) for p in paths]
+
+
+RangeKey = tuple[str, float, float, tuple[tuple[str, int, int], ...]]
+
+
+class JoinedRanges:
+    """Joined ranges, kept by (folder, start, end, every file's name, size and
+    mtime): the most recently used `CACHE_RANGES`, at most `CACHE_RANGE_BYTES`
+    (a bigger one is answered, not kept). Joins run in `workers`; the
+    requests for a range being joined wait for that one join."""
+
+    def __init__(self, workers: Workers, count: int = CACHE_RANGES, size: int = CACHE_RANGE_BYTES) -> None:
+        self.workers = workers
+        self.count = count
+        self.size = size
+        self.held = 0  # bytes (`weight`) of what is kept
+        self._kept: OrderedDict[RangeKey, tuple[Mp4Range, int]] = OrderedDict()
+        self._joining: dict[RangeKey, asyncio.Future[tuple[Mp4Range, int]]] = {}
+
+    async def join(self, folder: Path, listed: list[Listed], files: list[RecordedFile],
+                   start: float, end: float) -> Mp4Range:
+        """`join_range(files, start, end)`; ``listed`` are the files as listed
+        (``files`` their indexes, unreadable ones left out)."""
+        key = (str(folder), start, end_key(files, end), tuple((f.name, f.size, f.mtime_ns) for f in listed))
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            return kept[0]
+        joining = self._joining.get(key)
+        if joining is None:
+            joining = self.workers.submit(_join, files, start, end)
+            self._joining[key] = joining
+            joining.add_done_callback(lambda fut: self._joined(key, fut))
+        # Shielded: a request that goes away leaves the join to the others.
+        return (await asyncio.shield(joining))[0]
+
+    def _joined(self, key: RangeKey, fut: asyncio.Future[tuple[Mp4Range, int]]) -> None:
+        del self._joining[key]
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        rng, n = fut.result()
+        if n > self.size:
+            return
+        self._kept[key] = (rng, n)
+        self.held += n
+        while len(self._kept) > self.count or self.held > self.size:
+            _, (_, old) = self._kept.popitem(last=False)
+            self.held -= old
+
+
+def _join(files: list[RecordedFile], start: float, end: float) -> tuple[Mp4Range, int]:
+    rng = join_range(files, start, end)
+    return rng, weight(rng)
+
+
+def weight(rng: Mp4Range) -> int:
+    """About the memory a joined range holds (its generated bytes and objects)."""
+    return sum(len(p) for p in rng.pieces if isinstance(p, bytes)) + _PER_FRAGMENT * len(rng.fragments)
 
 
 def overlapping(listed: list[Listed], start: float, end: float) -> list[Listed]:

@@ -14,6 +14,10 @@
 - ``GET /api/v1/recordings/PATH/index.m3u8?start=&end=``: an HLS VOD
   playlist over the same MP4 (byte ranges).
 
+Indexing and joining run in the front's few recording threads, bounded (503
+past them), and a joined range is kept for the requests that follow
+(`recording_files`): none of it runs on the front's loop.
+
 Times are Unix seconds or ISO 8601 (``2024-05-01T12:00:00Z``). Reading
 needs the user's pull right on PATH (admins: every path).
 """
@@ -32,7 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from ...errors import BadRequest, Forbidden, HubError, NotFound, RangeNotSatisfiable
 from ...ipc import messages as M
 from ...media.hls import VodSegment, render_vod_playlist
-from ...media.mp4.playback import join_range
+from ...media.mp4.playback import Mp4Range
 from ...placement import canonical_path
 from ...store.recordings import parse_name, path_folder
 from ...store.users import User
@@ -41,7 +45,8 @@ from ..http_responses import CORS
 from .body import json_body
 from .json import JsonResponse
 from .paging import page_params
-from .recording_files import RecordingIndex, list_folder, overlapping, parse_range, stream_range
+from .recording_files import (JoinedRanges, RecordingIndex, Workers, list_folder, overlapping, parse_range,
+                              stream_range)
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -51,7 +56,9 @@ if TYPE_CHECKING:
 MAX_RANGE = 3600.0
 #: HLS VOD segment length over a range (from a keyframe to the first one past it).
 VOD_TARGET = 2.0
-_INDEX = RecordingIndex()
+_WORKERS = Workers()
+_INDEX = RecordingIndex(_WORKERS)
+_JOINED = JoinedRanges(_WORKERS)
 
 
 def _front(request: Request) -> FrontContext:
@@ -159,7 +166,7 @@ async def _listing(request: Request, path: str) -> Response:
                          "next_page_token": page[-1].name if page else token, "recordings": items})
 
 
-async def _joined(request: Request, path: str) -> Any:
+async def _joined(request: Request, path: str) -> Mp4Range:
     _check_right(request, path)
     start = parse_time("start", request.query_params.get("start"))
     end = parse_time("end", request.query_params.get("end"))
@@ -175,7 +182,7 @@ async def _joined(request: Request, path: str) -> Any:
     listed = overlapping(await asyncio.to_thread(list_folder, folder), start, end)
     if not listed:
         raise NotFound("no recording in that range")
-    return join_range(await _INDEX.files(folder, listed), start, end)
+    return await _JOINED.join(folder, listed, await _INDEX.files(folder, listed), start, end)
 
 
 async def _mp4(request: Request, path: str) -> Response:
