@@ -22,7 +22,8 @@ import os
 import time
 from typing import Any, Awaitable, Callable, TypeVar, cast
 
-from ..auth.hashing import HashingPool
+from ..auth.hashing import hashing_workers
+from ..workers import Workers
 from ..auth.passwords import needs_rehash
 from ..auth.tokens import TokenService
 from ..config import Config
@@ -106,7 +107,7 @@ class Stores:
         #: Logins' and password changes' scrypt: off the loop, one at a time,
         #: 32 in hand (anyone may POST /api/v1/login: a flood costs at most
         #: one core and is refused, 503, beyond that; it does not queue).
-        self.hashing = HashingPool(workers=LOGIN_WORKERS)
+        self.hashing = hashing_workers(LOGIN_WORKERS)
         if isinstance(self.backend, FileBackend):  # files load at once, as they always did
             os.makedirs(config.data, exist_ok=True)
             self.tables = self.backend.load(list(self.specs.values()))
@@ -265,7 +266,7 @@ class Stores:
         return {"access_token": access, "refresh_token": refresh}
 
 
-async def _prehash(hashing: HashingPool, obj: dict[str, Any]) -> tuple[str, str] | None:
+async def _prehash(hashing: Workers, obj: dict[str, Any]) -> tuple[str, str] | None:
     """`hash_for` of the password a user object carries, or None; a name or
     password that does not validate is left for `upsert` to refuse."""
     if not isinstance(obj.get("password"), str):

@@ -58,7 +58,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """New (empty) caches and workers for each test; yields the count of joins."""
-    workers = recording_files.Workers()
+    workers = recording_files.recording_workers()
     monkeypatch.setattr(recordings, "_WORKERS", workers)
     monkeypatch.setattr(recordings, "_INDEX", recording_files.RecordingIndex(workers))
     monkeypatch.setattr(recordings, "_JOINED", recording_files.JoinedRanges(workers))

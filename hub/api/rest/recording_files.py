@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator, Callable, NamedTuple, TypeVar
+from typing import AsyncIterator, NamedTuple, TypeVar
 
 from ...errors import NotFound, ProtocolError, ServiceUnavailable
 from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, end_key, index_file, join_range
 from ...store.recordings import RecordingFile, list_recordings, parse_name
+from ...workers import Workers
 
 T = TypeVar("T")
 
@@ -91,42 +90,9 @@ class Busy(ServiceUnavailable):
     headers = {"Retry-After": "1"}
 
 
-class Workers:
-    """Threads for a front's recording CPU work: at most ``workers`` jobs
-    run at once and ``queue`` more wait; one more is `Busy` (503) at once.
-    A job counts until its thread is done with it (a request that went away
-    does not free its place early); one still waiting when its request goes
-    away is dropped (unless shielded, as joins are)."""
-
-    def __init__(self, workers: int = WORKERS, queue: int = QUEUE) -> None:
-        self.workers = workers
-        self.queue = queue
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()  # `pending` goes down in the job's thread
-        self.pending = 0  # running and waiting
-
-    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
-        """``fn(*args)`` in a thread, or `Busy` (nothing started)."""
-        with self._lock:
-            if self.pending >= self.workers + self.queue:
-                raise Busy("too many recordings being read; try again")
-            self.pending += 1
-        try:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="recordings")
-            job = self._pool.submit(fn, *args)
-        except BaseException:
-            self._done(None)
-            raise
-        job.add_done_callback(self._done)
-        return asyncio.wrap_future(job)
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await self.submit(fn, *args)
-
-    def _done(self, _job: Future[T] | None) -> None:
-        with self._lock:
-            self.pending -= 1
+def recording_workers(workers: int = WORKERS, queue: int = QUEUE) -> Workers:
+    """A front's threads for recording work (hub.workers): `Busy` past the bound."""
+    return Workers(workers, queue, "recordings", lambda: Busy("too many recordings being read; try again"))
 
 
 class RecordingIndex:

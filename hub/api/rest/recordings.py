@@ -45,7 +45,7 @@ from ..http_responses import CORS
 from .body import json_body
 from .json import JsonResponse
 from .paging import page_params
-from .recording_files import (JoinedRanges, RecordingIndex, Workers, list_folder, overlapping, parse_range,
+from .recording_files import (JoinedRanges, RecordingIndex, list_folder, overlapping, parse_range, recording_workers,
                               stream_range)
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 MAX_RANGE = 3600.0
 #: HLS VOD segment length over a range (from a keyframe to the first one past it).
 VOD_TARGET = 2.0
-_WORKERS = Workers()
+_WORKERS = recording_workers()
 _INDEX = RecordingIndex(_WORKERS)
 _JOINED = JoinedRanges(_WORKERS)
 

@@ -5,8 +5,8 @@ are checked against the front's broadcast copy of the users table.
 
 Basic sends the password itself, which is checked against its scrypt hash:
 tens of milliseconds of CPU. That never runs on the event loop (it would
-stall every player of the front): it runs in a `HashingPool`
-(hub.auth.hashing: at most 2 at a time, 32 in hand, more is 503), and a
+stall every player of the front): it runs in threads (hub.auth.hashing:
+at most 2 at a time, 32 in hand, more is 503), and a
 password that verified once is
 remembered (by its SHA-256, with the hash it matched) so a player's
 DESCRIBE/SETUP/PLAY cost one scrypt, not three.
@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ...auth.hashing import HashingPool
+from ...auth.hashing import hashing_workers
 from ...auth.passwords import REALM, verify_password
 from ...errors import Unauthorized
 from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, DigestCredentials, DigestVerdict,
@@ -28,6 +28,8 @@ from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, Di
 from ...store.users import User, UserTable
 
 NONCE_TTL = 300.0
+#: Basic password checks (scrypt) run at once per front.
+BASIC_WORKERS = 2
 #: Basic passwords remembered after a successful check.
 BASIC_CACHE = 1024
 
@@ -46,7 +48,7 @@ class RtspChallenger:
         self._nonces: dict[str, float] = {}
         # (user, sha256(password)) -> the stored hash it verified against.
         self._verified: OrderedDict[tuple[str, bytes], str] = OrderedDict()
-        self.hashing = HashingPool()
+        self.hashing = hashing_workers(BASIC_WORKERS)
 
     def challenge(self, stale: bool = False) -> str:
         if self.scheme == "basic":
