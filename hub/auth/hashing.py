@@ -10,8 +10,9 @@ scrypt releases the GIL) and at most `IN_HAND` in all, running or waiting;
 one more is refused at once (503) and costs nothing.
 
 Used by the front's RTSP Basic checks (hub.api.rtsp.challenge: 2 at once)
-and by the supervisor's logins and password changes
-(hub.supervisor.stores: 1 at once).
+and by the supervisor: logins, which anyone may ask for (1 at once), and
+admins' password changes, apart so a login flood cannot hold them up (2 at
+once, 256 in hand: an admin's script creating users in bulk).
 """
 
 from __future__ import annotations
@@ -25,6 +26,6 @@ __all__ = ["hashing_workers", "IN_HAND"]
 IN_HAND = 32
 
 
-def hashing_workers(workers: int) -> Workers:
-    return Workers(workers, IN_HAND - workers, "scrypt",
+def hashing_workers(workers: int, in_hand: int = IN_HAND) -> Workers:
+    return Workers(workers, in_hand - workers, "scrypt",
                    lambda: ServiceUnavailable("too many password checks in progress"))

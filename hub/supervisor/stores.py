@@ -86,8 +86,11 @@ def table_specs(config: Config) -> list[TableSpec[Any]]:
     ]
 
 
-#: Logins (and password changes) hashed at once in the supervisor.
+#: Logins hashed at once in the supervisor.
 LOGIN_WORKERS = 1
+#: Admins' password changes hashed at once, and in hand in all.
+ADMIN_WORKERS = 2
+ADMIN_IN_HAND = 256
 
 
 class Stores:
@@ -104,10 +107,13 @@ class Stores:
         self._pusher: asyncio.Task[None] | None = None
         self.key = b""
         self.tokens: TokenService | None = None
-        #: Logins' and password changes' scrypt: off the loop, one at a time,
-        #: 32 in hand (anyone may POST /api/v1/login: a flood costs at most
-        #: one core and is refused, 503, beyond that; it does not queue).
+        #: Logins' scrypt: off the loop, one at a time, 32 in hand (anyone may
+        #: POST /api/v1/login: a flood costs at most one core and is refused,
+        #: 503, beyond that; it does not queue).
         self.hashing = hashing_workers(LOGIN_WORKERS)
+        #: Admins' password changes (users created or updated): apart from
+        #: logins, so a login flood does not hold them up.
+        self.admin_hashing = hashing_workers(ADMIN_WORKERS, ADMIN_IN_HAND)
         if isinstance(self.backend, FileBackend):  # files load at once, as they always did
             os.makedirs(config.data, exist_ok=True)
             self.tables = self.backend.load(list(self.specs.values()))
@@ -192,6 +198,7 @@ class Stores:
 
     async def aclose(self) -> None:
         self.hashing.close()
+        self.admin_hashing.close()
         if self._pusher is not None:
             self._pusher.cancel()
             await asyncio.gather(self._pusher, return_exceptions=True)
@@ -210,7 +217,7 @@ class Stores:
         if not isinstance(obj, dict):
             raise BadRequest("the body must be a JSON object")
         flag = bool(a.get("update_password"))
-        hashed = await _prehash(self.hashing, obj)
+        hashed = await _prehash(self.admin_hashing, obj)
         name: str = await self._update("users", lambda t: t.upsert(obj, flag, hashed).name, a.get("deadline"))
         return name
 
