@@ -183,18 +183,22 @@ def interleave(video: list[bytes], audio: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-def publish_reads(reads: list[bytes]) -> list[Any]:
+def publish_reads(reads: list[bytes], answers: bytearray | None = None) -> list[Any]:
+    """The ring entries a live publisher's `reads` make (and in `answers`,
+    what the session wrote back meanwhile)."""
     out: list[Any] = []
 
     async def main() -> None:
         host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
-        session, _t = go_live(host)
+        session, t = go_live(host)
         assert session.stream is not None
         collector = RingCollector(session.stream)
         for r in reads:
             session.data_received(r)
         collector.close()
         out.extend(collector.entries)
+        if answers is not None:
+            answers.extend(t.take())
         session.close()
 
     run(main)

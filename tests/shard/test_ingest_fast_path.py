@@ -7,7 +7,6 @@ depacketisers' `push`."""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +25,7 @@ from .publish_session_helpers import (
     rtp_stream,
     run,
 )
-from .test_publish_helpers import RingCollector, make_host
+from .test_publish_helpers import make_host
 
 
 def _reference(video: list[bytes], audio: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -60,20 +59,8 @@ def test_a_request_between_frames_is_answered_and_frames_go_on() -> None:
     video, audio = rtp_stream(frames=3)
     options = b"OPTIONS rtsp://127.0.0.1:1554/live/x RTSP/1.0\r\nCSeq: 9\r\n\r\n"
     wire = interleave(video[:4], audio[:4]) + options + interleave(video[4:], audio[4:])
-    out: list[Any] = []
-
-    async def main() -> None:
-        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0)
-        session, t = go_live(host)
-        assert session.stream is not None
-        collector = RingCollector(session.stream)
-        session.data_received(wire)
-        collector.close()
-        out.append((t.take(), collector.entries))
-        session.close()
-
-    run(main)
-    answer, entries = out[0]
+    answer = bytearray()
+    entries = publish_reads([wire], answer)
     assert answer.startswith(b"RTSP/1.0 200 OK\r\nCSeq: 9\r\n")
     ref_video, ref_audio = _reference(video, audio)
     assert [e.data for e in entries if e.track == 0] == ref_video
