@@ -496,3 +496,26 @@ def test_any_nack_datagrams_stay_within_the_bounds(datagrams: list[tuple[float, 
         assert total <= NACK_BURST + NACK_RATE * (now - start) + 1e-6
         assert len(peer._resent) <= NACK_BURST + NACK_RATE * NACK_HOLDOFF + 1
     _NACK_CLOCK[0] = now
+
+
+def test_a_renegotiation_is_refused_with_an_alert() -> None:
+    """A connected peer's new ClientHello (a renegotiation: a key exchange
+    and a signature for one datagram) gets one alert record, never a
+    handshake flight, however often it is sent; the session goes on."""
+    from OpenSSL import SSL
+
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 0.0)
+    _connected(mux, client, peer, 0.0)
+    client.ssl.renegotiate()
+    try:
+        client.ssl.do_handshake()
+    except SSL.WantReadError:
+        pass
+    hello = client.dtls_out()
+    assert hello and hello[0][0] == 22  # a handshake record: the ClientHello
+    replies = [data for _ in range(5) for d in hello for data, _addr in mux.receive(d, client.addr, 0.0)]
+    assert all(r[0] == 21 for r in replies), [(len(r), r[0]) for r in replies]  # alerts only
+    assert sum(len(r) for r in replies) < 100
+    assert peer.state is PeerState.CONNECTED
