@@ -77,8 +77,6 @@ class MetricsText(TypedDict):
 
 PING: Final = Call[NoArgs, str]("ping", NoArgs, "shard", "front")  # heartbeat: "pong"
 STATS: Final = Call[StatsArgs, dict[str, Any]]("stats", StatsArgs, "shard", "front")  # counters for /api/v1/runtime
-# supervisor -> child: plain counters (hub.supervisor.tally.ChildReport); front -> supervisor:
-# the tree's /metrics text, {"body": bytes, "type": str}. Two answers under one name: a dict.
 METRICS: Final = Call[NoArgs, ChildReport]("metrics", NoArgs, "shard", "front")  # its counters (hub.supervisor.tally)
 SCRAPE: Final = Call[NoArgs, MetricsText]("scrape", NoArgs, "supervisor")  # front -> supervisor: the tree's /metrics
 DRAIN: Final = Call[NoArgs, bool]("drain", NoArgs, "shard", "front")  # stop taking connections and sessions

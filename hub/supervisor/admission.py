@@ -17,9 +17,9 @@ later ones from other fronts only add a holder, and the grant goes when
 its last holder releases it.
 
 `connections_per_ip` counts player and publisher sessions per remote
-address, an IPv6 one by its /64 (`hub.client_key`; a TCP connection that never becomes one, such as an API request,
-is not counted: its life is too short to hold a slot and is bounded by the
-fronts' request deadlines).
+address, an IPv6 one by its /64 (`hub.client_key`). A TCP connection that
+never becomes one, such as an API request, is not counted: its life is too
+short to hold a slot and is bounded by the fronts' request deadlines.
 """
 
 from __future__ import annotations

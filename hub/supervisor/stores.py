@@ -23,7 +23,6 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from ..auth.hashing import hashing_workers
-from ..workers import Workers
 from ..auth.passwords import needs_rehash
 from ..auth.tokens import TokenService
 from ..config import Config
@@ -36,6 +35,7 @@ from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule
 from ..store.routes import RouteTable
 from ..store.sessions import open_session
 from ..store.users import UserTable, hash_for, initial_users, validate_name, validate_password
+from ..workers import Workers
 
 log = logging.getLogger("hub.supervisor.stores")
 

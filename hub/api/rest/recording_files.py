@@ -27,14 +27,12 @@ import asyncio
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import AsyncIterator, NamedTuple, TypeVar
+from typing import AsyncIterator, NamedTuple
 
 from ...errors import NotFound, ProtocolError, ServiceUnavailable
 from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, end_key, index_file, join_range
 from ...store.recordings import RecordingFile, list_recordings, parse_name
 from ...workers import Workers
-
-T = TypeVar("T")
 
 #: File indexes kept per front (a 60 s file with 1 s fragments: ~30 KB).
 CACHE_FILES = 512

@@ -6,10 +6,9 @@ are checked against the front's broadcast copy of the users table.
 Basic sends the password itself, which is checked against its scrypt hash:
 tens of milliseconds of CPU. That never runs on the event loop (it would
 stall every player of the front): it runs in threads (hub.auth.hashing:
-at most 2 at a time, 32 in hand, more is 503), and a
-password that verified once is
-remembered (by its SHA-256, with the hash it matched) so a player's
-DESCRIBE/SETUP/PLAY cost one scrypt, not three.
+at most 2 at a time, 32 in hand, more is 503), and a password that
+verified once is remembered (by its SHA-256, with the hash it matched) so
+a player's DESCRIBE/SETUP/PLAY cost one scrypt, not three.
 """
 
 from __future__ import annotations
