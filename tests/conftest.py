@@ -112,8 +112,30 @@ class HubServer:
         return self.proc.returncode
 
 
+#: A port free_port() found can be taken before the server binds it (by
+#: another test's outgoing connection, whose source port comes from the
+#: same ephemeral range): the server exits saying so, and is started again.
+PORT_TAKEN = "is already in use"
+PORT_TRIES = 3
+
+
 def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                  ready: bool = True) -> HubServer:
+    for attempt in range(PORT_TRIES):
+        srv = _start_once(tmp_path, *args, env=env)
+        if not ready:
+            return srv
+        try:
+            srv.wait_ready()
+            return srv
+        except RuntimeError:
+            if srv.proc.poll() is None or PORT_TAKEN not in srv.log() or attempt == PORT_TRIES - 1:
+                srv.stop()
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> HubServer:
     port = free_port()
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
@@ -124,10 +146,7 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     logf = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=full_env)
     logf.close()
-    srv = HubServer(port, data, proc, log_path, list(args))
-    if ready:
-        srv.wait_ready()
-    return srv
+    return HubServer(port, data, proc, log_path, list(args))
 
 
 @pytest.fixture
