@@ -54,6 +54,12 @@ class Admission:
         self.held: dict[str, Counter[Grant]] = {}
         #: HLS viewers by key: their one grant and its holders (fronts)
         self.viewers: dict[str, tuple[Grant, Counter[str]]] = {}
+        #: called when the last player or publisher leaves (the drain waits on it)
+        self.on_empty: Callable[[], None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.players == 0 and self.publishers == 0
 
     def admit(self, holder: str, kind: str, path: str, ip: str, check: bool = True,
               viewer: str | None = None) -> None:
@@ -143,3 +149,5 @@ class Admission:
                 del self.players_by_path[path]
         else:
             self.publishers += n
+        if n < 0 and self.on_empty is not None and self.empty:
+            self.on_empty()

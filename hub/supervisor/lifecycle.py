@@ -31,10 +31,6 @@ from .tree import ProcessTree
 
 log = logging.getLogger("hub.supervisor")
 
-#: How often a drain looks whether every session has left.
-DRAIN_CHECK = 0.25
-
-
 def with_reloadable(old: Config, new: Config) -> Config:
     """`old` with the reloadable keys of `new`."""
     d, n = old.to_dict(), new.to_dict()
@@ -93,15 +89,17 @@ class Lifecycle:
         sup.metrics.draining = True
         sup.tree.restart_dead = False
         await sup.tree.request_all(M.DRAIN({}), timeout=2.0)
-        while time.monotonic() < deadline:
-            adm = sup.admission
-            if adm.players == 0 and adm.publishers == 0:
-                log.info("drained: no players or publishers left")
-                break
-            await asyncio.sleep(min(DRAIN_CHECK, max(0.0, deadline - time.monotonic())))
-        else:
-            log.info("drain grace over: closing %d players and %d publishers",
-                     sup.admission.players, sup.admission.publishers)
+        adm = sup.admission
+        emptied = asyncio.Event()
+        adm.on_empty = emptied.set  # the last session's release wakes the drain: no polling
+        try:
+            if not adm.empty:
+                await asyncio.wait_for(emptied.wait(), max(0.0, deadline - time.monotonic()))
+            log.info("drained: no players or publishers left")
+        except asyncio.TimeoutError:
+            log.info("drain grace over: closing %d players and %d publishers", adm.players, adm.publishers)
+        finally:
+            adm.on_empty = None
         sup.stop()
 
     # -- SIGHUP ---------------------------------------------------------------------

@@ -125,3 +125,19 @@ def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address() -> None:
     adm.admit("front-0", PLAYER, "/c", "2001:db8:0:7::2")  # room again in that /64
     assert refused == ["connections_per_ip", "connections_per_ip"]
     assert adm.by_ip["2001:db8:0:7::/64"] == 2 and adm.by_ip["10.0.0.1"] == 2
+
+
+def test_the_last_session_leaving_calls_on_empty_once_it_is_empty() -> None:
+    """The drain waits on this instead of looking every so often."""
+    adm, _ = make()
+    emptied: list[tuple[int, int]] = []
+    adm.on_empty = lambda: emptied.append((adm.players, adm.publishers))
+    adm.admit("front-0", PLAYER, "/a", "1.1.1.1")
+    adm.admit("shard-0", PUBLISHER, "/a", "1.1.1.2")
+    adm.admit("front-1", PLAYER, "/a", "1.1.1.3", viewer="hls-1")
+    adm.release("front-0", PLAYER, "/a", "1.1.1.1")
+    adm.release("front-1", PLAYER, "/a", "1.1.1.3", viewer="hls-1")
+    adm.release("front-0", PLAYER, "/a", "1.1.1.1")  # a stray release
+    assert emptied == []
+    adm.forget("shard-0")  # the publisher's shard died
+    assert emptied == [(0, 0)]
