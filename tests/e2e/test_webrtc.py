@@ -194,6 +194,32 @@ def test_whep_and_whip_refusals(hub: HubServer, push: Callable[..., Pusher]) -> 
     assert http("GET", url).status == 404
 
 
+def test_unconnected_whep_sessions_per_client_are_bounded(hub_factory: Callable[..., HubServer],
+                                                          push: Callable[..., Pusher]) -> None:
+    """Offers that never connect hold a session each: one client address may
+    hold MAX_PENDING_PER_CLIENT of them in a front, then 503 at once; other
+    clients are served, and a session that goes frees its place."""
+    from hub.api.webrtc.service import MAX_PENDING_PER_CLIENT
+
+    srv = hub_factory("--shards", "1", "--fronts", "1")
+    path = "/live/pending"
+    push(path, "h264", srv=srv)
+    url = f"{srv.base}/streams{path}/whep"
+    held = []
+    for _ in range(MAX_PENDING_PER_CLIENT):
+        r = http("POST", url, AIORTC_OFFER, sdp_headers())
+        assert r.status == 201, r.text
+        held.append(r.headers["location"])
+    refused = http("POST", url, AIORTC_OFFER, sdp_headers())
+    assert refused.status == 503
+    other = http("POST", url, AIORTC_OFFER, sdp_headers(), source="127.0.0.2")
+    assert other.status == 201, other.text
+    assert len(_consumers(srv, path)) == MAX_PENDING_PER_CLIENT + 1  # the refusal added nobody
+    assert http("DELETE", srv.base + held[0]).status == 200
+    again = http("POST", url, AIORTC_OFFER, sdp_headers())
+    assert again.status == 201, again.text
+
+
 def test_b_frames_are_refused_with_a_clear_error(hub: HubServer, push: Callable[..., Pusher]) -> None:
     push("/live/bframes", "h264_bframes")
     time.sleep(1.5)  # a GOP with B-frames in the ring

@@ -27,10 +27,12 @@ class Reply:
 
 
 def http(method: str, url: str, body: bytes | str = b"", headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> Reply:
-    """One request on a fresh connection; headers of the reply in lower case."""
+         timeout: float = 10.0, source: str | None = None) -> Reply:
+    """One request on a fresh connection (from the address `source`, if
+    given); headers of the reply in lower case."""
     u = urlsplit(url)
-    conn = httpc.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout)
+    conn = httpc.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout,
+                                source_address=(source, 0) if source else None)
     try:
         target = u.path + (f"?{u.query}" if u.query else "")
         conn.request(method, target, body.encode() if isinstance(body, str) else body, headers or {})
