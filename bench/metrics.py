@@ -1,5 +1,7 @@
 """What `/metrics` costs: scrape time and the tree's CPU per scrape, with
-many streams and players; and what one access-log line costs.
+many streams and players; the same for the API's stream listing
+(`GET /api/v1/streams`, any logged-in user's); and what one access-log
+line costs.
 
     python bench/metrics.py [--streams 100] [--players 2000] [--scrapes 20]
                             [--shards 2] [--fronts 2] [--procs 4]
@@ -11,7 +13,10 @@ load processes). At each stage (no players, all players) it scrapes
 `/metrics` `--scrapes` times, one a second as Prometheus would, and prints
 the scrape's wall time (p50, p90, max), the answer's size and series, and
 the tree's CPU per scrape (its CPU over the scraping window minus the same
-window without scrapes). Then it times `hub.logs.log_access` in this
+window without scrapes). With the players attached it does the same with
+`GET /api/v1/streams` (a page of 20, players counted) and
+`?c=1&page_size=100` (a page of 100 with every player's details), five
+times `--scrapes` requests one after another. Then it times `hub.logs.log_access` in this
 process with the JSON formatter (what one player or publisher session's end
 adds when `log.access` is on).
 """
@@ -23,6 +28,8 @@ import asyncio
 import io
 import json
 import logging
+import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -53,37 +60,56 @@ async def _publisher(port: int, paths: list[str]) -> None:
         t.cancel()
 
 
-def scrape(port: int) -> tuple[float, bytes]:
+def login(port: int) -> str:
+    body = json.dumps({"username": "admin", "password": os.environ["HUB_ADMIN_PASSWORD"]}).encode()
+    req = urllib.request.Request(f"http://{HOST}:{port}/api/v1/login", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        token: str = json.load(r)["access_token"]
+    return token
+
+
+def scrape(port: int, target: str = "/metrics", token: str = "") -> tuple[float, bytes]:
+    req = urllib.request.Request(f"http://{HOST}:{port}{target}",
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=30) as r:
         body = r.read()
     return time.perf_counter() - t0, body
 
 
-def stage(tree: HubTree, label: str, scrapes: int) -> None:
-    """`scrapes` scrapes a second apart; the same window without scrapes first."""
+def stage(tree: HubTree, label: str, scrapes: int, target: str = "/metrics", token: str = "",
+          every: float = 1.0) -> None:
+    """`scrapes` requests of `target` `every` s apart (0: one after another);
+    the same time without them first."""
     pids = tree.pids()
     sup = [tree.pid]
     c0, s0, t0 = cpu_seconds(pids), cpu_seconds(sup), time.monotonic()
-    time.sleep(scrapes)
+    time.sleep(max(scrapes * every, 10.0))
     wall = time.monotonic() - t0
     idle_rate, sup_idle = (cpu_seconds(pids) - c0) / wall, (cpu_seconds(sup) - s0) / wall
     times: list[float] = []
     body = b""
     c0, s0, t0 = cpu_seconds(pids), cpu_seconds(sup), time.monotonic()
     for i in range(scrapes):
-        took, body = scrape(tree.port)
+        took, body = scrape(tree.port, target, token)
         times.append(took)
-        time.sleep(max(0.0, t0 + i + 1 - time.monotonic()))
+        time.sleep(max(0.0, t0 + every * (i + 1) - time.monotonic()))
     wall = time.monotonic() - t0
     tree_cost = ((cpu_seconds(pids) - c0) / wall - idle_rate) * wall / scrapes
     sup_cost = ((cpu_seconds(sup) - s0) / wall - sup_idle) * wall / scrapes
-    lines = [ln for ln in body.decode().splitlines() if ln and not ln.startswith("#")]
-    paths = sum(1 for ln in lines if ln.startswith("ipchub_stream_bytes_out_total{"))
-    print(f"{label:<28} scrape p50 {1000 * pct(times, 0.5):5.1f} ms  p90 {1000 * pct(times, 0.9):5.1f} ms  "
-          f"max {1000 * max(times):5.1f} ms | {len(body) / 1024:4.1f} KiB, {len(lines)} series ({paths} paths) | "
-          f"CPU per scrape: supervisor {1000 * sup_cost:4.1f} ms, whole tree {1000 * tree_cost:5.1f} ms "
-          f"(tree at {100 * idle_rate:.0f}% of a core between scrapes)", flush=True)
+    if target == "/metrics":
+        lines = [ln for ln in body.decode().splitlines() if ln and not ln.startswith("#")]
+        paths = sum(1 for ln in lines if ln.startswith("ipchub_stream_bytes_out_total{"))
+        what = f"{len(lines)} series ({paths} paths)"
+    else:
+        listing = json.loads(body)
+        what = (f"{len(listing['streams'])} of {listing['total']} streams, "
+                f"{sum(s['cc'] for s in listing['streams'])} players")
+    print(f"{label:<28} p50 {1000 * pct(times, 0.5):5.1f} ms  p90 {1000 * pct(times, 0.9):5.1f} ms  "
+          f"max {1000 * max(times):5.1f} ms | {len(body) / 1024:5.1f} KiB, {what} | "
+          f"CPU per request: supervisor {1000 * sup_cost:4.1f} ms, whole tree {1000 * tree_cost:5.1f} ms "
+          f"(tree at {100 * idle_rate:.0f}% of a core between requests)", flush=True)
 
 
 def access_log_cost(n: int = 20000) -> None:
@@ -131,6 +157,7 @@ def main() -> None:
     print(f"metrics: {args.shards} shards + {args.fronts} fronts, {args.streams} streams, {args.players} players")
     print(machine_note(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    os.environ["HUB_ADMIN_PASSWORD"] = secrets.token_urlsafe(12)  # the tree's admin, for the listings
     procs = Procs()
     try:
         tree: HubTree = procs.add(HubTree(work, args.shards, args.fronts,
@@ -148,6 +175,10 @@ def main() -> None:
             connected = pool.ready()
             time.sleep(3.0)
             stage(tree, f"{got} streams, {connected} players", args.scrapes)
+            token = login(tree.port)
+            listings = 5 * args.scrapes  # one after another: the tree's CPU per request stands out
+            stage(tree, "  GET /api/v1/streams", listings, "/api/v1/streams", token, every=0)
+            stage(tree, "  ...?c=1&page_size=100", listings, "/api/v1/streams?c=1&page_size=100", token, every=0)
         assert pub.stdin is not None
         pub.stdin.close()
         pub.wait(15)

@@ -202,13 +202,19 @@ class FrontContext:
         if "key" in msg:
             self.tokens = TokenService(bytes(msg["key"]))
 
-    def local_consumers(self) -> dict[str, list[dict[str, Any]]]:
+    def local_consumers(self, paths: set[str] | None = None,
+                        detail: bool = True) -> dict[str, list[dict[str, Any]]]:
+        """This front's players by stream path: of `paths` only if given; each
+        its `info()`, or only its `{"id"}` without `detail` (to count them)."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for view, c in self.views.all_consumers():
-            out.setdefault(view.desc.path, []).append(c.info())
+        for view in self.views.by_id.values():
+            if paths is None or view.desc.path in paths:
+                out.setdefault(view.desc.path, []).extend(
+                    c.info() if detail else {"id": c.cid} for c in view.consumers())
         for v in self.hls_viewers.active():
-            out.setdefault(v.path, []).append(v.info())
-        return out
+            if paths is None or v.path in paths:
+                out.setdefault(v.path, []).append(v.info() if detail else {"id": v.cid})
+        return {path: items for path, items in out.items() if items}
 
     def kick_local(self, cid: int) -> bool:
         for _view, c in self.views.all_consumers():

@@ -32,8 +32,9 @@ async def _store_changed(front: FrontContext, ch: IpcChannel, a: M.StoreArgs) ->
     return True
 
 
-async def _consumers(front: FrontContext, ch: IpcChannel, a: M.NoArgs) -> M.Consumers:
-    return front.local_consumers()
+async def _consumers(front: FrontContext, ch: IpcChannel, a: M.ConsumersArgs) -> M.Consumers:
+    paths = a.get("paths")
+    return front.local_consumers(None if paths is None else set(map(str, paths)), bool(a.get("detail", True)))
 
 
 async def _kick(front: FrontContext, ch: IpcChannel, a: M.KickArgs) -> bool:

@@ -89,13 +89,19 @@ class KickArgs(TypedDict):
     cid: int
 
 
-FrontConsumersArgs = TypedDict("FrontConsumersArgs", {"except": int})  # a front leaves itself out
+class ConsumersArgs(TypedDict):
+    paths: NotRequired[list[str]]  # only these streams' players (a listing's page); every stream without it
+    detail: NotRequired[bool]  # each player's `info()` (default); False: `{"id"}` only, to count them
+
+
+FrontConsumersArgs = TypedDict("FrontConsumersArgs", {  # a front leaves itself out
+    "except": int, "paths": NotRequired[list[str]], "detail": NotRequired[bool]})
 KickConsumerArgs = TypedDict("KickConsumerArgs", {"cid": int, "except": int})
 
 #: A front's players by stream path (each a consumer's `info()`).
 Consumers: TypeAlias = dict[str, list[dict[str, Any]]]
 
-CONSUMERS: Final = Call[NoArgs, Consumers]("consumers", NoArgs, "front")  # the front's players by path
+CONSUMERS: Final = Call[ConsumersArgs, Consumers]("consumers", ConsumersArgs, "front")  # the front's players by path
 KICK: Final = Call[KickArgs, bool]("kick", KickArgs, "front")  # close the player `cid` if here: True if it was
 FRONT_CONSUMERS: Final = Call[FrontConsumersArgs, list[Consumers]](
     "front_consumers", FrontConsumersArgs, "supervisor")  # every other front's

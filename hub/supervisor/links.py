@@ -118,7 +118,10 @@ class ChildLink:
     # -- players across the fronts -------------------------------------------------------
     async def front_consumers(self, ch: IpcChannel, a: M.FrontConsumersArgs) -> list[M.Consumers]:
         skip = a.get("except")
-        replies = await self.sup.tree.request_all(M.CONSUMERS({}), kinds=("front",))
+        ask: M.ConsumersArgs = {"detail": bool(a.get("detail", True))}
+        if "paths" in a:
+            ask["paths"] = [str(p) for p in a["paths"]]
+        replies = await self.sup.tree.request_all(M.CONSUMERS(ask), kinds=("front",))
         return [r for c, r in replies if c.index != skip]
 
     async def kick_consumer(self, ch: IpcChannel, a: M.KickConsumerArgs) -> bool:

@@ -13,7 +13,7 @@ from ...errors import BadRequest, HubError, NotFound
 from ...ipc import messages as M
 from ...ipc.methods import Ask, R
 from ...placement import canonical_path
-from .cluster import cluster_view, kick_elsewhere, this_node
+from .cluster import cluster_view, kick_elsewhere, merge, this_node
 from .cluster import delete_stream as cluster_delete
 from .paging import page_params, paginate
 from .json import JsonResponse
@@ -43,12 +43,16 @@ async def _all_shards(front: FrontContext, msg: Ask[list[R]]) -> list[list[R]]:
     return list(await asyncio.gather(*(one(i) for i in range(len(front.shards)))))
 
 
-async def consumers_by_path(front: FrontContext) -> dict[str, list[dict[str, Any]]]:
-    """Every front's players, by stream path (this front's without IPC)."""
-    replies = [front.local_consumers()]
+async def consumers_by_path(front: FrontContext, paths: list[str] | None = None,
+                            detail: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every front's players by stream path (this front's without IPC): of
+    `paths` only if given; each `{"id"}` only without `detail`."""
+    replies = [front.local_consumers(None if paths is None else set(paths), detail)]
+    ask: M.FrontConsumersArgs = {"except": front.args.index, "detail": detail}
+    if paths is not None:
+        ask["paths"] = paths
     try:
-        replies += await front.supervisor_request(M.FRONT_CONSUMERS({"except": front.args.index}),
-                                                  timeout=3.0)
+        replies += await front.supervisor_request(M.FRONT_CONSUMERS(ask), timeout=3.0)
     except HubError:
         pass
     out: dict[str, list[dict[str, Any]]] = {}
@@ -72,10 +76,17 @@ async def list_streams(request: Request) -> Response:
     detail = request.query_params.get("c", "0") in ("1", "true")
     size, token = page_params(request)
     infos = [s for reply in await _all_shards(front, M.LIST_STREAMS({})) for s in reply]
-    cs = await consumers_by_path(front)
-    if front.config.cluster:  # every node's streams, each with its `node`
-        infos, cs = await cluster_view(front, infos, cs)
+    remote: dict[str, list[dict[str, Any]]] = {}
+    if front.config.cluster:  # every node's streams, each with its `node`; the others' consumers
+        infos, remote = await cluster_view(front, infos, {})
     total, next_token, items = paginate(infos, "path", size, token)
+    # The players of this page's streams only, and only counted without `c`:
+    # a listing costs the page, not every player of the tree.
+    cs = await consumers_by_path(front, [s["path"] for s in items], detail)
+    if front.config.cluster:
+        cs = merge([{"node": this_node(front), "consumers": cs}])[1]
+        for path, items_elsewhere in remote.items():
+            cs.setdefault(path, []).extend(items_elsewhere)
     return JsonResponse({"total": total, "next_page_token": next_token,
                          "streams": [_with_consumers(s, cs.get(s["path"], []), detail) for s in items]})
 
@@ -105,7 +116,8 @@ async def stream_item(request: Request) -> Response:
     path = canonical_path(raw)
     detail = request.query_params.get("c", "0") in ("1", "true")
     if front.config.cluster:  # whichever node owns it
-        infos, cs = await cluster_view(front, await _one_local(front, path), await consumers_by_path(front))
+        infos, cs = await cluster_view(front, await _one_local(front, path),
+                                       await consumers_by_path(front, [path], detail))
         found = [i for i in infos if i["path"] == path]
         if not found:
             raise NotFound("404 page not found")
@@ -114,7 +126,7 @@ async def stream_item(request: Request) -> Response:
         info = await front.shard_request(path, M.STREAM_INFO({"path": path}))
     except NotFound:
         raise NotFound("404 page not found") from None
-    cs = await consumers_by_path(front)
+    cs = await consumers_by_path(front, [path], detail)
     return JsonResponse(_with_consumers(info, cs.get(path, []), detail))
 
 
