@@ -68,7 +68,7 @@ def classify(head: HttpRequestHead) -> MediaRequest:
         return MediaRequest("fmp4", m.group("path"), name=m.group("name"))
     m = _TS_RE.match(rest)
     if m:
-        if not m.group("seq").isdigit():
+        if not m.group("seq").isascii() or not m.group("seq").isdigit() or len(m.group("seq")) > 18:
             raise ProtocolError("Path illegal")
         return MediaRequest("ts", m.group("path"), int(m.group("seq")))
     if head.is_websocket and len(rest) > 1:
