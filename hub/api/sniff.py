@@ -23,7 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..errors import HubError, PayloadTooLarge, ProtocolError
 from ..ipc.handoff import set_nodelay
-from ..media.http1 import MAX_BODY, HeadTooLarge, parse_request_head, sniff
+from ..media.http1 import MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_LINE, HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp.server import unframed_error_response
 from ..media.rtsp_tunnel import tunnel_role
 from .http_responses import http_error_response
@@ -53,6 +53,9 @@ BODY_TIMEOUT = 10.0
 #: this long before the connection closes, so that the refusal reaches it
 #: (closing with unread bytes would reset the connection and lose it).
 LINGER = 2.0
+#: Requests a kept-alive client may have waiting behind the one being
+#: answered (pipelined); one more and it is dropped, those waiting unrun.
+MAX_PIPELINED = 16
 
 
 class SniffProtocol(asyncio.Protocol):
@@ -174,9 +177,12 @@ class HubHttpProtocol(HttpToolsProtocol):
     of a kept-alive connection as much as the first: uvicorn times only the
     idle gap), the body within BODY_TIMEOUT of the head, and a body over
     MAX_BODY is refused with 413 by its Content-Length before the app starts,
-    or as soon as a chunked one passes the cap, never buffered. A client whose
-    answers queue up (uvicorn then stops reading it) and do not drain at all
-    for STUCK_SECONDS is dropped."""
+    or as soon as a chunked one passes the cap, never buffered. Every head
+    has the sniffer's caps (MAX_LINE of target, MAX_HEADERS, MAX_HEAD), else
+    431: the sniffer sees only a connection's first, and httptools has none.
+    At most MAX_PIPELINED requests wait behind the one being answered. A
+    client whose answers queue up (uvicorn then stops reading it) and do not
+    drain at all for STUCK_SECONDS is dropped."""
 
     def __init__(self, *args: Any, front: FrontContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -188,16 +194,50 @@ class HubHttpProtocol(HttpToolsProtocol):
         self._refused = False
         self._stuck_timer: asyncio.TimerHandle | None = None
         self._stuck_queued = 0
+        self._in_head = False
+        self._begun = 0  # heads begun: one read on into the same head, or a new one
+        self._target_bytes = 0
+        self._headers = 0
+        self._header_bytes = 0
+        self._head_reads = 0  # bytes of reads wholly inside the head
 
     def on_message_begin(self) -> None:
         self._in_message = True
-        self._body_bytes = 0
+        self._in_head = True
+        self._begun += 1
+        self._body_bytes = self._target_bytes = self._headers = self._header_bytes = self._head_reads = 0
         self._cancel_timers()
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._too_slow, "request head")
         super().on_message_begin()
 
+    def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
+        self._target_bytes += len(url)
+        if self._target_bytes > MAX_LINE:
+            self._refuse(HeadTooLarge("request line too long"))
+            return
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._headers += 1
+        self._header_bytes += len(name) + len(value)
+        if self._headers > MAX_HEADERS or self._header_bytes > MAX_HEAD:
+            self._refuse(HeadTooLarge("too many headers" if self._headers > MAX_HEADERS
+                                      else "header block too large"))
+            return
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._cancel_timers()
+        if self._refused:
+            return  # a refusal earlier in the same read: nothing after it starts
+        if len(self.pipeline) >= MAX_PIPELINED:
+            self._refuse(ProtocolError(f"more than {MAX_PIPELINED} pipelined requests waiting"))
+            return
         declared = next((v for k, v in self.headers if k == b"content-length"), b"")
         if declared.strip().isdigit() and int(declared) > MAX_BODY:
             self._refuse(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
@@ -308,4 +348,11 @@ class HubHttpProtocol(HttpToolsProtocol):
             proto.connection_made(self.transport)
             proto.data_received(data)
             return
+        in_head, begun = self._in_head, self._begun
         super().data_received(data)
+        if in_head and self._in_head and begun == self._begun and not self._refused:
+            # A read that began and ended inside one head: httptools joins a
+            # header's pieces unseen until it is whole, so count them here.
+            self._head_reads += len(data)
+            if self._head_reads > MAX_HEAD:
+                self._refuse(HeadTooLarge("header block too large"))

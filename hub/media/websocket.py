@@ -38,6 +38,10 @@ CLOSE_TOO_BIG = 1009
 #: Default cap on one (reassembled) client message. Clients of a media server
 #: send small control messages; a megabyte is plenty.
 MAX_MESSAGE = 1 << 20
+#: Frames one message may come in. Fragments are joined as they come (a
+#: message holds its payload's bytes, never a per-frame cost), and a message
+#: of endless empty fragments ends here.
+MAX_FRAGMENTS = 1024
 
 _DATA_OPCODES = frozenset((TEXT, BINARY))
 _CONTROL_OPCODES = frozenset((CLOSE, PING, PONG))
@@ -161,15 +165,14 @@ class WsFrameDecoder:
     UTF-8 (1007). After a Close event no further frames are decoded.
     """
 
-    __slots__ = ("_buf", "_pos", "_frag_opcode", "_frag", "_frag_len", "max_message",
-                 "closed")
+    __slots__ = ("_buf", "_pos", "_frag_opcode", "_frag", "_frags", "max_message", "closed")
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
         self._buf = bytearray()
         self._pos = 0
         self._frag_opcode: int | None = None
-        self._frag: list[bytes] = []
-        self._frag_len = 0
+        self._frag = bytearray()
+        self._frags = 0
         self.max_message = max_message
         self.closed = False
 
@@ -222,7 +225,7 @@ class WsFrameDecoder:
             if length >> 63:
                 raise WsProtocolError("64-bit length with the top bit set")
             head = 10
-        if opcode not in _CONTROL_OPCODES and self._frag_len + length > self.max_message:
+        if opcode not in _CONTROL_OPCODES and len(self._frag) + length > self.max_message:
             raise WsProtocolError("message too big", CLOSE_TOO_BIG)
         end = head + 4 + length
         if avail < end:
@@ -248,15 +251,17 @@ class WsFrameDecoder:
                 raise WsProtocolError("new message before the last one finished")
             msg_opcode = opcode
         if not fin:
+            self._frags += 1
+            if self._frags > MAX_FRAGMENTS:
+                raise WsProtocolError("message in too many fragments", CLOSE_TOO_BIG)
             self._frag_opcode = msg_opcode
-            self._frag.append(payload)
-            self._frag_len += len(payload)
+            self._frag += payload
             return None
-        if self._frag:
-            self._frag.append(payload)
-            payload = b"".join(self._frag)
+        if self._frag_opcode is not None:
+            self._frag += payload
+            payload = bytes(self._frag)
             self._frag.clear()
-            self._frag_len = 0
+            self._frags = 0
             self._frag_opcode = None
         if msg_opcode == TEXT:
             try:

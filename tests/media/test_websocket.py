@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -9,6 +11,7 @@ from hub.media.websocket import (BINARY, CLOSE_INVALID_DATA, CLOSE_NO_STATUS,
                                  WsClose, WsFrameDecoder, WsMessage, WsPing, WsPong,
                                  WsProtocolError, accept_key, encode_close, encode_frame,
                                  encode_header, mask)
+from hub.media import websocket
 
 # RFC 6455 section 5.7 examples.
 HELLO_UNMASKED = bytes.fromhex("810548656c6c6f")
@@ -139,6 +142,41 @@ def test_pong_and_ping_between_fragments() -> None:
     assert dec.next_event() == WsMessage(TEXT, b"Hello")
     assert dec.next_event() is None
     assert PONG == 0xA
+
+
+def test_a_fragmented_message_holds_its_payload_not_its_frames() -> None:
+    """1-byte fragments cost ~40 bytes each when kept apart (a 1 MiB message
+    held 42 MiB; empty ones cost 8 bytes each, past any cap). Now they are
+    joined as they come, and a message may take MAX_FRAGMENTS frames."""
+    dec = WsFrameDecoder()
+    n = websocket.MAX_FRAGMENTS
+    frames = masked(0x02, b"a") + masked(0x00, b"b") * (n - 1)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        dec.feed(frames)
+        assert dec.next_event() is None
+        dec.feed(b"")  # the frames' bytes themselves are let go
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * n, f"{n} bytes in {n} fragments hold {held} bytes"
+    dec.feed(masked(0x80, b"c"))
+    assert dec.next_event() == WsMessage(BINARY, b"a" + b"b" * (n - 1) + b"c")
+    assert dec.next_event() is None
+    dec.feed(masked(0x01, b"") + masked(0x80, b"ok"))  # the count starts again
+    assert dec.next_event() == WsMessage(TEXT, b"ok")
+
+
+def test_a_message_of_endless_empty_fragments_ends() -> None:
+    dec = WsFrameDecoder()
+    dec.feed(masked(0x02, b""))
+    empty = masked(0x00, b"")
+    with pytest.raises(WsProtocolError) as info:
+        for _ in range(100_000):
+            dec.feed(empty)
+            assert dec.next_event() is None
+    assert info.value.close_code == CLOSE_TOO_BIG
 
 
 @settings(max_examples=300, deadline=None)

@@ -70,6 +70,32 @@ def write_bounded(transport: asyncio.Transport, data: bytes) -> bool:
     return True
 
 
+def close_when_sent(transport: asyncio.Transport) -> None:
+    """Close once what is queued for the client has left. `close()` alone
+    waits for that forever, holding the bytes (a whole HLS segment, a
+    player's last megabyte) and the socket for a client that stops
+    reading; one that takes nothing for STUCK_SECONDS is aborted (a slow
+    one that drains, however slowly, is not)."""
+    if transport.is_closing():
+        return
+    transport.close()
+    queued = transport.get_write_buffer_size()
+    if queued:
+        asyncio.get_running_loop().call_later(STUCK_SECONDS, _drop_if_stuck, transport, queued)
+
+
+def _drop_if_stuck(transport: asyncio.Transport, queued: int) -> None:
+    left = transport.get_write_buffer_size()
+    if not left:
+        return  # sent (the transport is gone, or about to be)
+    if left < queued:
+        asyncio.get_running_loop().call_later(STUCK_SECONDS, _drop_if_stuck, transport, left)
+        return
+    log.info("dropping a closed connection whose client has not read for %.0f s (%d bytes queued)",
+             STUCK_SECONDS, left)
+    transport.abort()
+
+
 class ClientFlow:
     """Reading follows writing, for a client whose input makes output (a
     WebSocket: pongs, RTSP/WSP replies). Past FLOW_HIGH queued for it, its
@@ -118,7 +144,7 @@ class Deadline:
     def _expire(self) -> None:
         self._timer = None
         log.info("closing a connection: no %s in time", self.what)
-        self.transport.close()
+        close_when_sent(self.transport)
 
     def met(self) -> None:
         if self._timer is not None:
@@ -247,8 +273,8 @@ class Consumer:
         self.closed = True
         if abort:
             self.transport.abort()
-        elif not self.transport.is_closing():
-            self.transport.close()
+        else:
+            close_when_sent(self.transport)
         if self._on_close is not None:
             self._on_close(self)
 

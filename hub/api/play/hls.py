@@ -14,6 +14,7 @@ A token (``?token=``) on the playlist request is added to every URI in it.
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -59,10 +60,24 @@ def _ok(body: bytes, content_type: str, cache: str = "no-cache") -> bytes:
 
 
 def _read(folder: Path, name: str) -> bytes:
+    data = _read_if_there(folder, name)
+    if data is None:
+        raise NotFound("404 page not found")
+    return data
+
+
+def _read_if_there(folder: Path, name: str) -> bytes | None:
+    """A file's bytes; None when no stream could have written it: missing, or
+    a name the file system refuses (a NUL, a part over 255 bytes), which a
+    URL can carry."""
     try:
         return (folder / name).read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound("404 page not found") from None
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return None
+        raise
 
 
 async def playlist(front: FrontContext, head: HttpRequestHead, path: str, client: str) -> bytes:
@@ -95,11 +110,11 @@ async def fmp4_file(front: FrontContext, path: str, name: str, client: str) -> b
     """An init segment, segment or part; the hinted part once it exists."""
     folder = fmp4_folder(hls_root(front.config.hlspath, front.args.instance), path)
     content_type = "video/mp4" if name.endswith(".mp4") else "video/iso.segment"
-    try:
-        return _ok((folder / name).read_bytes(), content_type, "max-age=60")
-    except (FileNotFoundError, NotADirectoryError):
-        if not name.startswith("part"):
-            raise NotFound("404 page not found") from None
+    data = _read_if_there(folder, name)
+    if data is not None:
+        return _ok(data, content_type, "max-age=60")
+    if not name.startswith("part"):
+        raise NotFound("404 page not found")
     n = int(name[4:-4])
     live = await front.hls_live.get(path)
     if not live.next_part <= n <= live.next_part + PART_AHEAD:

@@ -19,7 +19,7 @@ from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import (PONG, WsClose, WsFrameDecoder, WsPing, accept_key, close_code_for, encode_close,
                                 encode_frame)
 from ..access import check_pull_token
-from .consumer import ClientFlow, Consumer, cap_send_buffer, peer_address
+from .consumer import ClientFlow, Consumer, cap_send_buffer, close_when_sent, peer_address
 from ...media.flv import HevcMode
 from .flv import FlvFanout
 from . import hls
@@ -68,7 +68,7 @@ def classify(head: HttpRequestHead) -> MediaRequest:
         return MediaRequest("fmp4", m.group("path"), name=m.group("name"))
     m = _TS_RE.match(rest)
     if m:
-        if not m.group("seq").isdigit():
+        if not m.group("seq").isascii() or not m.group("seq").isdigit() or len(m.group("seq")) > 18:
             raise ProtocolError("Path illegal")
         return MediaRequest("ts", m.group("path"), int(m.group("seq")))
     if head.is_websocket and len(rest) > 1:
@@ -263,4 +263,4 @@ class MediaHttpProtocol(asyncio.Protocol):
     def _write_close(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
-            self._transport.close()
+            close_when_sent(self._transport)

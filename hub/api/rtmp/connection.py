@@ -43,7 +43,7 @@ from ...media.rtmp import (
 )
 from ...media.rtmp.command import PLAY_FAILED
 from ...placement import canonical_path
-from ..play.consumer import Consumer, cap_send_buffer, peer_address, write_bounded
+from ..play.consumer import Consumer, cap_send_buffer, close_when_sent, peer_address, write_bounded
 from .credentials import authorize, has_credentials, rtmp_user
 from .fanout import RtmpConsumer, RtmpFanout, fanout_key
 
@@ -313,7 +313,7 @@ class RtmpFrontProtocol(asyncio.Protocol):
             if abort:
                 transport.abort()
             else:
-                transport.close()
+                close_when_sent(transport)
 
 
 def _description(exc: HubError) -> str:

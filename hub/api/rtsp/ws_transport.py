@@ -19,7 +19,7 @@ from typing import Any, Callable, cast
 from ...media.websocket import (PONG, TEXT, WsClose, WsFrameDecoder, WsMessage, WsPing, WsProtocolError,
                                 close_code_for, encode_close, encode_frame)
 from ...media.wsp import InterleavedFramer
-from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, write_bounded
+from ..play.consumer import ClientFlow, Deadline, cap_send_buffer, close_when_sent, write_bounded
 
 #: Shared by every WebSocket player in this process: the fan-out hands them
 #: all the same blob object in one turn.
@@ -65,7 +65,7 @@ class WsRtspTransport:
         for t in (self.control, self.data):
             if t is not None and not t.is_closing():
                 t.write(encode_close())
-                t.close()
+                close_when_sent(t)
 
     def abort(self) -> None:
         """A stuck player (its Consumer gave up): both sockets, at once."""
@@ -116,14 +116,14 @@ class WsMessagePump:
                 elif isinstance(ev, WsClose):
                     if not t.is_closing():
                         t.write(encode_close())
-                        t.close()
+                        close_when_sent(t)
                     return
                 if t.is_closing():
                     return
         except WsProtocolError as e:
             if not t.is_closing():
                 t.write(encode_close(close_code_for(e)))
-                t.close()
+                close_when_sent(t)
 
 
 class WsPeerProtocol(asyncio.Protocol):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from ...errors import HubError, NotFound, ProtocolError
 from ...media.websocket import TEXT, WsMessage, close_code_for, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
-from ..play.consumer import write_bounded
+from ..play.consumer import close_when_sent, write_bounded
 from .connection import RtspConnection
 from .rendezvous import Rendezvous, adopt, hand_over, rendezvous_name
 from .ws_transport import WsPeerProtocol, WsRtspTransport
@@ -64,7 +64,7 @@ def _refuse(transport: asyncio.Transport, exc: HubError, seq: str | None, close:
     _send(transport, WspResponse.reply(exc.http_status, seq))
     if close:
         transport.write(encode_close(close_code_for(exc)))
-        transport.close()
+        close_when_sent(transport)
 
 
 @dataclass(frozen=True)

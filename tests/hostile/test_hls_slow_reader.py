@@ -1,0 +1,79 @@
+"""A client that asks for an HLS segment and never reads it was held forever.
+
+The front answers a segment whole (the file read into memory, written,
+then the connection closed), and `close()` waits for the bytes to leave:
+a client with a tiny receive window that reads nothing kept the segment
+in the front's memory and its socket open for good (20 such clients of an
+8 MiB segment: +168 MiB, all still there a minute later). Now a closed
+connection whose client takes nothing for the stuck bound (10 s) is
+dropped; one that reads gets all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+from tests.conftest import HubServer
+from tests.hostile.harness import MiB, read_response
+
+CLIENTS = 4
+#: The stuck bound (`hub.api.play.consumer.STUCK_SECONDS`) and some slack.
+DROPPED_WITHIN = 10.0 + 5.0
+
+
+def _segment(hub: HubServer, hls: Path, size: int) -> bytes:
+    """A TS segment file where the front looks for `/live/big`'s segment 1."""
+    folder = hls / f"ipchub-hls-{hub.proc.pid}" / "live" / "big"
+    folder.mkdir(parents=True)
+    data = os.urandom(size)
+    (folder / "1.ts").write_bytes(data)
+    return data
+
+
+def _dropped(s: socket.socket, timeout: float) -> bool:
+    """Without reading: True once a send fails (the server reset the connection)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            s.send(b"x", socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_a_segment_nobody_reads_is_dropped(tmp_path: Path, hub_factory: Callable[..., HubServer]) -> None:
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"hlspath": str(hls)}))
+    hub = hub_factory("--shards", "1", "--fronts", "1", "--config", str(config))
+    data = _segment(hub, hls, 8 * MiB)
+    request = b"GET /streams/live/big/1.ts HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as reader:
+        reader.sendall(request)
+        status, _headers, body = read_response(reader, timeout=10)
+    assert status == 200 and body == data  # a client that reads gets it all
+
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(CLIENTS):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", hub.port))
+            s.sendall(request)
+            stalled.append(s)
+        deadline = time.monotonic() + DROPPED_WITHIN
+        kept = [i for i, s in enumerate(stalled) if not _dropped(s, max(0.5, deadline - time.monotonic()))]
+        assert not kept, f"{len(kept)} of {CLIENTS} clients that never read a segment are still held"
+    finally:
+        for s in stalled:
+            s.close()
