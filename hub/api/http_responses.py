@@ -37,13 +37,14 @@ def raw_http_response(status: int, reason: str, body: bytes = b"",
                       length: int | None = -1) -> bytes:
     """A complete HTTP/1.1 response head (+ body) for the raw media paths.
 
-    `length=None` leaves Content-Length out: a stream delimited by close."""
+    `length=None` leaves Content-Length out: a stream delimited by close; a
+    `length` of 0 or more is the Content-Length of a body sent apart."""
     lines = [f"HTTP/1.1 {status} {reason}"]
     headers = {**CORS, **(extra or {})}
     if status not in (101, 204, 304):
         headers.setdefault("Content-Type", content_type)
         if length is not None:
-            headers["Content-Length"] = str(len(body))
+            headers["Content-Length"] = str(len(body) if length < 0 else length)
     if close:
         headers["Connection"] = "close"
     lines += [f"{k}: {v}" for k, v in headers.items()]

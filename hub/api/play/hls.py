@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import re
+from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlencode
@@ -27,6 +28,7 @@ from ...media.hls import Reload, reload_decision
 from ...media.http1 import HttpRequestHead
 from ..http_responses import raw_http_response
 from .hls_live import LiveHls
+from .shared_files import SharedFiles
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -55,23 +57,39 @@ def _token_query(head: HttpRequestHead) -> dict[str, str]:
     return {"token": token} if token else {}
 
 
-def _ok(body: bytes, content_type: str, cache: str = "no-cache") -> bytes:
-    return raw_http_response(200, "OK", body, content_type, extra={"Cache-Control": cache})
+#: An answer: its head, and its body to be written after it (a segment's
+#: body is the buffer every request for it shares: `shared_files`).
+Answer = tuple[bytes, "bytes | array[int]"]
+
+#: This front's segments being sent.
+SEGMENTS = SharedFiles()
+
+
+def _ok(body: bytes | array[int], content_type: str, cache: str = "no-cache") -> Answer:
+    return raw_http_response(200, "OK", b"", content_type, extra={"Cache-Control": cache}, length=len(body)), body
 
 
 def _read(folder: Path, name: str) -> bytes:
-    data = _read_if_there(folder, name)
+    """A playlist's bytes (rewritten as it grows: read each time)."""
+    try:
+        return (folder / name).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound("404 page not found") from None
+
+
+def _segment(folder: Path, name: str) -> array[int]:
+    data = _segment_if_there(folder, name)
     if data is None:
         raise NotFound("404 page not found")
     return data
 
 
-def _read_if_there(folder: Path, name: str) -> bytes | None:
-    """A file's bytes; None when no stream could have written it: missing, or
-    a name the file system refuses (a NUL, a part over 255 bytes), which a
-    URL can carry."""
+def _segment_if_there(folder: Path, name: str) -> array[int] | None:
+    """A segment's (or part's) bytes, shared; None when no stream could have
+    written it: missing, or a name the file system refuses (a NUL, a part
+    over 255 bytes), which a URL can carry."""
     try:
-        return (folder / name).read_bytes()
+        return SEGMENTS.read(folder / name)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
     except OSError as e:
@@ -80,7 +98,7 @@ def _read_if_there(folder: Path, name: str) -> bytes | None:
         raise
 
 
-async def playlist(front: FrontContext, head: HttpRequestHead, path: str, client: str) -> bytes:
+async def playlist(front: FrontContext, head: HttpRequestHead, path: str, client: str) -> Answer:
     """The whole HTTP response to a playlist request (``path`` canonical)."""
     variant = head.query.get("variant") or front.config.hls.variant
     if variant not in VARIANTS:
@@ -101,16 +119,16 @@ async def playlist(front: FrontContext, head: HttpRequestHead, path: str, client
     return _ok(with_query(text, _token_query(head)).encode(), PLAYLIST_TYPE)
 
 
-def ts_segment(front: FrontContext, path: str, seq: int) -> bytes:
+def ts_segment(front: FrontContext, path: str, seq: int) -> Answer:
     folder = stream_folder(hls_root(front.config.hlspath, front.args.instance), path)
-    return _ok(_read(folder, f"{seq}.ts"), "video/mp2t", "max-age=60")
+    return _ok(_segment(folder, f"{seq}.ts"), "video/mp2t", "max-age=60")
 
 
-async def fmp4_file(front: FrontContext, path: str, name: str, client: str) -> bytes:
+async def fmp4_file(front: FrontContext, path: str, name: str, client: str) -> Answer:
     """An init segment, segment or part; the hinted part once it exists."""
     folder = fmp4_folder(hls_root(front.config.hlspath, front.args.instance), path)
     content_type = "video/mp4" if name.endswith(".mp4") else "video/iso.segment"
-    data = _read_if_there(folder, name)
+    data = _segment_if_there(folder, name)
     if data is not None:
         return _ok(data, content_type, "max-age=60")
     if not name.startswith("part"):
@@ -124,4 +142,4 @@ async def fmp4_file(front: FrontContext, path: str, name: str, client: str) -> b
         return lv.next_part > n
 
     await live.wait(client, written, live.state.timeout)
-    return _ok(_read(live.folder, name), content_type, "max-age=60")
+    return _ok(_segment(live.folder, name), content_type, "max-age=60")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -229,8 +230,9 @@ class MediaHttpProtocol(asyncio.Protocol):
             raise
         if viewer is None:
             viewer = viewers.add(path, peer, token, ticket)
-        viewers.seen(viewer, 0, len(answer))
-        self._write_close(answer)
+        answer_head, body = answer
+        viewers.seen(viewer, 0, len(answer_head) + len(body))
+        self._write_close(answer_head, body)
 
     def _peer(self) -> str:
         assert self._transport is not None
@@ -260,7 +262,11 @@ class MediaHttpProtocol(asyncio.Protocol):
     def _respond_error(self, e: HubError) -> None:
         self._write_close(http_error_response(e))
 
-    def _write_close(self, data: bytes) -> None:
+    def _write_close(self, data: bytes, body: bytes | array[int] = b"") -> None:
+        """Write and close; a `body` apart is queued as it is, not copied
+        (an HLS segment's buffer is shared by every request for it)."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+            if body:
+                self._transport.write(memoryview(body))  # queued as it is (uvloop): no copy
             close_when_sent(self._transport)
