@@ -40,6 +40,9 @@ KEEPALIVE_INTERVAL = 30.0
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 30.0
 MAX_TICK = 1.0  # data, keep-alive and idle checks run at least this often
+#: Our own bytes (requests, keep-alives, answers to its requests) queued for an
+#: upstream that does not read them: past this the connection is dropped.
+MAX_QUEUED = 1 << 20
 USER_AGENT = "hub"
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
@@ -182,8 +185,13 @@ class RtspPullSession(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_QUEUED:
+            transport.abort()  # close() would wait for the upstream to read it all
+            self.end(ProtocolError("upstream does not read what we send"), teardown=False)
+            return
+        transport.write(data)
 
     # -- requests ---------------------------------------------------------------
     def _send(self, method: str, uri: str, extra: Iterable[tuple[str, str]] = ()) -> int:
@@ -205,6 +213,8 @@ class RtspPullSession(asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError("upstream connection is closed")
         cseq = self._send(method, uri, extra)
+        if self.closed:  # the write found the upstream not reading
+            raise ConnectionResetError("upstream connection is closed")
         fut: asyncio.Future[RtspResponse] = asyncio.get_running_loop().create_future()
         self._pending[cseq] = fut
         try:
