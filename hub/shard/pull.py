@@ -213,7 +213,10 @@ class RoutePull:
             await asyncio.wait_for(
                 loop.create_connection(lambda: session, up.host, up.port, ssl=tls),
                 self.manager.settings.connect_timeout)
-            stream = await session.start()
+            try:
+                stream = await asyncio.wait_for(session.start(), settings.handshake_timeout)
+            except asyncio.TimeoutError:
+                raise NotFound(f"upstream handshake not done within {settings.handshake_timeout:g} s") from None
         except (OSError, HubError, asyncio.TimeoutError) as exc:
             self._attempting = False
             why = str(exc) or exc.__class__.__name__

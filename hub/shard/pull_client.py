@@ -36,6 +36,10 @@ log = logging.getLogger("hub.shard.pull")
 __all__ = ["PullOwner", "PullSettings", "RtspPullSession", "UpstreamUrl"]
 
 CONNECT_TIMEOUT = 5.0
+#: OPTIONS to PLAY's answer, each request also within the connect timeout: an
+#: upstream that answers each just in time (35 requests for 32 tracks, each
+#: maybe refused once with a 401) would otherwise hold the attempt for minutes.
+HANDSHAKE_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 30.0
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 30.0
@@ -82,6 +86,7 @@ class PullSettings:
     """Timeouts of the pull sessions; tests shorten them."""
 
     connect_timeout: float = CONNECT_TIMEOUT
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # after the TCP (and TLS) connect
     idle_timeout: float = 300.0  # keepalive=false: close this long after the last reader
     session_timeout: float = 60.0  # no data from upstream for this long: reconnect
     keepalive_interval: float = KEEPALIVE_INTERVAL

@@ -177,3 +177,51 @@ def test_a_pull_that_was_live_still_reconnects_while_wanted() -> None:
             up.close()
 
     run(main)
+
+
+def test_an_upstream_that_answers_each_request_just_in_time_is_dropped_at_the_handshake_deadline() -> None:
+    """Each answer comes just before the per-request deadline and the SDP
+    has the 32 tracks the parser allows: the handshake is 35 exchanges. Before
+    the handshake deadline it ran 35 × 0.2 s = 7.0 s here (35 × 5 s with the
+    defaults, twice that when each request is first refused with a 401) while
+    askers timed out and the cluster's claim of the path (15 s) expired."""
+    many = SDP.split("m=video")[0] + "".join(
+        f"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID={i}\r\n" for i in range(32))
+
+    async def main() -> None:
+        up = RawUpstream()
+        env = Env({"/slow": (up.url(), False)}, connect_timeout=0.25, handshake_timeout=1.0)
+        loop = asyncio.get_running_loop()
+        conn: socket.socket | None = None
+        try:
+            accepted = loop.create_task(up.accept())
+            asking = loop.create_task(env.pulls.ensure("/slow"))
+            conn = await accepted
+            t0 = time.monotonic()
+            reader = RtspReader()
+            answered = 0
+            while time.monotonic() - t0 < 3.0 and (data := await asyncio.wait_for(loop.sock_recv(conn, 65536), 3.0)):
+                reader.feed(data)
+                while (req := reader.next_event()) is not NEED_DATA:
+                    assert isinstance(req, RtspRequest)
+                    await asyncio.sleep(0.2)  # just in time
+                    reply = (answer(req, "200 OK", "Content-Type: application/sdp", body=many.encode())
+                             if req.method == "DESCRIBE" else play_answer(req))
+                    try:
+                        await loop.sock_sendall(conn, reply)
+                    except (ConnectionError, OSError):
+                        break
+                    answered += 1
+            took = time.monotonic() - t0
+            assert took < 2.0, f"the handshake ran {took:.1f} s ({answered} answers)"
+            try:
+                await asking
+            except NotFound:
+                pass
+        finally:
+            if conn is not None:
+                conn.close()
+            await env.close()
+            up.close()
+
+    run(main)
