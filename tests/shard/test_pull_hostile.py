@@ -8,8 +8,11 @@ Each upstream here is a raw socket peer written in the test (loopback only).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
+
+import pytest
 
 from hub.errors import NotFound
 from hub.media.rtsp import NEED_DATA, RtspReader, RtspRequest
@@ -225,3 +228,42 @@ def test_an_upstream_that_answers_each_request_just_in_time_is_dropped_at_the_ha
             up.close()
 
     run(main)
+
+
+def test_an_answer_naming_channel_255_fails_the_attempt_before_anything_is_published(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`interleaved=255` means channels 255-256, and 256 is no channel: it
+    reached the ingest's channel table and raised IndexError there, after the
+    stream had been published (a traceback in the shard's log per attempt,
+    and a stream that went live and ended at once)."""
+    async def main() -> None:
+        up = RawUpstream()
+        env = Env({"/x": (up.url(), False)})
+        opened: list[str] = []
+        env.streams.on_stream_opened.append(lambda s: opened.append(s.path))
+        loop = asyncio.get_running_loop()
+        conn: socket.socket | None = None
+        try:
+            accepted = loop.create_task(up.accept())
+            asking = loop.create_task(env.pulls.ensure("/x"))
+            conn = await accepted
+            reader = RtspReader()
+            while data := await asyncio.wait_for(loop.sock_recv(conn, 65536), 3.0):
+                reader.feed(data)
+                while (req := reader.next_event()) is not NEED_DATA:
+                    assert isinstance(req, RtspRequest)
+                    reply = (answer(req, "200 OK", "Session: F00D", "Transport: RTP/AVP/TCP;unicast;interleaved=255")
+                             if req.method == "SETUP" else play_answer(req))
+                    await loop.sock_sendall(conn, reply)
+            with pytest.raises(NotFound):
+                await asking
+            assert opened == []
+        finally:
+            if conn is not None:
+                conn.close()
+            await env.close()
+            up.close()
+
+    with caplog.at_level(logging.INFO, logger="hub.shard.pull"):
+        run(main)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
