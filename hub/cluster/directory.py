@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from ..errors import HubError
 from . import keys as K
 from .link import LINK_ERRORS, RedisLink
 
@@ -237,7 +238,7 @@ class StreamDirectory:
         if verdict == "lost":
             other = _entry(reply[1])
             log.info("%s: held by node %s; closing this node's %s", path, other.get("node"), owned.kind)
-            await self._close_local(path, owned.stream_id)
+            await self._close(path, owned.stream_id)
             return
         owned.claimed = True
         if verdict == "took":
@@ -264,7 +265,17 @@ class StreamDirectory:
             else:
                 log.info("%s: node %s holds it now; closing this node's %s", owned.path, other.get("node"),
                          owned.kind)
-                await self._close_local(owned.path, owned.stream_id)
+                await self._close(owned.path, owned.stream_id)
+
+    async def _close(self, path: str, stream_id: int) -> None:
+        """Close our stream of a path another node holds. Its shard may be
+        restarting or slow to answer: that must not end the directory's task
+        or the node's tick. A claimed stream's close is tried again by the
+        next refresh; a lost claim's by the next reconnect (`mark_all`)."""
+        try:
+            await self._close_local(path, stream_id)
+        except HubError as e:
+            log.warning("%s: could not close this node's stream %d: %s", path, stream_id, e)
 
     def takeover_of(self, a: dict[str, Any]) -> int | None:
         """Another node took a path we held: the id of our stream to close, if still ours."""

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 
 from hub.cluster import keys as K
 from hub.cluster.directory import ENTRY_TTL
+from hub.errors import NotFound
 from tests.cluster.conftest import RedisServer
 from tests.cluster.test_directory import Node, entry, settle
 
@@ -68,5 +69,38 @@ def test_an_entry_that_is_not_json_does_not_take_the_link_down(redis_server: Red
             await a.directory.release_all()  # ours goes, the other stays
             assert entry(redis_server, "/live/y") is None
             assert redis_server.command("GET", K.stream_key("/live/z")) == "not json"
+
+    run(main)
+
+
+def test_a_stream_that_cannot_be_closed_now_stops_neither_the_directory_nor_the_refresh(
+        redis_server: RedisServer) -> None:
+    """Closing our stream of a path another node holds asks the stream's
+    shard, which may be restarting (NotFound) or slow (IpcTimeout). Before,
+    that error ended the directory's task (no entry claimed or released
+    again) or came out of refresh(), ending the node's tick (no heartbeat:
+    the node's entries expired and it left the cluster until restarted)."""
+    async def main() -> None:
+        async with Node(redis_server.url, "a") as a:
+            attempts: list[str] = []
+
+            async def restarting(path: str, sid: int) -> None:
+                attempts.append(path)
+                raise NotFound(f"{path}: its shard is restarting")
+
+            a.directory._close_local = restarting
+            other = '{"node":"b","inst":"i9","sid":1,"kind":"publish","t":5000}'
+            redis_server.command("SET", K.stream_key("/live/p"), other, "PX", "60000")
+            a.up("/live/p", 3, kind="pull")  # loses the race: its close fails
+            await settle()
+            assert attempts == ["/live/p"]
+            a.up("/live/q", 4)  # the directory still works
+            await settle()
+            assert entry(redis_server, "/live/q")["node"] == "a"  # type: ignore[index]
+            redis_server.command("SET", K.stream_key("/live/q"), other, "PX", "60000")
+            await a.directory.refresh()  # b is the newer publisher: ours would close
+            assert attempts == ["/live/p", "/live/q"]
+            await a.directory.refresh()  # and is tried again on the next refresh
+            assert attempts == ["/live/p", "/live/q", "/live/q"]
 
     run(main)
