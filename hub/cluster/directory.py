@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from ..errors import HubError
 from . import keys as K
 from .link import LINK_ERRORS, RedisLink
 
@@ -39,11 +41,22 @@ PENDING_TTL = 15.0  # a route pull's claim while it connects (connect 5 s + the 
 #: Streams ended while Redis was away whose entries still wait to be removed.
 MAX_RELEASED = 10_000
 
+# Every script reads an entry with `_DECODE`: one that is not a JSON object
+# (written by something else than a node of ours) is another's, never an
+# error. A script error would count as Redis being away and take the link down.
+_DECODE = """
+local function entry(v)
+  local ok, o = pcall(cjson.decode, v)
+  if ok and type(o) == 'table' then return o end
+  return {}
+end
+"""
+
 # KEYS[1]: entry; ARGV: entry json, mode (take | ifabsent), ttl ms, node, inst
-_CLAIM = """
+_CLAIM = _DECODE + """
 local old = redis.call('GET', KEYS[1])
 if old then
-  local o = cjson.decode(old)
+  local o = entry(old)
   if o.node == ARGV[4] and o.inst == ARGV[5] then
     old = false
   elseif ARGV[2] == 'ifabsent' then
@@ -57,7 +70,7 @@ return {'ok'}
 
 # KEYS: entries; ARGV: ttl ms, node, inst, then one entry json per key.
 # Ours: TTL renewed; absent (expired while away): written again; another's: returned.
-_REFRESH = """
+_REFRESH = _DECODE + """
 local out = {}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
@@ -65,7 +78,7 @@ for i, key in ipairs(KEYS) do
     redis.call('SET', key, ARGV[3 + i], 'PX', ARGV[1])
     out[i] = 'set'
   else
-    local o = cjson.decode(v)
+    local o = entry(v)
     if o.node == ARGV[2] and o.inst == ARGV[3] then
       redis.call('PEXPIRE', key, ARGV[1])
       out[i] = 'ok'
@@ -78,10 +91,10 @@ return out
 """
 
 # KEYS[1]: entry; ARGV: node, inst, stream id. Only our own entry of that stream.
-_RELEASE = """
+_RELEASE = _DECODE + """
 local v = redis.call('GET', KEYS[1])
 if v then
-  local o = cjson.decode(v)
+  local o = entry(v)
   if o.node == ARGV[1] and o.inst == ARGV[2] and tostring(o.sid) == ARGV[3] then
     return redis.call('DEL', KEYS[1])
   end
@@ -90,10 +103,10 @@ return 0
 """
 
 # KEYS[1]: entry; ARGV: node, inst, routed (1/0), pending entry json, pending ttl ms
-_LOCATE = """
+_LOCATE = _DECODE + """
 local v = redis.call('GET', KEYS[1])
 if v then
-  local o = cjson.decode(v)
+  local o = entry(v)
   if o.node == ARGV[1] and o.inst == ARGV[2] then return {'mine', v} end
   return {'other', v}
 end
@@ -225,7 +238,7 @@ class StreamDirectory:
         if verdict == "lost":
             other = _entry(reply[1])
             log.info("%s: held by node %s; closing this node's %s", path, other.get("node"), owned.kind)
-            await self._close_local(path, owned.stream_id)
+            await self._close(path, owned.stream_id)
             return
         owned.claimed = True
         if verdict == "took":
@@ -245,14 +258,24 @@ class StreamDirectory:
             if text in ("ok", "set") or self.owned.get(owned.path) is not owned:
                 continue
             other = _entry(result)
-            newer = other.get("kind") == "pending" or float(other.get("t") or 0) < owned.t
+            newer = other.get("kind") == "pending" or _time(other.get("t")) < owned.t
             if owned.kind == "publish" and newer:
                 owned.claimed = False  # ours is the newer publisher: take the path over
                 self._mark(owned.path)
             else:
                 log.info("%s: node %s holds it now; closing this node's %s", owned.path, other.get("node"),
                          owned.kind)
-                await self._close_local(owned.path, owned.stream_id)
+                await self._close(owned.path, owned.stream_id)
+
+    async def _close(self, path: str, stream_id: int) -> None:
+        """Close our stream of a path another node holds. Its shard may be
+        restarting or slow to answer: that must not end the directory's task
+        or the node's tick. A claimed stream's close is tried again by the
+        next refresh; a lost claim's by the next reconnect (`mark_all`)."""
+        try:
+            await self._close_local(path, stream_id)
+        except HubError as e:
+            log.warning("%s: could not close this node's stream %d: %s", path, stream_id, e)
 
     def takeover_of(self, a: dict[str, Any]) -> int | None:
         """Another node took a path we held: the id of our stream to close, if still ours."""
@@ -280,6 +303,15 @@ class StreamDirectory:
         """Leaving: our entries go now, not after their TTL."""
         for owned in list(self.owned.values()):
             await self._release(keys=[K.stream_key(owned.path)], args=[self.node, self.inst, owned.stream_id])
+
+
+def _time(v: Any) -> float:
+    """Another entry's start time; one that is no number counts as the oldest."""
+    try:
+        t = float(v or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return t if math.isfinite(t) else 0.0
 
 
 def _text(v: Any) -> str:

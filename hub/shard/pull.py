@@ -12,7 +12,9 @@ connect timeout. The pull then lives on its own:
   30 s: the reference gave up at the first error, a camera that reboots
   should come back by itself. A keepalive route is wanted while its route
   exists; any other one until `route_idle_timeout` seconds after its last
-  reader (a front link or an in-process tap such as the HLS segmenter) left.
+  reader (a front link or an in-process tap such as the HLS segmenter) left
+  — once it has been live: one that fails before it ever went live stops
+  there (its askers got NotFound; the next ask starts a new pull).
   Deleting the stream (`StreamTable.close` → `close()` of its source, the
   session) stops the pull for good, until a new reader asks.
 
@@ -162,6 +164,12 @@ class RoutePull:
                 live = await self._attempt()
                 if live:
                     backoff = settings.backoff_min
+                elif not self.connects and not self.keepalive and not self._waiters:
+                    # Never live and its asker told: nobody is owed a retry. A
+                    # directory route takes any name under it, so retrying would
+                    # let each guessed name reconnect upstream for the idle time.
+                    self.stop("upstream not available")
+                    break
                 if not self.wanted(self.manager.clock()):
                     break
                 try:
@@ -205,7 +213,10 @@ class RoutePull:
             await asyncio.wait_for(
                 loop.create_connection(lambda: session, up.host, up.port, ssl=tls),
                 self.manager.settings.connect_timeout)
-            stream = await session.start()
+            try:
+                stream = await asyncio.wait_for(session.start(), settings.handshake_timeout)
+            except asyncio.TimeoutError:
+                raise NotFound(f"upstream handshake not done within {settings.handshake_timeout:g} s") from None
         except (OSError, HubError, asyncio.TimeoutError) as exc:
             self._attempting = False
             why = str(exc) or exc.__class__.__name__

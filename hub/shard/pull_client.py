@@ -36,10 +36,17 @@ log = logging.getLogger("hub.shard.pull")
 __all__ = ["PullOwner", "PullSettings", "RtspPullSession", "UpstreamUrl"]
 
 CONNECT_TIMEOUT = 5.0
+#: OPTIONS to PLAY's answer, each request also within the connect timeout: an
+#: upstream that answers each just in time (35 requests for 32 tracks, each
+#: maybe refused once with a 401) would otherwise hold the attempt for minutes.
+HANDSHAKE_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 30.0
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 30.0
 MAX_TICK = 1.0  # data, keep-alive and idle checks run at least this often
+#: Our own bytes (requests, keep-alives, answers to its requests) queued for an
+#: upstream that does not read them: past this the connection is dropped.
+MAX_QUEUED = 1 << 20
 USER_AGENT = "hub"
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 
@@ -79,6 +86,7 @@ class PullSettings:
     """Timeouts of the pull sessions; tests shorten them."""
 
     connect_timeout: float = CONNECT_TIMEOUT
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # after the TCP (and TLS) connect
     idle_timeout: float = 300.0  # keepalive=false: close this long after the last reader
     session_timeout: float = 60.0  # no data from upstream for this long: reconnect
     keepalive_interval: float = KEEPALIVE_INTERVAL
@@ -182,8 +190,13 @@ class RtspPullSession(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_QUEUED:
+            transport.abort()  # close() would wait for the upstream to read it all
+            self.end(ProtocolError("upstream does not read what we send"), teardown=False)
+            return
+        transport.write(data)
 
     # -- requests ---------------------------------------------------------------
     def _send(self, method: str, uri: str, extra: Iterable[tuple[str, str]] = ()) -> int:
@@ -205,6 +218,8 @@ class RtspPullSession(asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError("upstream connection is closed")
         cseq = self._send(method, uri, extra)
+        if self.closed:  # the write found the upstream not reading
+            raise ConnectionResetError("upstream connection is closed")
         fut: asyncio.Future[RtspResponse] = asyncio.get_running_loop().create_future()
         self._pending[cseq] = fut
         try:

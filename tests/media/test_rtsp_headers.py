@@ -55,7 +55,7 @@ def test_transport_mode_case_and_single_channel() -> None:
 @pytest.mark.parametrize("text", [
     "", "RAW/RAW/UDP;unicast", "RTP/AVP;client_port=70000-70001", "RTP/AVP;interleaved=0-256",
     "RTP/AVP;ttl=x", "RTP/AVP;mode=teardown", 'RTP/AVP;mode="PLAY', "RTP/AVP;ssrc=123456789",
-    "RTP/AVP;client_port=-",
+    "RTP/AVP;client_port=-", "RTP/AVP/TCP;interleaved=255", "RTP/AVP;client_port=65535",
 ])
 def test_transport_errors(text: str) -> None:
     with pytest.raises(ProtocolError):

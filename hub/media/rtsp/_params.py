@@ -47,8 +47,11 @@ def parse_int(text: str, what: str, maximum: int = 2**32 - 1, base: int = 10) ->
 
 
 def parse_pair(text: str, what: str, maximum: int) -> tuple[int, int]:
-    """`a-b`, or a single `a` meaning `a-(a+1)` (RTP port / channel pairs)."""
+    """`a-b`, or a single `a` meaning `a-(a+1)` (RTP port / channel pairs);
+    both within `maximum`, the implied `a+1` too."""
     first, dash, second = text.partition("-")
     a = parse_int(first.strip(), what, maximum)
     b = parse_int(second.strip(), what, maximum) if dash else a + 1
+    if b > maximum:
+        raise ProtocolError(f"{what} {a} has no {what} after it")
     return a, b
