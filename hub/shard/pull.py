@@ -85,6 +85,7 @@ class RoutePull:
         self.stopped = False
         self.connects = 0  # successful PLAYs, for tests and stats
         self.last_wanted = manager.clock()
+        self.last_attempt = -1e9  # when the last connection attempt started
         self.last_error: str = ""
         self._waiters: list[asyncio.Future[Stream]] = []
         self._poke = asyncio.Event()
@@ -111,8 +112,10 @@ class RoutePull:
         self.last_wanted = self.manager.clock()
         fut: asyncio.Future[Stream] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
-        if not self._attempting:
-            self._poke.set()  # cut a backoff wait short
+        if not self._attempting and self.manager.clock() - self.last_attempt >= self.manager.settings.backoff_min:
+            # Cut a back-off wait short, but readers asking over and over
+            # reach the upstream no more than once per shortest back-off.
+            self._poke.set()
         return fut
 
     def _settle(self, stream: Stream | None, exc: BaseException | None) -> None:
@@ -168,6 +171,7 @@ class RoutePull:
                     # Never live and its asker told: nobody is owed a retry. A
                     # directory route takes any name under it, so retrying would
                     # let each guessed name reconnect upstream for the idle time.
+                    self.manager.failed(self.path)
                     self.stop("upstream not available")
                     break
                 if not self.wanted(self.manager.clock()):
@@ -200,6 +204,7 @@ class RoutePull:
     async def _attempt(self) -> bool:
         """One connection: True if it went live (then waits for its end)."""
         self._attempting = True
+        self.last_attempt = self.manager.clock()
         session: RtspPullSession | None = None
         try:
             up = UpstreamUrl.parse(self.url)
@@ -253,6 +258,10 @@ class RoutePull:
                 pass
 
 
+#: Paths remembered as just failed (`PullManager.failed`).
+MAX_FAILED = 4096
+
+
 class PullManager:
     """The shard's route pulls, by canonical path.
 
@@ -269,6 +278,8 @@ class PullManager:
         self.settings = settings or PullSettings()
         self.clock = clock
         self.pulls: dict[str, RoutePull] = {}
+        #: Paths whose pull failed before going live, by when (oldest first).
+        self._failed: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.pulls)
@@ -293,6 +304,12 @@ class PullManager:
             if pull is None or pull.stopped:
                 if source is None:
                     raise NotFound("404 page not found")
+                tried = self._failed.get(path)
+                if tried is not None and self.clock() - tried < self.settings.backoff_min:
+                    # Its last pull failed just now: askers flooding one path
+                    # (a player's retries, a dead camera) reach the upstream
+                    # once per shortest back-off, not once per ask.
+                    raise NotFound(f"{path}: upstream not available")
                 pull = RoutePull(self, path, source.url, source.keepalive, source.origin)
                 self.pulls[path] = pull
                 pull.start()
@@ -325,6 +342,17 @@ class PullManager:
             pull = RoutePull(self, path, match[0], True)
             self.pulls[path] = pull
             pull.start()
+
+    def failed(self, path: str) -> None:
+        """A pull of `path` that never went live failed just now."""
+        now = self.clock()
+        self._failed.pop(path, None)
+        self._failed[path] = now
+        while self._failed:  # forget what no longer holds anyone back, and past MAX_FAILED
+            oldest, t = next(iter(self._failed.items()))
+            if now - t < self.settings.backoff_min and len(self._failed) <= MAX_FAILED:
+                break
+            del self._failed[oldest]
 
     def _forget(self, pull: RoutePull) -> None:
         if self.pulls.get(pull.path) is pull:

@@ -267,3 +267,86 @@ def test_an_answer_naming_channel_255_fails_the_attempt_before_anything_is_publi
     with caplog.at_level(logging.INFO, logger="hub.shard.pull"):
         run(main)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_askers_flooding_one_path_reach_a_failing_upstream_once_per_back_off() -> None:
+    """A player retrying a routed path in a loop (or a stranger doing it on
+    purpose) must not become a connection flood on the camera: each ask
+    started an attempt (a new pull, or one cutting the back-off short).
+    Now one path's upstream is tried at most once per shortest back-off."""
+    async def main() -> None:
+        connections = 0
+
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            reader = RtspReader()
+            try:
+                while data := await r.read(65536):
+                    reader.feed(data)
+                    while (req := reader.next_event()) is not NEED_DATA:
+                        assert isinstance(req, RtspRequest)
+                        w.write(answer(req, "200 OK" if req.method == "OPTIONS" else "404 Not Found"))
+            except (ConnectionError, OSError):
+                pass
+            w.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        env = Env({"/cam": (f"rtsp://127.0.0.1:{port}/cam", False)}, backoff_min=0.5, backoff_max=1.0)
+        try:
+            t0 = time.monotonic()
+            refused = 0
+            while time.monotonic() - t0 < 1.2:  # ~0.5 s spacing: 3 attempts at most
+                try:
+                    await env.pulls.ensure("/cam")
+                except NotFound:
+                    refused += 1
+                await asyncio.sleep(0.01)
+            assert refused > 20  # every ask answered at once
+            assert 2 <= connections <= 3, connections
+        finally:
+            await env.close()
+            server.close()
+
+    run(main)
+
+
+def test_a_reader_asking_cuts_a_back_off_short_at_most_once_per_shortest_back_off() -> None:
+    """A pull that was live and lost its camera waits out its back-off; a
+    reader asking tries at once, but asks in a loop do not each try."""
+    async def main() -> None:
+        up = RawUpstream()
+        env = Env({"/cam": (up.url(), True)}, backoff_min=0.5, backoff_max=30.0)
+        loop = asyncio.get_running_loop()
+        attempts = 0
+
+        async def refuse_all() -> None:  # the camera's RTSP service is broken: hang up at once
+            nonlocal attempts
+            while True:
+                conn = await up.accept()
+                attempts += 1
+                conn.close()
+
+        try:
+            accepted = loop.create_task(up.accept())
+            asking = loop.create_task(env.pulls.ensure("/cam"))
+            conn = await accepted
+            await up.handshake(conn)
+            await asking
+            refusing = loop.create_task(refuse_all())
+            conn.close()  # the camera drops us
+            await until(lambda: attempts >= 1, timeout=3.0)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.2:
+                try:
+                    await asyncio.wait_for(env.pulls.ensure("/cam"), 0.05)
+                except (NotFound, asyncio.TimeoutError):
+                    pass
+            assert attempts <= 4, attempts  # the first, then ~0.5 s apart (was one per ask)
+            refusing.cancel()
+        finally:
+            await env.close()
+            up.close()
+
+    run(main)
