@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from datetime import datetime, timezone
@@ -200,7 +201,7 @@ class ClusterNode:
                 continue
             info = self._entry() if name == self.name else _json(raw)
             nodes.append({"name": name, "address": info.get("address", ""), "start_on": info.get("start_on", ""),
-                          "uptime": round(max(0.0, now - float(info.get("t0") or now)), 3),
+                          "uptime": round(max(0.0, now - _seconds(info.get("t0"), now)), 3),
                           "streams": info.get("streams", 0), "players": info.get("players", 0),
                           "relays": info.get("relays", 0), "self": name == self.name})
         return {"node": self.name, "redis": "up", "nodes": nodes}
@@ -262,6 +263,15 @@ class ClusterNode:
         if isinstance(node, str) and node:
             self.rpc.notify(node, "takeover", {"path": path, "inst": other.get("inst"), "sid": other.get("sid"),
                                                "by": self.name})
+
+
+def _seconds(v: Any, default: float) -> float:
+    """Another node's time field; `default` when it is no finite number."""
+    try:
+        t = float(v)
+    except (TypeError, ValueError):
+        return default
+    return t if math.isfinite(t) else default
 
 
 def _json(raw: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Awaitable, Callable
 from hub.cluster import keys as K
 from hub.cluster.directory import ENTRY_TTL
 from hub.errors import NotFound
-from tests.cluster.conftest import RedisServer
+from tests.cluster.conftest import RedisServer, api
+from tests.conftest import HubServer
 from tests.cluster.test_directory import Node, entry, settle
 
 TEST_TIMEOUT = 15.0
@@ -104,3 +105,19 @@ def test_a_stream_that_cannot_be_closed_now_stops_neither_the_directory_nor_the_
             assert attempts == ["/live/p", "/live/q", "/live/q"]
 
     run(main)
+
+
+def test_the_cluster_listing_takes_a_node_entry_with_fields_of_the_wrong_type(
+        node_factory: Callable[..., HubServer], redis_server: RedisServer) -> None:
+    """Before, another node's `t0` that was no number made `GET /api/v1/cluster`
+    a 500 on every node (`float("soon")`)."""
+    a = node_factory("a")
+    redis_server.command("SADD", K.NODES, "z", "y")
+    redis_server.command("SET", K.node_key("z"), '{"address":"10.0.0.9:1554","t0":"soon"}', "PX", "60000")
+    redis_server.command("SET", K.node_key("y"), '["not", "an", "entry"]', "PX", "60000")
+    status, body = api(a, "GET", "/api/v1/cluster", token=a.token())
+    assert status == 200, body
+    by_name = {n["name"]: n for n in body["nodes"]}
+    assert sorted(by_name) == ["a", "y", "z"]
+    assert by_name["z"]["address"] == "10.0.0.9:1554" and by_name["z"]["uptime"] == 0
+    assert by_name["a"]["self"] and by_name["a"]["uptime"] > 0
