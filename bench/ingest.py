@@ -42,6 +42,8 @@ modules compiled by mypyc) and the same modules from their Python sources
    shard's read gate, `hub/shard/read_gate.py`), each against the first;
    `u40` is a tree with `unwatched_ingest_window` 40 (the server's default:
    nobody plays these streams, so that is how a default tree reads them).
+   A label ending in `r` (`0r`, `u40r`) records every stream as well (a
+   recording rule for `/ingest/`, fMP4 files of 60 s): an NVR's cameras.
    Every other tree, these and the installed/sources pair, runs with
    `unwatched_ingest_window` 0: read at once unless its label says.
    `--warmup 65` starts the windows once the rings have gone round.
@@ -223,11 +225,16 @@ def tree_kinds(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     if args.windows:
         kinds: dict[str, dict[str, str]] = {}
         for w in (x.strip() for x in args.windows.split(",")):
+            recorded = {"record": "1"} if w.endswith("r") else {}
+            w = w.rstrip("r")
+            suffix = ", recorded" if recorded else ""
             if w.startswith("u"):
-                kinds[f"unwatched {int(w[1:])} ms"] = {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": "0",
-                                                       "HUB_UNWATCHED_INGEST_WINDOW": str(int(w[1:]))}
+                kinds[f"unwatched {int(w[1:])} ms{suffix}"] = {
+                    "HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": "0", "HUB_UNWATCHED_INGEST_WINDOW": str(int(w[1:])),
+                    **recorded}
             else:
-                kinds[f"window {int(w)} ms"] = {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": str(int(w)), **at_once}
+                kinds[f"window {int(w)} ms{suffix}"] = {"HUB_PURE_PYTHON": "0", "HUB_INGEST_WINDOW": str(int(w)),
+                                                        **at_once, **recorded}
         return kinds
     return {"installed": {"HUB_PURE_PYTHON": "0", **at_once}, "sources": {"HUB_PURE_PYTHON": "1", **at_once}}
 
@@ -243,9 +250,15 @@ def live(args: argparse.Namespace) -> None:
         for n, (label, extra) in enumerate(kinds.items()):
             port = free_port()
             env = {**os.environ, **extra, "HUB_RTMP_PORT": "0"}
+            config: list[str] = []
+            if env.pop("record", ""):
+                rules = work / f"tree{n}.json"
+                rules.write_text(json.dumps({"record": [{"pattern": "/ingest/", "format": "fmp4", "segment": 60,
+                                                         "retention": {"max_age": "1h"}}]}))
+                config = ["--config", str(rules)]
             trees[label] = (subprocess.Popen(
                 [PY, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(work / f"tree{n}"), "--shards", "1",
-                 "--fronts", "1", "--log-level", "warning"], cwd=SERVER_ROOT, env=env,
+                 "--fronts", "1", "--log-level", "warning", *config], cwd=SERVER_ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port)
         for _proc, port in trees.values():
             wait_port(port)

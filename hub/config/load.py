@@ -222,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let each live TCP source's bytes gather for up to MS milliseconds between reads "
                         "(far fewer reads and wake-ups per stream, up to MS more latency; default 0: read at once)")
     p.add_argument("--unwatched-ingest-window", metavar="MS",
-                   help="the same for a source whose stream nobody reads (no player, HLS, recording or "
-                        "relay), read at once again as soon as someone does (default 40; 0: read at once)")
+                   help="the same for a source whose stream nobody needs at once (no player, LL-HLS player "
+                        "or relay; HLS segments and recordings take windows too), read at once again as soon "
+                        "as someone does (default 40; 0: read at once)")
     p.add_argument("--memory-merge", action="store_const", const=True,
                    help="mark the tree's memory mergeable by the kernel's same-page merging (KSM, Linux 6.4+; "
                         "the machine must run it: /sys/kernel/mm/ksm/run); read at start")

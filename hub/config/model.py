@@ -105,7 +105,8 @@ class Config:
     rtmp_port: int = 1935  # RTMP's own port on the listen host (0 = only the shared port)
     fanout_window: int = 0  # ms a front gathers a stream's frames into one write per player (0 = none)
     ingest_window: int = 0  # ms a shard lets a live TCP source's bytes gather between reads (0 = read at once)
-    # The same for a source whose stream nobody reads (no player, HLS, recording, relay); 0 = read at once
+    # The same for a source whose stream nobody needs at once (no player, LL-HLS player, relay; HLS
+    # segments and recordings take windows too); 0 = read at once
     unwatched_ingest_window: int = 40
     memory_merge: bool = False  # mark the tree's memory mergeable by the kernel's KSM (hub.ksm)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

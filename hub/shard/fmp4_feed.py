@@ -94,8 +94,7 @@ class Fmp4Feed:
     def detach(self) -> None:
         """Stop reading: off the stream's taps, then the ring is released."""
         self.closed = True
-        if self.pump in self.stream.taps:
-            self.stream.taps.remove(self.pump)
+        self.stream.remove_tap(self.pump)
         self._reader.close()
 
     # -- for subclasses ------------------------------------------------------------------

@@ -95,6 +95,7 @@ class HlsManager:
             raise ServiceUnavailable("the stream's HLS has stopped")
         if not seg.ll:
             seg.ll = True
+            stream.make_prompt(seg.pump)  # parts are awaited: the source is read at once
             seg.publish_ll()
         if reader is not None:
             seg.subscribers[reader] = time.monotonic()

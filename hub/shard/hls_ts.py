@@ -136,8 +136,7 @@ class TsSegmenter:
         if self._closed:
             return
         self._closed = True
-        if self.pump in self.stream.taps:
-            self.stream.taps.remove(self.pump)
+        self.stream.remove_tap(self.pump)
         self._reader.close()
         remove_files(self.folder, (".ts", ".m3u8", ".tmp"))
 

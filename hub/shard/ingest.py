@@ -17,7 +17,8 @@ owns:
 - byte and packet counts (`count`, `stats`); `count` is the one place
   a source's read is seen, so it also holds a live source's socket in the
   shard's read gate (`read_in_windows`: `ingest_window`, or
-  `unwatched_ingest_window` while nobody reads the stream);
+  `unwatched_ingest_window` while nobody wants it read at once: no front
+  reads it, and its taps are HLS segmenters and recordings, not LL-HLS);
 - liveness: one timer per session, started by a source that has none of
   its own (`start`: a pull's; an RTSP publisher's is its server engine's
   session timer, which reads `seen`); traffic only sets a flag, the clock
@@ -115,14 +116,15 @@ class IngestSession:
     def count(self, n: int) -> None:
         """`n` bytes from the source (as read: headers, requests and all).
         A live source that reads in windows is held until the next one
-        (with `unwatched_ingest_window`, only while nobody reads its stream)."""
+        (with `unwatched_ingest_window`, only while nobody wants its stream
+        read at once: `Stream.watched`)."""
         self.bytes_in += n
         self.seen = True
         stream = self.stream
         if stream is not None:
             stream.size += n
             held = self.held
-            if held is not None and (self.hold_always or not (stream.readers or stream.taps)):
+            if held is not None and (self.hold_always or not (stream.readers or stream.prompt_taps)):
                 held.hold()
 
     def _watched(self) -> None:

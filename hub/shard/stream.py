@@ -54,11 +54,16 @@ class Stream:
         self.track_bytes: dict[int, int] = {}  # access-unit bytes per track (for datarate)
         #: Its tracks' ingests: they count lost and dropped RTP packets.
         self.ingests: list[LossCount] = []
-        # In-process readers (HLS segmenter), run once per loop turn after writes.
+        # In-process readers (HLS segmenter, recording), run once per loop turn after writes.
         self.taps: list[Callable[[], None]] = []
+        #: The taps that want the source read at once (LL-HLS parts). The
+        #: others (HLS segments, recordings) take its bytes in the windows of
+        #: `unwatched_ingest_window` as well: seconds-long files, nobody
+        #: waiting on the next milliseconds.
+        self.prompt_taps: list[Callable[[], None]] = []
         self._taps_scheduled = False
-        #: Called when a reader or a tap is added (the source's ingest lets
-        #: a socket held by `unwatched_ingest_window` read at once).
+        #: Called when a reader or a prompt tap is added (the source's ingest
+        #: lets a socket held by `unwatched_ingest_window` read at once).
         self.on_watch: Callable[[], None] | None = None
 
     # -- readers ----------------------------------------------------------
@@ -68,11 +73,32 @@ class Stream:
         if self.on_watch is not None:
             self.on_watch()
 
-    def add_tap(self, tap: Callable[[], None]) -> None:
-        """An in-process reader (HLS segmenter, recording), run after writes."""
+    def add_tap(self, tap: Callable[[], None], prompt: bool = False) -> None:
+        """An in-process reader (HLS segmenter, recording), run after writes;
+        `prompt`: it wants the source read at once (see `prompt_taps`)."""
         self.taps.append(tap)
-        if self.on_watch is not None:
-            self.on_watch()
+        if prompt:
+            self.make_prompt(tap)
+
+    def make_prompt(self, tap: Callable[[], None]) -> None:
+        """`tap` wants the source read at once from now on (an fMP4 HLS
+        segmenter that an LL-HLS player made cut parts)."""
+        if tap in self.taps and tap not in self.prompt_taps:
+            self.prompt_taps.append(tap)
+            if self.on_watch is not None:
+                self.on_watch()
+
+    def remove_tap(self, tap: Callable[[], None]) -> None:
+        if tap in self.taps:
+            self.taps.remove(tap)
+        if tap in self.prompt_taps:
+            self.prompt_taps.remove(tap)
+
+    @property
+    def watched(self) -> bool:
+        """Whether anyone wants the source read at once: a front's reader
+        (players, relays) or a prompt tap."""
+        return bool(self.readers or self.prompt_taps)
 
     # -- writing ----------------------------------------------------------
     def write(self, track: int, data: bytes | memoryview | list[bytes], pts: int, dts: int,
@@ -99,7 +125,7 @@ class Stream:
                 tap()
             except Exception:
                 log.exception("%s: in-process reader failed; detaching it", self.path)
-                self.taps.remove(tap)
+                self.remove_tap(tap)
 
     def update_tracks(self, tracks: list[TrackDesc], sdp: str | None = None) -> None:
         """New codec parameters (in-band SPS/PPS...): readers re-describe."""

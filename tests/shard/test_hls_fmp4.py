@@ -45,7 +45,13 @@ def test_parts_segments_playlists_notices_and_clean_up(tmp_path: Path, clip: Cli
         stream = streams.publish("/cam/a", "", clip.tracks, "test", None)
         # The LL open answers once a whole segment is out (2 s of the stream).
         writer = asyncio.get_running_loop().create_task(write(stream, clip.entries))
+        plain_open = await asyncio.wait_for(hls.open(stream, "fmp4"), 10)
+        seg = hls.segmenters[(stream.stream_id, "fmp4")]
+        # Segments only: the source may be read in windows (`unwatched_ingest_window`).
+        assert seg.pump in stream.taps and not stream.watched
         reply = await asyncio.wait_for(hls.open(stream, "ll", front), 10)
+        assert stream.prompt_taps == [seg.pump] and stream.watched  # parts are awaited: at once
+        assert plain_open["folder"] == reply["folder"]
         folder = Path(reply["folder"])
         assert folder == tmp_path / "cam/a/FMP4"
         assert reply["st"][:2] == [0, 10] and reply["n"] == 10 + reply["st"][2]

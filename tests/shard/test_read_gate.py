@@ -127,7 +127,8 @@ def test_gate_for_the_settings() -> None:
 
 def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
     """`unwatched_ingest_window`: the session holds its source's socket
-    after a read only while nobody reads the stream (no front, no tap);
+    after a read only while nobody wants the stream read at once (no front,
+    no LL-HLS segmenter; HLS segments and recordings read in windows too);
     `ingest_window` holds it whoever reads."""
     from hub.shard.streams import StreamTable
     from tests.shard.ingest_helpers import run, session, tracks
@@ -153,10 +154,21 @@ def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
         assert gate.held == 1
         gate.open()
 
-        stream.taps.append(lambda: None)  # an HLS segmenter or a recording
+        def segments() -> None:  # an HLS segmenter or a recording: seconds-long files
+            pass
+
+        stream.add_tap(segments)
+        ingest.count(100)
+        assert gate.held == 1 and _lowat(a.transport) == HOLD_LOWAT
+        gate.open()
+        stream.make_prompt(segments)  # an LL-HLS player asked: parts are awaited
         ingest.count(100)
         assert gate.held == 0 and _lowat(a.transport) == 1
-        stream.taps.clear()
+        stream.remove_tap(segments)
+        assert stream.taps == [] and stream.prompt_taps == [] and not stream.watched
+        ingest.count(100)
+        assert gate.held == 1
+        gate.open()
 
         b, pb = await _pair(loop)
         assert b.transport is not None
@@ -177,11 +189,11 @@ def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
     run(main)
 
 
-@pytest.mark.parametrize("how", ["reader", "tap"])
+@pytest.mark.parametrize("how", ["reader", "prompt tap", "tap made prompt"])
 def test_the_first_reader_releases_a_held_source_at_once(how: str) -> None:
     """A source held because nobody read its stream reads what gathered as
-    soon as a reader (a front's player) or a tap (HLS, a recording) comes,
-    not at the end of its window; the gate's timer goes with the last held."""
+    soon as a reader (a front's player) or a prompt tap (LL-HLS) comes, not
+    at the end of its window; the gate's timer goes with the last held."""
     from hub.shard.streams import StreamTable
     from tests.shard.ingest_helpers import run, session, tracks
 
@@ -209,8 +221,15 @@ def test_the_first_reader_releases_a_held_source_at_once(how: str) -> None:
         joined = time.monotonic()
         if how == "reader":
             streams.open("/live/joined", reader="front-0")
+        elif how == "prompt tap":
+            stream.add_tap(lambda: None, prompt=True)
         else:
-            stream.add_tap(lambda: None)
+            def tap() -> None:
+                pass
+
+            stream.add_tap(tap)  # HLS segments: still held
+            assert gate.held == 1 and gate.armed
+            stream.make_prompt(tap)  # an LL-HLS player came
         assert gate.held == 0 and not gate.armed and _lowat(a.transport) == 1
         await _wait(lambda: len(a.reads) == 2, 1.0)
         assert a.reads[1][1] == b"gathered"
