@@ -9,7 +9,10 @@ besides the RTSP relays themselves.
 
 Bounded: at most `MAX_PENDING` requests of ours wait for answers (each for
 at most its timeout) and at most `MAX_SERVING` of others' run here at once
-(more are answered "busy"); a message over `MAX_MESSAGE` is dropped.
+(more are answered "busy" while fewer than `MAX_SERVING` answers are on
+their way, else dropped: the asker times out); at most `MAX_ANSWERING`
+answers are on their way at once (Redis slow: more are dropped); a message
+over `MAX_MESSAGE` is dropped.
 A request to a node nobody listens for fails at once (PUBLISH reached no one).
 """
 
@@ -31,6 +34,7 @@ log = logging.getLogger("hub.cluster.rpc")
 RPC_TIMEOUT = 3.0
 MAX_PENDING = 256
 MAX_SERVING = 64
+MAX_ANSWERING = 2 * MAX_SERVING
 MAX_MESSAGE = 16 << 20
 
 #: (op, args) -> result; raise HubError for an error answer.
@@ -46,6 +50,7 @@ class NodeRpc:
         self._prefix = inst
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._serving: set[asyncio.Task[None]] = set()
+        self._answering: set[asyncio.Task[None]] = set()
 
     @property
     def channel(self) -> str:
@@ -114,7 +119,7 @@ class NodeRpc:
             return
         rid = msg.get("id")
         if len(self._serving) >= MAX_SERVING:
-            if rid is not None:
+            if rid is not None and len(self._answering) < MAX_SERVING:  # a flood gets silence, not a task each
                 self._answer(asker, {"re": rid, "e": error_body(ServiceUnavailable("node busy"))})
             return
         task = asyncio.get_running_loop().create_task(self._serve(asker, rid, op, args), name=f"serve {op}")
@@ -132,12 +137,15 @@ class NodeRpc:
             self._answer(asker, reply)
 
     def _answer(self, asker: str, reply: dict[str, Any]) -> None:
+        if len(self._answering) >= MAX_ANSWERING:
+            log.info("dropped an answer to node %s: %d answers on their way", asker, len(self._answering))
+            return
         text = K.dumps(reply)
         if len(text) > MAX_MESSAGE:
             text = K.dumps({"re": reply["re"], "e": error_body(ServiceUnavailable("answer too large"))})
         task = asyncio.get_running_loop().create_task(self._send(asker, text), name="rpc answer")
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _send(self, asker: str, text: str) -> None:
         try:
@@ -146,9 +154,10 @@ class NodeRpc:
             log.info("could not answer node %s: %s", asker, e)
 
     async def aclose(self) -> None:
-        for task in list(self._serving):
+        tasks = [*self._serving, *self._answering]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._serving, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
