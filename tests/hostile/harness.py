@@ -290,17 +290,7 @@ class RawWs:
         """Without reading (reading would unstick us): True once the server
         reset or closed the connection, seen by a send failing or by an EOF
         behind what is queued for us."""
-        deadline = time.monotonic() + timeout
-        ping = ws_frame(b"?", PING)
-        while time.monotonic() < deadline:
-            try:
-                self.sock.send(ping, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass
-            except OSError:
-                return True
-            time.sleep(0.25)
-        return False
+        return dropped_without_reading(self.sock, timeout, ws_frame(b"?", PING))
 
     def closed_by_server(self, timeout: float) -> bool:
         """Read (and drop) what the server sent until it closes; True if it did."""
@@ -318,6 +308,21 @@ class RawWs:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def dropped_without_reading(sock: socket.socket, timeout: float, probe: bytes = b"x") -> bool:
+    """Without reading (reading would unstick a server that waits for us):
+    True once sending `probe` fails, i.e. the server reset the connection."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            sock.send(probe, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return True
+        time.sleep(0.25)
+    return False
 
 
 def http_exchange(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

@@ -22,43 +22,30 @@ from pathlib import Path
 from typing import Callable
 
 from tests.conftest import HubServer
-from tests.hostile.harness import MiB, TreeMemory, read_response
+from tests.hostile.harness import MiB, TreeMemory, dropped_without_reading, read_response
 
 CLIENTS = 4
 #: The stuck bound (`hub.api.play.consumer.STUCK_SECONDS`) and some slack.
 DROPPED_WITHIN = 10.0 + 5.0
 
 
-def _segment(hub: HubServer, hls: Path, size: int) -> bytes:
-    """A TS segment file where the front looks for `/live/big`'s segment 1."""
-    folder = hls / f"ipchub-hls-{hub.proc.pid}" / "live" / "big"
-    folder.mkdir(parents=True)
-    data = os.urandom(size)
-    (folder / "1.ts").write_bytes(data)
-    return data
-
-
-def _dropped(s: socket.socket, timeout: float) -> bool:
-    """Without reading: True once a send fails (the server reset the connection)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            s.send(b"x", socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            pass
-        except OSError:
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def test_a_segment_nobody_reads_is_dropped(tmp_path: Path, hub_factory: Callable[..., HubServer]) -> None:
+def _serving_a_segment(tmp_path: Path, hub_factory: Callable[..., HubServer], size: int) -> tuple[HubServer, bytes]:
+    """A tree whose front finds a TS segment file of `size` random bytes as
+    `/live/big`'s segment 1: the tree and the bytes."""
     hls = tmp_path / "hls"
     hls.mkdir()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"hlspath": str(hls)}))
     hub = hub_factory("--shards", "1", "--fronts", "1", "--config", str(config))
-    data = _segment(hub, hls, 8 * MiB)
+    folder = hls / f"ipchub-hls-{hub.proc.pid}" / "live" / "big"
+    folder.mkdir(parents=True)
+    data = os.urandom(size)
+    (folder / "1.ts").write_bytes(data)
+    return hub, data
+
+
+def test_a_segment_nobody_reads_is_dropped(tmp_path: Path, hub_factory: Callable[..., HubServer]) -> None:
+    hub, data = _serving_a_segment(tmp_path, hub_factory, 8 * MiB)
     request = b"GET /streams/live/big/1.ts HTTP/1.1\r\nHost: x\r\n\r\n"
 
     with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as reader:
@@ -75,7 +62,7 @@ def test_a_segment_nobody_reads_is_dropped(tmp_path: Path, hub_factory: Callable
             s.sendall(request)
             stalled.append(s)
         deadline = time.monotonic() + DROPPED_WITHIN
-        kept = [i for i, s in enumerate(stalled) if not _dropped(s, max(0.5, deadline - time.monotonic()))]
+        kept = [i for i, s in enumerate(stalled) if not dropped_without_reading(s, max(0.5, deadline - time.monotonic()))]
         assert not kept, f"{len(kept)} of {CLIENTS} clients that never read a segment are still held"
     finally:
         for s in stalled:
@@ -83,12 +70,7 @@ def test_a_segment_nobody_reads_is_dropped(tmp_path: Path, hub_factory: Callable
 
 
 def test_clients_of_one_segment_share_its_bytes(tmp_path: Path, hub_factory: Callable[..., HubServer]) -> None:
-    hls = tmp_path / "hls"
-    hls.mkdir()
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"hlspath": str(hls)}))
-    hub = hub_factory("--shards", "1", "--fronts", "1", "--config", str(config))
-    _segment(hub, hls, 8 * MiB)
+    hub, _ = _serving_a_segment(tmp_path, hub_factory, 8 * MiB)
     request = b"GET /streams/live/big/1.ts HTTP/1.1\r\nHost: x\r\n\r\n"
     stalled: list[socket.socket] = []
     try:

@@ -74,6 +74,37 @@ class RawUpstream:
         self.sock.close()
 
 
+class NotFoundUpstream:
+    """An RTSP server that has no stream: OPTIONS is answered, anything else
+    404; it counts the connections made to it."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        reader = RtspReader()
+        try:
+            while data := await r.read(65536):
+                reader.feed(data)
+                while (req := reader.next_event()) is not NEED_DATA:
+                    assert isinstance(req, RtspRequest)
+                    w.write(answer(req, "200 OK" if req.method == "OPTIONS" else "404 Not Found"))
+        except (ConnectionError, OSError):
+            pass
+        w.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
 def test_an_upstream_that_asks_and_never_reads_the_answers_is_dropped() -> None:
     """A live upstream floods requests (a 4 KiB CSeq each, echoed in our
     answer) and never reads: before the bound, 200 MiB sent left 196 MiB in
@@ -121,24 +152,8 @@ def test_a_path_no_upstream_serves_is_tried_once_per_ask() -> None:
     14 connections in the 300 s idle time); 50 asks made 569 connections
     within 2 s with this test's short back-off."""
     async def main() -> None:
-        connections = 0
-
-        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            nonlocal connections
-            connections += 1
-            reader = RtspReader()
-            try:
-                while data := await r.read(65536):
-                    reader.feed(data)
-                    while (req := reader.next_event()) is not NEED_DATA:
-                        assert isinstance(req, RtspRequest)
-                        w.write(answer(req, "200 OK" if req.method == "OPTIONS" else "404 Not Found"))
-            except (ConnectionError, OSError):
-                pass
-            w.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        up = NotFoundUpstream()
+        port = await up.start()
         env = Env({}, backoff_min=0.05, backoff_max=0.2, idle_timeout=300.0)
         env.pulls.routes = lambda p: (f"rtsp://127.0.0.1:{port}/nvr{p}", False) if p.startswith("/hr/") else None
         try:
@@ -149,10 +164,10 @@ def test_a_path_no_upstream_serves_is_tried_once_per_ask() -> None:
                     pass
             await until(lambda: len(env.pulls) == 0, timeout=1.0)
             await asyncio.sleep(0.5)  # several back-offs
-            assert connections == 20 and len(env.pulls) == 0
+            assert up.connections == 20 and len(env.pulls) == 0
         finally:
             await env.close()
-            server.close()
+            up.close()
 
     run(main)
 
@@ -275,24 +290,8 @@ def test_askers_flooding_one_path_reach_a_failing_upstream_once_per_back_off() -
     started an attempt (a new pull, or one cutting the back-off short).
     Now one path's upstream is tried at most once per shortest back-off."""
     async def main() -> None:
-        connections = 0
-
-        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            nonlocal connections
-            connections += 1
-            reader = RtspReader()
-            try:
-                while data := await r.read(65536):
-                    reader.feed(data)
-                    while (req := reader.next_event()) is not NEED_DATA:
-                        assert isinstance(req, RtspRequest)
-                        w.write(answer(req, "200 OK" if req.method == "OPTIONS" else "404 Not Found"))
-            except (ConnectionError, OSError):
-                pass
-            w.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        up = NotFoundUpstream()
+        port = await up.start()
         env = Env({"/cam": (f"rtsp://127.0.0.1:{port}/cam", False)}, backoff_min=0.5, backoff_max=1.0)
         try:
             t0 = time.monotonic()
@@ -304,10 +303,10 @@ def test_askers_flooding_one_path_reach_a_failing_upstream_once_per_back_off() -
                     refused += 1
                 await asyncio.sleep(0.01)
             assert refused > 20  # every ask answered at once
-            assert 2 <= connections <= 3, connections
+            assert 2 <= up.connections <= 3, up.connections
         finally:
             await env.close()
-            server.close()
+            up.close()
 
     run(main)
 
