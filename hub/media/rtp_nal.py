@@ -28,12 +28,18 @@ from hub.media.access_unit import AccessUnit, DepacketizerStats, avcc_split
 from hub.media.rtp import RtpPacket
 from hub.media.seqnum import TimestampUnwrapper
 
-__all__ = ["MAX_AU_SIZE", "MAX_NALS_PER_AU", "RtpNalDepacketizer", "RtpNalPacketizer"]
+__all__ = ["MAX_AU_SIZE", "MAX_NALS_PER_AU", "MAX_PIECES_PER_AU", "RtpNalDepacketizer",
+           "RtpNalPacketizer"]
 
 #: Largest access unit accepted (bytes of NAL data); bigger ones are dropped.
 MAX_AU_SIZE = 8 * 1024 * 1024
 #: Most NAL units accepted in one access unit.
 MAX_NALS_PER_AU = 512
+#: Most pieces (NAL lengths, NALs, fragments) an access unit holds while it
+#: is assembled: each is an object of ~200 bytes however little it carries
+#: (an FU fragment one byte, H.265's none), so bytes alone do not bound
+#: them. 8 MiB in fragments of 512 bytes and more.
+MAX_PIECES_PER_AU = 16384
 
 _RTP = struct.Struct(">BBHII")
 _U16 = struct.Struct(">H")
@@ -63,10 +69,12 @@ class RtpNalDepacketizer:
     _param_types: dict[int, str] = {}
 
     def __init__(self, *, max_au_size: int = MAX_AU_SIZE, max_nals: int = MAX_NALS_PER_AU,
+                 max_pieces: int = MAX_PIECES_PER_AU,
                  on_params: Callable[[RtpNalDepacketizer], None] | None = None) -> None:
         self.stats = DepacketizerStats()
         self.max_au_size = max_au_size
         self.max_nals = max_nals
+        self.max_pieces = max_pieces
         self.on_params = on_params
         #: Set when an in-band parameter set differed from the last one seen;
         #: the owner clears it after updating the stream description.
@@ -322,7 +330,7 @@ class RtpNalDepacketizer:
             return
         fu.append(data)
         self._fu_size += len(data)
-        if self._fu_size > self.max_au_size:
+        if self._fu_size > self.max_au_size or len(fu) + len(self._parts) > self.max_pieces:
             self.stats.oversize += 1
             self._drop_fu()
             self._broken = True

@@ -360,3 +360,27 @@ def test_packetizer_refuses_an_mtu_without_room_for_a_fragment() -> None:
         bytes.fromhex("8060 0001 00000000 00000001 7c 05 02"),
         bytes.fromhex("8060 0002 00000000 00000001 7c 05 03"),
         bytes.fromhex("80e0 0003 00000000 00000001 7c 45 04")]
+
+
+def test_one_byte_fragments_are_cut_at_the_piece_bound() -> None:
+    """FU-A fragments of one byte each: 8 MiB of them (the byte limit) were
+    8 million views kept, ~1.6 GB. Past MAX_PIECES_PER_AU the NAL is dropped."""
+    import tracemalloc
+
+    from hub.media.rtp_nal import MAX_PIECES_PER_AU
+
+    d = H264Depacketizer()
+    n = 3 * MAX_PIECES_PER_AU
+    start, middle = bytes.fromhex("7c85 88"), bytes.fromhex("7c05 01")
+    read = memoryview(start + middle * n)
+    units: list[int] = []
+    tracemalloc.start()
+    try:
+        d.feed(0, 1000, False, read[:3], lambda pts, data, key: units.append(pts))
+        for seq in range(1, n + 1):
+            d.feed(seq, 1000, False, read[3 * seq:3 * seq + 3], lambda pts, data, key: units.append(pts))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024, held
+    assert d.stats.oversize == 1 and not units
