@@ -105,6 +105,7 @@ class RtpNalDepacketizer:
         #: buffers its packets came in (counted when the buffer changes).
         self._held = 0
         self._held_base: object = None
+        self._copied = 0  # leading pieces already copies (see _take)
 
     @property
     def sps(self) -> bytes | None:
@@ -373,6 +374,7 @@ class RtpNalDepacketizer:
         self._check_start = False
         self._held = 0
         self._held_base = None
+        self._copied = 0
 
     def _finish(self, unit: UnitSink) -> None:
         """Close the frame in progress: emit it, or count it as dropped."""
@@ -400,7 +402,10 @@ class RtpNalDepacketizer:
             if not self._has_picture(types):
                 # They lead the next unit: copies, not views keeping this
                 # one's reads (or, from push_avcc, its whole message) alive.
-                self._parts = [bytes(p) for p in self._parts]
+                parts = self._parts
+                copied = self._copied
+                parts[copied:] = [bytes(p) for p in parts[copied:]]
+                self._copied = len(parts)
                 self._held = 0
                 self._held_base = None
                 return None
@@ -413,6 +418,7 @@ class RtpNalDepacketizer:
         self._broken = False
         self._held = 0
         self._held_base = None
+        self._copied = 0
         return out
 
     def _take_unit(self, pts: int) -> AccessUnit | None:
