@@ -267,3 +267,15 @@ def test_an_rtmp_audio_config_changing_in_every_message_re_describes_once_a_gap(
         assert stream.version == 3 and stream.tracks[1].asc == configs[1]
 
     run(main)
+
+
+def test_rtcp_of_endless_parts_is_counted_as_garbage_not_parsed() -> None:
+    async def main(streams: StreamTable) -> None:
+        ingest, _ = session(streams)
+        ingest.go_live(tracks())
+        _, rtcp = ingest.rtp_sinks(0)
+        rtcp(bytes((0x80, 204, 0, 0)) * (65532 // 4))  # one 64 KiB datagram of empty APP packets
+        stats = ingest.stats()
+        assert (stats.rtcp, stats.bad_rtcp) == (0, 1)
+
+    run(main)
