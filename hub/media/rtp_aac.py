@@ -51,8 +51,9 @@ class AacDepacketizer:
         self._ts = TimestampUnwrapper()
         self._last_seq: int | None = None
         self._last_ts: int | None = None
-        self._frag: list[memoryview] | None = None
-        self._frag_have = 0
+        #: A fragmented AU so far, copied: its fragments may be many and
+        #: small (empty even), each a view of a whole read if kept as is.
+        self._frag: bytearray | None = None
         self._frag_size = 0
         self._frag_ts = 0
 
@@ -68,8 +69,7 @@ class AacDepacketizer:
 
     def feed(self, seq: int, ts: int, marker: bool, payload: memoryview, unit: UnitSink) -> None:
         """One packet as its fields; each frame it completes goes to `unit`
-        (a view of `payload`, or of the fragments' join). `payload` must
-        stay as it is while a fragmented frame is being gathered."""
+        (a view of `payload`, or the fragments' copy joined)."""
         stats = self.stats
         stats.packets += 1
         gap = False
@@ -152,25 +152,23 @@ class AacDepacketizer:
             if size > self.max_au_size:
                 stats.oversize += 1
                 return
-            self._frag = []
-            self._frag_have = 0
+            self._frag = bytearray()
             self._frag_size = size
             self._frag_ts = ts
         elif size != self._frag_size:
             stats.malformed += 1
             self._drop_frag()
             return
-        self._frag.append(data)
-        self._frag_have += len(data)
-        if self._frag_have > size:
+        frag = self._frag
+        if len(frag) + len(data) > size:
             stats.malformed += 1
             self._drop_frag()
             return
-        if self._frag_have == size:
-            parts = self._frag
+        frag += data
+        if len(frag) == size:
             self._frag = None
             stats.units += 1
-            unit(self._ts.extend(ts), b"".join(parts), True)
+            unit(self._ts.extend(ts), bytes(frag), True)
             return
         if marker:  # the last fragment came short
             stats.malformed += 1

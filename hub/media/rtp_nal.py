@@ -22,18 +22,31 @@ one copy. :meth:`~RtpNalDepacketizer.push` is the same for an
 from __future__ import annotations
 
 import struct
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sized, cast
 
 from hub.media.access_unit import AccessUnit, DepacketizerStats, avcc_split
 from hub.media.rtp import RtpPacket
 from hub.media.seqnum import TimestampUnwrapper
 
-__all__ = ["MAX_AU_SIZE", "MAX_NALS_PER_AU", "RtpNalDepacketizer", "RtpNalPacketizer"]
+__all__ = ["MAX_AU_SIZE", "MAX_HELD_PER_AU", "MAX_NALS_PER_AU", "MAX_PIECES_PER_AU",
+           "RtpNalDepacketizer", "RtpNalPacketizer"]
 
 #: Largest access unit accepted (bytes of NAL data); bigger ones are dropped.
 MAX_AU_SIZE = 8 * 1024 * 1024
 #: Most NAL units accepted in one access unit.
 MAX_NALS_PER_AU = 512
+#: Most pieces (NAL lengths, NALs, fragments) an access unit holds while it
+#: is assembled: each is an object of ~200 bytes however little it carries
+#: (an FU fragment one byte, H.265's none), so bytes alone do not bound
+#: them. 8 MiB in fragments of 512 bytes and more.
+MAX_PIECES_PER_AU = 16384
+#: Most bytes of packets' buffers an access unit keeps alive while it is
+#: assembled: its pieces are views, and a view keeps all of what it is a view
+#: of (an RTSP/TCP read: up to 256 KiB, whatever else it carried), so a
+#: one-byte NAL or fragment at the end of each read held every read. Past
+#: it the unit so far is let go (dropped, counted as oversize). Twice
+#: MAX_AU_SIZE: an 8 MiB unit's own reads fit.
+MAX_HELD_PER_AU = 2 * MAX_AU_SIZE
 
 _RTP = struct.Struct(">BBHII")
 _U16 = struct.Struct(">H")
@@ -63,10 +76,13 @@ class RtpNalDepacketizer:
     _param_types: dict[int, str] = {}
 
     def __init__(self, *, max_au_size: int = MAX_AU_SIZE, max_nals: int = MAX_NALS_PER_AU,
+                 max_pieces: int = MAX_PIECES_PER_AU, max_held: int = MAX_HELD_PER_AU,
                  on_params: Callable[[RtpNalDepacketizer], None] | None = None) -> None:
         self.stats = DepacketizerStats()
         self.max_au_size = max_au_size
         self.max_nals = max_nals
+        self.max_pieces = max_pieces
+        self.max_held = max_held
         self.on_params = on_params
         #: Set when an in-band parameter set differed from the last one seen;
         #: the owner clears it after updating the stream description.
@@ -85,6 +101,11 @@ class RtpNalDepacketizer:
         self._broken = False
         self._fu: list[bytes | memoryview] | None = None
         self._fu_size = 0
+        #: What the unit's views may keep alive: the bytes of the distinct
+        #: buffers its packets came in (counted when the buffer changes).
+        self._held = 0
+        self._held_base: object = None
+        self._copied = 0  # leading pieces already copies (see _take)
 
     @property
     def sps(self) -> bytes | None:
@@ -154,6 +175,12 @@ class RtpNalDepacketizer:
                 # NAL (or fragment) seen decides (see _check_picture_start).
                 self._broken = True
                 self._check_start = True
+        base = payload.obj
+        if base is not self._held_base:  # a new read (TCP) or packet (UDP)
+            self._held_base = base
+            self._held += len(cast(Sized, base))
+            if self._held > self.max_held:
+                self._let_go()
         if payload:
             self._unpack(payload)
         else:
@@ -322,7 +349,7 @@ class RtpNalDepacketizer:
             return
         fu.append(data)
         self._fu_size += len(data)
-        if self._fu_size > self.max_au_size:
+        if self._fu_size > self.max_au_size or len(fu) + len(self._parts) > self.max_pieces:
             self.stats.oversize += 1
             self._drop_fu()
             self._broken = True
@@ -334,6 +361,20 @@ class RtpNalDepacketizer:
     def _drop_fu(self) -> None:
         self._fu = None
         self._fu_size = 0
+
+    def _let_go(self) -> None:
+        """The unit so far keeps too much alive: drop its pieces now (the
+        rest of it is dropped as it comes, the unit counted as oversize)."""
+        self.stats.oversize += 1
+        self._drop_fu()
+        self._parts = []
+        self._types = []
+        self._size = 0
+        self._broken = True
+        self._check_start = False
+        self._held = 0
+        self._held_base = None
+        self._copied = 0
 
     def _finish(self, unit: UnitSink) -> None:
         """Close the frame in progress: emit it, or count it as dropped."""
@@ -359,6 +400,14 @@ class RtpNalDepacketizer:
         elif self._parts:
             types = self._types
             if not self._has_picture(types):
+                # They lead the next unit: copies, not views keeping this
+                # one's reads (or, from push_avcc, its whole message) alive.
+                parts = self._parts
+                copied = self._copied
+                parts[copied:] = [bytes(p) for p in parts[copied:]]
+                self._copied = len(parts)
+                self._held = 0
+                self._held_base = None
                 return None
             out = (pts, b"".join(self._parts), self._keyframe(types))
             self._done_types = types
@@ -367,6 +416,9 @@ class RtpNalDepacketizer:
         self._types = []
         self._size = 0
         self._broken = False
+        self._held = 0
+        self._held_base = None
+        self._copied = 0
         return out
 
     def _take_unit(self, pts: int) -> AccessUnit | None:

@@ -50,7 +50,15 @@ log = logging.getLogger("hub.shard.rtp_in")
 _RTP = struct.Struct(">BBHI")  # flags, marker + payload type, sequence number, timestamp
 _EXT = struct.Struct(">HH")
 
-__all__ = ["IngestStats", "TrackIngest", "make_depacketizer"]
+__all__ = ["IngestStats", "PARAMS_MIN_GAP", "TrackIngest", "make_depacketizer"]
+
+#: A track's description changes at most this often (seconds). Each change
+#: costs the shard a new SDP and a log line, and every front reading the
+#: stream a DESCRIBE and new headers to its players: a publisher changing
+#: its PPS in every packet (or an RTMP one its sequence header in every
+#: message) did that thousands of times a second. A change within the gap
+#: is taken up by the track's first packet (or unit) after it.
+PARAMS_MIN_GAP = 1.0
 
 
 @dataclass(slots=True)
@@ -103,7 +111,8 @@ class TrackIngest:
 
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started",
-                 "_nal_depack", "_is_video", "_dts", "_dts_of", "_unit_sink")
+                 "_nal_depack", "_is_video", "_dts", "_dts_of", "_unit_sink", "_described_at",
+                 "_pending_asc")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -133,6 +142,8 @@ class TrackIngest:
         self._clock = clock
         self._started = stream.started if started is None else started
         self._unit_sink = self._unit  # made once, not a bound method per packet
+        self._described_at = float("-inf")  # when the description last changed (PARAMS_MIN_GAP)
+        self._pending_asc: bytes | None = None  # an AAC config waiting for the gap's end
         # The depacketiser whose in-band parameter sets we follow, if any.
         self._nal_depack = (self._depack if on_params is not None and isinstance(
             self._depack, RtpNalDepacketizer) else None)
@@ -241,7 +252,12 @@ class TrackIngest:
 
         Runs only when the depacketiser flagged a parameter set different
         from the last one it saw, so the common case costs one bool test.
+        Within PARAMS_MIN_GAP of the last change the flag stays, for a
+        later packet to take the parameter sets as they are then.
         """
+        now = self._clock()
+        if now - self._described_at < PARAMS_MIN_GAP:
+            return
         depack.params_changed = False
         vps = depack.params.get("vps") or b""
         sps = depack.sps or b""
@@ -257,6 +273,7 @@ class TrackIngest:
             if not vps or (vps == desc.vps and sps == desc.sps and pps == desc.pps):
                 return
             new = with_h265_params(desc, vps, sps, pps)
+        self._described_at = now
         self.desc = new
         self.stats.param_updates += 1
         assert self._on_params is not None
@@ -275,6 +292,8 @@ class TrackIngest:
         nothing but parameter sets is not written: they lead the next one.
         """
         self.stats.units_in += 1
+        if self._pending_asc is not None and self._clock() - self._described_at >= PARAMS_MIN_GAP:
+            self.set_audio_config(self._pending_asc)
         if self._base is None:
             self._set_base(pts if dts is None else dts)
         base = self._base
@@ -317,10 +336,18 @@ class TrackIngest:
 
     def set_audio_config(self, asc: bytes) -> None:
         """A new AAC AudioSpecificConfig (RTMP's sequence header); ProtocolError
-        when it does not parse."""
+        when it does not parse. Within PARAMS_MIN_GAP of the last change it
+        waits for the track's first unit after the gap."""
+        self._pending_asc = None
         if self.desc.codec != AUDIO_AAC or asc == self.desc.asc:
             return
+        now = self._clock()
+        if now - self._described_at < PARAMS_MIN_GAP:
+            AacConfig.parse(asc)  # refused now, as at once
+            self._pending_asc = bytes(asc)
+            return
         new = with_aac_config(self.desc, asc)
+        self._described_at = now
         self.desc = new
         self.stats.param_updates += 1
         if self._on_params is not None:

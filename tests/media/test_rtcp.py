@@ -77,3 +77,17 @@ def test_any_bytes_parse_or_protocol_error(data: bytes) -> None:
         parse_compound(data)
     except ProtocolError:
         pass
+
+
+def test_a_compound_packet_of_too_many_parts_is_refused() -> None:
+    """16,383 empty APP packets fill one 64 KiB datagram: each was parsed
+    into an object, ~24 ms of the shard's loop per datagram (64 of them
+    read per wake-up). Past MAX_COMPOUND_PARTS the datagram is garbage."""
+    from hub.media.rtcp import MAX_COMPOUND_PARTS, parse_compound
+
+    app = bytes((0x80, 204, 0, 0))
+    assert len(parse_compound(app * MAX_COMPOUND_PARTS)) == MAX_COMPOUND_PARTS
+    with pytest.raises(ProtocolError):
+        parse_compound(app * (MAX_COMPOUND_PARTS + 1))
+    with pytest.raises(ProtocolError):
+        parse_compound(app * (65532 // 4))

@@ -174,3 +174,27 @@ def test_ffmpeg_capture_several_aus_per_packet() -> None:
     samples = sum(f.samples for a in aus for f in dec.decode(av.Packet(a.data)))
     assert samples == 1024 * len(aus)
     assert d.stats.malformed == 0 and d.stats.units == 19
+
+
+def test_a_fragmented_au_keeps_no_reads_alive() -> None:
+    """Fragments of one AU (size 8000 in each AU header) carrying one byte,
+    or none, each at the end of a read of its own: each fragment kept as a
+    view held its whole read (and empty ones never completed the AU), so a
+    publisher made us keep every byte it sent. Fragments are copied now."""
+    import tracemalloc
+
+    d = AacDepacketizer()
+    header = bytes.fromhex("0010") + (8000 << 3).to_bytes(2, "big")
+    units: list[int] = []
+    tracemalloc.start()
+    try:
+        for seq in range(400):
+            read = bytes(64 * 1024) + header + (b"\x01" if seq % 2 else b"")  # padding, then the packet
+            d.feed(seq, 1000, False, memoryview(read)[-len(header) - (seq % 2):],
+                   lambda pts, data, key: units.append(pts))
+            del read
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1024 * 1024, held  # was 26 MB: every read
+    assert not units and d.stats.dropped_units == 0  # still gathering, and bounded

@@ -360,3 +360,75 @@ def test_packetizer_refuses_an_mtu_without_room_for_a_fragment() -> None:
         bytes.fromhex("8060 0001 00000000 00000001 7c 05 02"),
         bytes.fromhex("8060 0002 00000000 00000001 7c 05 03"),
         bytes.fromhex("80e0 0003 00000000 00000001 7c 45 04")]
+
+
+def test_one_byte_fragments_are_cut_at_the_piece_bound() -> None:
+    """FU-A fragments of one byte each: 8 MiB of them (the byte limit) were
+    8 million views kept, ~1.6 GB. Past MAX_PIECES_PER_AU the NAL is dropped."""
+    import tracemalloc
+
+    from hub.media.rtp_nal import MAX_PIECES_PER_AU
+
+    d = H264Depacketizer()
+    n = 3 * MAX_PIECES_PER_AU
+    start, middle = bytes.fromhex("7c85 88"), bytes.fromhex("7c05 01")
+    read = memoryview(start + middle * n)
+    units: list[int] = []
+    tracemalloc.start()
+    try:
+        d.feed(0, 1000, False, read[:3], lambda pts, data, key: units.append(pts))
+        for seq in range(1, n + 1):
+            d.feed(seq, 1000, False, read[3 * seq:3 * seq + 3], lambda pts, data, key: units.append(pts))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024, held
+    assert d.stats.oversize == 1 and not units
+
+
+def test_a_unit_keeps_a_bounded_amount_of_reads_alive() -> None:
+    """A publisher ends each RTSP/TCP read with one fragment (one byte) of
+    a NAL that never ends, the rest of the read padding: each fragment,
+    kept as a view, kept its whole read. Past MAX_HELD_PER_AU bytes of
+    reads the unit so far is let go."""
+    import tracemalloc
+
+    from hub.media.rtp_nal import MAX_HELD_PER_AU
+
+    d = H264Depacketizer()
+    units: list[int] = []
+    pad = 64 * 1024
+    tracemalloc.start()
+    try:
+        for seq in range(800):  # 51 MiB of reads
+            read = bytes(pad) + (bytes.fromhex("7c85 88") if seq == 0 else bytes.fromhex("7c05 01"))
+            d.feed(seq, 1000, False, memoryview(read)[pad:], lambda pts, data, key: units.append(pts))
+            del read
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < MAX_HELD_PER_AU + 2 * pad + 256 * 1024, held  # was all 51 MiB
+    assert d.stats.oversize >= 1 and not units
+
+
+def test_units_without_a_picture_keep_copies_not_the_message() -> None:
+    """A unit of SEI alone stays for the next one (some cameras send them
+    so); from push_avcc its NAL was a view of the whole message, which an
+    access unit delimiter (not counted: it is dropped) can make 8 MiB: 511
+    such messages held 4 GiB. What stays is copied."""
+    import tracemalloc
+
+    d = H264Depacketizer()
+    big = 1024 * 1024
+    tracemalloc.start()
+    try:
+        for pts in range(30):  # 30 MiB of messages
+            msg = _prefixed(4, bytes((0x09,)) + bytes(big), bytes.fromhex("0605 01"))
+            assert d.push_avcc(msg, pts) is None
+            del msg
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * big, held  # was all 30 MiB
+    au = d.push_avcc(_prefixed(4, IDR), 31)
+    assert au is not None and au.nal_types == (6,) * 30 + (5,)

@@ -185,3 +185,32 @@ def test_packetizer_refuses_an_mtu_without_room_for_a_fragment() -> None:
     with pytest.raises(ValueError):
         H265Packetizer(96, 1, mtu=15)
     assert len(H265Packetizer(96, 1, mtu=16).packetize(avcc_join([IDR]), 0)) == 5
+
+
+def test_endless_empty_fragments_are_cut_at_the_piece_bound() -> None:
+    """An FU whose fragments carry nothing never reaches the byte limit:
+    each was a view kept (~200 bytes for 3 of payload), without end. Past
+    MAX_PIECES_PER_AU the NAL is dropped, and nothing of it stays."""
+    import tracemalloc
+
+    from hub.media.rtp_nal import MAX_PIECES_PER_AU
+
+    d = H265Depacketizer()
+    n = 3 * MAX_PIECES_PER_AU
+    start, middle = bytes.fromhex("6201 93 af09"), bytes.fromhex("6201 13")
+    read = memoryview(start + middle * n)  # one TCP read: the views keep it, not copies
+    units: list[int] = []
+    tracemalloc.start()
+    try:
+        d.feed(0, 1000, False, read[:len(start)], lambda pts, data, key: units.append(pts))
+        pos = len(start)
+        for seq in range(1, n + 1):
+            d.feed(seq, 1000, False, read[pos:pos + 3], lambda pts, data, key: units.append(pts))
+            pos += 3
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024, held  # was ~10 MB here, growing with every packet
+    assert d.stats.oversize == 1
+    _push_all(d, [bytes.fromhex("80e0 %04x 00002000 0a0b0c0d 2601 af09" % ((n + 1) & 0xFFFF))])
+    assert d.stats.dropped_units == 1 and d.stats.units == 1  # the next frame is whole again

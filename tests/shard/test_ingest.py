@@ -216,3 +216,66 @@ def test_the_loop_timer_ends_an_idle_session_and_traffic_keeps_one() -> None:
         assert busy.closed  # quiet too, now
 
     run(main)
+
+
+def test_parameter_sets_changing_in_every_packet_re_describe_once_a_gap() -> None:
+    """A publisher sending a new PPS in every packet made the shard build a
+    new SDP and log a line per packet, and every front reading the stream
+    DESCRIBE again: 500 packets, 500 descriptions. Now one per
+    PARAMS_MIN_GAP, the latest parameter sets taken by the first packet
+    after it."""
+    from hub.shard.rtp_in import PARAMS_MIN_GAP
+
+    async def main(streams: StreamTable) -> None:
+        clock = Clock(100.0)
+        ingest, _ = session(streams, clock=clock)
+        stream = ingest.go_live(tracks())
+        rtp, _ = ingest.rtp_sinks(0)
+        rtp(bytes.fromhex("80600001" "000003e8" "11223344") + SPS)
+        for seq in range(2, 502):  # 0.5 s of packets, each a PPS of its own
+            clock.now += 0.001
+            rtp(bytes.fromhex("8060%04x" "000003e8" "11223344" % seq) + PPS + seq.to_bytes(2, "big"))
+        assert stream.version == 2, stream.version  # was 501
+        assert stream.tracks[0].pps == PPS + (2).to_bytes(2, "big")
+        clock.now += PARAMS_MIN_GAP
+        rtp(bytes.fromhex("80e001f6" "000003e8" "11223344") + IDR)  # any packet after the gap
+        assert stream.version == 3 and stream.tracks[0].pps == PPS + (501).to_bytes(2, "big")
+        rtp(bytes.fromhex("80e001f7" "000007d0" "11223344") + IDR)
+        assert stream.version == 3
+
+    run(main)
+
+
+def test_an_rtmp_audio_config_changing_in_every_message_re_describes_once_a_gap() -> None:
+    from hub.shard.rtp_in import PARAMS_MIN_GAP
+
+    async def main(streams: StreamTable) -> None:
+        clock = Clock(100.0)
+        ingest, _ = session(streams, clock=clock)
+        stream = ingest.go_live(tracks())
+        configs = [bytes.fromhex("1208"), bytes.fromhex("1210")]  # 44.1 kHz mono, stereo
+        for i in range(200):
+            clock.now += 0.001
+            ingest.set_audio_config(1, configs[i % 2])
+            ingest.push_au(1, b"\x21\x00", i * 1024)
+        assert stream.version == 2, stream.version  # was 201
+        with pytest.raises(ProtocolError):  # refused at once, in the gap too
+            ingest.set_audio_config(1, b"\x00")
+        ingest.set_audio_config(1, configs[1])
+        clock.now += PARAMS_MIN_GAP
+        ingest.push_au(1, b"\x21\x00", 300 * 1024)
+        assert stream.version == 3 and stream.tracks[1].asc == configs[1]
+
+    run(main)
+
+
+def test_rtcp_of_endless_parts_is_counted_as_garbage_not_parsed() -> None:
+    async def main(streams: StreamTable) -> None:
+        ingest, _ = session(streams)
+        ingest.go_live(tracks())
+        _, rtcp = ingest.rtp_sinks(0)
+        rtcp(bytes((0x80, 204, 0, 0)) * (65532 // 4))  # one 64 KiB datagram of empty APP packets
+        stats = ingest.stats()
+        assert (stats.rtcp, stats.bad_rtcp) == (0, 1)
+
+    run(main)
