@@ -78,3 +78,34 @@ def test_password_hashes_run_outside_the_lock(tmp_path: Path, monkeypatch: pytes
     hash_password("x")
     one = time.monotonic() - t0
     assert max(inside) < one / 2, (max(inside), one)
+
+
+def test_refreshes_of_one_token_copy_the_table_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests carrying one refresh token pass the fronts together (their
+    copies learn of the rotation only once it is made): the first rotates it,
+    the others are refused before the backend copies the whole users table
+    for each."""
+    from hub.errors import Unauthorized
+    from hub.store.backend import FileBackend
+
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+    copies: list[str] = []
+    real_update = FileBackend.update
+
+    async def counted_update(self: FileBackend, spec: Any, current: Any, change: Any) -> Any:
+        copies.append(spec.kind)
+        return await real_update(self, spec, current, change)
+
+    monkeypatch.setattr(FileBackend, "update", counted_update)
+
+    async def main() -> list[Any]:
+        pair = await stores.login("admin", "admin")
+        copies.clear()
+        return await asyncio.gather(*(stores.refresh({"token": pair["refresh_token"]}) for _ in range(20)),
+                                    stores.refresh({"token": "junk"}), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert all(isinstance(r, Unauthorized) for r in results if not isinstance(r, dict)), results
+    assert copies == ["users"], copies
