@@ -18,6 +18,9 @@ from .persist import StoreFileError, atomic_write_json, load_json
 
 URL_MAX = 2048
 PATTERN_MAX = 1024
+#: Routes in all: the table travels to every child as one IPC frame (16 MiB),
+#: beside the users (`hub.store.users.MAX_USERS`); 1000 routes are ~3 MB at most.
+MAX_ROUTES = 1000
 WIRE_VERSION = 1
 SCHEMES = ("rtsp", "rtsps")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -184,6 +187,8 @@ class RouteTable:
 
     def upsert(self, obj: Mapping[str, Any]) -> Route:
         route = route_from_obj(obj)
+        if route.pattern not in self._routes and len(self._routes) >= MAX_ROUTES:
+            raise BadRequest(f"at most {MAX_ROUTES} routes")
         self._routes[route.pattern] = route
         self.revision += 1
         return route

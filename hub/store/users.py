@@ -23,6 +23,10 @@ from .sessions import close_session, open_session, rotate_session
 
 NAME_MAX = 64
 PASSWORD_MAX = 1024
+#: Users in all. The table travels to every child as one IPC frame (16 MiB):
+#: 1000 users with full-length rights and 64 sessions each are ~10 MB, which
+#: leaves room for the routes and recording rules of a snapshot beside them.
+MAX_USERS = 1000
 WIRE_VERSION = 1
 ADMIN_NAME = "admin"
 #: The cluster's relay credential (hub.cluster): nodes pull each other's
@@ -271,6 +275,8 @@ class UserTable:
         admin = _bool_field(obj, "admin")
         push, pull = _rights_field(obj, "push"), _rights_field(obj, "pull")
         old = self._users.get(name)
+        if old is None and len(self._users) >= MAX_USERS:
+            raise BadRequest(f"at most {MAX_USERS} users")
         if old is not None and old.admin and not admin and self._is_last_admin(old):
             raise BadRequest(LAST_ADMIN_DEMOTE)
         if old is None or update_password:
