@@ -77,14 +77,17 @@ def hash_for(name: str, pw: str) -> tuple[str, str]:
     return hash_password(pw), digest_ha1(name, REALM, pw)
 
 
-def _rights_field(obj: Mapping[str, Any], key: str) -> str:
+def _rights_field(obj: Mapping[str, Any], key: str, compile: bool = True) -> str:
+    """The trimmed pattern; compiled to check it unless the caller builds
+    the User at once (which compiles it and raises the same BadRequest)."""
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string of rights masks")
     text = value.strip()
-    RightsPattern.compile(text)
+    if compile:
+        RightsPattern.compile(text)
     return text
 
 
@@ -162,7 +165,9 @@ def _user_from_file(obj: object) -> tuple[User, bool]:
         raise BadRequest("each user must be a JSON object")
     name = validate_name(obj.get("name"))
     admin = _bool_field(obj, "admin")
-    push, pull = _rights_field(obj, "push"), _rights_field(obj, "pull")
+    # Every change copies the table through this (hub.store.backend): each
+    # pattern is compiled once, by User.
+    push, pull = _rights_field(obj, "push", False), _rights_field(obj, "pull", False)
     if "password_hash" in obj:
         pw_hash, ha1 = obj.get("password_hash"), obj.get("ha1", "")
         uv, raw_sessions = obj.get("token_version", 0), obj.get("sessions") or {}
