@@ -182,6 +182,8 @@ def test_the_largest_tables_the_api_takes_reach_the_children(tmp_path: Path,
         encode_frame(request(1, M.STORE_CHANGED.name, stores.snapshot()))
     except ProtocolError as e:
         raise AssertionError(f"{n_users} users, {n_routes} routes, {n_rules} rules: {e}") from None
-    # A refused one changed nothing: the bounds are what the tables hold.
+    # A refused one changed nothing: the bounds are what the tables hold
+    # (the longest routes stop at their bytes' bound, before their count's).
     held = (len(users), len(routes), len(record.to_wire()["rules"]))
-    assert held == (MAX_USERS, MAX_ROUTES, MAX_RULES), (held, n_users, n_routes, n_rules)
+    assert held[0] == MAX_USERS and held[2] == MAX_RULES, (held, n_users, n_routes, n_rules)
+    assert MAX_ROUTES is not None and 900 <= held[1] < MAX_ROUTES, (held, n_users, n_routes, n_rules)
