@@ -27,7 +27,7 @@ def _parse_mask(raw: str) -> tuple[str, ...] | None:
     mask = raw.strip()
     if mask == "*":
         return None
-    if any(c.isspace() and c != " " for c in mask) or not mask.isprintable():
+    if not mask.isprintable():  # every whitespace character but " " is unprintable too
         raise BadRequest(f"rights mask {raw!r} contains control characters")
     body = mask.lower().strip("/")
     if body == "":

@@ -18,6 +18,12 @@ from .persist import StoreFileError, atomic_write_json, load_json
 
 URL_MAX = 2048
 PATTERN_MAX = 1024
+#: Routes in all, and their patterns' and URLs' bytes: the table travels to
+#: every child as one IPC frame (16 MiB), beside the users
+#: (`hub.store.users.MAX_USERS`). 10,000 routes of a camera hub (~100 bytes
+#: each) or ~1,000 of the longest (3 KiB each) fit in 3 MiB.
+MAX_ROUTES = 10_000
+MAX_ROUTES_BYTES = 3 << 20
 WIRE_VERSION = 1
 SCHEMES = ("rtsp", "rtsps")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -119,6 +125,11 @@ def route_from_obj(obj: object) -> Route:
     return Route(pattern, url, keepalive)
 
 
+def _size(route: Route) -> int:
+    """What a route adds to the table's wire form, about."""
+    return len(route.pattern) + len(route.url) + 16
+
+
 class RouteTable:
     """Routes by canonical pattern, plus the set of directory patterns so a
     match costs one dict lookup per path level instead of a scan."""
@@ -127,7 +138,10 @@ class RouteTable:
         self._routes: dict[str, Route] = {}
         self.revision = 0
         self.skipped: list[str] = []
+        self._bytes = 0  # the patterns' and URLs' (MAX_ROUTES_BYTES)
         for r in routes:
+            old = self._routes.get(r.pattern)
+            self._bytes += _size(r) - (_size(old) if old is not None else 0)
             self._routes[r.pattern] = r
 
     def __len__(self) -> int:
@@ -184,16 +198,25 @@ class RouteTable:
 
     def upsert(self, obj: Mapping[str, Any]) -> Route:
         route = route_from_obj(obj)
+        old = self._routes.get(route.pattern)
+        if old is None and len(self._routes) >= MAX_ROUTES:
+            raise BadRequest(f"at most {MAX_ROUTES} routes")
+        grown = self._bytes + _size(route) - (_size(old) if old is not None else 0)
+        if grown > MAX_ROUTES_BYTES and grown > self._bytes:
+            raise BadRequest(f"the routes' patterns and URLs take at most {MAX_ROUTES_BYTES >> 20} MiB")
+        self._bytes = grown
         self._routes[route.pattern] = route
         self.revision += 1
         return route
 
     def delete(self, pattern: str) -> bool:
         """No error when missing; running pulls are not cut."""
-        gone = self._routes.pop(canonical_pattern(pattern), None) is not None
-        if gone:
-            self.revision += 1
-        return gone
+        route = self._routes.pop(canonical_pattern(pattern), None)
+        if route is None:
+            return False
+        self._bytes -= _size(route)
+        self.revision += 1
+        return True
 
     def page(self, page_size: int = DEFAULT_PAGE_SIZE,
              page_token: str = "") -> tuple[int, str, list[dict[str, Any]]]:

@@ -23,6 +23,10 @@ from .sessions import close_session, open_session, rotate_session
 
 NAME_MAX = 64
 PASSWORD_MAX = 1024
+#: Users in all. The table travels to every child as one IPC frame (16 MiB):
+#: 1000 users with full-length rights and 64 sessions each are ~10 MB, which
+#: leaves room for the routes and recording rules of a snapshot beside them.
+MAX_USERS = 1000
 WIRE_VERSION = 1
 ADMIN_NAME = "admin"
 #: The cluster's relay credential (hub.cluster): nodes pull each other's
@@ -73,14 +77,17 @@ def hash_for(name: str, pw: str) -> tuple[str, str]:
     return hash_password(pw), digest_ha1(name, REALM, pw)
 
 
-def _rights_field(obj: Mapping[str, Any], key: str) -> str:
+def _rights_field(obj: Mapping[str, Any], key: str, compile: bool = True) -> str:
+    """The trimmed pattern; compiled to check it unless the caller builds
+    the User at once (which compiles it and raises the same BadRequest)."""
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string of rights masks")
     text = value.strip()
-    RightsPattern.compile(text)
+    if compile:
+        RightsPattern.compile(text)
     return text
 
 
@@ -158,7 +165,9 @@ def _user_from_file(obj: object) -> tuple[User, bool]:
         raise BadRequest("each user must be a JSON object")
     name = validate_name(obj.get("name"))
     admin = _bool_field(obj, "admin")
-    push, pull = _rights_field(obj, "push"), _rights_field(obj, "pull")
+    # Every change copies the table through this (hub.store.backend): each
+    # pattern is compiled once, by User.
+    push, pull = _rights_field(obj, "push", False), _rights_field(obj, "pull", False)
     if "password_hash" in obj:
         pw_hash, ha1 = obj.get("password_hash"), obj.get("ha1", "")
         uv, raw_sessions = obj.get("token_version", 0), obj.get("sessions") or {}
@@ -271,6 +280,8 @@ class UserTable:
         admin = _bool_field(obj, "admin")
         push, pull = _rights_field(obj, "push"), _rights_field(obj, "pull")
         old = self._users.get(name)
+        if old is None and len(self._users) >= MAX_USERS:
+            raise BadRequest(f"at most {MAX_USERS} users")
         if old is not None and old.admin and not admin and self._is_last_admin(old):
             raise BadRequest(LAST_ADMIN_DEMOTE)
         if old is None or update_password:

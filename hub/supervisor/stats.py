@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import time
@@ -18,6 +19,11 @@ from ..procstats import process_extra
 if TYPE_CHECKING:
     from .tree import ProcessTree
 
+#: `/api/v1/runtime` needs no token (as the reference), and each gathering
+#: asks every child, which walks its heap for `extra`: at most one every
+#: this many seconds per kind; requests that came before it started share it.
+GATHER_EVERY = 0.1
+
 _ARCH = {"x86_64": "AMD64", "amd64": "AMD64", "aarch64": "ARM64", "arm64": "ARM64",
          "i386": "386", "i686": "386", "armv7l": "ARM"}
 
@@ -29,6 +35,9 @@ class RuntimeStats:
         self._started_mono = time.monotonic()
         self._procs: dict[int, psutil.Process] = {}
         self._last_cpu: tuple[float, float] | None = None
+        # Per `extra`: one gathering at a time, and the last one (its start, its answer).
+        self._gathering = {False: asyncio.Lock(), True: asyncio.Lock()}
+        self._gathered: dict[bool, tuple[float, dict[str, Any]]] = {}
 
     def server_info(self) -> dict[str, Any]:
         machine = platform.machine()
@@ -84,6 +93,23 @@ class RuntimeStats:
                 "uptime": int(now - self._started_mono)}
 
     async def runtime(self, extra: bool) -> dict[str, Any]:
+        """The tree's figures, gathered after this request arrived: by a
+        gathering of its own, or by one that others asked for meanwhile."""
+        arrived = time.monotonic()
+        async with self._gathering[extra]:
+            last = self._gathered.get(extra)
+            if last is not None:
+                if last[0] >= arrived:
+                    return last[1]
+                wait = last[0] + GATHER_EVERY - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            started = time.monotonic()
+            out = await self._gather(extra)
+            self._gathered[extra] = (started, out)
+            return out
+
+    async def _gather(self, extra: bool) -> dict[str, Any]:
         replies = await self.tree.request_all(M.STATS({"extra": extra}))
         counters = {"streams": {"sources": 0, "consumers": 0},
                     "rtsp": {"total": 0, "active": 0},

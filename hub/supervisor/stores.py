@@ -158,10 +158,13 @@ class Stores:
         return out
 
     # -- changes -----------------------------------------------------------------
-    async def _update(self, kind: str, change: Callable[[Any], R], deadline: object = None) -> R:
+    async def _update(self, kind: str, change: Callable[[Any], R], deadline: object = None,
+                      check: Callable[[Any], object] | None = None) -> R:
         """Apply `change` through the backend, then wait until every child
         holds the new table: an answer of 200 means any front, asked next,
-        already sees it (a revoked token is refused everywhere)."""
+        already sees it (a revoked token is refused everywhere). `check`,
+        run on the table held once the lock is taken, refuses (raises)
+        before the backend copies the whole table."""
         def in_time(table: Any) -> R:
             # The front gave up at `deadline` (and answered 503): a change
             # made after it would contradict that answer.
@@ -171,6 +174,8 @@ class Stores:
 
         async with self._lock:
             before = self.tables[kind]
+            if check is not None:
+                check(before)
             table, result = await self.backend.update(self.specs[kind], before, in_time)
             self.tables[kind] = table
         if table is not before:
@@ -209,7 +214,10 @@ class Stores:
 
     async def refresh(self, a: RefreshArgs) -> TokenPair:
         token, tokens = str(a.get("token", "")), self._tokens()
-        access, refresh = await self._update("users", lambda t: t.refresh(token, tokens))
+        # Requests with one token that passed the fronts together: the first
+        # rotates it; the others are refused here without a copy of the table.
+        access, refresh = await self._update("users", lambda t: t.refresh(token, tokens),
+                                             check=lambda t: tokens.verify(token, "refresh", t.token_lookup))
         return {"access_token": access, "refresh_token": refresh}
 
     async def users_upsert(self, a: UsersUpsertArgs) -> str:

@@ -90,6 +90,18 @@ def test_without_a_token_only_loopback_clients() -> None:
         check_metrics_access(_front(None), _request("10.1.2.3"))
 
 
+def test_loopback_through_a_dual_stack_socket() -> None:
+    """Listening on `[::]` (IPv6 and IPv4 on one socket, Linux's default), a
+    scraper on 127.0.0.1 arrives as `::ffff:127.0.0.1`: Python 3.11's
+    `is_loopback` says no to it, and `/metrics` answered 403 to the local
+    Prometheus. A mapped address is judged as the IPv4 address it carries."""
+    check_metrics_access(_front(None), _request("::ffff:127.0.0.1"))
+    check_metrics_access(_front(None), _request("::ffff:127.8.9.10"))
+    for outside in ("::ffff:10.1.2.3", "::ffff:0:127.0.0.1", "64:ff9b::7f00:1", "::127.0.0.1", "", "unix"):
+        with pytest.raises(Forbidden):
+            check_metrics_access(_front(None), _request(outside))
+
+
 def test_with_a_token_any_client_that_has_it() -> None:
     check_metrics_access(_front(TOKEN), _request("10.1.2.3", authorization=f"Bearer {TOKEN}"))
     check_metrics_access(_front(TOKEN), _request("10.1.2.3", query=f"token={TOKEN}"))

@@ -197,3 +197,25 @@ def test_upsert_raises_only_bad_request(obj: dict[str, Any]) -> None:
     except BadRequest:
         return
     assert t.get(r.pattern) == r
+
+
+def test_many_short_routes_fit_and_the_bytes_bound_refuses_changing_nothing() -> None:
+    """A camera hub's thousands of short routes are taken (the count's bound
+    is 10,000); what bounds the table's size on the wire is its bytes."""
+    from hub.store.routes import MAX_ROUTES, MAX_ROUTES_BYTES
+
+    table = RouteTable()
+    for i in range(5000):
+        table.upsert({"pattern": f"/site{i // 100}/cam{i}", "url": f"rtsp://10.0.{i // 250}.{i % 250}/live"})
+    assert len(table) == 5000 and MAX_ROUTES >= 10_000
+    long_url = "rtsp://camera/" + "x" * 2000
+    with pytest.raises(BadRequest):
+        for i in range(MAX_ROUTES_BYTES // 2000):
+            table.upsert({"pattern": f"/long/{i}", "url": long_url})
+    n, rev = len(table), table.revision
+    with pytest.raises(BadRequest):
+        table.upsert({"pattern": "/one/more", "url": long_url})
+    assert (len(table), table.revision) == (n, rev)  # nothing changed
+    table.upsert({"pattern": "/site0/cam0", "url": "rtsp://10.0.0.0/x"})  # a change not growing the table
+    table.delete("/long/0")
+    table.upsert({"pattern": "/one/more", "url": long_url})  # room again

@@ -78,3 +78,112 @@ def test_password_hashes_run_outside_the_lock(tmp_path: Path, monkeypatch: pytes
     hash_password("x")
     one = time.monotonic() - t0
     assert max(inside) < one / 2, (max(inside), one)
+
+
+def test_refreshes_of_one_token_copy_the_table_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests carrying one refresh token pass the fronts together (their
+    copies learn of the rotation only once it is made): the first rotates it,
+    the others are refused before the backend copies the whole users table
+    for each."""
+    from hub.errors import Unauthorized
+    from hub.store.backend import FileBackend
+
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+    copies: list[str] = []
+    real_update = FileBackend.update
+
+    async def counted_update(self: FileBackend, spec: Any, current: Any, change: Any) -> Any:
+        copies.append(spec.kind)
+        return await real_update(self, spec, current, change)
+
+    monkeypatch.setattr(FileBackend, "update", counted_update)
+
+    async def main() -> list[Any]:
+        pair = await stores.login("admin", "admin")
+        copies.clear()
+        return await asyncio.gather(*(stores.refresh({"token": pair["refresh_token"]}) for _ in range(20)),
+                                    stores.refresh({"token": "junk"}), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert sum(isinstance(r, dict) for r in results) == 1, results
+    assert all(isinstance(r, Unauthorized) for r in results if not isinstance(r, dict)), results
+    assert copies == ["users"], copies
+
+
+def _filled(upsert: Any, make: Any, wire: Any, cap: int) -> int:
+    """Upsert `make(i)` until the table refuses one (BadRequest) or its wire
+    form alone outgrows an IPC frame; how many it took."""
+    from hub.errors import BadRequest
+    from hub.ipc.codec import MAX_FRAME, encode_body
+
+    for i in range(cap):
+        try:
+            upsert(make(i))
+        except BadRequest:
+            return i
+        if i % 250 == 249 and len(encode_body(wire())) > MAX_FRAME:
+            return i + 1
+    return cap
+
+
+def test_the_largest_tables_the_api_takes_reach_the_children(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each table travels to every child as one IPC frame (16 MiB at most), in
+    a change and in the snapshot a (re)started child asks for. Users and routes
+    had no count bound: ~1,700 users with full-length rights and their 64
+    sessions, or ~5,400 routes with long URLs, did not fit any more; the
+    supervisor stored each change, answered 200, and the children never got
+    it (the broadcast's error is only logged), nor could a restarted child
+    get its stores. Every bound together must keep the snapshot in a frame."""
+    from hub.ipc import messages as M
+    from hub.errors import ProtocolError
+    from hub.ipc.codec import encode_frame
+    from hub.ipc.envelope import request
+    from hub.store import recordings, routes as routes_module, users as users_module
+    from hub.store.recordings import PATTERN_MAX as RULE_PATTERN_MAX
+    from hub.store.routes import PATTERN_MAX as ROUTE_PATTERN_MAX, URL_MAX
+    from hub.store.sessions import MAX_SESSIONS, open_session
+    from hub.store.users import NAME_MAX, hash_for
+
+    # Without a bound (the defect) the tables fill until they no longer fit.
+    MAX_USERS = getattr(users_module, "MAX_USERS", None)
+    MAX_ROUTES = getattr(routes_module, "MAX_ROUTES", None)
+    MAX_RULES = recordings.MAX_RULES
+
+    stores = _stores(tmp_path, monkeypatch, [])
+    users, routes, record = stores.users, stores.routes, stores.record
+    masks = [f"/{'r' * 12}{i:03d}/*" for i in range(300)]
+    rights = ";".join(masks)
+    while len(rights) > 4096:
+        masks.pop()
+        rights = ";".join(masks)
+    hashed = hash_for("x", "x")
+
+    def user(i: int) -> dict[str, Any]:
+        return {"name": f"{i:06d}".rjust(NAME_MAX, "u"), "password": "x", "push": rights, "pull": rights}
+
+    n_users = _filled(lambda obj: users.upsert(obj, hashed=hashed), user, users.to_wire, 3000)
+    for u in list(users):
+        for _ in range(MAX_SESSIONS):
+            open_session(u.sessions, u.session_expires, 0, 2_000_000_000)
+
+    def route(i: int) -> dict[str, Any]:
+        return {"pattern": f"/{i:06d}".ljust(ROUTE_PATTERN_MAX, "p"),
+                "url": "rtsp://user:password@camera/".ljust(URL_MAX - 6, "x") + f"{i:06d}"}
+
+    n_routes = _filled(routes.upsert, route, routes.to_wire, 8000)
+
+    def rule(i: int) -> dict[str, Any]:
+        return {"pattern": f"/{i:06d}".ljust(RULE_PATTERN_MAX, "p"), "retention": {"max_bytes": "1t"}}
+
+    n_rules = _filled(record.upsert, rule, record.to_wire, 2000)
+    try:
+        encode_frame(request(1, M.STORE_CHANGED.name, stores.snapshot()))
+    except ProtocolError as e:
+        raise AssertionError(f"{n_users} users, {n_routes} routes, {n_rules} rules: {e}") from None
+    # A refused one changed nothing: the bounds are what the tables hold
+    # (the longest routes stop at their bytes' bound, before their count's).
+    held = (len(users), len(routes), len(record.to_wire()["rules"]))
+    assert held[0] == MAX_USERS and held[2] == MAX_RULES, (held, n_users, n_routes, n_rules)
+    assert MAX_ROUTES is not None and 900 <= held[1] < MAX_ROUTES, (held, n_users, n_routes, n_rules)

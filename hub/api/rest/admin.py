@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ...errors import Forbidden, HubError, NotFound
+from ...errors import Forbidden, HubError, NotFound, Unauthorized
 from ...ipc import messages as M
 from ...store.routes import canonical_pattern
 from ...store.users import NAME_MAX, PASSWORD_MAX, canonical_name
-from ..access import NOT_ADMIN, token_from, user_for_token
+from ..access import NOT_ADMIN, TOKEN_INVALID, token_from, user_for_token
 from .paging import page_params
 from ..http_responses import CORS, error_body, error_headers, public_message
 from .body import json_body, parse_json, read_body
@@ -105,8 +105,15 @@ async def login(request: Request) -> Response:
 
 async def refresh_token(request: Request) -> Response:
 
+    front = _front(request)
     token = token_from(request.query_params, request.headers.get("authorization"))
-    return JsonResponse(await _front(request).supervisor_request(M.REFRESH({"token": token})))
+    # Anyone may ask: junk, an access token, an expired or rotated refresh
+    # token are 401 from this front's copy of the users, never the
+    # supervisor's work (a change of the users table, under its one lock).
+    if front.users is None or front.tokens is None:
+        raise Unauthorized(TOKEN_INVALID)
+    front.tokens.verify(token, "refresh", front.users.token_lookup)
+    return JsonResponse(await front.supervisor_request(M.REFRESH({"token": token})))
 
 
 async def users_collection(request: Request) -> Response:

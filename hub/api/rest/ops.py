@@ -39,10 +39,17 @@ def _front(request: Request) -> FrontContext:
 
 
 def _is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8 or ::1; an IPv4-mapped address (`::ffff:127.0.0.1`, how a
+    dual-stack `[::]` socket shows an IPv4 client) as the address it carries."""
+    if not host:
+        return False
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        addr = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
 
 
 def check_metrics_access(front: FrontContext, request: Request) -> None:
