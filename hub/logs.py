@@ -83,6 +83,23 @@ class TextFormatter(logging.Formatter):
         return f"{head} {pairs}{nl}{tail}"
 
 
+def loggable_target(target: str, limit: int = 120) -> str:
+    """A request target or URI as a log line may show it: no query (it may
+    carry `?token=`, RTMP's `?pass=`) and no userinfo (`user:pass@`)."""
+    text = target.split("?", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        host_end = len(rest)
+        for c in "/#":
+            i = rest.find(c)
+            if i != -1:
+                host_end = min(host_end, i)
+        at = rest.rfind("@", 0, host_end)
+        if at != -1:
+            text = f"{scheme}://{rest[at + 1:]}"
+    return text[:limit]
+
+
 def level_number(level: str) -> int:
     return _LEVELS.get(level.upper(), logging.INFO)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from .errors import HubError, ProtocolError
+from .logs import loggable_target
 from .media.rtsp import NEED_DATA, InterleavedFrame
 from .media.rtsp.events import RtspRequestEvent, TimerEvent
 from .media.rtsp.server import HeaderItems, RtspServerConnection
@@ -194,7 +195,7 @@ class RtspServerProtocol(asyncio.Protocol):
             self.refuse(event, exc)
             return
         except Exception:
-            self.log.exception("%s %s failed", event.method.value, event.uri[:120])
+            self.log.exception("%s %s failed", event.method.value, loggable_target(event.uri))
             self.refuse(event, HubError())
             return
         if pending is not None:
@@ -208,7 +209,7 @@ class RtspServerProtocol(asyncio.Protocol):
         except HubError as exc:
             self.refuse(event, exc)
         except Exception:
-            self.log.exception("%s %s failed", event.method.value, event.uri[:120])
+            self.log.exception("%s %s failed", event.method.value, loggable_target(event.uri))
             self.refuse(event, HubError())
         finally:
             self._task = None
@@ -218,7 +219,7 @@ class RtspServerProtocol(asyncio.Protocol):
             self._drain()
 
     def _unanswered(self, event: RtspRequestEvent) -> None:
-        self.log.error("%s %s: the handler did not answer", event.method.value, event.uri[:120])
+        self.log.error("%s %s: the handler did not answer", event.method.value, loggable_target(event.uri))
         self.refuse(event, HubError())
 
     def _on_timer(self) -> None:

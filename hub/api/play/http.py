@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import HubError, NotFound, ProtocolError
+from ...logs import loggable_target
 from ...placement import canonical_path
 from ...media.http1 import HttpRequestHead, parse_request_head
 from ...media.websocket import (PONG, WsClose, WsFrameDecoder, WsPing, accept_key, close_code_for, encode_close,
@@ -169,7 +170,7 @@ class MediaHttpProtocol(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("media request %s failed", head.target)
+            log.exception("media request %s failed", loggable_target(head.target))
             self._respond_error(HubError("internal error"))
 
     async def _serve_flv(self, head: HttpRequestHead, req: MediaRequest, user: str = "") -> None:
