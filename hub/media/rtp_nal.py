@@ -28,7 +28,7 @@ from hub.media.access_unit import AccessUnit, DepacketizerStats, avcc_split
 from hub.media.rtp import RtpPacket
 from hub.media.seqnum import TimestampUnwrapper
 
-__all__ = ["MAX_AU_SIZE", "MAX_HELD_PER_AU", "MAX_NALS_PER_AU", "MAX_PIECES_PER_AU",
+__all__ = ["MAX_AU_SIZE", "MAX_HELD_PER_AU", "MAX_NALS_PER_AU", "MAX_PARAM_SET", "MAX_PIECES_PER_AU",
            "RtpNalDepacketizer", "RtpNalPacketizer"]
 
 #: Largest access unit accepted (bytes of NAL data); bigger ones are dropped.
@@ -47,6 +47,11 @@ MAX_PIECES_PER_AU = 16384
 #: it the unit so far is let go (dropped, counted as oversize). Twice
 #: MAX_AU_SIZE: an 8 MiB unit's own reads fit.
 MAX_HELD_PER_AU = 2 * MAX_AU_SIZE
+#: Largest parameter set (VPS, SPS, PPS) followed. Real ones are tens of
+#: bytes (a PPS with an FMO map a few KiB); each followed one goes into the
+#: SDP, the stream's description on every front and its players' headers.
+#: A bigger one stays in its access unit, not in the description.
+MAX_PARAM_SET = 64 * 1024
 
 _RTP = struct.Struct(">BBHII")
 _U16 = struct.Struct(">H")
@@ -256,7 +261,11 @@ class RtpNalDepacketizer:
 
     # -- helpers for subclasses -------------------------------------------
 
-    def _note_param(self, name: str, nal: bytes | bytearray | memoryview) -> bytes:
+    def _note_param(self, name: str, nal: bytes | bytearray | memoryview) -> bytes | None:
+        """Follow a parameter set: its copy, or None when too big to follow."""
+        if len(nal) > MAX_PARAM_SET:
+            self.stats.malformed += 1
+            return None
         data = bytes(nal)
         if self.params.get(name) != data:
             self.params[name] = data
@@ -277,7 +286,9 @@ class RtpNalDepacketizer:
             return
         name = self._param_types.get(t)
         if name is not None:
-            nal = self._note_param(name, nal)
+            noted = self._note_param(name, nal)
+            if noted is not None:
+                nal = noted
         if self._broken:
             return
         size = len(nal)

@@ -67,6 +67,21 @@ def test_params_changed_only_on_a_new_value() -> None:
     assert not d.params_changed
 
 
+def test_a_parameter_set_too_big_to_follow_stays_in_its_unit_not_in_the_description() -> None:
+    """A publisher's 8 MiB "PPS" went into the SDP, every front's description
+    and its players' headers; past MAX_PARAM_SET (64 KiB) it is only a NAL unit."""
+    d = H264Depacketizer()
+    d.set_params([SPS, PPS])
+    d.params_changed = False
+    huge = b"\x68" + b"\x11" * (1 << 20)
+    d.set_params([huge])
+    assert d.pps == PPS and not d.params_changed and d.stats.malformed == 1
+    idr = b"\x65\x88\x84"
+    units = _push_all(d, H264Packetizer(96, 0x1234).packetize(avcc_join([huge, idr]), 3000))
+    assert [avcc_split(au.data) for au in units] == [[huge, idr]]  # the unit carries it as it came
+    assert d.pps == PPS and not d.params_changed
+
+
 def test_timestamp_change_ends_a_frame_without_marker() -> None:
     p1 = bytes.fromhex("8060 0001 00000bb8 11223344 4188")  # non-IDR, no marker
     p2 = bytes.fromhex("8060 0002 00000f3c 11223344 4188")  # next ts
