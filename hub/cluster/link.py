@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..errors import StoreUnavailable
@@ -41,6 +42,25 @@ CLOSE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.Ti
 MessageHandler = Callable[[str, bytes], None]
 
 
+class PoolBusy(RedisConnectionError):
+    """Every pooled connection stayed in use for POOL_WAIT: this node asks
+    more than Redis answers just now (a burst of asks, a slow Redis). The
+    command fails (503) like any other, but Redis is not away: the link
+    stays up, with no reconnect and no resync of the stores."""
+
+
+class _Pool(BlockingConnectionPool):
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as e:
+            # redis-py raises its ConnectionError from the wait's timeout;
+            # a failed connect (Redis away) has another cause.
+            if isinstance(e.__cause__, asyncio.TimeoutError) and not isinstance(e, PoolBusy):
+                raise PoolBusy(f"no free Redis connection within {POOL_WAIT:g} s") from e
+            raise
+
+
 class RedisLink:
     def __init__(self, url: str, channels: list[str], on_message: MessageHandler,
                  on_up: Callable[[], Awaitable[None]]) -> None:
@@ -48,7 +68,7 @@ class RedisLink:
         self.channels = channels
         self._on_message = on_message
         self._on_up = on_up
-        pool = BlockingConnectionPool.from_url(
+        pool = _Pool.from_url(
             url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT,
             socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT,
             health_check_interval=HEALTH_CHECK, retry=Retry(NoBackoff(), 0))
@@ -76,7 +96,11 @@ class RedisLink:
             raise StoreUnavailable()
 
     def broken(self, why: BaseException) -> None:
-        """A command failed: reconnect the subscription (and resync on return)."""
+        """A command failed: reconnect the subscription (and resync on return),
+        unless it only found no free connection (PoolBusy)."""
+        if isinstance(why, PoolBusy):
+            log.info("redis %s: %s", self.masked, why)
+            return
         if self.up:
             log.warning("redis %s: %s", self.masked, why or type(why).__name__)
         self._broken = True
