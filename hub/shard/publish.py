@@ -49,6 +49,15 @@ log = logging.getLogger("hub.shard.publish")
 __all__ = ["PublishHost", "RtspPublisher"]
 
 
+#: From the hand-off (its ANNOUNCE) to RECORD. A publisher that sets up and
+#: never records would hold its UDP ports and connection for nothing (its
+#: keep-alives keep the session): past this it is closed.
+RECORD_WITHIN = 10.0
+#: Tracks one publisher may set up over UDP: each binds a port pair of the
+#: shard's slice (an SDP may announce 32 media).
+MAX_UDP_TRACKS = 8
+
+
 class PublishHost(HandoffHost["RtspPublisher"]):
     """The shard's side of every publisher: config, stream table, UDP ports.
 
@@ -61,8 +70,9 @@ class PublishHost(HandoffHost["RtspPublisher"]):
                  clock: Callable[[], float] = time.monotonic,
                  random_bytes: Callable[[int], bytes] = os.urandom,
                  wall_clock: Callable[[], float] | None = time.time,
-                 gate: ReadGate | None = None) -> None:
+                 gate: ReadGate | None = None, record_within: float = RECORD_WITHIN) -> None:
         super().__init__()
+        self.record_within = record_within  # RECORD_WITHIN (tests shorten it)
         self.args = args
         #: Reading in windows (`ingest_window`, `unwatched_ingest_window`), shared with the shard's other sources.
         self.gate = gate
@@ -143,6 +153,7 @@ class RtspPublisher(RtspServerProtocol):
         self.ingest = IngestSession(host.streams, path, peer, self, timeout=host.session_timeout,
                                     clock=host.clock)
         self.channels = self.ingest.channels  # `$` frames straight to the tracks
+        self._record_timer: asyncio.TimerHandle | None = None
 
     @property
     def stream(self) -> Stream | None:
@@ -153,7 +164,15 @@ class RtspPublisher(RtspServerProtocol):
         self.host.sessions.add(self)
         log.info("%s: publisher %s connected", self.path, self.peer)
         self.ingest.read_in_windows(self.host.gate, transport)
+        self._record_timer = asyncio.get_running_loop().call_later(self.host.record_within, self._no_record)
         super().connection_made(transport)
+
+    def _no_record(self) -> None:
+        self._record_timer = None
+        if not self.ingest.live and not self.closed:
+            log.info("%s: publisher %s sent no RECORD within %g s; closing", self.path, self.peer,
+                     self.host.record_within)
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         ingest = self.ingest
@@ -186,6 +205,9 @@ class RtspPublisher(RtspServerProtocol):
         elif isinstance(event, Record):
             if not self.ingest.live:
                 self._go_live()
+            if self._record_timer is not None:
+                self._record_timer.cancel()
+                self._record_timer = None
             self.reply(event)
         else:  # the engine lets nothing else through on a publisher's connection
             raise MethodNotValidInState(f"{event.method.value} on a publishing connection")
@@ -222,6 +244,9 @@ class RtspPublisher(RtspServerProtocol):
                                        mode="RECORD")
                 return _Setup(track, answer, interleaved=pair)
             if spec.client_port is not None:
+                if sum(1 for i, s in self.setups.items() if s.udp is not None and i != track.desc.index) \
+                        >= MAX_UDP_TRACKS:
+                    raise ServiceUnavailable(f"at most {MAX_UDP_TRACKS} tracks over UDP per publisher")
                 udp = self._bind_udp()
                 answer = TransportSpec(protocol=spec.protocol, delivery="unicast",
                                        client_port=spec.client_port, server_port=udp.ports, mode="RECORD")
@@ -269,6 +294,9 @@ class RtspPublisher(RtspServerProtocol):
         """
         if self.closed:
             return
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
         self.ingest.close()
         for setup in self.setups.values():
             if setup.udp is not None:

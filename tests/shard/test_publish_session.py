@@ -357,3 +357,49 @@ def test_ingest_never_raises_on_arbitrary_packets() -> None:
         session.close()
 
     run(main)
+
+
+def test_a_publisher_that_never_records_is_closed_and_its_ports_freed() -> None:
+    """ANNOUNCE, SETUP over UDP, then only keep-alives: before, the session
+    (and its port pairs) lasted as long as the keep-alives came."""
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0, rtp_ports=(31210, 31219), record_within=0.3)
+        session, t = connect(host, announce() + request(
+            "SETUP", 3, "Transport: RTP/AVP;unicast;client_port=5000-5001;mode=record", uri=f"{URL}/streamid=0"))
+        assert host.ports._used
+        for cseq in range(4, 8):  # keep-alives keep the session, not the handshake
+            session.data_received(request("OPTIONS", cseq, f"Session: {SID}"))
+            await asyncio.sleep(0.1)
+        await wait_for(lambda: t.closed)
+        assert session.closed and session.stream is None and not host.ports._used
+
+        live, lt = connect(host, announce() + setup_tcp(3, 0, 0) + record(4))  # one that records stays
+        await asyncio.sleep(0.5)
+        assert not lt.closed and live.stream is not None
+
+    run(main)
+
+
+def test_one_publisher_sets_up_at_most_max_udp_tracks_over_udp() -> None:
+    """An SDP may announce 32 media, each a UDP port pair of the shard's slice
+    when set up over UDP: a few such connections took the slice. Now 8 a
+    publisher (`hub.shard.publish.MAX_UDP_TRACKS`), then 503."""
+    cap = 8
+    sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "".join(
+        f"m=audio 0 RTP/AVP 8\r\na=control:trackID={i}\r\n" for i in range(12))
+
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0, rtp_ports=(31220, 31299))
+        session, t = connect(host, announce(sdp=sdp))
+        t.take()
+        for i in range(12):
+            transport = f"Transport: RTP/AVP;unicast;client_port={5000 + 2 * i}-{5001 + 2 * i};mode=record"
+            session.data_received(request("SETUP", 3 + i, transport, *([f"Session: {SID}"] if i else []),
+                                          uri=f"{URL}/trackID={i}"))
+        answers = t.take().split(b"RTSP/1.0 ")[1:]
+        assert [a.split(b" ", 1)[0] for a in answers] == [b"200"] * cap + [b"503"] * (12 - cap)
+        assert len(host.ports._used) == cap
+        session.close()
+        assert not host.ports._used
+
+    run(main)
