@@ -10,6 +10,7 @@ front (the machine has two cores), `--cluster`, `--node-name` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from hub.cluster import keys as K
+from hub.cluster.link import RedisLink
 from tests.conftest import ROOT, HubServer, free_port
 
 
@@ -198,3 +201,14 @@ def wait_for(what: Callable[[], Any], timeout: float, step: float = 0.05, messag
         if time.monotonic() > deadline:
             raise AssertionError(message or f"not within {timeout} s")
         time.sleep(step)
+
+
+async def started_link(url: str, node: str = "a") -> RedisLink:
+    """A node's Redis link (subscribed to its RPC channel, no resync), up."""
+    async def nothing() -> None:
+        pass
+
+    link = RedisLink(url, [K.rpc_channel(node)], lambda ch, data: None, nothing)
+    link.start()
+    await asyncio.wait_for(link.wait_up(), 5)
+    return link

@@ -8,10 +8,9 @@ import asyncio
 
 import pytest
 
-from hub.cluster import keys as K
 from hub.cluster import link as link_mod
-from hub.cluster.link import LINK_ERRORS, RedisLink
-from tests.cluster.conftest import RedisServer
+from hub.cluster.link import LINK_ERRORS
+from tests.cluster.conftest import RedisServer, started_link
 
 
 def test_a_command_finding_no_free_connection_fails_without_taking_the_link_down(
@@ -23,12 +22,7 @@ def test_a_command_finding_no_free_connection_fails_without_taking_the_link_down
     monkeypatch.setattr(link_mod, "POOL_WAIT", 0.2)
 
     async def main() -> None:
-        async def nothing() -> None:
-            pass
-
-        link = RedisLink(redis_server.url, [K.rpc_channel("a")], lambda ch, data: None, nothing)
-        link.start()
-        await asyncio.wait_for(link.wait_up(), 5)
+        link = await started_link(redis_server.url)
         try:
             # The subscription holds one connection; three commands hold the
             # rest for 1 s (within the 2 s reply timeout: Redis answers, late).

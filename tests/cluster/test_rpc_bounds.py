@@ -9,9 +9,8 @@ import json
 from typing import Any
 
 from hub.cluster import keys as K
-from hub.cluster.link import RedisLink
 from hub.cluster.rpc import MAX_SERVING, NodeRpc
-from tests.cluster.conftest import RedisServer
+from tests.cluster.conftest import RedisServer, started_link
 
 
 def test_a_flood_of_requests_past_the_serving_bound_costs_bounded_tasks_and_answers(
@@ -19,12 +18,7 @@ def test_a_flood_of_requests_past_the_serving_bound_costs_bounded_tasks_and_answ
     """Before, every request past MAX_SERVING got a "busy" answer from a task
     of its own: 2,000 requests in one read made 2,000 tasks and answers."""
     async def main() -> None:
-        async def nothing() -> None:
-            pass
-
-        link = RedisLink(redis_server.url, [K.rpc_channel("a")], lambda ch, data: None, nothing)
-        link.start()
-        await asyncio.wait_for(link.wait_up(), 5)
+        link = await started_link(redis_server.url)
         stuck = asyncio.Event()
 
         async def handler(op: str, args: dict[str, Any]) -> Any:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -308,6 +310,14 @@ class RawWs:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def ipc_requests(srv: HubServer, method: str) -> int:
+    """How many `method` requests went over the tree's IPC (its /metrics)."""
+    with urllib.request.urlopen(srv.base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(rf'^ipchub_ipc_request_seconds_count\{{method="{method}"\}} (\S+)$', text, re.M)
+    return int(float(m.group(1))) if m else 0
 
 
 def dropped_without_reading(sock: socket.socket, timeout: float, probe: bytes = b"x") -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
 import time
 import urllib.request
@@ -25,6 +24,7 @@ import psutil
 import pytest
 
 from tests.conftest import HubServer
+from tests.hostile.harness import ipc_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -47,11 +47,8 @@ def _login(srv: HubServer) -> dict[str, str]:
 
 
 def _refreshes_asked(srv: HubServer) -> int:
-    """How many refreshes the fronts asked the supervisor (its /metrics)."""
-    with urllib.request.urlopen(srv.base + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(r'^ipchub_ipc_request_seconds_count\{method="refresh"\} (\S+)$', text, re.M)
-    return int(float(m.group(1))) if m else 0
+    """How many refreshes the fronts asked the supervisor."""
+    return ipc_requests(srv, "refresh")
 
 
 def test_junk_refresh_tokens_do_not_reach_the_supervisor(hub: HubServer) -> None:

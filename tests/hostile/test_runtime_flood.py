@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from tests.conftest import HubServer
+from tests.hostile.harness import ipc_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +30,8 @@ SECONDS = 3.0
 
 
 def _stats_asked(srv: HubServer) -> int:
-    """How many times the supervisor asked a child for its figures (/metrics)."""
-    with urllib.request.urlopen(srv.base + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(r'^ipchub_ipc_request_seconds_count\{method="stats"\} (\S+)$', text, re.M)
-    return int(float(m.group(1))) if m else 0
+    """How many times the supervisor asked a child for its figures."""
+    return ipc_requests(srv, "stats")
 
 
 def test_a_runtime_flood_asks_the_children_a_bounded_number_of_times(hub: HubServer) -> None:
