@@ -14,6 +14,7 @@ and raw clients for the protocols an attacker speaks.
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import re
 import socket
@@ -310,6 +311,33 @@ class RawWs:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def flood_connections(port: int, connections: int, seconds: float,
+                      one: Callable[[int, http.client.HTTPConnection], None]) -> None:
+    """`connections` threads, each on its own kept-alive HTTP connection,
+    calling `one(i, conn)` over and over for `seconds`; the first error a
+    thread met is raised here."""
+    stop = time.monotonic() + seconds
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while time.monotonic() < stop:
+                one(i, conn)
+        except BaseException as e:  # handed to the test's thread, raised there
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    if errors:
+        raise errors[0]
 
 
 def ipc_requests(srv: HubServer, method: str) -> int:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 import urllib.request
 
 import psutil
 import pytest
 
 from tests.conftest import HubServer
-from tests.hostile.harness import ipc_requests
+from tests.hostile.harness import flood_connections, ipc_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -64,23 +63,15 @@ def test_junk_refresh_tokens_do_not_reach_the_supervisor(hub: HubServer) -> None
     cpu0 = sum(supervisor.cpu_times()[:2])
     statuses: dict[int, int] = {}
     lock = threading.Lock()
-    stop = time.monotonic() + SECONDS
+    sent = [0] * CONNECTIONS
 
-    def flood(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=30)
-        n = 0
-        while time.monotonic() < stop:
-            status, _ = _refresh(conn, junk[n % len(junk)])
-            n += 1
-            with lock:
-                statuses[status] = statuses.get(status, 0) + 1
-        conn.close()
+    def one(i: int, conn: http.client.HTTPConnection) -> None:
+        status, _ = _refresh(conn, junk[sent[i] % len(junk)])
+        sent[i] += 1
+        with lock:
+            statuses[status] = statuses.get(status, 0) + 1
 
-    threads = [threading.Thread(target=flood, args=(i,)) for i in range(CONNECTIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    flood_connections(hub.port, CONNECTIONS, SECONDS, one)
     cpu = sum(supervisor.cpu_times()[:2]) - cpu0
     assert set(statuses) == {401}, statuses
     assert sum(statuses.values()) >= 100, statuses

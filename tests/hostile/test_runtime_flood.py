@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
-import time
 
 import pytest
 
 from tests.conftest import HubServer
-from tests.hostile.harness import ipc_requests
+from tests.hostile.harness import flood_connections, ipc_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -36,29 +34,17 @@ def _stats_asked(srv: HubServer) -> int:
 
 def test_a_runtime_flood_asks_the_children_a_bounded_number_of_times(hub: HubServer) -> None:
     asked = _stats_asked(hub)
-    answers: list[int] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + SECONDS
+    answers = [0] * CONNECTIONS
 
-    def flood(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=30)
-        n = 0
-        while time.monotonic() < stop:
-            conn.request("GET", "/api/v1/runtime?extra=1" if i % 2 else "/api/v1/runtime")
-            r = conn.getresponse()
-            body = json.loads(r.read())
-            assert r.status == 200 and "rtsp" in body
-            n += 1
-        conn.close()
-        with lock:
-            answers.append(n)
+    def one(i: int, conn: http.client.HTTPConnection) -> None:
+        conn.request("GET", "/api/v1/runtime?extra=1" if i % 2 else "/api/v1/runtime")
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and "rtsp" in body
+        answers[i] += 1
 
-    threads = [threading.Thread(target=flood, args=(i,)) for i in range(CONNECTIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(answers) == CONNECTIONS and sum(answers) >= 100, answers
+    flood_connections(hub.port, CONNECTIONS, SECONDS, one)
+    assert all(answers) and sum(answers) >= 100, answers
     children = hub.expected_processes() - 1
     # Two kinds of answer (with and without `extra`), each gathered at most
     # every 0.1 s from every child (and a few gatherings' worth of slack).
