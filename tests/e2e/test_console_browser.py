@@ -32,6 +32,9 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
                                              tmp_path: Path) -> None:
     push(PATH, "h264")
     with chromium_page() as (page, log):
+        api_calls: list[tuple[str, str]] = []  # (URL, Authorization) of the console's API requests
+        page.on("request", lambda r: api_calls.append((r.url, r.headers.get("authorization") or ""))
+                if "/api/v1/" in r.url else None)
         response = page.goto(hub.base + "/")
         assert response is not None and response.status == 200, \
             "GET / is not the console: the app must mount hub.api.rest.console.console_routes()"
@@ -61,6 +64,12 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
                 page.click(f"{ROW} button.consumers-toggle")
                 page.wait_for_selector("tr.consumers-row tr[data-cid]", timeout=10_000)
                 assert "FLV" in (page.text_content("tr.consumers-row") or "")
+
+        # Its API calls carry the token in a header, never in the URL (which
+        # proxies' logs and the browser's history keep); media URLs still do.
+        assert not [u for u, _ in api_calls if "token=" in u], api_calls
+        assert any(u.split("?")[0].endswith("/api/v1/streams") and a.startswith("Bearer ")
+                   for u, a in api_calls), api_calls
 
         shot = tmp_path / "console.png"
         page.screenshot(path=str(shot), full_page=True)

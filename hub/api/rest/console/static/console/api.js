@@ -1,5 +1,7 @@
-// The REST API client: tokens in sessionStorage, `?token=` on every call (the
-// reference's way), one refresh on a 401, back to the login form otherwise.
+// The REST API client: tokens in sessionStorage, sent as `Authorization:
+// Bearer` (not `?token=`, which proxies and browser history keep; media URLs
+// still carry it: players cannot send headers), one refresh on a 401, back to
+// the login form otherwise.
 
 const KEY = "hub.session";
 
@@ -80,7 +82,7 @@ async function refresh() {
   if (!s || !s.refresh_token) return false;
   if (!refreshing) {
     refreshing = (async () => {
-      const r = await fetch(`/api/v1/refreshtoken?token=${encodeURIComponent(s.refresh_token)}`);
+      const r = await fetch("/api/v1/refreshtoken", { headers: { Authorization: `Bearer ${s.refresh_token}` } });
       if (!r.ok) return false;
       const body = await r.json();
       saveSession({ ...s, ...body });
@@ -97,8 +99,6 @@ function buildUrl(path, query) {
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
   }
-  const token = accessToken();
-  if (token) url.searchParams.set("token", token);
   return url;
 }
 
@@ -107,6 +107,8 @@ function buildUrl(path, query) {
 export async function api(method, path, { query, body } = {}) {
   for (let attempt = 0; ; attempt++) {
     const init = { method, headers: {} };
+    const token = accessToken();
+    if (token) init.headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
