@@ -378,11 +378,15 @@ class RtpNalDepacketizer:
         rest of it is dropped as it comes, the unit counted as oversize)."""
         self.stats.oversize += 1
         self._drop_fu()
+        self._clear(broken=True)
+        self._check_start = False
+
+    def _clear(self, broken: bool) -> None:
+        """No unit in progress; `broken`: what comes until the next one is dropped."""
         self._parts = []
         self._types = []
         self._size = 0
-        self._broken = True
-        self._check_start = False
+        self._broken = broken
         self._held = 0
         self._held_base = None
         self._copied = 0
@@ -423,13 +427,7 @@ class RtpNalDepacketizer:
             out = (pts, b"".join(self._parts), self._keyframe(types))
             self._done_types = types
             self.stats.units += 1
-        self._parts = []
-        self._types = []
-        self._size = 0
-        self._broken = False
-        self._held = 0
-        self._held_base = None
-        self._copied = 0
+        self._clear(broken=False)
         return out
 
     def _take_unit(self, pts: int) -> AccessUnit | None:
