@@ -124,7 +124,7 @@ class IngestSession:
         if stream is not None:
             stream.size += n
             held = self.held
-            if held is not None and (self.hold_always or not (stream.readers or stream.prompt_taps)):
+            if held is not None and (self.hold_always or not stream.watched):
                 held.hold()
 
     def _watched(self) -> None:
