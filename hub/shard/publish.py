@@ -247,7 +247,7 @@ class RtspPublisher(RtspServerProtocol):
                 if sum(1 for i, s in self.setups.items() if s.udp is not None and i != track.desc.index) \
                         >= MAX_UDP_TRACKS:
                     raise ServiceUnavailable(f"at most {MAX_UDP_TRACKS} tracks over UDP per publisher")
-                udp = self._bind_udp()
+                udp = self._bind_udp(spec.client_port)
                 answer = TransportSpec(protocol=spec.protocol, delivery="unicast",
                                        client_port=spec.client_port, server_port=udp.ports, mode="RECORD")
                 return _Setup(track, answer, udp=udp)
@@ -260,7 +260,7 @@ class RtspPublisher(RtspServerProtocol):
                 return a, a + 1
         raise UnsupportedTransport("no free interleaved channels")
 
-    def _bind_udp(self) -> UdpPairReceiver:
+    def _bind_udp(self, client_ports: tuple[int, int]) -> UdpPairReceiver:
         assert self.transport is not None
         local = self.transport.get_extra_info("sockname")
         bind_host = local[0] if local else "0.0.0.0"
@@ -269,7 +269,7 @@ class RtspPublisher(RtspServerProtocol):
             rtp, rtcp = pool.bind_pair(bind_host)
         except OSError as exc:
             raise ServiceUnavailable(str(exc)) from None
-        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, self.ingest.count,
+        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, client_ports, self.ingest.count,
                                pool.release)
 
     # -- going live -----------------------------------------------------------

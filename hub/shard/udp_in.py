@@ -8,8 +8,12 @@ setup stays synchronous (no await in the middle of answering SETUP), and a
 datagram costs one `recvfrom_into` and no buffer allocation of its own
 (the RTP parser copies the payload once anyway).
 
-Only datagrams from the publisher's host are taken; anything else on the
-port is dropped and counted, so a stranger cannot inject into a stream.
+Only datagrams from the publisher's host *and* the ports it declared in
+SETUP (`client_port=`: RTP from the first, RTCP from the second, as
+gortsplib/MediaMTX key them) are taken; anything else on the port is
+dropped and counted, so neither a stranger nor another host behind the
+publisher's NAT can inject into a stream. A publisher whose NAT rewrites
+its source ports must publish over TCP (interleaved).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ Sink = Callable[[memoryview], None]
 
 
 class _Socket:
-    __slots__ = ("sock", "sink", "fd")
+    __slots__ = ("sock", "sink", "fd", "source_port")
 
-    def __init__(self, sock: socket.socket, sink: Sink) -> None:
+    def __init__(self, sock: socket.socket, sink: Sink, source_port: int) -> None:
         self.sock = sock
         self.sink = sink
         self.fd = sock.fileno()
+        self.source_port = source_port
 
 
 class UdpPairReceiver:
@@ -45,18 +50,19 @@ class UdpPairReceiver:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, rtp: socket.socket, rtcp: socket.socket,
-                 peer_host: str, on_bytes: Callable[[int], None], on_release: Callable[[int], None]) -> None:
+                 peer_host: str, peer_ports: tuple[int, int],
+                 on_bytes: Callable[[int], None], on_release: Callable[[int], None]) -> None:
         self.loop = loop
         self.port = int(rtp.getsockname()[1])
         self.peer_host = peer_host
-        self.rejected = 0  # datagrams from a host other than the publisher's
+        self.rejected = 0  # datagrams from another host or another port than the publisher declared
         self._buf = bytearray(MAX_DATAGRAM)
         self._view = memoryview(self._buf)
         self._on_bytes = on_bytes
         self._on_release = on_release
         self.rtp_sink: Sink = _drop
         self.rtcp_sink: Sink = _drop
-        self._socks = (_Socket(rtp, self._rtp), _Socket(rtcp, self._rtcp))
+        self._socks = (_Socket(rtp, self._rtp, peer_ports[0]), _Socket(rtcp, self._rtcp, peer_ports[1]))
         self._closed = False
         for s in self._socks:
             loop.add_reader(s.fd, self._readable, s)
@@ -77,6 +83,7 @@ class UdpPairReceiver:
         recv = s.sock.recvfrom_into
         sink = s.sink
         host = self.peer_host
+        source_port = s.source_port
         on_bytes = self._on_bytes
         for _ in range(DRAIN_LIMIT):
             try:
@@ -85,7 +92,7 @@ class UdpPairReceiver:
                 return
             except OSError:  # e.g. ICMP port unreachable reported on the socket
                 return
-            if addr[0] != host:
+            if addr[1] != source_port or addr[0] != host:
                 self.rejected += 1
                 continue
             on_bytes(n)

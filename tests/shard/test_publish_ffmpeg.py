@@ -148,6 +148,9 @@ def test_ffmpeg_h264_aac_over_udp_uvloop() -> None:
             assert all(s.udp is not None and s.interleaved is None for s in session.setups.values())
             ports = sorted(s.udp.port for s in session.setups.values() if s.udp is not None)
             assert all(31100 <= p <= 31199 and p % 2 == 0 for p in ports)
+            # FFmpeg sends RTP and RTCP from the ports it declared: nothing refused.
+            assert all(s.udp.rejected == 0 for s in session.setups.values() if s.udp is not None)
+            assert sum(i.stats.rtcp for i in session.ingest.ingests) > 0
             handed = bench.handed[0]
             assert handed.dup_fd is not None
             tcp = await tcp_payload_received(handed.dup_fd) - handed.front_bytes

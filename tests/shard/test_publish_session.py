@@ -297,34 +297,45 @@ def test_a_second_publisher_replaces_the_first_and_delete_closes() -> None:
 
 
 def test_udp_record_binds_a_pair_and_takes_only_the_publishers_datagrams() -> None:
+    """Only datagrams from the publisher's host and the ports it declared:
+    a stranger's host, and the same host's other ports (a neighbour behind
+    the publisher's NAT), are dropped and counted."""
     async def main() -> None:
+        good_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        good_rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        neighbour = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for s in (good_rtp, good_rtcp, neighbour):
+            s.bind(("127.0.0.1", 0))
+        stranger.bind(("127.0.0.2", 0))
+        ports = f"{good_rtp.getsockname()[1]}-{good_rtcp.getsockname()[1]}"
         host = make_host(random_bytes=fixed_random, clock=lambda: 0.0, rtp_ports=(31200, 31209))
         session, t = connect(host, announce() + request(
-            "SETUP", 3, "Transport: RTP/AVP;unicast;client_port=5000-5001;mode=record", uri=f"{URL}/streamid=0"))
+            "SETUP", 3, f"Transport: RTP/AVP;unicast;client_port={ports};mode=record", uri=f"{URL}/streamid=0"))
         out = t.take()
         port = host.ports.ports[0]
-        assert out.endswith(ok(3, f"Transport: RTP/AVP;unicast;client_port=5000-5001;server_port={port}-{port + 1};mode=record"))
+        assert out.endswith(ok(3, f"Transport: RTP/AVP;unicast;client_port={ports};server_port={port}-{port + 1};mode=record"))
         before = session.ingest.bytes_in
         session.data_received(record(4))
         assert session.stream is not None
         collector = RingCollector(session.stream)
-        good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        stranger.bind(("127.0.0.2", 0))
         try:
             stranger.sendto(RTP_IDR, ("127.0.0.1", port))
-            good.sendto(RTP_IDR, ("127.0.0.1", port))
-            good.sendto(RTCP_SR, ("127.0.0.1", port + 1))
-            good.sendto(RTP_P, ("127.0.0.1", port))
+            neighbour.sendto(RTP_IDR, ("127.0.0.1", port))
+            good_rtcp.sendto(RTP_IDR, ("127.0.0.1", port))  # RTP from the RTCP port
+            good_rtp.sendto(RTCP_SR, ("127.0.0.1", port + 1))  # RTCP from the RTP port
+            good_rtp.sendto(RTP_IDR, ("127.0.0.1", port))
+            good_rtcp.sendto(RTCP_SR, ("127.0.0.1", port + 1))
+            good_rtp.sendto(RTP_P, ("127.0.0.1", port))
             await wait_for(lambda: session.ingest.ingests[0].stats.packets == 2 and session.ingest.ingests[0].stats.rtcp == 1)
         finally:
-            good.close()
-            stranger.close()
+            for s in (good_rtp, good_rtcp, neighbour, stranger):
+                s.close()
         collector.close()
         assert [(e.pts, e.keyframe) for e in collector.entries] == [(0, True), (3600, False)]
         assert session.stream.size == before + len(record(4)) + len(RTP_IDR) + len(RTCP_SR) + len(RTP_P)
         setup = session.setups[0]
-        assert setup.udp is not None and setup.udp.rejected == 1
+        assert setup.udp is not None and setup.udp.rejected == 4
         session.close()
         assert not host.ports._used
 
