@@ -126,6 +126,22 @@ class UnsupportedTransport(HubError):
     reason = "Unsupported Transport"
 
 
+class TooManyRequests(HubError):
+    """A client repeats a costly request faster than it may (HTTP 429, with
+    Retry-After; RTSP has no such status: 503)."""
+
+    rtsp_status = 503
+    http_status = 429
+    reason = "Too Many Requests"
+    #: Seconds until one more is let through (token refreshes: one per user
+    #: every 6 s once the burst is spent, `hub.store.sessions`).
+    retry_after = 6
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ServiceUnavailable(HubError):
     rtsp_status = 503
     http_status = 503

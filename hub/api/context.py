@@ -23,6 +23,7 @@ from ..logs import level_number
 from ..ipc.channel import IpcChannel
 from ..ipc.methods import Ask, R
 from ..store.routes import RouteTable
+from ..store.sessions import RotationLimit
 from ..store.users import User, UserTable, relay_user
 from ..udp_ports import PortPairPool
 from .play.hls_live import HlsLive
@@ -77,6 +78,9 @@ class FrontContext:
     users: UserTable | None = None
     routes: RouteTable | None = None
     tokens: TokenService | None = None
+    #: Refreshes this front lets through per user (the supervisor's limit is
+    #: the one that counts; this one keeps the refused from reaching it).
+    rotations: RotationLimit = field(default_factory=RotationLimit)
     relay_user: User | None = None
     #: SIGTERM reached the tree: no new sessions, the listening socket is closed.
     draining: bool = False

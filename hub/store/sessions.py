@@ -1,14 +1,27 @@
 """Login-session bookkeeping kept inside each user: sid -> generation, and
 when each session's newest refresh token expires so old ones can be dropped.
 
-Bounded so a client that logs in in a loop cannot grow the users file.
+Bounded so a client that logs in in a loop cannot grow the users file;
+`RotationLimit` bounds how often one user's sessions may be rotated (each
+rotation rewrites the users table and sends it to every child).
 """
 
 from __future__ import annotations
 
 from ..auth.tokens import new_session_id
+from ..errors import TooManyRequests
 
 MAX_SESSIONS = 64
+#: Refreshes per user: a burst of ROTATION_BURST, then one per ROTATION_EVERY
+#: seconds. A client refreshes once per access token (2 h by default); a
+#: valid refresh token in a loop rotated ~260 times a second, each a copy,
+#: an fsync'd file and a broadcast of the users table (half a core of the
+#: supervisor with only the admin in it).
+ROTATION_BURST = 8
+ROTATION_EVERY = float(TooManyRequests.retry_after)
+#: Users remembered at once before the fully refilled ones are forgotten
+#: (only users with a valid refresh token get here).
+ROTATION_USERS = 1024
 
 
 def prune(gens: dict[str, int], expires: dict[str, int], now: int, room: int = 0) -> None:
@@ -48,3 +61,28 @@ def rotate_session(gens: dict[str, int], expires: dict[str, int], sid: str, gen:
 def close_session(gens: dict[str, int], expires: dict[str, int], sid: str) -> bool:
     expires.pop(sid, None)
     return gens.pop(sid, None) is not None
+
+
+class RotationLimit:
+    """A token bucket per user name: `take(name, now)` or TooManyRequests."""
+
+    def __init__(self, burst: int = ROTATION_BURST, every: float = ROTATION_EVERY) -> None:
+        self.burst = burst
+        self.every = every
+        self._users: dict[str, tuple[float, float]] = {}  # name -> (tokens, when counted)
+
+    def _level(self, name: str, now: float) -> float:
+        tokens, then = self._users.get(name, (self.burst, now))
+        return min(float(self.burst), tokens + max(0.0, now - then) / self.every)
+
+    def take(self, name: str, now: float) -> None:
+        level = self._level(name, now)
+        if level < 1.0:
+            raise TooManyRequests(f"too many token refreshes for this user; one every {self.every:g} s")
+        if name not in self._users and len(self._users) >= ROTATION_USERS:
+            self._forget_full(now)
+        self._users[name] = (level - 1.0, now)
+
+    def _forget_full(self, now: float) -> None:
+        for name in [n for n in self._users if self._level(n, now) >= self.burst]:
+            del self._users[name]

@@ -33,7 +33,7 @@ from ..store.backend import FileBackend, StoreBackend, TableSpec
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
 from ..store.routes import RouteTable
-from ..store.sessions import open_session
+from ..store.sessions import RotationLimit, open_session
 from ..store.users import UserTable, hash_for, initial_users, validate_name, validate_password
 from ..workers import Workers
 
@@ -111,6 +111,7 @@ class Stores:
         #: POST /api/v1/login: a flood costs at most one core and is refused,
         #: 503, beyond that; it does not queue).
         self.hashing = hashing_workers(LOGIN_WORKERS)
+        self.rotations = RotationLimit()
         #: Admins' password changes (users created or updated): apart from
         #: logins, so a login flood does not hold them up.
         self.admin_hashing = hashing_workers(ADMIN_WORKERS, ADMIN_IN_HAND)
@@ -216,8 +217,13 @@ class Stores:
         token, tokens = str(a.get("token", "")), self._tokens()
         # Requests with one token that passed the fronts together: the first
         # rotates it; the others are refused here without a copy of the table.
-        access, refresh = await self._update("users", lambda t: t.refresh(token, tokens),
-                                             check=lambda t: tokens.verify(token, "refresh", t.token_lookup))
+        # A valid token's user is then charged one rotation (a stranger's
+        # junk never is: it cannot spend someone's allowance).
+        def check(t: UserTable) -> None:
+            claims = tokens.verify(token, "refresh", t.token_lookup)
+            self.rotations.take(claims.sub, time.monotonic())
+
+        access, refresh = await self._update("users", lambda t: t.refresh(token, tokens), check=check)
         return {"access_token": access, "refresh_token": refresh}
 
     async def users_upsert(self, a: UsersUpsertArgs) -> str:

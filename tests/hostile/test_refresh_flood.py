@@ -83,3 +83,42 @@ def test_junk_refresh_tokens_do_not_reach_the_supervisor(hub: HubServer) -> None
     assert status == 200, body
     assert _refresh(conn, current)[0] == 401
     assert _refresh(conn, json.loads(body)["refresh_token"])[0] == 200
+
+
+def test_a_valid_refresh_token_in_a_loop_is_limited(hub: HubServer) -> None:
+    """A user's own refresh tokens, each rotated as soon as it comes back,
+    on four sessions at once: ~260 rotations a second, each a copy, an
+    fsync'd file and a broadcast of the users table (the supervisor at half
+    a core with the admin alone in it). Now a user gets ROTATION_BURST, then
+    one every ROTATION_EVERY seconds; the rest are 429 with Retry-After and
+    change nothing."""
+    from hub.store.sessions import ROTATION_BURST, ROTATION_EVERY
+
+    tokens = [_login(hub)["refresh_token"] for _ in range(4)]
+    supervisor = psutil.Process(hub.proc.pid)
+    cpu0 = sum(supervisor.cpu_times()[:2])
+    statuses: dict[int, int] = {}
+    retry_after: set[str | None] = set()
+    lock = threading.Lock()
+
+    def one(i: int, conn: http.client.HTTPConnection) -> None:
+        conn.request("GET", f"/api/v1/refreshtoken?token={tokens[i]}")
+        r = conn.getresponse()
+        body = r.read()
+        if r.status == 200:
+            tokens[i] = json.loads(body)["refresh_token"]
+        with lock:
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+            if r.status == 429:
+                retry_after.add(r.getheader("Retry-After"))
+
+    flood_connections(hub.port, len(tokens), SECONDS, one)
+    cpu = sum(supervisor.cpu_times()[:2]) - cpu0
+    assert set(statuses) == {200, 429}, statuses
+    assert statuses[200] <= ROTATION_BURST + SECONDS / ROTATION_EVERY + 1, statuses
+    assert statuses[429] >= 100, statuses
+    assert retry_after == {str(int(ROTATION_EVERY))}, retry_after
+    assert cpu < 0.25 * SECONDS, f"the supervisor spent {cpu:.2f} s of CPU on {statuses}"
+    # Every token left is still current: a refused refresh changed nothing.
+    status, body = _refresh(http.client.HTTPConnection("127.0.0.1", hub.port, timeout=10), tokens[0])
+    assert status in (200, 429), body

@@ -111,6 +111,68 @@ def test_refreshes_of_one_token_copy_the_table_once(tmp_path: Path, monkeypatch:
     assert copies == ["users"], copies
 
 
+def test_a_users_valid_refreshes_are_limited_and_a_refused_one_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid refresh token refreshed in a loop rotated its session ~260
+    times a second against the real server, each rotation a copy, an fsync'd
+    file and a broadcast of the whole users table. A user gets
+    ROTATION_BURST rotations, then one every ROTATION_EVERY seconds; the
+    refused one (429) copies, writes and sends nothing, and its token stays
+    current. Junk and other users' tokens do not spend the allowance."""
+    from hub.errors import TooManyRequests, Unauthorized
+    from hub.store import sessions
+
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+    users_file = tmp_path / "users.json"
+
+    async def main() -> None:
+        await stores.users_upsert({"user": {"name": "other", "password": "pw"}})
+        pair = await stores.login("admin", "admin")
+        other = await stores.login("other", "pw")
+        token = pair["refresh_token"]
+        for _ in range(sessions.ROTATION_BURST):
+            with pytest.raises(Unauthorized):
+                await stores.refresh({"token": "junk"})
+            token = (await stores.refresh({"token": token}))["refresh_token"]
+        sent.clear()
+        before = users_file.read_bytes()
+        with pytest.raises(TooManyRequests) as refused:
+            await stores.refresh({"token": token})
+        assert refused.value.http_status == 429
+        assert refused.value.headers == {"Retry-After": str(int(sessions.ROTATION_EVERY))}
+        assert sent == [] and users_file.read_bytes() == before
+        # Another user is not limited by this one.
+        assert (await stores.refresh({"token": other["refresh_token"]}))["refresh_token"]
+        # The refused token is still current: it rotates once a slot refills.
+        real = time.monotonic
+        monkeypatch.setattr(time, "monotonic", lambda: real() + sessions.ROTATION_EVERY)
+        assert (await stores.refresh({"token": token}))["refresh_token"]
+
+    asyncio.run(main())
+
+
+def test_the_rotation_limit_refills_and_forgets_only_full_buckets() -> None:
+    from hub.errors import TooManyRequests
+    from hub.store.sessions import ROTATION_USERS, RotationLimit
+
+    limit = RotationLimit(burst=2, every=10.0)
+    limit.take("a", 0.0)
+    limit.take("a", 0.0)
+    with pytest.raises(TooManyRequests):
+        limit.take("a", 5.0)
+    limit.take("a", 10.0)
+    with pytest.raises(TooManyRequests):
+        limit.take("a", 10.0)
+    limit = RotationLimit(burst=2, every=10.0)
+    for i in range(ROTATION_USERS):
+        limit.take(f"u{i}", 100.0)  # each left with one of two
+    limit.take("late", 105.0)  # past the bound: none full yet, none forgotten
+    assert len(limit._users) == ROTATION_USERS + 1
+    limit.take("later", 200.0)  # every earlier one refilled: forgotten
+    assert set(limit._users) == {"later"}
+
+
 def _filled(upsert: Any, make: Any, wire: Any, cap: int) -> int:
     """Upsert `make(i)` until the table refuses one (BadRequest) or its wire
     form alone outgrows an IPC frame; how many it took."""

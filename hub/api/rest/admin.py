@@ -6,6 +6,7 @@ supervisor, which persists them before answering and broadcasts them.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -109,10 +110,12 @@ async def refresh_token(request: Request) -> Response:
     token = token_from(request.query_params, request.headers.get("authorization"))
     # Anyone may ask: junk, an access token, an expired or rotated refresh
     # token are 401 from this front's copy of the users, never the
-    # supervisor's work (a change of the users table, under its one lock).
+    # supervisor's work (a change of the users table, under its one lock);
+    # nor is a user's refresh past their allowance (429, hub.store.sessions).
     if front.users is None or front.tokens is None:
         raise Unauthorized(TOKEN_INVALID)
-    front.tokens.verify(token, "refresh", front.users.token_lookup)
+    claims = front.tokens.verify(token, "refresh", front.users.token_lookup)
+    front.rotations.take(claims.sub, time.monotonic())
     return JsonResponse(await front.supervisor_request(M.REFRESH({"token": token})))
 
 

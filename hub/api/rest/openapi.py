@@ -19,7 +19,8 @@ def _op(summary: str, *, params: list[dict[str, Any]] | None = None, body: str |
     for code in errors:
         responses[str(code)] = {"description": {400: "Bad request", 401: "Token is not valid",
                                                 403: "Forbidden", 404: "Not found",
-                                                405: "Method not allowed"}[code],
+                                                405: "Method not allowed",
+                                                429: "Too many requests (see Retry-After)"}[code],
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -52,7 +53,7 @@ DOCUMENT: dict[str, Any] = {
                                        ok="Runtime", errors=(400,))},
         "/api/v1/login": {"post": _op("Log in", body="Login", ok="TokenPair", errors=(403,))},
         "/api/v1/refreshtoken": {"get": _op("Rotate a token pair", params=[_q("token", desc="refresh token")],
-                                            ok="TokenPair", errors=(401,))},
+                                            ok="TokenPair", errors=(401, 429))},
         "/api/v1/users": {
             "get": _op("List users", params=TOKEN + PAGING, ok="UserPage", errors=(400, 401, 403)),
             "post": _op("Create or update a user",
