@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import HubError, NotFound, ProtocolError
-from ...media.websocket import TEXT, WsMessage, close_code_for, encode_close, encode_frame
+from ...media.websocket import CLOSE_TOO_BIG, TEXT, WsMessage, close_code_for, encode_close, encode_frame
 from ...media.wsp import WspRequest, WspResponse, salvage_seq
 from ..play.consumer import close_when_sent, write_bounded
 from .connection import RtspConnection
@@ -50,6 +50,11 @@ MAX_WSP_MESSAGE = 64 * 1024
 #: Random bits in a channel, written as 39 decimal digits (digits, as the
 #: reference's channel numbers are).
 CHANNEL_BITS = 128
+#: Bytes a data socket may send before its JOIN (all of them are kept for a
+#: hand-over's replay); past this it is closed. A JOIN is one short message;
+#: pings and pongs are no message, and without this only the first message's
+#: deadline bounded them. As much as a tunnel half carries into a hand-over.
+MAX_BEFORE_JOIN = 256 * 1024
 _CHANNEL_RE = re.compile(r"[0-9]{39}\Z")
 _OWNER_LEN = struct.Struct(">H")
 
@@ -232,6 +237,15 @@ class WspDataProtocol(WspSocket):
     def data_received(self, data: bytes) -> None:
         if self.session is None:
             self._raw += data
+            if len(self._raw) > MAX_BEFORE_JOIN:
+                t = self.transport
+                assert t is not None
+                log.info("WSP: closing a data socket that sent %d bytes without a JOIN", len(self._raw))
+                self._raw.clear()
+                if not t.is_closing():
+                    t.write(encode_close(CLOSE_TOO_BIG))
+                    close_when_sent(t)
+                return
         super().data_received(data)
 
     def on_message(self, msg: WsMessage) -> None:
