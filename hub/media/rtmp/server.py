@@ -32,8 +32,8 @@ from typing import Callable, Final
 from . import command as cmd
 from .chunk import ChunkReader, ChunkWriter
 from .constants import (
-    BW_DYNAMIC, CSID_COMMAND, CSID_CONTROL, DEFAULT_WINDOW_ACK_SIZE, MAX_MESSAGE_LEN,
-    MAX_AGGREGATE_PARTS, MSG_ACK, MSG_AGGREGATE, MSG_AUDIO, MSG_COMMAND_AMF0,
+    BW_DYNAMIC, CSID_COMMAND, CSID_CONTROL, DEFAULT_WINDOW_ACK_SIZE, MAX_COMMAND_LEN,
+    MAX_MESSAGE_LEN, MAX_AGGREGATE_PARTS, MSG_ACK, MSG_AGGREGATE, MSG_AUDIO, MSG_COMMAND_AMF0,
     MSG_COMMAND_AMF3, MSG_DATA_AMF0, MSG_DATA_AMF3, MSG_SET_PEER_BANDWIDTH, MSG_USER_CONTROL,
     MSG_VIDEO, MSG_WINDOW_ACK_SIZE, OUT_CHUNK_SIZE, STREAM_ID, UC_PING_REQUEST,
     UC_PING_RESPONSE, UC_STREAM_BEGIN, UC_STREAM_EOF, RtmpProtocolError,
@@ -356,9 +356,12 @@ class RtmpServerConnection:
 
     def _on_aggregate(self, msg: RtmpMessage) -> Event | None:
         """Split an aggregate message (FLV tags back to back) into its parts; the
-        first part's timestamp is re-based on the aggregate's."""
+        first part's timestamp is re-based on the aggregate's. Its data parts
+        together are held to one data message's cap (``MAX_COMMAND_LEN``):
+        the aggregate itself may be a media message's size, and decoding
+        megabytes of AMF0 stalls the loop for seconds."""
         body = memoryview(msg.body)
-        pos, base, parts = 0, None, 0
+        pos, base, parts, data_bytes = 0, None, 0, 0
         while pos < len(body):
             if len(body) - pos < 11:
                 raise RtmpProtocolError("RTMP: truncated aggregate part header")
@@ -378,6 +381,9 @@ class RtmpServerConnection:
             if t in (MSG_AUDIO, MSG_VIDEO):
                 event = self._on_media(t, ts, part)
             elif t == MSG_DATA_AMF0:
+                data_bytes += size
+                if data_bytes > MAX_COMMAND_LEN:
+                    raise RtmpProtocolError("RTMP: aggregate data parts over the data message limit")
                 event = self._on_data(cmd.DataMessage.parse(bytes(part)))
             if event is not None:
                 self._events.append(event)

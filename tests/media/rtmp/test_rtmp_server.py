@@ -13,7 +13,7 @@ from hub.media.rtmp import (
 )
 from hub.media.rtmp import command as cmd
 from hub.media.rtmp.command import Command
-from hub.media.rtmp.constants import MSG_AGGREGATE
+from hub.media.rtmp.constants import MAX_COMMAND_LEN, MSG_AGGREGATE
 from hub.media.rtmp.handshake import CLIENT_VERSION, check_server_answer
 from hub.media.rtmp.message import UserControl, WindowAckSize
 from hub.media.rtmp.server import MAX_RECEIVE_BUFFER
@@ -333,3 +333,37 @@ def test_aggregate_message_is_split() -> None:
         ("h264", 5000, 5000, True), ("h264", 5040, 5080, False), ("aac", 5050, 5050, False)]
     with pytest.raises(RtmpProtocolError, match="aggregate"):
         feed(conn, client.writer.write(6, MSG_AGGREGATE, 1, 0, tags[:-5]))
+
+
+def test_aggregate_data_parts_are_held_to_the_data_message_cap() -> None:
+    """An aggregate may be a media message's size (8 MiB), and its data parts
+    were decoded whatever their size: one 8 MiB part of empty AMF0 objects
+    took the loop ~2.9 s and ~170 MiB. Together they are held to one data
+    message's cap now, checked before any of them is decoded."""
+    conn, client = _connected()
+    feed(conn, client.publish_setup())
+    conn.accept_publish()
+    flv = FlvMuxer("h264")
+
+    def data_tag(body: bytes) -> bytes:
+        return (bytes((18,)) + len(body).to_bytes(3, "big") + bytes(7) + body
+                + (len(body) + 11).to_bytes(4, "big"))
+
+    meta = amf0.encode("onMetaData", amf0.EcmaArray(width=320.0))
+    small = flv.video_sequence_header(AVCC, 0) + data_tag(meta)
+    events = feed(conn, client.writer.write(6, MSG_AGGREGATE, 1, 0, small))
+    assert Metadata({"width": 320.0}) in events
+
+    def objects(size: int) -> bytes:
+        count = (size - 18) // 4
+        return amf0.encode("onMetaData")[:13] + b"\x0a" + count.to_bytes(4, "big") + b"\x03\x00\x00\x09" * count
+
+    one = data_tag(objects(MAX_COMMAND_LEN + 64))
+    with pytest.raises(RtmpProtocolError, match="aggregate data parts"):
+        feed(conn, client.writer.write(6, MSG_AGGREGATE, 1, 40, one))
+    conn, client = _connected()
+    feed(conn, client.publish_setup())
+    conn.accept_publish()
+    two = data_tag(objects(MAX_COMMAND_LEN // 2 + 64)) * 2
+    with pytest.raises(RtmpProtocolError, match="aggregate data parts"):
+        feed(conn, client.writer.write(6, MSG_AGGREGATE, 1, 40, two))
