@@ -88,6 +88,11 @@ MAX_CHUNK_STREAMS = 64
 MAX_PENDING_BYTES = 16 << 20
 #: Sub-messages in one aggregate message.
 MAX_AGGREGATE_PARTS = 1024
+#: Parameter sets (VPS, SPS, PPS, SEI...) one decoder configuration record
+#: (avcC, hvcC) may list, all arrays together: real ones list 2 to 5. An hvcC
+#: declares up to 255 arrays of 65,535 each, and an 8 MiB one of empty
+#: entries (4 million) took the loop 3.4 s to read.
+MAX_RECORD_NALS = 64
 
 #: Our window and the peer's bandwidth we announce at connect (as SRS/nginx).
 DEFAULT_WINDOW_ACK_SIZE = 2_500_000

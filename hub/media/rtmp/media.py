@@ -30,7 +30,7 @@ from hub.media.flv import (
     PKT_CODED_FRAMES_X, PKT_SEQUENCE_START, SOUND_AAC, SOUND_G711A, SOUND_G711U,
 )
 
-from .constants import MSG_AUDIO, MSG_VIDEO, RtmpProtocolError
+from .constants import MAX_RECORD_NALS, MSG_AUDIO, MSG_VIDEO, RtmpProtocolError
 
 #: Legacy AVC packet type 0/1/2 and Enhanced-RTMP packet types beyond flv.py's.
 AVC_SEQUENCE_HEADER = 0
@@ -193,11 +193,12 @@ def parse_media(type_id: int, timestamp: int, body: bytes | bytearray | memoryvi
 
 
 class _Cursor:
-    __slots__ = ("data", "pos")
+    __slots__ = ("data", "pos", "nal_count")
 
     def __init__(self, data: bytes | memoryview) -> None:
         self.data = memoryview(data)
         self.pos = 0
+        self.nal_count = 0  # declared so far, checked before any is read
 
     def take(self, n: int) -> bytes:
         end = self.pos + n
@@ -214,6 +215,9 @@ class _Cursor:
         return int(_U16.unpack(self.take(2))[0])
 
     def nals(self, count: int) -> list[bytes]:
+        self.nal_count += count
+        if self.nal_count > MAX_RECORD_NALS:
+            raise RtmpProtocolError("RTMP: too many parameter sets in a decoder configuration record")
         return [self.take(self.u16()) for _ in range(count)]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from hub.media.codec_config import avc_decoder_config, hevc_decoder_config
 from hub.media.flv import FlvMuxer
-from hub.media.rtmp.constants import RtmpProtocolError
+from hub.media.rtmp.constants import MAX_RECORD_NALS, RtmpProtocolError
 from hub.media.rtmp.media import (
     MediaUnit, avc_parameter_sets, hevc_parameter_sets, parse_media,
 )
@@ -135,3 +135,20 @@ def test_parameter_sets_out_of_records() -> None:
     for bad in (HVCC[:-1], b"\x00" + HVCC[1:], HVCC[:22]):
         with pytest.raises(RtmpProtocolError):
             hevc_parameter_sets(bad)
+
+
+def test_records_list_a_bounded_number_of_parameter_sets() -> None:
+    """An hvcC declares up to 255 arrays of 65,535 entries: an 8 MiB record of
+    empty entries (4 million) took the shard's loop 3.4 s to read, at every
+    sequence header. At most MAX_RECORD_NALS, all arrays together, refused
+    before any is read."""
+    assert hevc_parameter_sets(hevc_decoder_config([VPS5], [SPS5], [PPS5] * (MAX_RECORD_NALS - 2)))[2] == (
+        [PPS5] * (MAX_RECORD_NALS - 2))
+    with pytest.raises(RtmpProtocolError, match="too many parameter sets"):
+        hevc_parameter_sets(hevc_decoder_config([VPS5], [SPS5], [PPS5] * (MAX_RECORD_NALS - 1)))
+    with pytest.raises(RtmpProtocolError, match="too many parameter sets"):
+        avc_parameter_sets(avc_decoder_config([SPS] * 31, [PPS] * (MAX_RECORD_NALS - 30)))
+    empty_array = bytes((39,)) + (0xFFFF).to_bytes(2, "big") + bytes(2 * 0xFFFF)
+    record = HVCC[:22] + bytes((64,)) + empty_array * 64
+    with pytest.raises(RtmpProtocolError, match="too many parameter sets"):
+        hevc_parameter_sets(record)
