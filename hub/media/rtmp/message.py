@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .constants import (
     MSG_ABORT, MSG_ACK, MSG_SET_CHUNK_SIZE, MSG_SET_PEER_BANDWIDTH, MSG_USER_CONTROL,
-    MSG_WINDOW_ACK_SIZE, MAX_CHUNK_SIZE, MAX_CSID, MIN_CSID, UC_PING_REQUEST,
+    MSG_WINDOW_ACK_SIZE, MAX_CHUNK_SIZE, MAX_CSID, MIN_CHUNK_SIZE, MIN_CSID, UC_PING_REQUEST,
     UC_PING_RESPONSE, UC_SET_BUFFER_LENGTH, UC_STREAM_BEGIN, UC_STREAM_EOF,
     RtmpProtocolError,
 )
@@ -53,6 +53,8 @@ class SetChunkSize:
             raise RtmpProtocolError(f"RTMP Set Chunk Size: invalid size {size}")
         if size > MAX_CHUNK_SIZE:
             raise RtmpProtocolError(f"RTMP Set Chunk Size: {size} over our limit {MAX_CHUNK_SIZE}")
+        if size < MIN_CHUNK_SIZE:
+            raise RtmpProtocolError(f"RTMP Set Chunk Size: {size} under our limit {MIN_CHUNK_SIZE}")
         return cls(size)
 
     def __bytes__(self) -> bytes:

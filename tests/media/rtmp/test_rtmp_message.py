@@ -13,7 +13,7 @@ from hub.media.rtmp.message import (
 
 @pytest.mark.parametrize("type_id, wire, parsed", [
     (1, bytes.fromhex("00001000"), SetChunkSize(4096)),
-    (1, bytes.fromhex("00000001"), SetChunkSize(1)),
+    (1, bytes.fromhex("00000080"), SetChunkSize(128)),
     (2, bytes.fromhex("00000006"), Abort(6)),
     (3, bytes.fromhex("0026a0c8"), Acknowledgement(2531528)),
     (5, bytes.fromhex("002625a0"), WindowAckSize(2500000)),
