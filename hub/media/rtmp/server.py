@@ -54,6 +54,13 @@ from .names import split_query, stream_path
 #: plus room for what arrives while a decision is pending).
 MAX_RECEIVE_BUFFER: Final = MAX_MESSAGE_LEN + (1 << 20)
 DEFAULT_SETUP_TIMEOUT: Final = 10.0
+#: Messages a peer may send at once, then per second (a token bucket). Each
+#: costs the loop a few microseconds however small it is, and a message can
+#: be 2 bytes (a fmt 3 header repeating the last one, a 1-byte body): 256 KiB
+#: of them took the loop 0.55 s. Publishers send 100-300 a second; an
+#: encoder pushing a file without -re, 4096 is 15-40 times real time.
+MESSAGE_BURST: Final = 4096
+MESSAGE_RATE: Final = 4096.0
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
 
 
@@ -111,6 +118,8 @@ class RtmpServerConnection:
         self.peer_acked = 0
         self.messages = 0
         self.ignored = 0
+        self._tokens = float(MESSAGE_BURST)
+        self._tokens_at = now
 
     # --- input ---------------------------------------------------------------
 
@@ -168,9 +177,19 @@ class RtmpServerConnection:
             if msg is None:
                 return NEED_DATA
             self.messages += 1
+            self._spend_token()
             event = self._dispatch(msg)
             if event is not None:
                 return event
+
+    def _spend_token(self) -> None:
+        """One message's token, or RtmpProtocolError past the peer's rate."""
+        elapsed = max(0.0, self._now - self._tokens_at)
+        tokens = min(float(MESSAGE_BURST), self._tokens + elapsed * MESSAGE_RATE)
+        self._tokens_at = max(self._now, self._tokens_at)
+        if tokens < 1.0:
+            raise RtmpProtocolError(f"RTMP: more than {MESSAGE_RATE:.0f} messages a second")
+        self._tokens = tokens - 1.0
 
     # --- time ------------------------------------------------------------------
 

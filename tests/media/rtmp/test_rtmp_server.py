@@ -16,7 +16,8 @@ from hub.media.rtmp.command import Command
 from hub.media.rtmp.constants import MAX_COMMAND_LEN, MSG_AGGREGATE
 from hub.media.rtmp.handshake import CLIENT_VERSION, check_server_answer
 from hub.media.rtmp.message import UserControl, WindowAckSize
-from hub.media.rtmp.server import MAX_RECEIVE_BUFFER
+from hub.media.rtmp.chunk import chunk_header
+from hub.media.rtmp.server import MAX_RECEIVE_BUFFER, MESSAGE_BURST, MESSAGE_RATE
 from rtmp_testkit import Client, Counter, commands_in, drain, feed, handshake, read_messages
 
 AVCC = bytes.fromhex("0164000affe1000467640000" "01000468ee3cb0")
@@ -367,3 +368,25 @@ def test_aggregate_data_parts_are_held_to_the_data_message_cap() -> None:
     two = data_tag(objects(MAX_COMMAND_LEN // 2 + 64)) * 2
     with pytest.raises(RtmpProtocolError, match="aggregate data parts"):
         feed(conn, client.writer.write(6, MSG_AGGREGATE, 1, 40, two))
+
+
+def test_messages_a_second_are_bounded() -> None:
+    """A message can be 2 bytes (a fmt 3 header repeating the last one, a
+    1-byte body), each costing the loop microseconds: 256 KiB of them took it
+    0.55 s. MESSAGE_BURST at once, then MESSAGE_RATE a second."""
+    conn, client = _connected()
+    feed(conn, client.publish_setup())
+    conn.accept_publish()
+    first = chunk_header(0, 4, 0, 1, 8, 1) + b"\x20"  # a 1-byte MP3 message: ignored
+    tiny = chunk_header(3, 4) + b"\x20"
+    budget = MESSAGE_BURST - conn.messages
+    feed(conn, first + tiny * (budget - 1), now=0.0)
+    feed(conn, tiny * int(MESSAGE_RATE), now=1.0)  # a second's worth, a second later
+    with pytest.raises(RtmpProtocolError, match="messages a second"):
+        feed(conn, tiny * 2, now=1.0)
+    conn, client = _connected()
+    feed(conn, client.publish_setup())
+    conn.accept_publish()
+    with pytest.raises(RtmpProtocolError, match="messages a second"):
+        feed(conn, first + tiny * 131072, now=0.0)
+    assert conn.messages <= MESSAGE_BURST + 1
