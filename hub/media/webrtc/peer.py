@@ -13,7 +13,9 @@ request every few seconds; with none for ``consent_timeout`` seconds (30 by
 default) the peer is closed. Only checks from the selected address (where
 media goes) count: a peer that nominated another address (a spoofed one,
 say) cannot keep media flowing there with checks from its own. The same
-bound covers a peer that never connects.
+bound covers a peer that never checks; one that checks but does not finish
+DTLS is closed :data:`CONNECT_TIMEOUT` after the answer, however often it
+checks (checks alone held a half-done handshake, ~70 KiB, for ever).
 
 Send side: :meth:`send_rtp` takes packets made once per stream (see
 :mod:`hub.media.webrtc.stream_out`) and only protects them, after a 1-byte
@@ -55,7 +57,7 @@ from .stun import (ATTR_USE_CANDIDATE, BINDING_REQUEST, BINDING_INDICATION, Stun
 
 __all__ = ["Addr", "Datagram", "PeerState", "SendTrack", "RecvTrack", "PacketSource", "PeerStats",
            "PeerConnected", "PeerClosed", "RtpReceived", "SenderReportReceived",
-           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "MAX_ADDRESSES",
+           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "CONNECT_TIMEOUT", "MAX_ADDRESSES",
            "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF"]
 
 Addr = tuple[str, int]
@@ -63,6 +65,9 @@ Datagram = tuple[bytes, Addr]
 
 #: RFC 7675: consent expires 30 s after the last successful check.
 CONSENT_TIMEOUT = 30.0
+#: Seconds from the answer to SRTP keys (ICE and DTLS done): a handshake
+#: takes well under a second; consent checks do not extend this.
+CONNECT_TIMEOUT = 30.0
 #: Checked addresses remembered per peer (host, reflexive, a NAT rebinding...).
 MAX_ADDRESSES = 8
 #: Events kept between two drains by the glue.
@@ -212,6 +217,7 @@ class WebRtcPeer:
         self.selected: Addr | None = None
         self.consent_timeout = consent_timeout
         self.last_consent = now
+        self.connect_by = now + CONNECT_TIMEOUT
         self.close_reason = ""
         self.srtp: SrtpContext | None = None
         self.source = source
@@ -469,6 +475,9 @@ class WebRtcPeer:
         if now - self.last_consent >= self.consent_timeout:
             self.close("consent expired" if self.state is not PeerState.NEW else "no ICE check")
             return []
+        if self.state is not PeerState.CONNECTED and now >= self.connect_by:
+            self.close("not connected in time")
+            return []
         if self.selected is not None and self.state is PeerState.CHECKED:
             return [(d, self.selected) for d in self.dtls.handle_timer()]
         return []
@@ -477,6 +486,8 @@ class WebRtcPeer:
         """When :meth:`handle_timer` must run next: consent expiry, or sooner
         while OpenSSL waits to retransmit a handshake flight."""
         expiry = self.last_consent + self.consent_timeout
+        if self.state is not PeerState.CONNECTED:
+            expiry = min(expiry, self.connect_by)
         if self.state is PeerState.CHECKED:
             wait = self.dtls.timeout()
             if wait is not None:
