@@ -4,9 +4,12 @@ bytes on a fake clock."""
 
 from __future__ import annotations
 
+from hub.media.rtcp import ReceiverReport
+from hub.media.rtp import RtpPacket
 from hub.media.webrtc.dtls import DtlsServer
 from hub.media.webrtc.mux import WebRtcMux
-from hub.media.webrtc.peer import CONNECT_TIMEOUT, PeerClosed, PeerState, WebRtcPeer
+from hub.media.webrtc.peer import CONNECT_TIMEOUT, PeerClosed, PeerState, RecvTrack, RtpReceived, WebRtcPeer
+from hub.media.webrtc.srtp import MAX_REMOTE_SSRCS
 
 from memory_client import MemoryClient
 from webrtc_glue import certificate
@@ -56,3 +59,47 @@ def test_a_connected_peer_lives_on_consent_past_the_connect_deadline() -> None:
         mux.receive(client.check("srv1", PWD, nominate=False), client.addr, t)
         mux.handle_timer(t)
     assert peer.state is PeerState.CONNECTED and mux.deadline(60.0) == 90.0
+
+
+def _connected(mux: WebRtcMux, client: MemoryClient, peer: WebRtcPeer, now: float) -> None:
+    mux.add(peer)
+    client.connect(mux, peer.creds.local_ufrag, PWD, now)
+    assert peer.state is PeerState.CONNECTED
+    mux.pop_events()
+
+
+def test_a_publisher_cannot_make_libsrtp_keep_a_stream_per_ssrc() -> None:
+    """Each new SSRC that authenticates is a libsrtp stream (~400 bytes, and a
+    link of the list searched for every packet): a publisher naming a new
+    one in each packet grew the peer without end (30,000 made each later
+    packet of the process ~50x dearer)."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    track = RecvTrack(0, "0", "video", "H264", 102, 90000)
+    peer = WebRtcPeer("s-srv1", local_ufrag="srv1", local_pwd=PWD, remote_ufrag=client.offer().ice_ufrag,
+                      dtls=DtlsServer(certificate(), client.offer().fingerprints), now=0.0, recv_tracks=[track])
+    _connected(mux, client, peer, 0.0)
+    assert client.tx is not None
+    for i in range(2000):
+        packet = bytes(RtpPacket(102, 1, 0, 0x10000 + i, False, b"\x41"))
+        mux.receive(client.tx.protect(packet), client.addr, 1.0)
+        mux.pop_events()
+    assert peer.stats.srtp_in == MAX_REMOTE_SSRCS and peer.stats.dropped == 2000 - MAX_REMOTE_SSRCS
+    # The SSRCs it already sent with still play.
+    mux.receive(client.tx.protect(bytes(RtpPacket(102, 2, 0, 0x10000, False, b"\x41"))), client.addr, 2.0)
+    assert [type(e) for e in mux.pop_events()] == [RtpReceived]
+
+
+def test_a_player_cannot_make_libsrtp_keep_a_stream_per_rtcp_sender() -> None:
+    """The same through SRTCP: every receiver report from another sender SSRC."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 0.0)
+    _connected(mux, client, peer, 0.0)
+    assert client.tx is not None
+    for i in range(2000):
+        report = bytes(ReceiverReport(0x10000 + i, []))
+        mux.receive(client.tx.protect_rtcp(report), client.addr, 1.0)
+    assert peer.stats.srtcp_in == MAX_REMOTE_SSRCS and peer.stats.dropped == 2000 - MAX_REMOTE_SSRCS
+    mux.receive(client.tx.protect_rtcp(bytes(ReceiverReport(0x10000, []))), client.addr, 2.0)
+    assert peer.stats.srtcp_in == MAX_REMOTE_SSRCS + 1
