@@ -130,8 +130,8 @@ class WebRtcFront:
                 fanout.out.set_payload_type(t.track, t.payload_type)
         sid = secrets.token_urlsafe(16)
         peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
-                          dtls=dtls, now=time.monotonic(), send_tracks=answer.send_tracks, source=fanout.out,
-                          consent_timeout=self.config.webrtc.consent_timeout)
+                          remote_pwd=offer.ice_pwd, dtls=dtls, now=time.monotonic(),
+                          send_tracks=answer.send_tracks, source=fanout.out, consent_timeout=self.config.webrtc.consent_timeout)
         self.mux.add(peer)  # ServiceUnavailable when full, before anything changed
 
         def gone(c: Consumer) -> None:

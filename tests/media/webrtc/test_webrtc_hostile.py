@@ -19,12 +19,12 @@ PWD = "p" * 24
 
 def _peer(client: MemoryClient, now: float, ufrag: str = "srv1") -> WebRtcPeer:
     offer = client.offer()
-    return WebRtcPeer("s-" + ufrag, local_ufrag=ufrag, local_pwd=PWD, remote_ufrag=offer.ice_ufrag,
+    return WebRtcPeer("s-" + ufrag, local_ufrag=ufrag, local_pwd=PWD, remote_ufrag=offer.ice_ufrag, remote_pwd=offer.ice_pwd,
                       dtls=DtlsServer(certificate(), offer.fingerprints), now=now)
 
 
 def test_checks_without_a_finished_handshake_do_not_hold_the_peer() -> None:
-    """A client that checks every 5 s (consent) but leaves DTLS after its
+    """A client that keeps consent every 5 s but leaves DTLS after its
     ClientHello held the half-done handshake (~70 KiB of OpenSSL state, its
     pending slot, a WHEP player's place) for as long as it kept checking."""
     mux = WebRtcMux()
@@ -37,7 +37,7 @@ def test_checks_without_a_finished_handshake_do_not_hold_the_peer() -> None:
     t = 100.0
     while t < 100.0 + CONNECT_TIMEOUT - 5.0:
         t += 5.0
-        assert mux.receive(client.check("srv1", PWD, nominate=False), client.addr, t)
+        assert client.refresh(mux, "srv1", PWD, t)
         mux.handle_timer(t)
     mux.handle_timer(100.0 + CONNECT_TIMEOUT - 0.1)
     assert peer.state is PeerState.CHECKED and peer.last_consent == t
@@ -56,7 +56,7 @@ def test_a_connected_peer_lives_on_consent_past_the_connect_deadline() -> None:
     client.connect(mux, "srv1", PWD, 1.0)
     assert peer.state is PeerState.CONNECTED
     for t in (20.0, 40.0, 60.0):
-        mux.receive(client.check("srv1", PWD, nominate=False), client.addr, t)
+        client.refresh(mux, "srv1", PWD, t)
         mux.handle_timer(t)
     assert peer.state is PeerState.CONNECTED and mux.deadline(60.0) == 90.0
 
@@ -77,6 +77,7 @@ def test_a_publisher_cannot_make_libsrtp_keep_a_stream_per_ssrc() -> None:
     client = MemoryClient()
     track = RecvTrack(0, "0", "video", "H264", 102, 90000)
     peer = WebRtcPeer("s-srv1", local_ufrag="srv1", local_pwd=PWD, remote_ufrag=client.offer().ice_ufrag,
+                      remote_pwd=client.offer().ice_pwd,
                       dtls=DtlsServer(certificate(), client.offer().fingerprints), now=0.0, recv_tracks=[track])
     _connected(mux, client, peer, 0.0)
     assert client.tx is not None
