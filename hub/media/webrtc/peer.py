@@ -33,7 +33,10 @@ packet) are collected without duplicates (at most ``fb.MAX_NACKED``), at
 most :data:`MAX_RESENT_PER_DATAGRAM` packets are resent for it, a number
 resent to this peer less than :data:`NACK_HOLDOFF` ago is not resent again,
 and a token bucket (:data:`NACK_BURST` packets, refilled at
-:data:`NACK_RATE` per second) bounds the peer's retransmissions over time.
+:data:`NACK_RATE` per second) bounds the peer's retransmissions over time;
+another (:class:`NackBudget`, :data:`CLIENT_NACK_BURST` and
+:data:`CLIENT_NACK_RATE`), shared by the glue among all the peers of one
+client address, bounds that client's however many sessions it opens.
 Without them one 1.4 KB datagram of 19 NACKs, each naming the same 17
 packets 16 times, made ~4,900 retransmissions (~5.8 MB, ~50 ms of the
 loop).
@@ -62,7 +65,8 @@ from .stun import (ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_
 __all__ = ["Addr", "Datagram", "PeerState", "SendTrack", "RecvTrack", "PacketSource", "PeerStats",
            "PeerConnected", "PeerClosed", "RtpReceived", "SenderReportReceived",
            "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "CONNECT_TIMEOUT", "MAX_ADDRESSES", "PROBE_GAP",
-           "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF"]
+           "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF", "NackBudget",
+           "CLIENT_NACK_BURST", "CLIENT_NACK_RATE"]
 
 Addr = tuple[str, int]
 Datagram = tuple[bytes, Addr]
@@ -95,6 +99,12 @@ MAX_RESENT_PER_DATAGRAM = 64
 #: for slower streams, which cannot lose more than they send anyway).
 NACK_BURST = 512
 NACK_RATE = 512.0
+#: Retransmissions per client address, all its peers together (the glue
+#: shares one NackBudget among them): four peers' buckets, so a few players
+#: behind one NAT keep theirs, and a client opening 64 sessions does not get
+#: 64 (32,768 packets a second).
+CLIENT_NACK_BURST = 4 * NACK_BURST
+CLIENT_NACK_RATE = 4 * NACK_RATE
 #: Seconds during which a sequence number resent to a peer is not resent
 #: again (a NACK repeated before the retransmission could have arrived).
 NACK_HOLDOFF = 0.1
@@ -199,6 +209,28 @@ class KeyframeRequested:
 PeerEvent = Union[PeerConnected, PeerClosed, RtpReceived, SenderReportReceived, KeyframeRequested]
 
 
+class NackBudget:
+    """A token bucket of retransmissions: ``burst`` packets, refilled at
+    ``rate`` a second."""
+
+    __slots__ = ("burst", "rate", "tokens", "at")
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self.burst = float(burst)
+        self.rate = rate
+        self.tokens = float(burst)
+        self.at = now
+
+    def available(self, now: float) -> int:
+        """Whole packets that may be resent at ``now``."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        return int(self.tokens)
+
+    def spend(self, packets: int) -> None:
+        self.tokens -= packets
+
+
 @dataclass(slots=True)
 class _Credentials:
     local_ufrag: str
@@ -223,7 +255,7 @@ class WebRtcPeer:
     def __init__(self, session_id: str, *, local_ufrag: str, local_pwd: str, remote_ufrag: str,
                  remote_pwd: str, dtls: DtlsServer, now: float, send_tracks: list[SendTrack] | None = None,
                  recv_tracks: list[RecvTrack] | None = None, source: PacketSource | None = None,
-                 consent_timeout: float = CONSENT_TIMEOUT) -> None:
+                 consent_timeout: float = CONSENT_TIMEOUT, client_nacks: NackBudget | None = None) -> None:
         self.session_id = session_id
         self.creds = _Credentials(local_ufrag, local_pwd, remote_ufrag, remote_pwd)
         self.dtls = dtls
@@ -251,9 +283,9 @@ class WebRtcPeer:
         #: SSRC the peer sends each received track with (learned from RTP).
         self.recv_ssrc: dict[int, int] = {}
         self.rtcp_ssrc = random.getrandbits(32)
-        #: NACK token bucket (packets) and when it was last refilled.
-        self._nack_tokens = float(NACK_BURST)
-        self._nack_at = now
+        #: NACK token buckets: this peer's, and its client's (shared).
+        self._nacks = NackBudget(NACK_BURST, NACK_RATE, now)
+        self.client_nacks = client_nacks
         #: (track << 16 | seq) -> when it was resent, oldest first (an
         #: OrderedDict: taking from the front stays O(1)).
         self._resent: OrderedDict[int, float] = OrderedDict()
@@ -437,9 +469,10 @@ class WebRtcPeer:
         source = self.source
         if source is None:
             return []
-        self._nack_tokens = min(float(NACK_BURST),
-                                self._nack_tokens + max(0.0, now - self._nack_at) * NACK_RATE)
-        self._nack_at = now
+        budget = min(MAX_RESENT_PER_DATAGRAM, self._nacks.available(now))
+        shared = self.client_nacks
+        if shared is not None:
+            budget = min(budget, shared.available(now))
         resent = self._resent
         horizon = now - NACK_HOLDOFF
         while resent:  # oldest first: stop at the first still held off
@@ -447,7 +480,6 @@ class WebRtcPeer:
             if resent[oldest] > horizon:
                 break
             del resent[oldest]
-        budget = min(MAX_RESENT_PER_DATAGRAM, int(self._nack_tokens))
         stats = self.stats
         out: list[Datagram] = []
         for ssrc, seqs in nacked.items():
@@ -471,7 +503,9 @@ class WebRtcPeer:
                 resent[key] = now
                 found.append(p)
                 budget -= 1
-            self._nack_tokens -= len(found)
+            self._nacks.spend(len(found))
+            if shared is not None:
+                shared.spend(len(found))
             stats.nack_resent += len(found)
             out += self.send_rtp(track.track, found)
         return out

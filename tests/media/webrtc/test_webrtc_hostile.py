@@ -4,17 +4,25 @@ bytes on a fake clock."""
 
 from __future__ import annotations
 
+import struct
+
+from hub.media.access_unit import avcc_join
 from hub.media.rtcp import ReceiverReport
 from hub.media.rtp import RtpPacket
+from hub.media.stream_desc import StreamDesc, TrackDesc
 from hub.media.webrtc.dtls import DtlsServer
 from hub.media.webrtc.mux import WebRtcMux
-from hub.media.webrtc.peer import CONNECT_TIMEOUT, PeerClosed, PeerState, RecvTrack, RtpReceived, WebRtcPeer
+from hub.media.webrtc.peer import (CLIENT_NACK_BURST, CLIENT_NACK_RATE, CONNECT_TIMEOUT, NackBudget, PeerClosed,
+                                   PeerState, RecvTrack, RtpReceived, SendTrack, WebRtcPeer)
 from hub.media.webrtc.srtp import MAX_REMOTE_SSRCS
+from hub.media.webrtc.stream_out import WebRtcStreamOut
 
 from memory_client import MemoryClient
 from webrtc_glue import certificate
 
 PWD = "p" * 24
+DESC = StreamDesc(1, "/live/x", "ring", 1, "", [
+    TrackDesc(0, "video", "H264", 96, 90000, sps=bytes.fromhex("6742c01e8c8d40"), pps=bytes.fromhex("68ce3c80"))])
 
 
 def _peer(client: MemoryClient, now: float, ufrag: str = "srv1") -> WebRtcPeer:
@@ -104,3 +112,37 @@ def test_a_player_cannot_make_libsrtp_keep_a_stream_per_rtcp_sender() -> None:
     assert peer.stats.srtcp_in == MAX_REMOTE_SSRCS and peer.stats.dropped == 2000 - MAX_REMOTE_SSRCS
     mux.receive(client.tx.protect_rtcp(bytes(ReceiverReport(0x10000, []))), client.addr, 2.0)
     assert peer.stats.srtcp_in == MAX_REMOTE_SSRCS + 1
+
+
+def test_one_clients_peers_share_one_nack_budget() -> None:
+    """Each peer has its own NACK bucket (512 packets, 512/s): a client that
+    opened 16 sessions NACKing the whole buffer on each got 16 buckets
+    (8,192 retransmissions at once). The front gives the peers of one
+    client address one shared budget besides."""
+    out = WebRtcStreamOut(DESC)
+    mux = WebRtcMux()
+    shared = NackBudget(CLIENT_NACK_BURST, CLIENT_NACK_RATE, 0.0)
+    clients = [MemoryClient(("127.0.0.1", 40000 + i)) for i in range(16)]
+    peers = []
+    for i, c in enumerate(clients):
+        offer = c.offer()
+        peer = WebRtcPeer(f"s{i}", local_ufrag=f"srv{i}", local_pwd=PWD, remote_ufrag=offer.ice_ufrag,
+                          remote_pwd=offer.ice_pwd, dtls=DtlsServer(certificate(), offer.fingerprints), now=0.0,
+                          send_tracks=[SendTrack(0, "0", "video", "H264", 96, 90000, out.tracks[0].ssrc)],
+                          source=out, client_nacks=shared)
+        _connected(mux, c, peer, 0.0)
+        peers.append(peer)
+    first = RtpPacket.parse(out.packetize(0, avcc_join([bytes([0x41]) + bytes(20)]), 0, now=0.0)[0]).sequence_number
+    for i in range(1, 512):
+        out.packetize(0, avcc_join([bytes([0x41]) + bytes(20)]), i * 3600, now=0.0)
+    ssrc = out.tracks[0].ssrc
+    total = 0
+    for k in range(8):  # each datagram: 64 NACKs of 17 packets, 1,088 numbers (256 taken)
+        base = (first + 64 * k) & 0xFFFF
+        nack = struct.pack(">BBHII", 0x81, 205, 2 + 16, 1, ssrc) + b"".join(
+            struct.pack(">HH", (base + 17 * j) & 0xFFFF, 0xFFFF) for j in range(16))
+        for c in clients:
+            assert c.tx is not None
+            total += len(mux.receive(c.tx.protect_rtcp(nack), c.addr, 1.0))
+    assert sum(p.stats.nack_resent for p in peers) == total
+    assert total <= CLIENT_NACK_BURST + 1  # one burst for all 16 (8,192 with a bucket each)
