@@ -218,7 +218,7 @@ class WhipHost:
         answer = whip_answer(offer, local)
         sid = secrets.token_urlsafe(16)
         peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
-                          dtls=dtls, now=time.monotonic(), recv_tracks=answer.recv_tracks,
+                          remote_pwd=offer.ice_pwd, dtls=dtls, now=time.monotonic(), recv_tracks=answer.recv_tracks,
                           consent_timeout=self.consent_timeout)
         self.mux.add(peer)
         session = WhipSession(self, sid, f'"{secrets.token_hex(8)}"', path, client, peer, answer.recv_tracks,

@@ -12,7 +12,8 @@ Bounds: `MAX_SESSIONS` per front (the mux's `max_peers`), and
 address (what an offer costs before the client proves anything; connected
 players are players, however many share a NAT); a session that never
 checks or stops refreshing consent ends after `webrtc.consent_timeout`
-(30 s).
+(30 s). The sessions of one client address share one NACK budget
+(`peer.CLIENT_NACK_BURST`), whatever their number.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from ...media.webrtc.answer import LocalParams, whep_answer
 from ...media.webrtc.dtls import CertificateOnDemand, DtlsServer
 from ...media.webrtc.mux import WebRtcMux
 from ...media.webrtc.offer import WebRtcOffer
-from ...media.webrtc.peer import KeyframeRequested, PeerClosed, PeerConnected, PeerEvent, WebRtcPeer
+from ...media.webrtc.peer import (CLIENT_NACK_BURST, CLIENT_NACK_RATE, KeyframeRequested, NackBudget, PeerClosed,
+                                  PeerConnected, PeerEvent, WebRtcPeer)
 from ...media.webrtc.trickle import answer_session_op
 from ...webrtc_udp import WebRtcSocket, bind_udp, candidates_for
 from ..play.consumer import Consumer
@@ -71,6 +73,8 @@ class WebRtcFront:
         self.failure = ""
         self.sessions: dict[str, WhepSession] = {}
         self.pending: Counter[str] = Counter()  # answered, not connected, by client address
+        #: Each client address's NACK budget, and how many sessions share it.
+        self.nack_budgets: dict[str, tuple[NackBudget, int]] = {}
         self.counts = counts
 
     # -- life ---------------------------------------------------------------------
@@ -129,8 +133,11 @@ class WebRtcFront:
             for t in answer.send_tracks:
                 fanout.out.set_payload_type(t.track, t.payload_type)
         sid = secrets.token_urlsafe(16)
+        host = client_key(client[0])
+        budget, users = self.nack_budgets.get(host) or (NackBudget(CLIENT_NACK_BURST, CLIENT_NACK_RATE, time.monotonic()), 0)
         peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
-                          dtls=dtls, now=time.monotonic(), send_tracks=answer.send_tracks, source=fanout.out,
+                          remote_pwd=offer.ice_pwd, dtls=dtls, now=time.monotonic(),
+                          send_tracks=answer.send_tracks, source=fanout.out, client_nacks=budget,
                           consent_timeout=self.config.webrtc.consent_timeout)
         self.mux.add(peer)  # ServiceUnavailable when full, before anything changed
 
@@ -141,7 +148,8 @@ class WebRtcFront:
         session = WhepSession(sid, f'"{secrets.token_hex(8)}"', fanout, peer, client, gone)
         fanout.add(session)
         self.sessions[sid] = session
-        self.pending[client_key(client[0])] += 1
+        self.pending[host] += 1
+        self.nack_budgets[host] = (budget, users + 1)
         self.counts.webrtc_total += 1
         self.counts.webrtc_active += 1
         port.watch(peer)
@@ -154,6 +162,10 @@ class WebRtcFront:
             return
         del self.sessions[session.id]
         self._settle(session)
+        host = client_key(session.client[0])
+        budget, users = self.nack_budgets.pop(host, (None, 0))
+        if budget is not None and users > 1:
+            self.nack_budgets[host] = (budget, users - 1)
         out = self.mux.remove(session.peer)
         if self.port is not None and out:
             self.port.send(out)

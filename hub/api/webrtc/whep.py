@@ -151,6 +151,8 @@ class WhepSession:
     def send(self, units: list[Unit]) -> None:
         """This turn's packets, protected for this peer, in one go."""
         peer = self.peer
+        if peer.selected is None:
+            return  # no address answered ours yet: nothing sent, a keyframe still awaited
         protect = peer.protect_rtp
         out: list[bytes] = []
         for track, key, pkts in units:

@@ -1,9 +1,10 @@
 """All WebRTC peers of a process on one UDP port (sans-IO).
 
-A datagram from an address we know goes to that address's peer. From an
-unknown address only a STUN Binding request is looked at: the first half of
-its USERNAME is our ICE ufrag, which names the peer; once the peer accepts
-the check (right password), the address is bound to it. Everything else is
+A datagram from an address we know goes to that address's peer (a Binding
+success too: the answer to a request of the peer's). From an unknown
+address only a STUN Binding request is looked at: the first half of its
+USERNAME is our ICE ufrag, which names the peer; once the peer accepts the
+check (right password), the address is bound to it. Everything else is
 dropped and counted in :class:`MuxStats`; nothing a datagram holds makes
 :meth:`WebRtcMux.receive` raise.
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from hub.errors import ProtocolError, ServiceUnavailable
 
 from .peer import Addr, Datagram, PeerEvent, PeerState, WebRtcPeer
-from .stun import BINDING_REQUEST, StunMessage
+from .stun import BINDING_REQUEST, BINDING_SUCCESS, StunMessage
 
 __all__ = ["MuxStats", "WebRtcMux", "MAX_MUX_EVENTS"]
 
@@ -103,6 +104,14 @@ class WebRtcMux:
         except ProtocolError:
             self.stats.bad_stun += 1
             return []
+        if msg.msg_type == BINDING_SUCCESS:
+            # The answer to a request of ours: from a checked address only.
+            peer = self.by_addr.get(key)
+            if peer is None or peer.state is PeerState.CLOSED:
+                self.stats.unknown_address += 1
+                return []
+            self.last_peer = peer
+            return peer.handle_stun(msg, key, now)
         if msg.msg_type != BINDING_REQUEST or username is None:
             self.stats.bad_stun += 1
             return []

@@ -1,19 +1,25 @@
 """One WebRTC peer on the shared UDP port: ICE-lite, DTLS server, SRTP.
 
-A :class:`WebRtcPeer` is made when an offer is answered. It never sends a
-connectivity check of its own (we are ICE-lite, RFC 8445 2.5): it answers
-the peer's Binding requests when their USERNAME and MESSAGE-INTEGRITY match
-the credentials of the offer/answer, remembers each address that passed a
-check (at most :data:`MAX_ADDRESSES`) and sends media to the one the peer
-nominated (USE-CANDIDATE). DTLS and SRTP are only accepted from a checked
-address.
+A :class:`WebRtcPeer` is made when an offer is answered. We are ICE-lite
+(RFC 8445 2.5): we answer the peer's Binding requests when their USERNAME
+and MESSAGE-INTEGRITY match the credentials of the offer/answer, remember
+each address that passed a check (at most :data:`MAX_ADDRESSES`) and take
+the one the peer nominated (USE-CANDIDATE). DTLS and SRTP are only accepted
+from a checked address.
 
-Consent freshness (RFC 7675): the peer refreshes consent with a Binding
-request every few seconds; with none for ``consent_timeout`` seconds (30 by
-default) the peer is closed. Only checks from the selected address (where
-media goes) count: a peer that nominated another address (a spoofed one,
-say) cannot keep media flowing there with checks from its own. The same
-bound covers a peer that never connects.
+A check proves nothing about its source address: the peer holds the
+credentials and can send one from any address it likes (a victim's), and
+anyone who saw one can replay it. So media goes to the nominated address
+(:attr:`selected`) only once it answered a Binding request of ours
+(RFC 7675 consent: a random transaction ID only the real holder of the
+address sees), and only those answers refresh consent. We send one when a
+check comes from the nominated or selected address, at most one per
+address every :data:`PROBE_GAP` seconds (the peer's own checks, every few
+seconds, pace ours). With no answer for ``consent_timeout`` seconds (30 by
+default) the peer is closed. The same bound covers a peer that never
+checks; one that checks but does not finish DTLS is closed
+:data:`CONNECT_TIMEOUT` after the answer, however often it checks (checks
+alone held a half-done handshake, ~70 KiB, for ever).
 
 Send side: :meth:`send_rtp` takes packets made once per stream (see
 :mod:`hub.media.webrtc.stream_out`) and only protects them, after a 1-byte
@@ -27,7 +33,10 @@ packet) are collected without duplicates (at most ``fb.MAX_NACKED``), at
 most :data:`MAX_RESENT_PER_DATAGRAM` packets are resent for it, a number
 resent to this peer less than :data:`NACK_HOLDOFF` ago is not resent again,
 and a token bucket (:data:`NACK_BURST` packets, refilled at
-:data:`NACK_RATE` per second) bounds the peer's retransmissions over time.
+:data:`NACK_RATE` per second) bounds the peer's retransmissions over time;
+another (:class:`NackBudget`, :data:`CLIENT_NACK_BURST` and
+:data:`CLIENT_NACK_RATE`), shared by the glue among all the peers of one
+client address, bounds that client's however many sessions it opens.
 Without them one 1.4 KB datagram of 19 NACKs, each naming the same 17
 packets 16 times, made ~4,900 retransmissions (~5.8 MB, ~50 ms of the
 loop).
@@ -50,21 +59,32 @@ from hub.media.rtcp import ReceiverReport, ReportBlock, RtcpRaw, SenderReport, p
 from . import rtcp_feedback as fb
 from .dtls import DtlsServer, DtlsState
 from .srtp import SrtpContext
-from .stun import (ATTR_USE_CANDIDATE, BINDING_REQUEST, BINDING_INDICATION, StunMessage,
-                   binding_success)
+from .stun import (ATTR_ICE_CONTROLLED, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME, BINDING_INDICATION,
+                   BINDING_REQUEST, BINDING_SUCCESS, StunMessage, binding_success)
 
 __all__ = ["Addr", "Datagram", "PeerState", "SendTrack", "RecvTrack", "PacketSource", "PeerStats",
            "PeerConnected", "PeerClosed", "RtpReceived", "SenderReportReceived",
-           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "MAX_ADDRESSES",
-           "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF"]
+           "KeyframeRequested", "PeerEvent", "WebRtcPeer", "CONSENT_TIMEOUT", "CONNECT_TIMEOUT", "MAX_ADDRESSES", "PROBE_GAP",
+           "MAX_RESENT_PER_DATAGRAM", "NACK_BURST", "NACK_RATE", "NACK_HOLDOFF", "NackBudget",
+           "CLIENT_NACK_BURST", "CLIENT_NACK_RATE"]
 
 Addr = tuple[str, int]
 Datagram = tuple[bytes, Addr]
 
 #: RFC 7675: consent expires 30 s after the last successful check.
 CONSENT_TIMEOUT = 30.0
+#: Seconds from the answer to SRTP keys (ICE and DTLS done): a handshake
+#: takes well under a second; consent checks do not extend this.
+CONNECT_TIMEOUT = 30.0
 #: Checked addresses remembered per peer (host, reflexive, a NAT rebinding...).
 MAX_ADDRESSES = 8
+#: Seconds between two of our Binding requests to one address, and our
+#: requests awaiting an answer per peer (the oldest forgotten): a spoofed
+#: check makes us send at most one ~90-byte request where it claims to be.
+PROBE_GAP = 0.5
+MAX_PROBES = 2 * MAX_ADDRESSES
+#: PRIORITY of our requests: a host candidate's (answer.candidate_line).
+_PROBE_PRIORITY = (126 << 24) | (65535 << 8) | 255
 #: Events kept between two drains by the glue.
 MAX_EVENTS = 256
 #: Packets resent for one datagram (one compound RTCP packet), whatever its
@@ -79,6 +99,12 @@ MAX_RESENT_PER_DATAGRAM = 64
 #: for slower streams, which cannot lose more than they send anyway).
 NACK_BURST = 512
 NACK_RATE = 512.0
+#: Retransmissions per client address, all its peers together (the glue
+#: shares one NackBudget among them): four peers' buckets, so a few players
+#: behind one NAT keep theirs, and a client opening 64 sessions does not get
+#: 64 (32,768 packets a second).
+CLIENT_NACK_BURST = 4 * NACK_BURST
+CLIENT_NACK_RATE = 4 * NACK_RATE
 #: Seconds during which a sequence number resent to a peer is not resent
 #: again (a NACK repeated before the retransmission could have arrived).
 NACK_HOLDOFF = 0.1
@@ -132,6 +158,8 @@ class PacketSource(Protocol):
 class PeerStats:
     stun_ok: int = 0
     stun_rejected: int = 0     # wrong username or integrity, or not a request
+    probes: int = 0            # our Binding requests sent (consent, an address's reachability)
+    probes_answered: int = 0
     dtls_in: int = 0
     srtp_in: int = 0
     srtcp_in: int = 0
@@ -181,37 +209,71 @@ class KeyframeRequested:
 PeerEvent = Union[PeerConnected, PeerClosed, RtpReceived, SenderReportReceived, KeyframeRequested]
 
 
+class NackBudget:
+    """A token bucket of retransmissions: ``burst`` packets, refilled at
+    ``rate`` a second."""
+
+    __slots__ = ("burst", "rate", "tokens", "at")
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self.burst = float(burst)
+        self.rate = rate
+        self.tokens = float(burst)
+        self.at = now
+
+    def available(self, now: float) -> int:
+        """Whole packets that may be resent at ``now``."""
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        return int(self.tokens)
+
+    def spend(self, packets: int) -> None:
+        self.tokens -= packets
+
+
 @dataclass(slots=True)
 class _Credentials:
     local_ufrag: str
     local_pwd: str
     remote_ufrag: str
+    remote_pwd: str
     username: str = field(init=False)
     key: bytes = field(init=False)
+    probe_username: bytes = field(init=False)  # of our requests
+    remote_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self.username = f"{self.local_ufrag}:{self.remote_ufrag}"
         self.key = self.local_pwd.encode()
+        self.probe_username = f"{self.remote_ufrag}:{self.local_ufrag}".encode()
+        self.remote_key = self.remote_pwd.encode()
 
 
 class WebRtcPeer:
     """ICE-lite + DTLS + SRTP state of one peer; sans-IO (datagrams and ``now`` in)."""
 
     def __init__(self, session_id: str, *, local_ufrag: str, local_pwd: str, remote_ufrag: str,
-                 dtls: DtlsServer, now: float, send_tracks: list[SendTrack] | None = None,
+                 remote_pwd: str, dtls: DtlsServer, now: float, send_tracks: list[SendTrack] | None = None,
                  recv_tracks: list[RecvTrack] | None = None, source: PacketSource | None = None,
-                 consent_timeout: float = CONSENT_TIMEOUT) -> None:
+                 consent_timeout: float = CONSENT_TIMEOUT, client_nacks: NackBudget | None = None) -> None:
         self.session_id = session_id
-        self.creds = _Credentials(local_ufrag, local_pwd, remote_ufrag)
+        self.creds = _Credentials(local_ufrag, local_pwd, remote_ufrag, remote_pwd)
         self.dtls = dtls
         self.state = PeerState.NEW
         self.stats = PeerStats()
         self.events: list[PeerEvent] = []
         self.events_dropped = 0
         self.addresses: list[Addr] = []
+        #: The address the peer nominated, and where media goes: the
+        #: nominated one once it answered a request of ours.
+        self.nominated: Addr | None = None
         self.selected: Addr | None = None
+        #: Our requests awaiting an answer: transaction ID -> (address, sent at).
+        self._probes: OrderedDict[bytes, tuple[Addr, float]] = OrderedDict()
+        self._tie_breaker = random.getrandbits(64).to_bytes(8, "big")
         self.consent_timeout = consent_timeout
         self.last_consent = now
+        self.connect_by = now + CONNECT_TIMEOUT
         self.close_reason = ""
         self.srtp: SrtpContext | None = None
         self.source = source
@@ -221,9 +283,9 @@ class WebRtcPeer:
         #: SSRC the peer sends each received track with (learned from RTP).
         self.recv_ssrc: dict[int, int] = {}
         self.rtcp_ssrc = random.getrandbits(32)
-        #: NACK token bucket (packets) and when it was last refilled.
-        self._nack_tokens = float(NACK_BURST)
-        self._nack_at = now
+        #: NACK token buckets: this peer's, and its client's (shared).
+        self._nacks = NackBudget(NACK_BURST, NACK_RATE, now)
+        self.client_nacks = client_nacks
         #: (track << 16 | seq) -> when it was resent, oldest first (an
         #: OrderedDict: taking from the front stays O(1)).
         self._resent: OrderedDict[int, float] = OrderedDict()
@@ -254,10 +316,15 @@ class WebRtcPeer:
         return []
 
     def handle_stun(self, msg: StunMessage, addr: Addr, now: float) -> list[Datagram]:
-        """Answer a Binding request with our credentials; a check from the
-        selected address (after any nomination it carries) refreshes consent."""
+        """Answer a Binding request with our credentials, and send one of
+        ours to the nominated (or selected) address it came from; the answer
+        to one of ours (a Binding success) selects its address and
+        refreshes consent."""
         if msg.msg_type == BINDING_INDICATION:
             return []  # keep-alive, needs no answer and proves nothing
+        if msg.msg_type == BINDING_SUCCESS:
+            self._probe_answered(msg, addr, now)
+            return []
         creds = self.creds
         try:
             username = msg.username
@@ -273,17 +340,49 @@ class WebRtcPeer:
                 dropped = self.addresses.pop(0)
                 if dropped == self.selected:
                     self.selected = None
+                if dropped == self.nominated:
+                    self.nominated = None
             self.addresses.append(addr)
-        if msg.has(ATTR_USE_CANDIDATE) or self.selected is None:
-            self.selected = addr
-        if addr == self.selected:
-            # Consent is per pair (RFC 7675): only a check from where media
-            # goes refreshes it, so checks from one address cannot keep media
-            # flowing to another the peer once nominated.
-            self.last_consent = now
+        if msg.has(ATTR_USE_CANDIDATE) or self.nominated is None:
+            self.nominated = addr
         if self.state is PeerState.NEW:
             self.state = PeerState.CHECKED
-        return [(binding_success(msg, addr[0], addr[1], creds.key), addr)]
+        out = [(binding_success(msg, addr[0], addr[1], creds.key), addr)]
+        if addr == self.nominated or addr == self.selected:
+            out += self._probe(addr, now)
+        return out
+
+    def _probe(self, addr: Addr, now: float) -> list[Datagram]:
+        """A Binding request of ours to ``addr``, unless one went there less
+        than PROBE_GAP ago."""
+        probes = self._probes
+        if any(a == addr and now - at < PROBE_GAP for a, at in probes.values()):
+            return []
+        if len(probes) >= MAX_PROBES:
+            probes.popitem(last=False)
+        txid = random.getrandbits(96).to_bytes(12, "big")
+        probes[txid] = (addr, now)
+        self.stats.probes += 1
+        creds = self.creds
+        request = StunMessage(BINDING_REQUEST, txid, [
+            (ATTR_USERNAME, creds.probe_username), (ATTR_PRIORITY, _PROBE_PRIORITY.to_bytes(4, "big")),
+            (ATTR_ICE_CONTROLLED, self._tie_breaker)])
+        return [(request.encode(creds.remote_key), addr)]
+
+    def _probe_answered(self, msg: StunMessage, addr: Addr, now: float) -> None:
+        """An answer to a request of ours, from where it went: that address
+        is the peer's. Media goes there if the peer nominated it; consent
+        is fresh while media goes there (RFC 7675)."""
+        sent = self._probes.get(msg.transaction_id)
+        if sent is None or sent[0] != addr or not msg.check_integrity(self.creds.remote_key):
+            self.stats.stun_rejected += 1
+            return
+        del self._probes[msg.transaction_id]
+        self.stats.probes_answered += 1
+        if addr == self.nominated:
+            self.selected = addr
+        if addr == self.selected:
+            self.last_consent = now
 
     def _handle_dtls(self, data: bytes, addr: Addr) -> list[Datagram]:
         self.stats.dtls_in += 1
@@ -370,9 +469,10 @@ class WebRtcPeer:
         source = self.source
         if source is None:
             return []
-        self._nack_tokens = min(float(NACK_BURST),
-                                self._nack_tokens + max(0.0, now - self._nack_at) * NACK_RATE)
-        self._nack_at = now
+        budget = min(MAX_RESENT_PER_DATAGRAM, self._nacks.available(now))
+        shared = self.client_nacks
+        if shared is not None:
+            budget = min(budget, shared.available(now))
         resent = self._resent
         horizon = now - NACK_HOLDOFF
         while resent:  # oldest first: stop at the first still held off
@@ -380,7 +480,6 @@ class WebRtcPeer:
             if resent[oldest] > horizon:
                 break
             del resent[oldest]
-        budget = min(MAX_RESENT_PER_DATAGRAM, int(self._nack_tokens))
         stats = self.stats
         out: list[Datagram] = []
         for ssrc, seqs in nacked.items():
@@ -404,7 +503,9 @@ class WebRtcPeer:
                 resent[key] = now
                 found.append(p)
                 budget -= 1
-            self._nack_tokens -= len(found)
+            self._nacks.spend(len(found))
+            if shared is not None:
+                shared.spend(len(found))
             stats.nack_resent += len(found)
             out += self.send_rtp(track.track, found)
         return out
@@ -469,14 +570,20 @@ class WebRtcPeer:
         if now - self.last_consent >= self.consent_timeout:
             self.close("consent expired" if self.state is not PeerState.NEW else "no ICE check")
             return []
-        if self.selected is not None and self.state is PeerState.CHECKED:
-            return [(d, self.selected) for d in self.dtls.handle_timer()]
+        if self.state is not PeerState.CONNECTED and now >= self.connect_by:
+            self.close("not connected in time")
+            return []
+        target = self.selected or self.nominated  # where the handshake's flights go
+        if target is not None and self.state is PeerState.CHECKED:
+            return [(d, target) for d in self.dtls.handle_timer()]
         return []
 
     def deadline(self, now: float) -> float:
         """When :meth:`handle_timer` must run next: consent expiry, or sooner
         while OpenSSL waits to retransmit a handshake flight."""
         expiry = self.last_consent + self.consent_timeout
+        if self.state is not PeerState.CONNECTED:
+            expiry = min(expiry, self.connect_by)
         if self.state is PeerState.CHECKED:
             wait = self.dtls.timeout()
             if wait is not None:

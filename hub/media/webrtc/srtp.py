@@ -11,6 +11,14 @@ same index is encrypted with the same keystream over the same plaintext.
 libsrtp also refuses an index older than its window on the sending side, so
 the outbound window covers the whole retransmission buffer; an older one is
 refused with ProtocolError like any packet that cannot be protected.
+
+Inbound, libsrtp makes a stream (~400 bytes, and a link in the list it
+searches for every packet) for each new SSRC that authenticates: the peer
+holds the keys and could name a new SSRC in every packet (30,000 of them
+made each later packet ~50x dearer for the whole process: 188 µs, not 3.6).
+A peer's SSRCs are few (a track each, its RTCP sender's), so at most
+:data:`MAX_REMOTE_SSRCS` are taken; a packet of another is refused before
+libsrtp sees it.
 """
 
 from __future__ import annotations
@@ -19,19 +27,22 @@ from hub.errors import ProtocolError
 
 from .dtls import SrtpKeys
 
-__all__ = ["SrtpContext", "MAX_SRTP_SIZE"]
+__all__ = ["SrtpContext", "MAX_SRTP_SIZE", "MAX_REMOTE_SSRCS"]
 
 #: pylibsrtp works in a 1500-byte buffer; anything bigger is not ours to decrypt.
 MAX_SRTP_SIZE = 1500 - 16
 #: Replay window (packets) of both sessions: at least the retransmission
 #: buffer of :mod:`hub.media.webrtc.stream_out`.
 REPLAY_WINDOW = 1024
+#: SSRCs a peer may send us with (RTP and RTCP together): a publisher's
+#: tracks (and their RTX), a player's RTCP sender SSRCs, with room to spare.
+MAX_REMOTE_SSRCS = 16
 
 
 class SrtpContext:
     """Outbound and inbound SRTP sessions of one peer."""
 
-    __slots__ = ("profile", "_tx", "_rx", "_error")
+    __slots__ = ("profile", "_tx", "_rx", "_error", "_ssrcs")
 
     def __init__(self, keys: SrtpKeys) -> None:
         # pylibsrtp on first use, as cryptography in .dtls
@@ -47,6 +58,7 @@ class SrtpContext:
         rx.window_size = REPLAY_WINDOW
         self._tx = Session(tx)
         self._rx = Session(rx)
+        self._ssrcs: set[bytes] = set()  # the peer's SSRCs libsrtp has a stream for
 
     def protect(self, packet: bytes) -> bytes:
         """Encrypt and authenticate one RTP packet (ours: well-formed, <= MTU);
@@ -66,15 +78,28 @@ class SrtpContext:
         """Check and decrypt one SRTP packet from the peer; ProtocolError if it fails."""
         if len(packet) > MAX_SRTP_SIZE:
             raise ProtocolError("SRTP: packet too large")
+        ssrc = self._admit(packet[8:12])
         try:
-            return self._rx.unprotect(packet)
+            plain = self._rx.unprotect(packet)
         except self._error as exc:
             raise ProtocolError(f"SRTP: {exc}") from exc
+        self._ssrcs.add(ssrc)
+        return plain
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         if len(packet) > MAX_SRTP_SIZE:
             raise ProtocolError("SRTCP: packet too large")
+        ssrc = self._admit(packet[4:8])
         try:
-            return self._rx.unprotect_rtcp(packet)
+            plain = self._rx.unprotect_rtcp(packet)
         except self._error as exc:
             raise ProtocolError(f"SRTCP: {exc}") from exc
+        self._ssrcs.add(ssrc)
+        return plain
+
+    def _admit(self, ssrc: bytes) -> bytes:
+        """The packet's SSRC, if libsrtp may make (or has) a stream for it;
+        counted only once a packet of it authenticates."""
+        if ssrc not in self._ssrcs and len(self._ssrcs) >= MAX_REMOTE_SSRCS:
+            raise ProtocolError(f"SRTP: more than {MAX_REMOTE_SSRCS} SSRCs from one peer")
+        return ssrc

@@ -17,7 +17,7 @@ from hub.media.webrtc.dtls import DtlsCertificate, fingerprint_of
 from hub.media.webrtc.mux import WebRtcMux
 from hub.media.webrtc.offer import WebRtcOffer
 from hub.media.webrtc.stun import (ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, ATTR_USERNAME,
-                                   BINDING_REQUEST, StunMessage)
+                                   BINDING_REQUEST, StunMessage, binding_success)
 
 
 class MemoryClient:
@@ -49,6 +49,28 @@ class MemoryClient:
             attrs.append((ATTR_USE_CANDIDATE, b""))
         return StunMessage(BINDING_REQUEST, os.urandom(12), attrs).encode(server_pwd.encode())
 
+    def answers(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> list[bytes]:
+        """Binding successes for the server's own requests among ``datagrams``
+        (its consent checks), as a full ICE agent answers them."""
+        out = []
+        for d, addr in datagrams:
+            if d and d[0] < 4:
+                msg = StunMessage.parse(d)
+                if (msg.msg_type == BINDING_REQUEST and (msg.username or "").startswith(f"{self.ufrag}:")
+                        and msg.check_integrity(self.pwd.encode())):
+                    out.append(binding_success(msg, addr[0], addr[1], self.pwd.encode()))
+        return out
+
+    def refresh(self, mux: WebRtcMux, server_ufrag: str, server_pwd: str, now: float,
+                addr: tuple[str, int] | None = None, nominate: bool = False) -> list[tuple[bytes, tuple[str, int]]]:
+        """A check from ``addr`` (ours by default), and the answers to the
+        requests the server sends back: what keeps consent fresh."""
+        addr = addr or self.addr
+        replies = mux.receive(self.check(server_ufrag, server_pwd, nominate), addr, now)
+        for answer in self.answers([r for r in replies if r[1] == addr]):
+            mux.receive(answer, addr, now)
+        return replies
+
     def dtls_out(self) -> list[bytes]:
         try:
             data = self.ssl.bio_read(16384)
@@ -78,6 +100,8 @@ class MemoryClient:
         """ICE check, then DTLS until both sides have keys (bounded rounds)."""
         replies = mux.receive(self.check(server_ufrag, server_pwd), self.addr, now)
         assert replies and StunMessage.parse(replies[0][0]).check_integrity(server_pwd.encode())
+        for answer in self.answers(replies):  # the server's own check: media may come here
+            mux.receive(answer, self.addr, now)
         to_server = self.dtls_step([])
         for _ in range(10):
             to_client: list[bytes] = []

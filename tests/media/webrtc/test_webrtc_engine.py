@@ -41,7 +41,7 @@ def _peer(client: MemoryClient, now: float, *, pt: int = 96, out: WebRtcStreamOu
         send = [SendTrack(0, "0", "video", "H264", pt, 90000, out.tracks[0].ssrc),
                 SendTrack(2, "1", "audio", "PCMA", 8, 8000, out.tracks[2].ssrc)]
     offer = client.offer()
-    return WebRtcPeer("s-" + ufrag, local_ufrag=ufrag, local_pwd="p" * 24, remote_ufrag=offer.ice_ufrag,
+    return WebRtcPeer("s-" + ufrag, local_ufrag=ufrag, local_pwd="p" * 24, remote_ufrag=offer.ice_ufrag, remote_pwd=offer.ice_pwd,
                       dtls=DtlsServer(certificate(), offer.fingerprints), now=now, send_tracks=send,
                       recv_tracks=recv, source=out)
 
@@ -134,7 +134,7 @@ def test_consent_expires_on_a_fake_clock() -> None:
     client = MemoryClient()
     peer = _peer(client, 100.0)
     _connected(mux, client, peer, 100.0)
-    mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, 125.0)  # consent refresh
+    client.refresh(mux, "srv1", "p" * 24, 125.0)  # a check, and the answer to ours: consent
     assert mux.handle_timer(154.9) == [] and peer.state is PeerState.CONNECTED
     assert mux.deadline(154.9) == 155.0
     mux.handle_timer(155.0)
@@ -147,21 +147,41 @@ def test_consent_expires_on_a_fake_clock() -> None:
     assert mux.stats.unknown_address == 1
 
 
-def test_consent_counts_only_checks_from_the_selected_address() -> None:
-    """The audit's case: one nominating check from a spoofed address moved
-    media there, and checks from the peer's real address kept it alive."""
+def test_a_check_from_a_spoofed_address_does_not_move_media_there() -> None:
+    """The peer holds the credentials: a nominating check it sends from a
+    victim's address (or one replayed by whoever saw it) moved media there,
+    and more of them kept it flowing. Now that address gets one request of
+    ours, which nobody there answers; media stays where it was."""
     mux = WebRtcMux()
     client = MemoryClient()
     peer = _peer(client, 100.0)
     _connected(mux, client, peer, 100.0)
     spoofed = ("203.0.113.9", 53)
-    assert mux.receive(client.check("srv1", "p" * 24), spoofed, 101.0)  # valid credentials, USE-CANDIDATE
-    assert peer.selected == spoofed and peer.last_consent == 101.0
-    for t in (110.0, 120.0, 130.0):  # consent checks from the real address: answered, but not consent
-        assert mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
-    assert peer.last_consent == 101.0 and mux.deadline(130.0) == 131.0
-    mux.handle_timer(131.0)
+    for t in (101.0, 101.1, 110.0, 120.0, 130.0):  # valid credentials, USE-CANDIDATE
+        replies = mux.receive(client.check("srv1", "p" * 24), spoofed, t)
+        assert {a for _, a in replies} == {spoofed}
+    assert peer.selected == client.addr
+    assert peer.nominated == spoofed and peer.stats.probes == 1 + 4  # ours, one per PROBE_GAP at most
+    assert peer.last_consent == 100.0 and mux.deadline(130.0) == 130.0
+    assert {a for _, a in peer.send_rtcp(b"\x80\xc9\x00\x01" + bytes(4))} == {client.addr}
+    mux.handle_timer(130.0)
     assert peer.state is PeerState.CLOSED and peer.close_reason == "consent expired"
+
+
+def test_consent_is_the_answer_to_our_request_not_a_check() -> None:
+    """Checks replayed from the selected address (a player gone, its old
+    checks sent again) kept its media flowing: only the answers to our own
+    requests, with a transaction ID nobody else saw, keep it now."""
+    mux = WebRtcMux()
+    client = MemoryClient()
+    peer = _peer(client, 100.0)
+    _connected(mux, client, peer, 100.0)
+    old = client.check("srv1", "p" * 24, nominate=False)
+    replies = [mux.receive(old, client.addr, t) for t in (110.0, 120.0, 129.0)]
+    assert peer.last_consent == 100.0
+    assert all(len(r) == 2 and {a for _, a in r} == {client.addr} for r in replies)  # answered, and ours
+    mux.handle_timer(130.0)
+    assert peer.close_reason == "consent expired"
 
 
 def test_a_peer_that_moves_to_a_new_address_keeps_consent_from_there() -> None:
@@ -172,14 +192,14 @@ def test_a_peer_that_moves_to_a_new_address_keeps_consent_from_there() -> None:
     peer = _peer(client, 100.0)
     _connected(mux, client, peer, 100.0)
     new = ("192.0.2.44", 61000)
-    assert mux.receive(client.check("srv1", "p" * 24), new, 110.0)
+    client.refresh(mux, "srv1", "p" * 24, 110.0, addr=new, nominate=True)
     assert peer.selected == new and mux.by_addr[new] is peer
     for t in (135.0, 160.0):
-        mux.receive(client.check("srv1", "p" * 24, nominate=False), new, t)
+        client.refresh(mux, "srv1", "p" * 24, t, addr=new)
     mux.handle_timer(189.0)
     assert peer.state is PeerState.CONNECTED and peer.last_consent == 160.0
     for t in (170.0, 185.0):
-        mux.receive(client.check("srv1", "p" * 24, nominate=False), client.addr, t)
+        client.refresh(mux, "srv1", "p" * 24, t)
     assert mux.deadline(185.0) == 190.0
     mux.handle_timer(190.0)
     assert peer.close_reason == "consent expired"
@@ -245,7 +265,7 @@ def test_wrong_certificate_fails_the_session() -> None:
     mux = WebRtcMux()
     client = MemoryClient()
     offer = client.offer()
-    peer = WebRtcPeer("s", local_ufrag="srv1", local_pwd="p" * 24, remote_ufrag=offer.ice_ufrag,
+    peer = WebRtcPeer("s", local_ufrag="srv1", local_pwd="p" * 24, remote_ufrag=offer.ice_ufrag, remote_pwd=offer.ice_pwd,
                       dtls=DtlsServer(certificate(), [("sha-256", "AB:" * 31 + "AB")]), now=0.0)
     mux.add(peer)
     with pytest.raises(AssertionError):
@@ -337,8 +357,8 @@ def test_ipv6_addresses_with_flow_info_and_scope() -> None:
     client = MemoryClient(("::1", 50000))
     peer = _peer(client, 0.0)
     mux.add(peer)
-    (reply, addr), = mux.receive(client.check("srv1", "p" * 24), ("::1", 50000, 0, 0), 0.0)
-    assert addr == ("::1", 50000) and mux.by_addr == {("::1", 50000): peer}
+    replies = mux.receive(client.check("srv1", "p" * 24), ("::1", 50000, 0, 0), 0.0)  # the answer, and ours
+    assert [a for _, a in replies] == [("::1", 50000)] * 2 and mux.by_addr == {("::1", 50000): peer}
 
 
 def test_nack_for_an_old_packet_in_the_buffer_is_resent() -> None:

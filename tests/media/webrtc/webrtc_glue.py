@@ -96,7 +96,8 @@ def make_peer(offer: WebRtcOffer, local: LocalParams, *, send: list[SendTrack] |
               recv: list[RecvTrack] | None = None, source: WebRtcStreamOut | None = None,
               consent_timeout: float = 30.0) -> WebRtcPeer:
     return WebRtcPeer(secrets.token_hex(8), local_ufrag=local.ice_ufrag, local_pwd=local.ice_pwd,
-                      remote_ufrag=offer.ice_ufrag, dtls=DtlsServer(certificate(), offer.fingerprints),
+                      remote_ufrag=offer.ice_ufrag, remote_pwd=offer.ice_pwd,
+                      dtls=DtlsServer(certificate(), offer.fingerprints),
                       now=time.monotonic(), send_tracks=send, recv_tracks=recv, source=source,
                       consent_timeout=consent_timeout)
 
