@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 from hub.errors import ProtocolError
@@ -88,7 +88,7 @@ class SegmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class Fmp4Segment(SegmentInfo):
-    chunks: tuple[Buffer, ...] = ()  # styp, then every part's chunks
+    chunks: tuple[Buffer, ...] = ()  # styp, then every part's chunks (none without `segment_bytes`)
     size: int = 0
 
 
@@ -103,12 +103,17 @@ class Fmp4Segmenter:
     """One per stream (per description: call `reset()` when the tracks change)."""
 
     def __init__(self, tracks: Sequence[TrackDesc], *, part_target: float = 0.2,
-                 segment_target: float = 2.0, window: int = 7, first_sequence: int = 0) -> None:
+                 segment_target: float = 2.0, window: int = 7, first_sequence: int = 0,
+                 segment_bytes: bool = True) -> None:
         if not 0 < part_target <= segment_target:
             raise ValueError("need 0 < part_target <= segment_target")
         if window < 1:
             raise ValueError("window must hold at least one segment")
         self.part_target_config = part_target
+        # False: a segment's bytes are not kept (its `Fmp4Segment.chunks` is
+        # empty): a caller that writes each part as it comes (the recorder)
+        # holds one part, not a whole segment of up to MAX_SEGMENT seconds.
+        self.segment_bytes = segment_bytes
         self.segment_target = segment_target
         self.segments: deque[SegmentInfo] = deque(maxlen=window)
         self.discontinuity_sequence = 0
@@ -329,7 +334,7 @@ class Fmp4Segmenter:
                         max(0, end - self._part_start) / self._ts, self._pdt(self._part_start),
                         chunks, sum(len(c) for c in chunks))
         self.next_part_number += 1
-        self._parts.append(part)
+        self._parts.append(part if self.segment_bytes else replace(part, chunks=()))
         self._vsamples = []
         self._audio_in = []
         events.append(part)
@@ -338,7 +343,7 @@ class Fmp4Segmenter:
         if not self._parts:
             return
         head = styp()
-        chunks = (head,) + tuple(c for p in self._parts for c in p.chunks)
+        chunks = (head,) + tuple(c for p in self._parts for c in p.chunks) if self.segment_bytes else ()
         duration = max(0, end - self._seg_start) / self._ts
         seg = Fmp4Segment(self._sequence, self._seg_start / self._ts, duration,
                           tuple(p.info() for p in self._parts), self._seg_independent,
