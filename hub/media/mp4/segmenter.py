@@ -17,7 +17,9 @@ next keyframe) is a discontinuity. A sample's duration is the next sample's deco
 its own, so a part is emitted when the first sample after it arrives, and
 video waits for its first keyframe. Segments are cut at the first keyframe
 at or after ``segment_target`` (audio-only: at ``segment_target``); past
-`MAX_SEGMENT` without a keyframe a segment is cut anyway, so nothing grows
+`MAX_SEGMENT` without a keyframe a segment is cut anyway, and so is a part
+(with ``segment_bytes``, the segment) holding `MAX_HELD_BYTES` of media
+whatever its timestamps say (frozen ones never age it), so nothing grows
 without bound. Parts are whole frames: the part duration is
 ``part_target`` rounded to a whole number of the first frame durations seen,
 so at a steady frame rate every part but a segment's last has the same
@@ -41,10 +43,13 @@ from hub.media.mp4.init import Mp4Track, init_segment, mp4_track
 from hub.media.stream_desc import AUDIO_AAC, VIDEO_CODECS, TrackDesc
 
 __all__ = ["PartInfo", "SegmentInfo", "Fmp4Part", "Fmp4Segment", "Fmp4Segmenter",
-           "MAX_SEGMENT", "MAX_PART_SAMPLES", "MAX_JUMP"]
+           "MAX_SEGMENT", "MAX_HELD_BYTES", "MAX_PART_SAMPLES", "MAX_JUMP"]
 
 #: A segment is cut without a keyframe past this many seconds (bounds its parts list).
 MAX_SEGMENT = 60.0
+#: Media bytes held (the open part's samples; with ``segment_bytes`` the open
+#: segment's parts too) past which the part (the segment) is cut.
+MAX_HELD_BYTES = 32 * 1024 * 1024
 #: Audio samples one part takes while the video track is silent; later ones are dropped.
 MAX_PART_SAMPLES = 1024
 #: Seconds between two reference samples beyond which the time line counts as broken.
@@ -173,6 +178,7 @@ class Fmp4Segmenter:
         self._vsamples: list[Fmp4Sample] = []
         self._vbase = 0
         self._audio_in: list[tuple[Buffer, int]] = []
+        self._held = 0  # media bytes in _vsamples, _audio_in (and, with segment_bytes, _parts)
         self._seg_start = self._part_start = self._last_dts = 0
         self._part_independent = self._seg_independent = False
         self._anchor: tuple[int, float] | None = None
@@ -235,12 +241,14 @@ class Fmp4Segmenter:
             else:
                 self._cut(dts, True, events)
             self._audio_in.append((data, dts))
+            self._held += len(data)
             self._last_dts = dts
         elif self._started:
             if len(self._audio_in) >= MAX_PART_SAMPLES:
                 self.dropped += 1
             else:
                 self._audio_in.append((data, dts))
+                self._held += len(data)
         return events
 
     def finish(self) -> list[Fmp4Part | Fmp4Segment]:
@@ -289,10 +297,13 @@ class Fmp4Segmenter:
         if not self._vsamples:
             self._vbase = s.dts
         self._vsamples.append(Fmp4Sample(s.data, duration, s.pts - s.dts, s.key))
+        self._held += len(s.data)
 
     def _cut(self, dts: int, key: bool, events: list[Fmp4Part | Fmp4Segment]) -> None:
         elapsed = dts - self._seg_start
-        if (key and elapsed >= self._seg_ticks) or elapsed >= self._max_seg_ticks:
+        overgrown = self._held >= MAX_HELD_BYTES
+        if ((key and elapsed >= self._seg_ticks) or elapsed >= self._max_seg_ticks
+                or (overgrown and self.segment_bytes)):
             self._close_part(dts, events)
             self._close_segment(dts, events)
             self._seg_start = self._part_start = dts
@@ -303,7 +314,7 @@ class Fmp4Segmenter:
             due = in_part + self._frame // 2 >= self._part_ticks
         else:
             due = in_part >= self.part_target_config * self._ts
-        if due:
+        if due or overgrown:
             self._close_part(dts, events)
             self._part_start = dts
             self._part_independent = key
@@ -337,6 +348,8 @@ class Fmp4Segmenter:
         self._parts.append(part if self.segment_bytes else replace(part, chunks=()))
         self._vsamples = []
         self._audio_in = []
+        if not self.segment_bytes:
+            self._held = 0
         events.append(part)
 
     def _close_segment(self, end: int, events: list[Fmp4Part | Fmp4Segment]) -> None:
@@ -359,6 +372,7 @@ class Fmp4Segmenter:
         self._target = max(self._target, math.floor(round(duration, 3) + 0.5))
         self._sequence += 1
         self._parts = []
+        self._held = 0
         self._discontinuity = False
 
     def _flush(self) -> list[Fmp4Part | Fmp4Segment]:
