@@ -31,12 +31,13 @@ class Fmp4Feed:
     """Attach to ``stream``'s ring at its last keyframe; `pump()` reads what is new."""
 
     def __init__(self, stream: Stream, *, part_target: float, segment_target: float,
-                 window: int = 7) -> None:
+                 window: int = 7, segment_bytes: bool = True) -> None:
         self.stream = stream
         self.closed = False
         self._part_target = part_target
         self._segment_target = segment_target
         self._window = window
+        self._segment_bytes = segment_bytes
         self._reader = RingReader.attach(stream.ring.name)
         self._reader.seek_last_keyframe()
         self._version = stream.version
@@ -47,7 +48,8 @@ class Fmp4Feed:
         try:
             if self.segmenter is None:
                 self.segmenter = Fmp4Segmenter(self.stream.tracks, part_target=self._part_target,
-                                               segment_target=self._segment_target, window=self._window)
+                                               segment_target=self._segment_target, window=self._window,
+                                               segment_bytes=self._segment_bytes)
             else:
                 self._handle(self.segmenter.reset(self.stream.tracks))
         except ProtocolError as e:

@@ -5,6 +5,11 @@ first segment is ready one GOP later instead of a whole segment later; it is
 cut at the first keyframe after that, then at the first keyframe after each
 `hlsfragment` seconds. Segments and an atomically replaced playlist are
 files in a tmpfs folder (or `hlspath`); the fronts serve them as files.
+
+The open segment is a buffer whose length the publisher's keyframes and
+times decide: it is cut without a keyframe past `MAX_SEGMENT` seconds or
+`MAX_SEGMENT_BYTES`, and at a keyframe whose time is before the segment's
+start (the time line went back: the next segment is a discontinuity).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ log = logging.getLogger("hub.shard.hls_ts")
 
 WINDOW = 6
 PLAYLIST = "index.m3u8"
+#: A segment is cut without a keyframe past this many seconds or bytes.
+MAX_SEGMENT = 60.0
+MAX_SEGMENT_BYTES = 32 * 1024 * 1024
 
 
 class TsSegmenter:
@@ -43,6 +51,7 @@ class TsSegmenter:
         self._buf = bytearray()
         self._seg_start: int | None = None  # 90 kHz time of the current segment's start
         self._last_ts = 0
+        self._discontinuity = False  # the next segment follows a time line that went back
         self._version = stream.version
         self._closed = False
         self._setup(stream.tracks)
@@ -84,8 +93,7 @@ class TsSegmenter:
             return
         if self.video is not None and e.track == self.video.index:
             dts = self._to90k(e.dts, self.video)
-            if e.keyframe:
-                self._maybe_cut(dts)
+            self._maybe_cut(dts, e.keyframe)
             if self._seg_start is None:
                 return  # wait for the first keyframe
             self._begin()
@@ -105,16 +113,23 @@ class TsSegmenter:
             self._buf += self.muxer.psi()
             self._psi_written = True
 
-    def _maybe_cut(self, now90k: int) -> None:
+    def _maybe_cut(self, now90k: int, key: bool = True) -> None:
         if self._seg_start is None:
-            self._seg_start = now90k
+            if key:
+                self._seg_start = now90k
             return
         elapsed = (now90k - self._seg_start) / 90000
+        if key and elapsed < 0:  # the time line went back
+            self._write_segment(max(0.0, (self._last_ts - self._seg_start) / 90000))
+            self._discontinuity = True
+            self._seg_start = now90k
+            return
+        overgrown = elapsed >= MAX_SEGMENT or len(self._buf) >= MAX_SEGMENT_BYTES
         # The first segment is cut at the next keyframe so the first playlist
         # is ready fast; later ones are at least `fragment` long.
-        if elapsed <= 0 or (self.first_segment.is_set() and elapsed < self.fragment):
+        if not overgrown and (not key or elapsed <= 0 or (self.first_segment.is_set() and elapsed < self.fragment)):
             return
-        self._write_segment(elapsed)
+        self._write_segment(max(0.0, elapsed))
         self._seg_start = now90k
 
     def _write_segment(self, duration: float) -> None:
@@ -123,7 +138,8 @@ class TsSegmenter:
         self._buf.clear()
         self._psi_written = False
         _atomic_write(self.folder / f"{seq}.ts", data)
-        for old in self.playlist.add(duration):
+        discontinuity, self._discontinuity = self._discontinuity, False
+        for old in self.playlist.add(duration, discontinuity):
             try:
                 os.unlink(self.folder / f"{old.sequence}.ts")
             except FileNotFoundError:

@@ -66,7 +66,9 @@ class Recorder(Fmp4Feed):
         self._file: RecordingFile | None = None
         self._sequence = -1
         self._init_version = -1
-        super().__init__(stream, part_target=PART, segment_target=rule.segment, window=1)
+        # Parts are written as they come: the segment's bytes are not kept
+        # (they were a whole file's worth, up to an hour of the stream).
+        super().__init__(stream, part_target=PART, segment_target=rule.segment, window=1, segment_bytes=False)
 
     def pump(self) -> None:
         try:

@@ -14,6 +14,7 @@ case of two in one second).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -292,12 +293,18 @@ class RecordingFile(NamedTuple):
 
 def list_recordings(folder: Path) -> list[RecordingFile]:
     """A path's recording files, oldest first; other files and folders are
-    left out (blocking: call it in a thread from a loop)."""
+    left out (blocking: call it in a thread from a loop). A folder name no
+    file system takes (a NUL, a part over 255 bytes: a URL can carry both)
+    holds none."""
     out = []
     try:
         entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return []
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            return []
+        raise
     for e in entries:
         order = parse_name(e.name)
         if order is None or not e.is_file(follow_symlinks=False):

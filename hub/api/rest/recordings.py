@@ -14,8 +14,8 @@
 - ``GET /api/v1/recordings/PATH/index.m3u8?start=&end=``: an HLS VOD
   playlist over the same MP4 (byte ranges).
 
-Indexing and joining run in the front's few recording threads, bounded (503
-past them), and a joined range is kept for the requests that follow
+Listing a path's folder, indexing and joining run in the front's few
+recording threads, bounded (503 past them), and a joined range is kept for the requests that follow
 (`recording_files`): none of it runs on the front's loop.
 
 Times are Unix seconds or ISO 8601 (``2024-05-01T12:00:00Z``). Reading
@@ -24,7 +24,6 @@ needs the user's pull right on PATH (admins: every path).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -150,7 +149,7 @@ async def _listing(request: Request, path: str) -> Response:
     start = parse_time("start", request.query_params.get("start"))
     end = parse_time("end", request.query_params.get("end"))
     folder = path_folder(front.config.recordings_path, path)
-    listed = await asyncio.to_thread(list_folder, folder)
+    listed = await _WORKERS.run(list_folder, folder)
     if start is not None or end is not None:
         listed = overlapping(listed, start or 0.0, end or float("inf"))
     total = len(listed)
@@ -179,7 +178,7 @@ async def _joined(request: Request, path: str) -> Mp4Range:
     if end - start > MAX_RANGE:
         raise BadRequest(f"a range is at most {MAX_RANGE:g} seconds")
     folder = path_folder(_front(request).config.recordings_path, path)
-    listed = overlapping(await asyncio.to_thread(list_folder, folder), start, end)
+    listed = overlapping(await _WORKERS.run(list_folder, folder), start, end)
     if not listed:
         raise NotFound("no recording in that range")
     return await _JOINED.join(folder, listed, await _INDEX.files(folder, listed), start, end)

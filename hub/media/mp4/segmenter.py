@@ -17,7 +17,9 @@ next keyframe) is a discontinuity. A sample's duration is the next sample's deco
 its own, so a part is emitted when the first sample after it arrives, and
 video waits for its first keyframe. Segments are cut at the first keyframe
 at or after ``segment_target`` (audio-only: at ``segment_target``); past
-`MAX_SEGMENT` without a keyframe a segment is cut anyway, so nothing grows
+`MAX_SEGMENT` without a keyframe a segment is cut anyway, and so is a part
+(with ``segment_bytes``, the segment) holding `MAX_HELD_BYTES` of media
+whatever its timestamps say (frozen ones never age it), so nothing grows
 without bound. Parts are whole frames: the part duration is
 ``part_target`` rounded to a whole number of the first frame durations seen,
 so at a steady frame rate every part but a segment's last has the same
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 from hub.errors import ProtocolError
@@ -41,10 +43,13 @@ from hub.media.mp4.init import Mp4Track, init_segment, mp4_track
 from hub.media.stream_desc import AUDIO_AAC, VIDEO_CODECS, TrackDesc
 
 __all__ = ["PartInfo", "SegmentInfo", "Fmp4Part", "Fmp4Segment", "Fmp4Segmenter",
-           "MAX_SEGMENT", "MAX_PART_SAMPLES", "MAX_JUMP"]
+           "MAX_SEGMENT", "MAX_HELD_BYTES", "MAX_PART_SAMPLES", "MAX_JUMP"]
 
 #: A segment is cut without a keyframe past this many seconds (bounds its parts list).
 MAX_SEGMENT = 60.0
+#: Media bytes held (the open part's samples; with ``segment_bytes`` the open
+#: segment's parts too) past which the part (the segment) is cut.
+MAX_HELD_BYTES = 32 * 1024 * 1024
 #: Audio samples one part takes while the video track is silent; later ones are dropped.
 MAX_PART_SAMPLES = 1024
 #: Seconds between two reference samples beyond which the time line counts as broken.
@@ -88,7 +93,7 @@ class SegmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class Fmp4Segment(SegmentInfo):
-    chunks: tuple[Buffer, ...] = ()  # styp, then every part's chunks
+    chunks: tuple[Buffer, ...] = ()  # styp, then every part's chunks (none without `segment_bytes`)
     size: int = 0
 
 
@@ -103,12 +108,17 @@ class Fmp4Segmenter:
     """One per stream (per description: call `reset()` when the tracks change)."""
 
     def __init__(self, tracks: Sequence[TrackDesc], *, part_target: float = 0.2,
-                 segment_target: float = 2.0, window: int = 7, first_sequence: int = 0) -> None:
+                 segment_target: float = 2.0, window: int = 7, first_sequence: int = 0,
+                 segment_bytes: bool = True) -> None:
         if not 0 < part_target <= segment_target:
             raise ValueError("need 0 < part_target <= segment_target")
         if window < 1:
             raise ValueError("window must hold at least one segment")
         self.part_target_config = part_target
+        # False: a segment's bytes are not kept (its `Fmp4Segment.chunks` is
+        # empty): a caller that writes each part as it comes (the recorder)
+        # holds one part, not a whole segment of up to MAX_SEGMENT seconds.
+        self.segment_bytes = segment_bytes
         self.segment_target = segment_target
         self.segments: deque[SegmentInfo] = deque(maxlen=window)
         self.discontinuity_sequence = 0
@@ -168,6 +178,7 @@ class Fmp4Segmenter:
         self._vsamples: list[Fmp4Sample] = []
         self._vbase = 0
         self._audio_in: list[tuple[Buffer, int]] = []
+        self._held = 0  # media bytes in _vsamples, _audio_in (and, with segment_bytes, _parts)
         self._seg_start = self._part_start = self._last_dts = 0
         self._part_independent = self._seg_independent = False
         self._anchor: tuple[int, float] | None = None
@@ -230,12 +241,14 @@ class Fmp4Segmenter:
             else:
                 self._cut(dts, True, events)
             self._audio_in.append((data, dts))
+            self._held += len(data)
             self._last_dts = dts
         elif self._started:
             if len(self._audio_in) >= MAX_PART_SAMPLES:
                 self.dropped += 1
             else:
                 self._audio_in.append((data, dts))
+                self._held += len(data)
         return events
 
     def finish(self) -> list[Fmp4Part | Fmp4Segment]:
@@ -284,10 +297,13 @@ class Fmp4Segmenter:
         if not self._vsamples:
             self._vbase = s.dts
         self._vsamples.append(Fmp4Sample(s.data, duration, s.pts - s.dts, s.key))
+        self._held += len(s.data)
 
     def _cut(self, dts: int, key: bool, events: list[Fmp4Part | Fmp4Segment]) -> None:
         elapsed = dts - self._seg_start
-        if (key and elapsed >= self._seg_ticks) or elapsed >= self._max_seg_ticks:
+        overgrown = self._held >= MAX_HELD_BYTES
+        if ((key and elapsed >= self._seg_ticks) or elapsed >= self._max_seg_ticks
+                or (overgrown and self.segment_bytes)):
             self._close_part(dts, events)
             self._close_segment(dts, events)
             self._seg_start = self._part_start = dts
@@ -298,7 +314,7 @@ class Fmp4Segmenter:
             due = in_part + self._frame // 2 >= self._part_ticks
         else:
             due = in_part >= self.part_target_config * self._ts
-        if due:
+        if due or overgrown:
             self._close_part(dts, events)
             self._part_start = dts
             self._part_independent = key
@@ -329,16 +345,18 @@ class Fmp4Segmenter:
                         max(0, end - self._part_start) / self._ts, self._pdt(self._part_start),
                         chunks, sum(len(c) for c in chunks))
         self.next_part_number += 1
-        self._parts.append(part)
+        self._parts.append(part if self.segment_bytes else replace(part, chunks=()))
         self._vsamples = []
         self._audio_in = []
+        if not self.segment_bytes:
+            self._held = 0
         events.append(part)
 
     def _close_segment(self, end: int, events: list[Fmp4Part | Fmp4Segment]) -> None:
         if not self._parts:
             return
         head = styp()
-        chunks = (head,) + tuple(c for p in self._parts for c in p.chunks)
+        chunks = (head,) + tuple(c for p in self._parts for c in p.chunks) if self.segment_bytes else ()
         duration = max(0, end - self._seg_start) / self._ts
         seg = Fmp4Segment(self._sequence, self._seg_start / self._ts, duration,
                           tuple(p.info() for p in self._parts), self._seg_independent,
@@ -354,6 +372,7 @@ class Fmp4Segmenter:
         self._target = max(self._target, math.floor(round(duration, 3) + 0.5))
         self._sequence += 1
         self._parts = []
+        self._held = 0
         self._discontinuity = False
 
     def _flush(self) -> list[Fmp4Part | Fmp4Segment]:
