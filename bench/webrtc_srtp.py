@@ -68,7 +68,7 @@ def keys(profile_index: int) -> SrtpKeys:
 
 
 def connected_peer(cert: DtlsCertificate, profile_index: int, pt: int, ssrc: int) -> WebRtcPeer:
-    peer = WebRtcPeer("bench", local_ufrag="benc", local_pwd="p" * 24, remote_ufrag="cli1",
+    peer = WebRtcPeer("bench", local_ufrag="benc", local_pwd="p" * 24, remote_ufrag="cli1", remote_pwd="q" * 24,
                       dtls=DtlsServer(cert, [("sha-256", cert.fingerprint)]), now=0.0,
                       send_tracks=[SendTrack(0, "0", "video", "H264", pt, 90000, ssrc)])
     peer.srtp = SrtpContext(keys(profile_index))
