@@ -40,7 +40,7 @@ from ...placement import canonical_path
 from ...store.recordings import parse_name, path_folder
 from ...store.users import User
 from ..access import token_from
-from ..http_responses import CORS
+from ..http_responses import ABORT_EXTENSION, CORS
 from .body import json_body
 from .json import JsonResponse
 from .paging import page_params
@@ -201,7 +201,8 @@ async def _mp4(request: Request, path: str) -> Response:
     headers["Content-Length"] = str(stop - first)
     if request.method == "HEAD":
         return Response(b"", status_code=status, headers=headers)
-    return StreamingResponse(stream_range(rng, first, stop), status_code=status, headers=headers)
+    abort = (request.scope.get("extensions") or {}).get(ABORT_EXTENSION, {}).get("abort")
+    return StreamingResponse(stream_range(rng, first, stop, abort), status_code=status, headers=headers)
 
 
 async def _playlist(request: Request, path: str) -> Response:
