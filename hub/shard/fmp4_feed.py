@@ -34,6 +34,7 @@ class Fmp4Feed:
                  window: int = 7, segment_bytes: bool = True) -> None:
         self.stream = stream
         self.closed = False
+        self.malformed = 0  # video units dropped by the segmenter(s), not AVCC
         self._part_target = part_target
         self._segment_target = segment_target
         self._window = window
@@ -71,12 +72,22 @@ class Fmp4Feed:
             seg = self.segmenter
             if seg is None:
                 continue  # drained: nothing to write them into
+            malformed = seg.malformed
             for e in entries:
                 events = seg.push(e.track, e.pts, e.dts, e.keyframe, e.data, now)
                 if events:
                     self._handle(events)
                 if self.closed:
                     return
+            if seg.malformed != malformed:
+                self._malformed(seg.malformed - malformed)
+
+    def _malformed(self, n: int) -> None:
+        """Video units the segmenter dropped (not AVCC): counted, logged once."""
+        self.malformed += n
+        if self.malformed == n:
+            log.warning("%s: dropping video units with bad NAL lengths from %s", self.stream.path,
+                        type(self).__name__)
 
     def _handle(self, events: list[Fmp4Part | Fmp4Segment]) -> None:
         for ev in events:

@@ -20,7 +20,8 @@ at or after ``segment_target`` (audio-only: at ``segment_target``); past
 `MAX_SEGMENT` without a keyframe a segment is cut anyway, and so is a part
 (with ``segment_bytes``, the segment) holding `MAX_HELD_BYTES` of media
 whatever its timestamps say (frozen ones never age it), so nothing grows
-without bound. Parts are whole frames: the part duration is
+without bound. A video unit that is not whole AVCC is dropped
+(``malformed`` counts them). Parts are whole frames: the part duration is
 ``part_target`` rounded to a whole number of the first frame durations seen,
 so at a steady frame rate every part but a segment's last has the same
 length and ``part_target`` (the advertised PART-TARGET) is exact.
@@ -38,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 from hub.errors import ProtocolError
+from hub.media.access_unit import avcc_ok
 from hub.media.mp4.fragment import Fmp4Sample, TrackRun, styp, write_fragment
 from hub.media.mp4.init import Mp4Track, init_segment, mp4_track
 from hub.media.stream_desc import AUDIO_AAC, VIDEO_CODECS, TrackDesc
@@ -126,6 +128,7 @@ class Fmp4Segmenter:
         self.init_version = 0
         self.ended = False
         self.dropped = 0  # audio samples over MAX_PART_SAMPLES
+        self.malformed = 0  # video units that are not AVCC (a NAL length past the end), dropped
         self._sequence = first_sequence
         self._parts: list[Fmp4Part] = []
         self._discontinuity = False
@@ -214,6 +217,9 @@ class Fmp4Segmenter:
         events: list[Fmp4Part | Fmp4Segment] = []
         kind = self._kinds.get(track)
         if kind is None or self.ended or not data:
+            return events
+        if kind == "video" and not avcc_ok(data):
+            self.malformed += 1  # a decoder would choke on it: as if it never came
             return events
         reference = kind == "video" or self.video is None
         if reference and self._started and self._jumped(dts):
