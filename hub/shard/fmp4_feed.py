@@ -31,7 +31,8 @@ class Fmp4Feed:
     """Attach to ``stream``'s ring at its last keyframe; `pump()` reads what is new."""
 
     def __init__(self, stream: Stream, *, part_target: float, segment_target: float,
-                 window: int = 7, segment_bytes: bool = True) -> None:
+                 window: int = 7, segment_bytes: bool = True, segment_wall: float | None = None,
+                 segment_max_bytes: int | None = None) -> None:
         self.stream = stream
         self.closed = False
         self.malformed = 0  # video units dropped by the segmenter(s), not AVCC
@@ -39,6 +40,8 @@ class Fmp4Feed:
         self._segment_target = segment_target
         self._window = window
         self._segment_bytes = segment_bytes
+        self._segment_wall = segment_wall
+        self._segment_max_bytes = segment_max_bytes
         self._reader = RingReader.attach(stream.ring.name)
         self._reader.seek_last_keyframe()
         self._version = stream.version
@@ -50,7 +53,9 @@ class Fmp4Feed:
             if self.segmenter is None:
                 self.segmenter = Fmp4Segmenter(self.stream.tracks, part_target=self._part_target,
                                                segment_target=self._segment_target, window=self._window,
-                                               segment_bytes=self._segment_bytes)
+                                               segment_bytes=self._segment_bytes,
+                                               segment_wall=self._segment_wall,
+                                               segment_max_bytes=self._segment_max_bytes)
             else:
                 self._handle(self.segmenter.reset(self.stream.tracks))
         except ProtocolError as e:
