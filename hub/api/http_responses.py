@@ -15,6 +15,11 @@ log = logging.getLogger("hub.api.http")
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 
+#: The ASGI scope extension (``scope["extensions"]``) our HTTP protocol adds:
+#: ``{"abort": callable}`` ends the response under way short, closing the
+#: connection after what was sent (a body whose promised length cannot be kept).
+ABORT_EXTENSION = "hub.abort"
+
 CROSSDOMAIN_XML = (
     b'<?xml version="1.0" ?><cross-domain-policy>\n'
     b'\t\t\t<allow-access-from domain="*" />\n'

@@ -16,6 +16,7 @@ the live transport to the protocol that serves it, replaying what it read:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from ..ipc.handoff import set_nodelay
 from ..media.http1 import MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_LINE, HeadTooLarge, parse_request_head, sniff
 from ..media.rtsp.server import unframed_error_response
 from ..media.rtsp_tunnel import tunnel_role
-from .http_responses import http_error_response
+from .http_responses import ABORT_EXTENSION, http_error_response
 from .play.consumer import STUCK_SECONDS
 from .play.http import HEAD_TIMEOUT, MediaHttpProtocol
 from .rtmp.connection import RtmpFrontProtocol
@@ -244,6 +245,20 @@ class HubHttpProtocol(HttpToolsProtocol):
             return
         self._body_timer = self.loop.call_later(BODY_TIMEOUT, self._too_slow, "request body")
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None:
+            abort = functools.partial(self._abort_response, cycle)
+            self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": abort}
+
+    def _abort_response(self, cycle: Any) -> None:
+        """End `cycle`'s response short (`ABORT_EXTENSION`): the app reads a
+        disconnect and writes nothing more, and the connection closes after
+        what was sent, so the client sees fewer bytes than promised."""
+        if cycle.response_complete:
+            return
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self.transport.close()
 
     def on_body(self, body: bytes) -> None:
         if self._refused:

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from hub.errors import ProtocolError
 
-__all__ = ["AccessUnit", "DepacketizerStats", "avcc_join", "avcc_split", "annexb_split", "avcc_to_annexb", "annexb_to_avcc"]
+__all__ = ["AccessUnit", "DepacketizerStats", "avcc_join", "avcc_ok", "avcc_split", "annexb_split", "avcc_to_annexb",
+           "annexb_to_avcc"]
 
 _START4 = b"\x00\x00\x00\x01"
 _U32 = struct.Struct(">I")
@@ -34,6 +35,24 @@ def avcc_join(nalus: Sequence[bytes | bytearray | memoryview]) -> bytes:
         out[pos:pos + size] = n
         pos += size
     return bytes(out)
+
+
+def avcc_ok(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` is whole AVCC: non-empty NAL units, each after its
+    4-byte length, the last ending at the end. The ingest writes nothing
+    else into a ring; the segmenters check anyway (a few lengths per frame),
+    so a unit that is not cannot stop them."""
+    end = len(data)
+    pos = 0
+    unpack = _U32.unpack_from
+    while pos < end:
+        if end - pos < 4:
+            return False
+        size = unpack(data, pos)[0]
+        pos += 4 + size
+        if size == 0 or pos > end:
+            return False
+    return True
 
 
 def avcc_split(data: bytes | bytearray | memoryview) -> list[memoryview]:

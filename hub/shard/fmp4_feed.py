@@ -31,13 +31,17 @@ class Fmp4Feed:
     """Attach to ``stream``'s ring at its last keyframe; `pump()` reads what is new."""
 
     def __init__(self, stream: Stream, *, part_target: float, segment_target: float,
-                 window: int = 7, segment_bytes: bool = True) -> None:
+                 window: int = 7, segment_bytes: bool = True, segment_wall: float | None = None,
+                 segment_max_bytes: int | None = None) -> None:
         self.stream = stream
         self.closed = False
+        self.malformed = 0  # video units dropped by the segmenter(s), not AVCC
         self._part_target = part_target
         self._segment_target = segment_target
         self._window = window
         self._segment_bytes = segment_bytes
+        self._segment_wall = segment_wall
+        self._segment_max_bytes = segment_max_bytes
         self._reader = RingReader.attach(stream.ring.name)
         self._reader.seek_last_keyframe()
         self._version = stream.version
@@ -49,7 +53,9 @@ class Fmp4Feed:
             if self.segmenter is None:
                 self.segmenter = Fmp4Segmenter(self.stream.tracks, part_target=self._part_target,
                                                segment_target=self._segment_target, window=self._window,
-                                               segment_bytes=self._segment_bytes)
+                                               segment_bytes=self._segment_bytes,
+                                               segment_wall=self._segment_wall,
+                                               segment_max_bytes=self._segment_max_bytes)
             else:
                 self._handle(self.segmenter.reset(self.stream.tracks))
         except ProtocolError as e:
@@ -71,12 +77,22 @@ class Fmp4Feed:
             seg = self.segmenter
             if seg is None:
                 continue  # drained: nothing to write them into
+            malformed = seg.malformed
             for e in entries:
                 events = seg.push(e.track, e.pts, e.dts, e.keyframe, e.data, now)
                 if events:
                     self._handle(events)
                 if self.closed:
                     return
+            if seg.malformed != malformed:
+                self._malformed(seg.malformed - malformed)
+
+    def _malformed(self, n: int) -> None:
+        """Video units the segmenter dropped (not AVCC): counted, logged once."""
+        self.malformed += n
+        if self.malformed == n:
+            log.warning("%s: dropping video units with bad NAL lengths from %s", self.stream.path,
+                        type(self).__name__)
 
     def _handle(self, events: list[Fmp4Part | Fmp4Segment]) -> None:
         for ev in events:

@@ -6,6 +6,10 @@ cut at the first keyframe after that, then at the first keyframe after each
 `hlsfragment` seconds. Segments and an atomically replaced playlist are
 files in a tmpfs folder (or `hlspath`); the fronts serve them as files.
 
+A video unit that is not whole AVCC (a NAL length past its end: the
+ingest never writes one, but a segmenter must not depend on it) is
+dropped, counted in `dropped`, and logged once per segmenter.
+
 The open segment is a buffer whose length the publisher's keyframes and
 times decide: it is cut without a keyframe past `MAX_SEGMENT` seconds or
 `MAX_SEGMENT_BYTES`, and at a keyframe whose time is before the segment's
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ProtocolError
+from ..media.access_unit import avcc_ok
 from ..media.codec_config import AdtsParams, adts_params_from_asc
 from ..media.hls import MediaPlaylist
 from ..media.mpegts import TsMuxer
@@ -54,6 +59,7 @@ class TsSegmenter:
         self._discontinuity = False  # the next segment follows a time line that went back
         self._version = stream.version
         self._closed = False
+        self.dropped = 0  # video units that are not AVCC, dropped
         self._setup(stream.tracks)
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -92,6 +98,9 @@ class TsSegmenter:
         if m is None:
             return
         if self.video is not None and e.track == self.video.index:
+            if not avcc_ok(e.data):
+                self._drop()
+                return
             dts = self._to90k(e.dts, self.video)
             self._maybe_cut(dts, e.keyframe)
             if self._seg_start is None:
@@ -107,6 +116,11 @@ class TsSegmenter:
                 return
             self._begin()
             self._buf += m.audio(e.data, pts, self.adts)
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            log.warning("%s: dropping video units with bad NAL lengths from HLS (TS)", self.stream.path)
 
     def _begin(self) -> None:
         if not self._psi_written and self.muxer is not None:

@@ -7,7 +7,9 @@ part appended as it completes (one ``writev``, a few tens of KB, on the
 loop: page-cache writes), so a file cut short by a crash plays up to its
 last whole fragment. A file is closed — fsync, close, then retention for
 its path — in the shard's file thread, never on the loop. New parameter
-sets start a new file (a file has one init).
+sets start a new file (a file has one init). A file is also closed past
+`FILE_WALL_MARGIN` times its longest length of wall clock or past
+`FILE_MAX_BYTES`, whatever the media timestamps say.
 
 A write that fails (disk full, no permission, any OSError) stops that
 stream's recording with an ERROR line and a count; the live stream goes on.
@@ -28,6 +30,7 @@ from typing import Any
 
 from ..media.mp4 import Fmp4Part
 from ..media.mp4.recorder import RecordingFile
+from ..media.mp4.segmenter import MAX_SEGMENT
 from ..store.recordings import RecordRule, RecordTable, file_name, path_folder
 from .fmp4_feed import Fmp4Feed
 from .record_retention import apply_retention, sweep
@@ -41,6 +44,15 @@ PART = 1.0
 #: Age- and size-based retention over every path this shard owns, also for
 #: paths that are not live (their files still age).
 SWEEP_EVERY = 60.0
+#: An open file is closed (and a new one begun) past the rule's file length
+#: by the media clock, as FFmpeg's segment muxer and MediaMTX's recorder cut
+#: theirs; past `FILE_WALL_MARGIN` times the longest that rule lets a file
+#: run (its length, or `MAX_SEGMENT` without a keyframe) of wall clock, or
+#: past `FILE_MAX_BYTES`, it is closed anyway, keyframe or not: a publisher
+#: whose timestamps froze would keep one file open, growing, forever, and
+#: retention never deletes an open file.
+FILE_WALL_MARGIN = 2.0
+FILE_MAX_BYTES = 4 * 1024 ** 3
 #: Names tried in one second before giving up (`-1` ... `-N`).
 NAME_TRIES = 100
 _O_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
@@ -52,6 +64,11 @@ class RecordCounters:
     bytes: int = 0  # bytes written
     errors: int = 0  # recordings stopped by a failed write or open
     deleted: int = 0  # files removed by retention
+
+
+def file_wall(rule: RecordRule) -> float:
+    """Wall-clock seconds a file of ``rule`` may stay open."""
+    return FILE_WALL_MARGIN * max(rule.segment, MAX_SEGMENT)
 
 
 class Recorder(Fmp4Feed):
@@ -68,7 +85,8 @@ class Recorder(Fmp4Feed):
         self._init_version = -1
         # Parts are written as they come: the segment's bytes are not kept
         # (they were a whole file's worth, up to an hour of the stream).
-        super().__init__(stream, part_target=PART, segment_target=rule.segment, window=1, segment_bytes=False)
+        super().__init__(stream, part_target=PART, segment_target=rule.segment, window=1, segment_bytes=False,
+                         segment_wall=file_wall(rule), segment_max_bytes=FILE_MAX_BYTES)
 
     def pump(self) -> None:
         try:

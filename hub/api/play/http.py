@@ -232,6 +232,8 @@ class MediaHttpProtocol(asyncio.Protocol):
         if viewer is None:
             viewer = viewers.add(path, peer, token, ticket)
         answer_head, body = answer
+        if head.method == "HEAD":  # the same head (Content-Length too), no body: RFC 9110 9.3.2
+            body = b""
         viewers.seen(viewer, 0, len(answer_head) + len(body))
         self._write_close(answer_head, body)
 

@@ -24,15 +24,18 @@ being joined wait for that join.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import AsyncIterator, NamedTuple
+from typing import AsyncIterator, Callable, NamedTuple
 
 from ...errors import NotFound, ProtocolError, ServiceUnavailable
 from ...media.mp4.playback import FilePiece, Mp4Range, RecordedFile, end_key, index_file, join_range
 from ...store.recordings import RecordingFile, list_recordings, parse_name
 from ...workers import Workers
+
+log = logging.getLogger("hub.api.recordings")
 
 #: File indexes kept per front (a 60 s file with 1 s fragments: ~30 KB).
 CACHE_FILES = 512
@@ -233,18 +236,36 @@ def parse_range(header: str | None, length: int) -> ByteRange | None:
     return ByteRange(first, min(last + 1, length))
 
 
-async def stream_range(rng: Mp4Range, first: int, stop: int) -> AsyncIterator[bytes]:
+class RecordingGone(NotFound):
+    """A file of a range went (retention) or shrank while the range was sent."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+async def stream_range(rng: Mp4Range, first: int, stop: int,
+                       abort: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     """The bytes ``first``..``stop`` of the joined MP4: generated pieces as they
-    are, file pieces read in threads, `CHUNK` bytes at a time."""
+    are, file pieces read in threads, `CHUNK` bytes at a time.
+
+    A file deleted (or cut) before its turn: its length was promised in the
+    head already, so the answer cannot say so; ``abort`` (the server's: it
+    closes the connection after what was sent) ends it short, with one INFO
+    line. Without ``abort`` the `RecordingGone` is raised."""
     fds: dict[str, int] = {}
     try:
         for piece in rng.slice(first, stop):
             if isinstance(piece, bytes):
                 yield piece
                 continue
-            yield_from = _piece_reader(piece, fds)
-            async for chunk in yield_from:
+            async for chunk in _piece_reader(piece, fds):
                 yield chunk
+    except RecordingGone as e:
+        if abort is None:
+            raise
+        log.info("recording download cut short: %s (%s)", e.message, os.path.basename(e.path))
+        abort()
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -256,11 +277,11 @@ async def _piece_reader(piece: FilePiece, fds: dict[str, int]) -> AsyncIterator[
         try:
             fd = fds[piece.path] = os.open(piece.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            raise NotFound("a recording was deleted while being sent") from None
+            raise RecordingGone("a recording was deleted while being sent", piece.path) from None
     pos, end = piece.offset, piece.offset + piece.length
     while pos < end:
         data = await asyncio.to_thread(os.pread, fd, min(CHUNK, end - pos), pos)
         if not data:
-            raise NotFound("a recording shrank while being sent")
+            raise RecordingGone("a recording shrank while being sent", piece.path)
         pos += len(data)
         yield data

@@ -40,12 +40,12 @@ from ...placement import canonical_path
 from ...store.recordings import parse_name, path_folder
 from ...store.users import User
 from ..access import token_from
-from ..http_responses import CORS
+from ..http_responses import ABORT_EXTENSION, CORS
 from .body import json_body
 from .json import JsonResponse
 from .paging import page_params
-from .recording_files import (JoinedRanges, RecordingIndex, list_folder, overlapping, parse_range, recording_workers,
-                              stream_range)
+from .recording_files import (MAX_FILES, JoinedRanges, RecordingIndex, list_folder, overlapping, parse_range,
+                              recording_workers, stream_range)
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -156,7 +156,9 @@ async def _listing(request: Request, path: str) -> Response:
     after = parse_name(token) if token else None
     if after is not None:  # the last name of the previous page (it may be gone since)
         listed = [f for f in listed if f.order > after]
-    page = listed[:size]
+    # A page is indexed whole, and one request indexes at most MAX_FILES:
+    # a bigger page size is clamped (its next_page_token leads on).
+    page = listed[:min(size, MAX_FILES)]
     sizes = {str(folder / f.name): f.size for f in page}
     items = [{"name": f.path.rsplit("/", 1)[-1], "start": _iso(f.start),
               "end": _iso(f.start + f.index.duration), "duration": round(f.index.duration, 3),
@@ -199,7 +201,8 @@ async def _mp4(request: Request, path: str) -> Response:
     headers["Content-Length"] = str(stop - first)
     if request.method == "HEAD":
         return Response(b"", status_code=status, headers=headers)
-    return StreamingResponse(stream_range(rng, first, stop), status_code=status, headers=headers)
+    abort = (request.scope.get("extensions") or {}).get(ABORT_EXTENSION, {}).get("abort")
+    return StreamingResponse(stream_range(rng, first, stop, abort), status_code=status, headers=headers)
 
 
 async def _playlist(request: Request, path: str) -> Response:

@@ -20,7 +20,13 @@ at or after ``segment_target`` (audio-only: at ``segment_target``); past
 `MAX_SEGMENT` without a keyframe a segment is cut anyway, and so is a part
 (with ``segment_bytes``, the segment) holding `MAX_HELD_BYTES` of media
 whatever its timestamps say (frozen ones never age it), so nothing grows
-without bound. Parts are whole frames: the part duration is
+without bound. A caller that cannot trust the media clock for a segment's
+end (a recorder: a segment is a file, which retention never deletes while
+it is open) bounds it by wall clock and bytes too (``segment_wall``,
+``segment_max_bytes``): past either it is cut at the next sample, keyframe
+or not, and if the media clock has stopped telling time the next segment's
+program date-time is the wall clock's. A video unit that is not whole AVCC is dropped
+(``malformed`` counts them). Parts are whole frames: the part duration is
 ``part_target`` rounded to a whole number of the first frame durations seen,
 so at a steady frame rate every part but a segment's last has the same
 length and ``part_target`` (the advertised PART-TARGET) is exact.
@@ -38,6 +44,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 from hub.errors import ProtocolError
+from hub.media.access_unit import avcc_ok
 from hub.media.mp4.fragment import Fmp4Sample, TrackRun, styp, write_fragment
 from hub.media.mp4.init import Mp4Track, init_segment, mp4_track
 from hub.media.stream_desc import AUDIO_AAC, VIDEO_CODECS, TrackDesc
@@ -109,7 +116,8 @@ class Fmp4Segmenter:
 
     def __init__(self, tracks: Sequence[TrackDesc], *, part_target: float = 0.2,
                  segment_target: float = 2.0, window: int = 7, first_sequence: int = 0,
-                 segment_bytes: bool = True) -> None:
+                 segment_bytes: bool = True, segment_wall: float | None = None,
+                 segment_max_bytes: int | None = None) -> None:
         if not 0 < part_target <= segment_target:
             raise ValueError("need 0 < part_target <= segment_target")
         if window < 1:
@@ -119,6 +127,12 @@ class Fmp4Segmenter:
         # empty): a caller that writes each part as it comes (the recorder)
         # holds one part, not a whole segment of up to MAX_SEGMENT seconds.
         self.segment_bytes = segment_bytes
+        # Bounds that do not trust the media clock (a recording's file): a
+        # segment is cut, keyframe or not, once open ``segment_wall`` seconds
+        # of the wall clock given to `push` or holding ``segment_max_bytes``.
+        self.segment_wall = segment_wall
+        self.segment_max_bytes = segment_max_bytes
+        self.forced_cuts = 0  # segments cut by those bounds
         self.segment_target = segment_target
         self.segments: deque[SegmentInfo] = deque(maxlen=window)
         self.discontinuity_sequence = 0
@@ -126,6 +140,7 @@ class Fmp4Segmenter:
         self.init_version = 0
         self.ended = False
         self.dropped = 0  # audio samples over MAX_PART_SAMPLES
+        self.malformed = 0  # video units that are not AVCC (a NAL length past the end), dropped
         self._sequence = first_sequence
         self._parts: list[Fmp4Part] = []
         self._discontinuity = False
@@ -179,6 +194,8 @@ class Fmp4Segmenter:
         self._vbase = 0
         self._audio_in: list[tuple[Buffer, int]] = []
         self._held = 0  # media bytes in _vsamples, _audio_in (and, with segment_bytes, _parts)
+        self._seg_size = 0  # bytes of the open segment's closed parts
+        self._seg_wall: float | None = None  # wall clock the open segment began at
         self._seg_start = self._part_start = self._last_dts = 0
         self._part_independent = self._seg_independent = False
         self._anchor: tuple[int, float] | None = None
@@ -215,6 +232,9 @@ class Fmp4Segmenter:
         kind = self._kinds.get(track)
         if kind is None or self.ended or not data:
             return events
+        if kind == "video" and not avcc_ok(data):
+            self.malformed += 1  # a decoder would choke on it: as if it never came
+            return events
         reference = kind == "video" or self.video is None
         if reference and self._started and self._jumped(dts):
             # The time line broke (a publisher restarted under the same
@@ -233,13 +253,13 @@ class Fmp4Segmenter:
             self._add_video(prev, duration)
             if duration:
                 self._learn_frame(duration)
-            self._cut(dts, keyframe, events)
+            self._cut(dts, keyframe, events, now)
             self._pending = _Pending(data, pts, dts, keyframe)
         elif self.video is None:
             if not self._started:
                 self._begin(dts, now)
             else:
-                self._cut(dts, True, events)
+                self._cut(dts, True, events, now)
             self._audio_in.append((data, dts))
             self._held += len(data)
             self._last_dts = dts
@@ -278,6 +298,7 @@ class Fmp4Segmenter:
         self._started = True
         self._seg_start = self._part_start = self._last_dts = dts
         self._part_independent = self._seg_independent = True
+        self._seg_wall = now
         if now is not None:
             self._anchor = (dts, now)
 
@@ -299,15 +320,32 @@ class Fmp4Segmenter:
         self._vsamples.append(Fmp4Sample(s.data, duration, s.pts - s.dts, s.key))
         self._held += len(s.data)
 
-    def _cut(self, dts: int, key: bool, events: list[Fmp4Part | Fmp4Segment]) -> None:
+    def _forced(self, now: float | None) -> bool:
+        """The open segment is past ``segment_wall`` or ``segment_max_bytes``."""
+        wall = self.segment_wall
+        if wall is not None and now is not None and self._seg_wall is not None and now - self._seg_wall >= wall:
+            return True
+        limit = self.segment_max_bytes
+        return limit is not None and self._seg_size + self._held >= limit
+
+    def _cut(self, dts: int, key: bool, events: list[Fmp4Part | Fmp4Segment], now: float | None = None) -> None:
         elapsed = dts - self._seg_start
         overgrown = self._held >= MAX_HELD_BYTES
+        forced = self._forced(now)
         if ((key and elapsed >= self._seg_ticks) or elapsed >= self._max_seg_ticks
-                or (overgrown and self.segment_bytes)):
+                or (overgrown and self.segment_bytes) or forced):
             self._close_part(dts, events)
             self._close_segment(dts, events)
             self._seg_start = self._part_start = dts
             self._part_independent = self._seg_independent = key
+            self._seg_wall = now
+            if forced:
+                self.forced_cuts += 1
+                pdt = self._pdt(dts)
+                if now is not None and (pdt is None or abs(now - pdt) > 1.0):
+                    # The media clock stopped telling time (frozen timestamps):
+                    # the next segment's wall clock is the wall clock's.
+                    self._anchor = (dts, now)
             return
         in_part = dts - self._part_start
         if self._part_ticks:
@@ -345,6 +383,7 @@ class Fmp4Segmenter:
                         max(0, end - self._part_start) / self._ts, self._pdt(self._part_start),
                         chunks, sum(len(c) for c in chunks))
         self.next_part_number += 1
+        self._seg_size += part.size
         self._parts.append(part if self.segment_bytes else replace(part, chunks=()))
         self._vsamples = []
         self._audio_in = []
@@ -373,6 +412,7 @@ class Fmp4Segmenter:
         self._sequence += 1
         self._parts = []
         self._held = 0
+        self._seg_size = 0
         self._discontinuity = False
 
     def _flush(self) -> list[Fmp4Part | Fmp4Segment]:
