@@ -288,6 +288,7 @@ class RtpPlayer:
         self.started = False
         self.tcp_channels: tuple[int, ...] | None = None
         self._tcp: dict[int, int] = {}
+        self._tcp_rtcp: dict[int, int] = {}  # the RTCP channel each track's SETUP declared
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
         self._multicast: set[int] = set()
         self._gop: Batch = []
@@ -300,6 +301,7 @@ class RtpPlayer:
         if spec.is_tcp:
             ch = spec.interleaved or (2 * track, 2 * track + 1)
             self._tcp[track] = ch[0]
+            self._tcp_rtcp[track] = ch[1]
             n = len(self.view.desc.tracks)
             self.tcp_channels = tuple(self._tcp.get(i, -1) for i in range(n))
             self.consumer.extra = "net=rtsp-tcp"
@@ -362,9 +364,9 @@ class RtpPlayer:
         if self.tcp_channels is not None:
             parts: list[bytes] = []
             for t, r in reports:
-                ch = self.tcp_channels[t] if t < len(self.tcp_channels) else -1
-                if ch >= 0:
-                    parts += (frame_header(ch + 1, len(r)), r)
+                ch = self._tcp_rtcp.get(t)  # as declared: RTP's + 1 may be 256
+                if ch is not None:
+                    parts += (frame_header(ch, len(r)), r)
             if parts:
                 self.consumer.write_direct(b"".join(parts))
             return
