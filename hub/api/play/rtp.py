@@ -15,8 +15,10 @@ import random
 import socket
 import struct
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from ...client_key import client_key
 from ...errors import UnsupportedTransport
 from ...media.rtcp import SenderReport, unix_to_ntp
 from ...media.rtsp import frame_header
@@ -248,6 +250,14 @@ class MulticastOut:
         self.sock.close()
 
 
+#: UDP port pairs (one per track set up over UDP) the players of one client
+#: address (IPv6: its /64) may hold in a front: a share of the front's slice
+#: (2,000 pairs over all shards and fronts by default), so one client cannot
+#: take them all. Past it, and with the slice used up, SETUP is answered 461:
+#: clients (FFmpeg, VLC, gortsplib) then set up over TCP.
+MAX_UDP_PAIRS_PER_CLIENT = 32
+
+
 class RtpPorts:
     """Where this front's RTSP players send from: its slice of the RTP/UDP
     port range, and its blocks of multicast group ports (2 ports a track)."""
@@ -258,6 +268,27 @@ class RtpPorts:
         self.group = group
         self.ttl = ttl
         self._mc_next = 0
+        self._held: Counter[str] = Counter()  # UDP pairs by client key
+
+    def udp_pair(self, client: str, replacing: bool = False) -> tuple[socket.socket, socket.socket]:
+        """A port pair for a player at `client` (`replacing`: one it holds
+        is given back right after), or 461."""
+        key = client_key(client)
+        if self._held[key] - replacing >= MAX_UDP_PAIRS_PER_CLIENT:
+            raise UnsupportedTransport(f"{client} holds {MAX_UDP_PAIRS_PER_CLIENT} RTP port pairs already")
+        try:
+            pair = self.udp.bind_pair()
+        except OSError:
+            raise UnsupportedTransport("no free RTP port pair") from None
+        self._held[key] += 1
+        return pair
+
+    def release_udp(self, client: str, port: int) -> None:
+        key = client_key(client)
+        self.udp.release(port)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
 
     def multicast_out(self, tracks: int) -> MulticastOut:
         """A group port block for one stream's multicast players."""
@@ -318,7 +349,7 @@ class RtpPlayer:
                                  ttl=self.ports.ttl)
         if not spec.client_port:
             raise UnsupportedTransport("UDP needs client_port")
-        rtp, rtcp = self.ports.udp.bind_pair()
+        rtp, rtcp = self.ports.udp_pair(self.peer_host, replacing=track in self._udp)
         old = self._udp.pop(track, None)
         if old is not None:
             self._release(*old)
@@ -408,7 +439,7 @@ class RtpPlayer:
     def _release(self, rtp: socket.socket, rtcp: socket.socket, _dest: object) -> None:
         if self.on_feedback is not None:
             asyncio.get_running_loop().remove_reader(rtcp.fileno())
-        self.ports.udp.release(rtp.getsockname()[1])
+        self.ports.release_udp(self.peer_host, rtp.getsockname()[1])
         rtp.close()
         rtcp.close()
 
