@@ -323,6 +323,7 @@ class RtpPlayer:
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
         self._multicast: set[int] = set()
         self._gop: Batch = []
+        self._joined = False  # the cached GOP went out (one burst per session)
         self.consumer = Consumer(transport, "RTP", "net=rtsp-tcp", on_close=self._consumer_closed)
         cap_send_buffer(transport)
         self.fanout.consumers.append(self.consumer)
@@ -362,8 +363,11 @@ class RtpPlayer:
                              server_port=(port, port + 1))
 
     def rtp_info(self, base_url: str) -> str:
-        """RTP-Info for PLAY; also fixes the GOP this player starts with."""
-        self._gop = self.fanout.gop_batch()
+        """RTP-Info for PLAY; also fixes the GOP this player starts with:
+        the cached one at its first PLAY only. A PLAY after PAUSE resumes
+        live (over TCP at the next keyframe): re-sent, the GOP was megabytes
+        of packets (over UDP, with no back-pressure) per PAUSE/PLAY pair."""
+        self._gop = self.fanout.gop_batch() if not self._joined else []
         first: dict[int, tuple[int, int]] = {}
         for t, _k, p in self._gop:
             if t not in first:
@@ -388,7 +392,7 @@ class RtpPlayer:
         elif self._udp:
             self.send_udp(self._gop)
         self._gop = []
-        self.started = True
+        self.started = self._joined = True
         self.fanout.start_reports()
 
     def send_rtcp(self, reports: list[tuple[int, bytes]]) -> None:
