@@ -305,8 +305,12 @@ MAX_FEEDBACK_READS = 8
 class RtpPlayer:
     """One RTSP player session on this front: its transports per track.
 
-    `on_feedback()` is called when RTCP from the player's host reaches a UDP
-    track's RTCP port (its receiver reports keep the RTSP session alive)."""
+    `on_feedback()` is called when RTCP from a port the player declared
+    (`client_port`, on the player's host; RTCP's, or RTP's for clients that
+    send both from one socket) reaches a UDP track's RTCP port: its
+    receiver reports keep the RTSP session alive.
+    Another port's (a neighbour behind the same NAT, any program on the
+    player's host) do not: they kept a gone player's stream flowing."""
 
     def __init__(self, ports: RtpPorts, view: StreamView, transport: asyncio.Transport,
                  peer_host: str, on_feedback: Callable[[], None] | None = None) -> None:
@@ -321,6 +325,7 @@ class RtpPlayer:
         self._tcp: dict[int, int] = {}
         self._tcp_rtcp: dict[int, int] = {}  # the RTCP channel each track's SETUP declared
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
+        self._rtcp_dest: dict[int, tuple[str, int]] = {}  # the declared RTCP address per UDP track
         self._multicast: set[int] = set()
         self._gop: Batch = []
         self._joined = False  # the cached GOP went out (one burst per session)
@@ -355,8 +360,10 @@ class RtpPlayer:
         if old is not None:
             self._release(*old)
         self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
+        self._rtcp_dest[track] = (self.peer_host, spec.client_port[1])
         if self.on_feedback is not None:
-            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp)
+            sources = {(self.peer_host, port) for port in spec.client_port}
+            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp, sources)
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
         return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
@@ -409,7 +416,7 @@ class RtpPlayer:
             dest = self._udp.get(t)
             if dest is not None:
                 try:
-                    dest[1].sendto(r, (dest[2][0], dest[2][1] + 1))
+                    dest[1].sendto(r, self._rtcp_dest[t])
                 except OSError:
                     pass
 
@@ -427,7 +434,7 @@ class RtpPlayer:
                 except OSError:
                     pass
 
-    def _read_feedback(self, rtcp: socket.socket) -> None:
+    def _read_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]]) -> None:
         heard = False
         for _ in range(MAX_FEEDBACK_READS):
             try:
@@ -436,7 +443,7 @@ class RtpPlayer:
                 break
             except OSError:
                 break
-            heard = heard or addr[0] == self.peer_host
+            heard = heard or (addr[0], addr[1]) in sources
         if heard and self.on_feedback is not None:
             self.on_feedback()
 
