@@ -27,8 +27,10 @@ class RawRtsp:
     """One RTSP connection; answers queue up, frames are kept with the time
     they arrived, and `closed_at` says when the server closed it."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 5.0, source: str | None = None) -> None:
+        """`source`: the loopback address to connect from (another client)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(None)
         self.answers: queue.Queue[RtspResponse] = queue.Queue()
         self.frames: list[Frame] = []

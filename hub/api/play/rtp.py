@@ -15,8 +15,10 @@ import random
 import socket
 import struct
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from ...client_key import client_key
 from ...errors import UnsupportedTransport
 from ...media.rtcp import SenderReport, unix_to_ntp
 from ...media.rtsp import frame_header
@@ -248,6 +250,14 @@ class MulticastOut:
         self.sock.close()
 
 
+#: UDP port pairs (one per track set up over UDP) the players of one client
+#: address (IPv6: its /64) may hold in a front: a share of the front's slice
+#: (2,000 pairs over all shards and fronts by default), so one client cannot
+#: take them all. Past it, and with the slice used up, SETUP is answered 461:
+#: clients (FFmpeg, VLC, gortsplib) then set up over TCP.
+MAX_UDP_PAIRS_PER_CLIENT = 32
+
+
 class RtpPorts:
     """Where this front's RTSP players send from: its slice of the RTP/UDP
     port range, and its blocks of multicast group ports (2 ports a track)."""
@@ -258,6 +268,27 @@ class RtpPorts:
         self.group = group
         self.ttl = ttl
         self._mc_next = 0
+        self._held: Counter[str] = Counter()  # UDP pairs by client key
+
+    def udp_pair(self, client: str, replacing: bool = False) -> tuple[socket.socket, socket.socket]:
+        """A port pair for a player at `client` (`replacing`: one it holds
+        is given back right after), or 461."""
+        key = client_key(client)
+        if self._held[key] - replacing >= MAX_UDP_PAIRS_PER_CLIENT:
+            raise UnsupportedTransport(f"{client} holds {MAX_UDP_PAIRS_PER_CLIENT} RTP port pairs already")
+        try:
+            pair = self.udp.bind_pair()
+        except OSError:
+            raise UnsupportedTransport("no free RTP port pair") from None
+        self._held[key] += 1
+        return pair
+
+    def release_udp(self, client: str, port: int) -> None:
+        key = client_key(client)
+        self.udp.release(port)
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
 
     def multicast_out(self, tracks: int) -> MulticastOut:
         """A group port block for one stream's multicast players."""
@@ -274,8 +305,12 @@ MAX_FEEDBACK_READS = 8
 class RtpPlayer:
     """One RTSP player session on this front: its transports per track.
 
-    `on_feedback()` is called when RTCP from the player's host reaches a UDP
-    track's RTCP port (its receiver reports keep the RTSP session alive)."""
+    `on_feedback()` is called when RTCP from a port the player declared
+    (`client_port`, on the player's host; RTCP's, or RTP's for clients that
+    send both from one socket) reaches a UDP track's RTCP port: its
+    receiver reports keep the RTSP session alive.
+    Another port's (a neighbour behind the same NAT, any program on the
+    player's host) do not: they kept a gone player's stream flowing."""
 
     def __init__(self, ports: RtpPorts, view: StreamView, transport: asyncio.Transport,
                  peer_host: str, on_feedback: Callable[[], None] | None = None) -> None:
@@ -288,9 +323,12 @@ class RtpPlayer:
         self.started = False
         self.tcp_channels: tuple[int, ...] | None = None
         self._tcp: dict[int, int] = {}
+        self._tcp_rtcp: dict[int, int] = {}  # the RTCP channel each track's SETUP declared
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
+        self._rtcp_dest: dict[int, tuple[str, int]] = {}  # the declared RTCP address per UDP track
         self._multicast: set[int] = set()
         self._gop: Batch = []
+        self._joined = False  # the cached GOP went out (one burst per session)
         self.consumer = Consumer(transport, "RTP", "net=rtsp-tcp", on_close=self._consumer_closed)
         cap_send_buffer(transport)
         self.fanout.consumers.append(self.consumer)
@@ -300,6 +338,7 @@ class RtpPlayer:
         if spec.is_tcp:
             ch = spec.interleaved or (2 * track, 2 * track + 1)
             self._tcp[track] = ch[0]
+            self._tcp_rtcp[track] = ch[1]
             n = len(self.view.desc.tracks)
             self.tcp_channels = tuple(self._tcp.get(i, -1) for i in range(n))
             self.consumer.extra = "net=rtsp-tcp"
@@ -316,21 +355,26 @@ class RtpPlayer:
                                  ttl=self.ports.ttl)
         if not spec.client_port:
             raise UnsupportedTransport("UDP needs client_port")
-        rtp, rtcp = self.ports.udp.bind_pair()
+        rtp, rtcp = self.ports.udp_pair(self.peer_host, replacing=track in self._udp)
         old = self._udp.pop(track, None)
         if old is not None:
             self._release(*old)
         self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
+        self._rtcp_dest[track] = (self.peer_host, spec.client_port[1])
         if self.on_feedback is not None:
-            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp)
+            sources = {(self.peer_host, port) for port in spec.client_port}
+            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp, sources)
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
         return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
                              server_port=(port, port + 1))
 
     def rtp_info(self, base_url: str) -> str:
-        """RTP-Info for PLAY; also fixes the GOP this player starts with."""
-        self._gop = self.fanout.gop_batch()
+        """RTP-Info for PLAY; also fixes the GOP this player starts with:
+        the cached one at its first PLAY only. A PLAY after PAUSE resumes
+        live (over TCP at the next keyframe): re-sent, the GOP was megabytes
+        of packets (over UDP, with no back-pressure) per PAUSE/PLAY pair."""
+        self._gop = self.fanout.gop_batch() if not self._joined else []
         first: dict[int, tuple[int, int]] = {}
         for t, _k, p in self._gop:
             if t not in first:
@@ -355,16 +399,16 @@ class RtpPlayer:
         elif self._udp:
             self.send_udp(self._gop)
         self._gop = []
-        self.started = True
+        self.started = self._joined = True
         self.fanout.start_reports()
 
     def send_rtcp(self, reports: list[tuple[int, bytes]]) -> None:
         if self.tcp_channels is not None:
             parts: list[bytes] = []
             for t, r in reports:
-                ch = self.tcp_channels[t] if t < len(self.tcp_channels) else -1
-                if ch >= 0:
-                    parts += (frame_header(ch + 1, len(r)), r)
+                ch = self._tcp_rtcp.get(t)  # as declared: RTP's + 1 may be 256
+                if ch is not None:
+                    parts += (frame_header(ch, len(r)), r)
             if parts:
                 self.consumer.write_direct(b"".join(parts))
             return
@@ -372,7 +416,7 @@ class RtpPlayer:
             dest = self._udp.get(t)
             if dest is not None:
                 try:
-                    dest[1].sendto(r, (dest[2][0], dest[2][1] + 1))
+                    dest[1].sendto(r, self._rtcp_dest[t])
                 except OSError:
                     pass
 
@@ -390,7 +434,7 @@ class RtpPlayer:
                 except OSError:
                     pass
 
-    def _read_feedback(self, rtcp: socket.socket) -> None:
+    def _read_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]]) -> None:
         heard = False
         for _ in range(MAX_FEEDBACK_READS):
             try:
@@ -399,14 +443,14 @@ class RtpPlayer:
                 break
             except OSError:
                 break
-            heard = heard or addr[0] == self.peer_host
+            heard = heard or (addr[0], addr[1]) in sources
         if heard and self.on_feedback is not None:
             self.on_feedback()
 
     def _release(self, rtp: socket.socket, rtcp: socket.socket, _dest: object) -> None:
         if self.on_feedback is not None:
             asyncio.get_running_loop().remove_reader(rtcp.fileno())
-        self.ports.udp.release(rtp.getsockname()[1])
+        self.ports.release_udp(self.peer_host, rtp.getsockname()[1])
         rtp.close()
         rtcp.close()
 

@@ -9,12 +9,18 @@ stall every player of the front): it runs in threads (hub.auth.hashing:
 at most 2 at a time, 32 in hand, more is 503), and a password that
 verified once is remembered (by its SHA-256, with the hash it matched) so
 a player's DESCRIBE/SETUP/PLAY cost one scrypt, not three.
+
+A Digest nonce carries its own issue time, signed (HMAC with a key of this
+front's): nothing is kept per challenge, so a stranger asking for
+challenges without end costs no memory, and checking one is O(1).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +33,10 @@ from ...media.rtsp import (BasicChallenge, BasicCredentials, DigestChallenge, Di
 from ...store.users import User, UserTable
 
 NONCE_TTL = 300.0
+#: A nonce: its issue time (a double, 16 hex digits), 16 hex digits of
+#: chance, then NONCE_MAC hex digits of HMAC-SHA256 over both.
+_STAMP = struct.Struct(">d")
+NONCE_MAC = 32
 #: Basic password checks (scrypt) run at once per front.
 BASIC_WORKERS = 2
 #: Basic passwords remembered after a successful check.
@@ -44,7 +54,7 @@ class RtspChallenger:
     def __init__(self, scheme: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.scheme = scheme
         self.clock = clock
-        self._nonces: dict[str, float] = {}
+        self._nonce_key = os.urandom(32)
         # (user, sha256(password)) -> the stored hash it verified against.
         self._verified: OrderedDict[tuple[str, bytes], str] = OrderedDict()
         self.hashing = hashing_workers(BASIC_WORKERS)
@@ -52,12 +62,18 @@ class RtspChallenger:
     def challenge(self, stale: bool = False) -> str:
         if self.scheme == "basic":
             return str(BasicChallenge(REALM))
-        now = self.clock()
-        if len(self._nonces) > 4096:
-            self._nonces = {n: t for n, t in self._nonces.items() if now - t < NONCE_TTL}
-        nonce = os.urandom(16).hex()
-        self._nonces[nonce] = now
-        return str(DigestChallenge(REALM, nonce, stale=stale))
+        body = _STAMP.pack(self.clock()).hex() + os.urandom(8).hex()
+        return str(DigestChallenge(REALM, body + self._mac(body), stale=stale))
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._nonce_key, body.encode("ascii"), hashlib.sha256).hexdigest()[:NONCE_MAC]
+
+    def issued(self, nonce: str) -> float | None:
+        """When this challenger issued `nonce` (None: it did not)."""
+        body, mac = nonce[:-NONCE_MAC], nonce[-NONCE_MAC:]
+        if len(body) != 32 or not nonce.isascii() or not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        return float(_STAMP.unpack(bytes.fromhex(body[:16]))[0])  # ours: hex
 
     async def user(self, users: UserTable | None, authorization: str | None, method: str, uri: str) -> User:
         """The user whose credentials authorize `method` on `uri`, or
@@ -73,7 +89,7 @@ class RtspChallenger:
             if user is None or not user.ha1:
                 raise Unauthorized("bad credentials")
             verdict = check_digest(creds, method=method, request_uri=uri, ha1=user.ha1, realm=REALM,
-                                   issued=self._nonces.get(creds.nonce), now=self.clock(), ttl=NONCE_TTL)
+                                   issued=self.issued(creds.nonce), now=self.clock(), ttl=NONCE_TTL)
             if verdict is DigestVerdict.STALE:
                 raise StaleNonce("stale nonce")
             if verdict is not DigestVerdict.OK:
