@@ -125,15 +125,30 @@ class RtpFanout:
         them for A/V sync and to measure the clock)."""
         self._sr_timer = None
         live = [p for p in self.players if p.started]
-        if not live and self.multicast is None:
+        if not live:
             return
         now = time.time()
         reports = [(o.track.index, o.sender_report(now)) for o in self.tracks if o.packet_count]
         for p in live:
             p.send_rtcp(reports)
-        if self.multicast is not None:
-            self.multicast.send_rtcp(reports)
+        multicast = self._multicast_live(live)
+        if multicast is not None:
+            multicast.send_rtcp(reports)
         self.start_reports()
+
+    def _multicast_live(self, live: list[RtpPlayer]) -> MulticastOut | None:
+        """The group, while one of its players plays (a SETUP alone, or a
+        PAUSE, sends nothing onto the network)."""
+        multicast = self.multicast
+        if multicast is None or not any(p.plays_multicast for p in live):
+            return None
+        return multicast
+
+    def multicast_left(self) -> None:
+        """A multicast player left: the group ends with its last player."""
+        if self.multicast is not None and not any(p.plays_multicast for p in self.players):
+            self.multicast.close()
+            self.multicast = None
 
     def on_desc(self, desc: StreamDesc) -> None:
         # Codec parameters travel in-band for RTSP players (the depacketised
@@ -155,7 +170,7 @@ class RtpFanout:
 
     def feed(self, entries: list[RingEntry]) -> None:
         live = [p for p in self.players if p.started]
-        if not live and self.multicast is None:
+        if not live:
             return
         batch = self.packetize(entries)
         if not batch:
@@ -169,8 +184,9 @@ class RtpFanout:
                 p.consumer.send(*blob)
             else:
                 p.send_udp(batch)
-        if self.multicast is not None:
-            self.multicast.send(batch)
+        multicast = self._multicast_live(live)
+        if multicast is not None:
+            multicast.send(batch)
 
     def gop_batch(self) -> Batch:
         """The cached GOP, packetised with sequence numbers that end right
@@ -222,15 +238,20 @@ def interleave(batch: Batch, channels: tuple[int, ...]) -> tuple[bytes, int]:
 
 
 class MulticastOut:
-    """One group/port pair per stream per front, shared by its multicast players."""
+    """One group/port block per stream per front, shared by its multicast
+    players: it sends only while one of them plays, and is closed (its ports
+    given back) when the last of them leaves."""
 
-    def __init__(self, group: str, port: int, ttl: int, tracks: int) -> None:
+    def __init__(self, group: str, port: int, ttl: int, tracks: int,
+                 on_close: Callable[[list[int]], None] | None = None) -> None:
         self.group, self.port = group, port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
         self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
         self.ports = [port + 2 * i for i in range(tracks)]
+        self._on_close = on_close
+        self.closed = False
 
     def send(self, batch: Batch) -> None:
         for t, _k, p in batch:
@@ -247,7 +268,12 @@ class MulticastOut:
                 pass
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.sock.close()
+        if self._on_close is not None:
+            self._on_close(self.ports)
 
 
 #: UDP port pairs (one per track set up over UDP) the players of one client
@@ -268,6 +294,7 @@ class RtpPorts:
         self.group = group
         self.ttl = ttl
         self._mc_next = 0
+        self._mc_used: set[int] = set()  # multicast pair starts of live blocks
         self._held: Counter[str] = Counter()  # UDP pairs by client key
 
     def udp_pair(self, client: str, replacing: bool = False) -> tuple[socket.socket, socket.socket]:
@@ -291,11 +318,24 @@ class RtpPorts:
             del self._held[key]
 
     def multicast_out(self, tracks: int) -> MulticastOut:
-        """A group port block for one stream's multicast players."""
+        """A free block of group ports (a pair a track, inside this front's
+        slice) for one stream's multicast players, or 461 when none is
+        left: a block is never shared by two streams (a wrapping counter
+        once gave a live stream's ports to the next one, mixing their RTP)."""
         ports = self.multicast.ports
-        base = ports[self._mc_next % len(ports)]
-        self._mc_next += tracks
-        return MulticastOut(self.group, base, self.ttl, tracks)
+        n = len(ports)
+        for i in range(n):
+            start = (self._mc_next + i) % n
+            block = ports[start:start + tracks]
+            if len(block) == tracks and block[-1] == block[0] + 2 * (tracks - 1) \
+                    and not any(p in self._mc_used for p in block):
+                self._mc_used.update(block)
+                self._mc_next = (start + tracks) % n
+                return MulticastOut(self.group, block[0], self.ttl, tracks, self._mc_release)
+        raise UnsupportedTransport("no free multicast ports")
+
+    def _mc_release(self, ports: list[int]) -> None:
+        self._mc_used.difference_update(ports)
 
 
 #: RTCP datagrams read from a UDP player per wake-up (the rest wait).
@@ -333,6 +373,11 @@ class RtpPlayer:
         cap_send_buffer(transport)
         self.fanout.consumers.append(self.consumer)
         self.fanout.players.append(self)
+
+    @property
+    def plays_multicast(self) -> bool:
+        """Set up to receive a track from the stream's group."""
+        return bool(self._multicast)
 
     def setup(self, track: int, spec: TransportSpec) -> TransportSpec:
         if spec.is_tcp:
@@ -466,4 +511,7 @@ class RtpPlayer:
         self._udp.clear()
         if not self.consumer.closed:
             self.consumer.closed = True
+        if self._multicast:
+            self._multicast.clear()
+            fan.multicast_left()
         self.view.drop_consumer(self.consumer)

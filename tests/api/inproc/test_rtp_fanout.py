@@ -71,16 +71,19 @@ def test_pause_stops_a_players_frames_and_leaving_keeps_the_others(stream: Strea
         assert a.t.take() == b"" and b.take_frames()
         assert (await a.ask("PLAY", f"{URL}/")).status == 200
         a.take_frames()
-        stream.video(False, 3600)
+        stream.video(False, 3600)  # a resumes live at the next keyframe (no second GOP burst)
         front.views.on_wake({stream.stream_id: 2})
+        assert a.t.take() == b"" and b.take_frames()
+        stream.video(True, 7200)
+        front.views.on_wake({stream.stream_id: 3})
         assert a.take_frames() and b.take_frames()
         view = front.views.by_path["/live/x"]
         fanout = view.fanouts["rtp"]
         assert isinstance(fanout, RtpFanout)
         b.t.hang_up()
         assert len(fanout.players) == 1 and not view.closed and shard.notices == []
-        stream.video(False, 7200)
-        front.views.on_wake({stream.stream_id: 3})
+        stream.video(False, 10800)
+        front.views.on_wake({stream.stream_id: 4})
         assert a.take_frames()
         a.t.hang_up()
         assert view.closed and shard.notices == [("release_stream", {"stream_id": stream.stream_id})]
