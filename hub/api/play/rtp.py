@@ -304,7 +304,8 @@ class RtpPorts:
         if self._held[key] - replacing >= MAX_UDP_PAIRS_PER_CLIENT:
             raise UnsupportedTransport(f"{client} holds {MAX_UDP_PAIRS_PER_CLIENT} RTP port pairs already")
         try:
-            pair = self.udp.bind_pair()
+            # An IPv6 player's pair is IPv6 (an IPv4 socket cannot send to it).
+            pair = self.udp.bind_pair("::" if ":" in client else "0.0.0.0")
         except OSError:
             raise UnsupportedTransport("no free RTP port pair") from None
         self._held[key] += 1
