@@ -67,3 +67,21 @@ def test_head_sends_the_headers_only(hub: HubServer, push: Callable[..., Pusher]
         if target != playlist:  # a playlist may have grown between the two
             assert head["content-length"] == got["content-length"], target
         assert head["content-type"] == got["content-type"], target
+
+
+def test_head_on_flv_crossdomain_and_errors_sends_the_head_only(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """HEAD on a live FLV URL became a player: the stream's tags followed,
+    for as long as the client stayed (a monitor's HEAD probe held a player's
+    place and got the stream). crossdomain.xml and error answers carried
+    their bodies too."""
+    push(PATH)
+    t0 = time.monotonic()
+    status, headers, body = _exchange(hub.port, "HEAD", f"/streams{PATH}.flv")
+    assert b" 200 " in status and headers["content-type"] == "video/x-flv", (status, headers)
+    assert body == b"" and time.monotonic() - t0 < 5, (len(body), time.monotonic() - t0)
+    for target, code in (("/streams/crossdomain.xml", b" 200 "), ("/streams/live/none.flv", b" 404 ")):
+        got_status, got, got_body = _exchange(hub.port, "GET", target)
+        head_status, head, head_body = _exchange(hub.port, "HEAD", target)
+        assert code in got_status and got_status == head_status, (target, got_status, head_status)
+        assert got_body and head_body == b"", (target, head_body)
+        assert head["content-length"] == got["content-length"], target

@@ -88,6 +88,7 @@ class MediaHttpProtocol(asyncio.Protocol):
         self._ws: WsFrameDecoder | None = None
         self._flow: ClientFlow | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_only = False  # the request is a HEAD: heads only, whatever the answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
@@ -143,6 +144,7 @@ class MediaHttpProtocol(asyncio.Protocol):
             self._consumer.close()
 
     async def _serve(self, head: HttpRequestHead) -> None:
+        self._head_only = head.method == "HEAD"
         try:
             if head.path == "/streams/crossdomain.xml":
                 self._write_close(raw_http_response(200, "OK", CROSSDOMAIN_XML, "application/xml"))
@@ -181,6 +183,10 @@ class MediaHttpProtocol(asyncio.Protocol):
         key = head.header("sec-websocket-key")
         if ws and not key:
             raise ProtocolError("missing Sec-WebSocket-Key")
+        if head.method == "HEAD":  # what a GET's answer starts with; no player, no body
+            self._write_close(raw_http_response(200, "OK", content_type="video/x-flv", length=None,
+                                                extra={"Cache-Control": "no-cache"}))
+            return
         ticket = await self.front.admit_player(view.desc.path, peer_address(self._transport))
         if ws:
             self._ws = WsFrameDecoder()
@@ -267,7 +273,10 @@ class MediaHttpProtocol(asyncio.Protocol):
 
     def _write_close(self, data: bytes, body: bytes | array[int] = b"") -> None:
         """Write and close; a `body` apart is queued as it is, not copied
-        (an HLS segment's buffer is shared by every request for it)."""
+        (an HLS segment's buffer is shared by every request for it). The
+        answer to a HEAD is its head alone (RFC 9110 9.3.2), errors too."""
+        if self._head_only:
+            data, body = data[:data.find(b"\r\n\r\n") + 4], b""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
             if body:
