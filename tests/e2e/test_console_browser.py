@@ -38,6 +38,11 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
         response = page.goto(hub.base + "/")
         assert response is not None and response.status == 200, \
             "GET / is not the console: the app must mount hub.api.rest.console.console_routes()"
+        # The console holds an admin's tokens: never framed, no inline script.
+        policy = response.headers.get("content-security-policy") or ""
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, policy
+        assert response.headers.get("x-frame-options") == "DENY"
+        assert response.headers.get("x-content-type-options") == "nosniff"
         page.fill("#login-user", "admin")
         page.fill("#login-password", "admin")
         page.click("#login-form button[type=submit]")
@@ -88,6 +93,8 @@ def test_console_signs_in_lists_and_previews(hub: HubServer, push: Callable[...,
         state = wait_video_advancing(page, "#video", advance=1.0, log=log)
         assert (state["w"], state["h"]) == (640, 360), state
         assert not log.errors, log.errors
+        # Everything above ran under the pages' policy: nothing was refused.
+        assert not [line for line in log.console if "Content Security Policy" in line], log.console
 
 
 def _vendor_response(name: str) -> tuple[int, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -40,6 +41,19 @@ VENDOR_FILES: dict[str, str] = {
 # Caching: our own files change with every deploy, so revalidate (ETag /
 # Last-Modified make that a 304); vendor files change only with the lock file.
 _NO_STALE = {"Cache-Control": "no-cache"}
+
+#: The pages' policy: scripts only from here (no inline script, so injected
+#: markup cannot run), players' blob: workers and media, same-origin API and
+#: streams (WS-FLV, WSP included), no plugins, no <base> games. The console
+#: holds an admin's tokens: it is never framed (clickjacking); the demo pages
+#: show how to embed players, so they may be.
+_CSP = ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; media-src 'self' blob: data:; "
+        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'")
+_FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+CONSOLE_HEADERS = {**_NO_STALE, **_FILE_HEADERS, "Content-Security-Policy": _CSP + "; frame-ancestors 'none'",
+                   "X-Frame-Options": "DENY"}
+DEMO_HEADERS = {**_NO_STALE, **_FILE_HEADERS, "Content-Security-Policy": _CSP}
 
 
 def node_modules_candidates() -> list[Path]:
@@ -81,11 +95,11 @@ async def vendor(request: Request) -> Response:
                    f"(make webdeps), or set HUB_NODE_MODULES to a node_modules folder that has it\n")
         return Response(message, status_code=404, media_type="text/plain")
     media_type = "application/json" if name.endswith(".map") else "text/javascript"
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=3600", **_FILE_HEADERS})
 
 
 async def console_page(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", media_type="text/html", headers=_NO_STALE)
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=CONSOLE_HEADERS)
 
 
 async def demos_slash(request: Request) -> Response:
@@ -99,16 +113,21 @@ DEMO_KINDS = frozenset({"flv", "wsflv", "hls", "whep", "rtsp", "wsp", "rtspws"})
 async def demo_page(request: Request) -> Response:
     if not request.url.path.endswith("/"):
         return RedirectResponse(request.url.path + "/", status_code=301)
-    return FileResponse(STATIC / "demos" / "play.html", media_type="text/html", headers=_NO_STALE)
+    return FileResponse(STATIC / "demos" / "play.html", media_type="text/html", headers=DEMO_HEADERS)
 
 
 class _RevalidatedFiles(StaticFiles):
-    """StaticFiles that asks browsers to revalidate (a deploy shows at once)."""
+    """StaticFiles that asks browsers to revalidate (a deploy shows at once),
+    with `headers` on every file (a page's policy)."""
+
+    def __init__(self, *, headers: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extra_headers = headers
 
     def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result,
                       scope: Scope, status_code: int = 200) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers.update(_NO_STALE)
+        response.headers.update(self.extra_headers)
         return response
 
 
@@ -117,11 +136,13 @@ def console_routes() -> list[BaseRoute]:
     return [
         Route("/", console_page, methods=["GET", "HEAD"]),
         Route("/console/vendor/{name}", vendor, methods=["GET", "HEAD"]),
-        Mount("/console", app=_RevalidatedFiles(directory=STATIC / "console"), name="console"),
+        Mount("/console", app=_RevalidatedFiles(directory=STATIC / "console", headers=CONSOLE_HEADERS),
+              name="console"),
         Route("/demos", demos_slash, methods=["GET", "HEAD"]),
         *(Route(f"/demos/{kind}{slash}", demo_page, methods=["GET", "HEAD"])
           for kind in sorted(DEMO_KINDS) for slash in ("/", "")),
-        Mount("/demos", app=_RevalidatedFiles(directory=STATIC / "demos", html=True), name="demos"),
+        Mount("/demos", app=_RevalidatedFiles(directory=STATIC / "demos", html=True, headers=DEMO_HEADERS),
+              name="demos"),
     ]
 
 
