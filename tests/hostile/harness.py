@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -370,10 +371,16 @@ def http_exchange(port: int, request: bytes, timeout: float = 5.0) -> tuple[int,
         return read_response(s, timeout)
 
 
+#: Bytes read past one answer (the next pipelined one's), per socket.
+_AHEAD: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(s: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response with a Content-Length (or to the close)."""
+    """One HTTP/1.1 response with a Content-Length (or to the close). Bytes
+    of the next answer read with it (pipelined answers coalesce into one
+    read when the reader lags) are kept for the next call on `s`."""
     s.settimeout(timeout)
-    buf = bytearray()
+    buf = bytearray(_AHEAD.pop(s, b""))
     while b"\r\n\r\n" not in buf:
         chunk = s.recv(65536)
         if not chunk:
@@ -391,6 +398,9 @@ def read_response(s: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str
             if not chunk:
                 break
             body += chunk
+        if len(body) > want:
+            _AHEAD[s] = bytes(body[want:])
+            del body[want:]
     return status, headers, bytes(body)
 
 
