@@ -54,6 +54,9 @@ PULL_CASES = [(u, p) for p in LIVE for u in USERS if not u.startswith("p_")]
 PUSH_CASES = [("p_live", "/live/pushed", 200), ("p_live", "/cam/door/in", 403),
               ("p_plus", "/cam/door/in", 200), ("p_plus", "/cam/door/in/deeper", 403),
               ("p_plus", "/x", 200), ("p_plus", "/x/y", 403), ("u_star", "/live/pushed2", 403),
+              # A track-like last segment is still part of the path published
+              # (the push right was once checked on "/x" only).
+              ("p_plus", "/x/trackID=0", 403),
               ("u_admin", "/any/where", 200)]
 
 
@@ -250,6 +253,20 @@ def test_rtsp_describe_pull_right(env: Env, user: str, path: str) -> None:
             assert status == 200 and hdrs.get("content-type") == "application/sdp"
         else:
             assert status == 403
+    finally:
+        c.close()
+
+
+def test_rtsp_describe_track_like_path_needs_its_own_right(env: Env) -> None:
+    """DESCRIBE serves the whole path, a trailing `trackID=N` included: the
+    pull right is for that path, not for the stream it would be a track of."""
+    uri = env.srv.rtsp_url("/live/a/trackID=0")
+    c = Rtsp(env.srv)
+    try:
+        challenge = challenged(c, "DESCRIBE", uri)
+        status, _ = c.request("DESCRIBE", uri, {"Authorization": digest("u_exact", password("u_exact"),
+                                                                       "DESCRIBE", uri, challenge)})
+        assert status == 403
     finally:
         c.close()
 

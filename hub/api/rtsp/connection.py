@@ -153,10 +153,13 @@ class RtspConnection(RtspServerProtocol):
 
     async def _authorize(self, event: RtspRequestEvent, push: bool) -> None:
         """With `auth` on: Digest (or Basic) credentials, computed for this
-        request's URI, with the right for the path; 401 (challenge again) or 403."""
+        request's URI, with the right for the path it serves (a SETUP's or
+        PLAY's track URL: its stream's); 401 (challenge again) or 403."""
         if not self.front.config.auth:
             return
-        path, _track = split_control(canonical_path(event.path))
+        path = canonical_path(event.path)  # the path DESCRIBE and ANNOUNCE serve
+        if isinstance(event, (Setup, Play)):  # these may name a track: its stream's
+            path, _track = split_control(path)
         if not push and path == self.token_path:
             return
         req = event.request
