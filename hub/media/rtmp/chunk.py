@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .constants import (
     COMMAND_TYPES, CONTROL_TYPES, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE,
-    MAX_CHUNK_STREAMS, MAX_COMMAND_LEN, MAX_CSID, MAX_MESSAGE_LEN, MAX_PENDING_BYTES,
+    MAX_CHUNK_STREAMS, MAX_COMMAND_LEN, MAX_CSID, MAX_MESSAGE_LEN, MAX_PENDING_BYTES, PLAYER_MAX_PENDING,
     MIN_CSID, MSG_ABORT, MSG_SET_CHUNK_SIZE, RtmpProtocolError,
 )
 from .message import Abort, RtmpMessage, SetChunkSize
@@ -55,19 +55,19 @@ class _ChunkStream:
     filled: int = 0
 
 
-def _length_cap(type_id: int) -> int:
+def _length_cap(type_id: int, largest: int) -> int:
     if type_id in CONTROL_TYPES:
         return 64
     if type_id in COMMAND_TYPES:
-        return MAX_COMMAND_LEN
-    return MAX_MESSAGE_LEN
+        return min(MAX_COMMAND_LEN, largest)
+    return largest
 
 
 class ChunkReader:
     """Incremental chunk-stream reader: ``feed()`` bytes, then ``next_message()``
     until it returns None."""
 
-    __slots__ = ("_buf", "_pos", "_streams", "_pending", "chunk_size", "consumed")
+    __slots__ = ("_buf", "_pos", "_streams", "_pending", "chunk_size", "consumed", "max_message", "max_pending")
 
     def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
         self._buf = bytearray()
@@ -77,6 +77,15 @@ class ChunkReader:
         self.chunk_size = chunk_size
         #: Bytes consumed as whole chunks so far.
         self.consumed = 0
+        #: The largest message, and declared bytes of unfinished ones, taken
+        #: (a player's are smaller: `limit_to_player`).
+        self.max_message = MAX_MESSAGE_LEN
+        self.max_pending = MAX_PENDING_BYTES
+
+    def limit_to_player(self) -> None:
+        """From now on: a player's bounds (commands and control only)."""
+        self.max_message = MAX_COMMAND_LEN
+        self.max_pending = PLAYER_MAX_PENDING
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
@@ -194,7 +203,7 @@ class ChunkReader:
                 stream_id = cs.stream_id
             elif fmt == 1:
                 stream_id = cs.stream_id if cs is not None else 0
-            if length > _length_cap(type_id):
+            if length > _length_cap(type_id, self.max_message):
                 raise RtmpProtocolError(f"RTMP: message of type {type_id} is {length} bytes")
             need = min(self.chunk_size, length)
         if end - p < need:
@@ -230,7 +239,7 @@ class ChunkReader:
         elif need == length:
             body = bytes(buf[p:p + need])
         else:
-            if self._pending + length > MAX_PENDING_BYTES:
+            if self._pending + length > self.max_pending:
                 raise RtmpProtocolError("RTMP: too many bytes of unfinished messages")
             self._pending += length
             # Grown as chunks come, not allocated at the declared length: a

@@ -90,6 +90,13 @@ MAX_CHUNK_STREAMS = 64
 #: Declared bytes of all messages under reassembly at once: a peer that starts
 #: many large messages on many chunk streams cannot make us hold more.
 MAX_PENDING_BYTES = 16 << 20
+#: A player (once it asked to `play`) sends commands and control messages,
+#: never media: its messages are held to a command's size, its unfinished
+#: ones to PLAYER_MAX_PENDING bytes and its unparsed bytes to
+#: PLAYER_MAX_BUFFER. With a publisher's bounds a player held up to ~25 MiB
+#: of media nobody reads (9 MiB unparsed, 16 MiB under reassembly).
+PLAYER_MAX_PENDING = 256 << 10
+PLAYER_MAX_BUFFER = 1 << 20
 #: Sub-messages in one aggregate message.
 MAX_AGGREGATE_PARTS = 1024
 #: Parameter sets (VPS, SPS, PPS, SEI...) one decoder configuration record

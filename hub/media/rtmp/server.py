@@ -33,7 +33,7 @@ from . import command as cmd
 from .chunk import ChunkReader, ChunkWriter
 from .constants import (
     BW_DYNAMIC, CSID_COMMAND, CSID_CONTROL, DEFAULT_WINDOW_ACK_SIZE, MAX_COMMAND_LEN,
-    MAX_MESSAGE_LEN, MAX_AGGREGATE_PARTS, MSG_ACK, MSG_AGGREGATE, MSG_AUDIO, MSG_COMMAND_AMF0,
+    MAX_MESSAGE_LEN, MAX_AGGREGATE_PARTS, MSG_ACK, PLAYER_MAX_BUFFER, MSG_AGGREGATE, MSG_AUDIO, MSG_COMMAND_AMF0,
     MSG_COMMAND_AMF3, MSG_DATA_AMF0, MSG_DATA_AMF3, MSG_SET_PEER_BANDWIDTH, MSG_USER_CONTROL,
     MSG_VIDEO, MSG_WINDOW_ACK_SIZE, OUT_CHUNK_SIZE, STREAM_ID, UC_PING_REQUEST,
     UC_PING_RESPONSE, UC_STREAM_BEGIN, UC_STREAM_EOF, RtmpProtocolError,
@@ -98,6 +98,7 @@ class RtmpServerConnection:
         self._random = random_bytes
         self._now = now
         self._deadline: float | None = now + setup_timeout
+        self._max_buffer = MAX_RECEIVE_BUFFER  # a player's is PLAYER_MAX_BUFFER
         self._hs = bytearray()
         self._reader = ChunkReader()
         self._writer = ChunkWriter()
@@ -139,7 +140,7 @@ class RtmpServerConnection:
             return
         self._reader.feed(data)
         self.bytes_received += len(data)
-        if self._reader.buffered > MAX_RECEIVE_BUFFER:
+        if self._reader.buffered > self._max_buffer:
             raise RtmpProtocolError("RTMP: receive buffer over its limit")
         self._maybe_ack()
 
@@ -464,6 +465,8 @@ class RtmpServerConnection:
         start = command.args[1] if len(command.args) > 1 else -2.0
         self.state = S.PLAY_PENDING
         self._deadline = None
+        self._reader.limit_to_player()
+        self._max_buffer = PLAYER_MAX_BUFFER
         return Play(path, self._app, stream, query, start if isinstance(start, float) else -2.0)
 
     def _on_unpublish(self, msg: RtmpMessage, command: cmd.Command) -> Event | None:

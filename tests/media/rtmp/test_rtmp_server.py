@@ -390,3 +390,39 @@ def test_messages_a_second_are_bounded() -> None:
     with pytest.raises(RtmpProtocolError, match="messages a second"):
         feed(conn, first + tiny * 131072, now=0.0)
     assert conn.messages <= MESSAGE_BURST + 1
+
+
+def test_a_player_is_held_to_a_players_bounds() -> None:
+    """Once a connection asked to play, its peer sends commands and control
+    messages, never media; with a publisher's bounds it could still make us
+    hold ~25 MiB nobody reads (an 8 MiB message, 16 MiB of unfinished ones,
+    9 MiB unparsed). Now: a command's size, 256 KiB unfinished, 1 MiB
+    unparsed; the same connection before `play` keeps a publisher's."""
+    from hub.media.rtmp.constants import MAX_MESSAGE_LEN, PLAYER_MAX_BUFFER
+
+    def playing() -> tuple[RtmpServerConnection, Client]:
+        conn, client = _connected("live")
+        feed(conn, client.play_setup("cam1"))
+        conn.data_to_send()
+        conn.accept_play()
+        return conn, client
+
+    # Before play: a big media message is taken (and ignored), as a publisher's would be.
+    conn, client = _connected("live")
+    assert feed(conn, client.media(9, 0, bytes(MAX_COMMAND_LEN + 1))) == []
+    assert conn.ignored == 1
+    # Playing: a media message over a command's size ends the connection at its header.
+    conn, client = playing()
+    with pytest.raises(RtmpProtocolError, match="message of type 9"):
+        feed(conn, client.media(9, 0, bytes(MAX_COMMAND_LEN + 1))[:64])
+    # Unfinished messages: 256 KiB declared at most (4 of 64 KiB, then the 5th).
+    conn, client = playing()
+    with pytest.raises(RtmpProtocolError, match="unfinished"):
+        for csid in range(10, 15):
+            conn.receive_data(chunk_header(0, csid, 0, MAX_COMMAND_LEN, 9, 1) + bytes(128), 0.0)
+            drain(conn)
+    # Unparsed bytes: 1 MiB.
+    conn, client = playing()
+    with pytest.raises(RtmpProtocolError, match="receive buffer"):
+        conn.receive_data(bytes(PLAYER_MAX_BUFFER + 1), 0.0)
+    assert PLAYER_MAX_BUFFER < MAX_MESSAGE_LEN
