@@ -273,10 +273,12 @@ class RawWs:
     def send(self, payload: bytes, opcode: int = TEXT) -> None:
         self.sock.sendall(ws_frame(payload, opcode))
 
-    def flood_pings(self, seconds: float, payload: bytes = b"p" * 125) -> tuple[int, str | None]:
-        """Send pings as fast as the server takes them for `seconds`, never
-        reading; returns (bytes sent, why it stopped early or None)."""
-        frame = ws_frame(payload, PING)
+    def flood_pings(self, seconds: float, payload: bytes = b"p" * 125,
+                    opcode: int = PING) -> tuple[int, str | None]:
+        """Send pings (or another control frame: `opcode`) as fast as the
+        server takes them for `seconds`, never reading; returns (bytes sent,
+        why it stopped early or None)."""
+        frame = ws_frame(payload, opcode)
         blob = frame * 512
         sent = 0
         self.sock.settimeout(0.5)

@@ -72,6 +72,16 @@ class RawRtsp:
         assert resp.headers.get("CSeq") == str(cseq), resp
         return resp
 
+    def play_tcp(self, url: str) -> str:
+        """DESCRIBE, SETUP of track 0 over TCP (channels 0-1), PLAY, with
+        CSeq 1-3; the session."""
+        assert self.ask("DESCRIBE", url, 1).status == 200
+        setup = self.ask("SETUP", f"{url}/trackID=0", 2, ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))
+        assert setup.status == 200, setup
+        session = session_of(setup)
+        assert self.ask("PLAY", url, 3, ("Session", session)).status == 200
+        return session
+
     def wait_closed(self, timeout: float) -> bool:
         self._thread.join(timeout)
         return self.closed_at is not None

@@ -20,7 +20,7 @@ from tests.conftest import HubServer
 from tests.e2e.tools import Pusher
 from tests.hostile.harness import FlvWatcher, problems
 
-from .rtsp_peers import RawRtsp, session_of
+from .rtsp_peers import RawRtsp
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +34,11 @@ def test_a_player_flooding_interleaved_frames_is_closed_and_others_play_on(
     watcher = watch(hub, "/live/ff")
     conn = RawRtsp(hub.port)
     try:
-        assert conn.ask("DESCRIBE", url, 1).status == 200
-        setup = conn.ask("SETUP", f"{url}/trackID=0", 2, ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))
-        assert conn.ask("PLAY", url, 3, ("Session", session_of(setup))).status == 200
+        session = conn.play_tcp(url)
         # Receiver reports at a player's pace are fine.
         for _ in range(20):
             conn.send(b"$\x01\x00\x00")
-        assert conn.ask("GET_PARAMETER", url, 4, ("Session", session_of(setup))).status == 200
+        assert conn.ask("GET_PARAMETER", url, 4, ("Session", session)).status == 200
         t0 = time.monotonic()
         sent = 0
         while time.monotonic() - t0 < 5.0 and conn.closed_at is None:

@@ -17,7 +17,7 @@ from tests.conftest import HubServer
 from tests.e2e.tools import Pusher, play
 from tests.hostile.harness import FlvWatcher, problems
 
-from .rtsp_peers import RawRtsp, longest_gap, rtp_of, session_of
+from .rtsp_peers import RawRtsp, longest_gap, rtp_of
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,7 @@ def test_refused_teardown_and_announce_leave_the_player_playing(
     watcher = watch(hub, "/live/r9")
     conn = RawRtsp(hub.port)
     try:
-        assert conn.ask("DESCRIBE", url, 1).status == 200
-        setup = conn.ask("SETUP", f"{url}/trackID=0", 2, ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))
-        assert setup.status == 200
-        session = session_of(setup)
-        assert conn.ask("PLAY", url, 3, ("Session", session)).status == 200
+        session = conn.play_tcp(url)
         time.sleep(1.0)
         assert rtp_of(conn.frames, 0), "no RTP before the refused requests"
 

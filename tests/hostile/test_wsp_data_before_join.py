@@ -18,7 +18,7 @@ import pytest
 from hub.media.websocket import PONG
 from tests.conftest import HubServer
 from tests.e2e.tools import Pusher
-from tests.hostile.harness import MiB, FlvWatcher, RawWs, TreeMemory, problems, ws_frame
+from tests.hostile.harness import MiB, FlvWatcher, RawWs, TreeMemory, problems
 
 pytestmark = pytest.mark.e2e
 
@@ -29,18 +29,8 @@ MEMORY_BOUND = 32 * MiB
 def pong_flood(ws: RawWs, seconds: float) -> tuple[int, bool]:
     """Unsolicited pongs as fast as the server takes them, nothing read;
     returns (bytes sent, whether the server dropped the socket meanwhile)."""
-    blob = ws_frame(b"p" * 125, PONG) * 2048
-    sent = 0
-    ws.sock.settimeout(0.5)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            sent += ws.sock.send(blob)
-        except TimeoutError:
-            continue
-        except OSError:
-            return sent, True
-    return sent, False
+    sent, why = ws.flood_pings(seconds, opcode=PONG)
+    return sent, why is not None
 
 
 def test_a_data_socket_without_join_holds_a_bounded_number_of_bytes(
