@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import HubError, NotFound, ProtocolError
 from ...media.http1 import HttpRequestHead, parse_request_head
+from ...media.rtsp.server import DEFAULT_REQUEST_TIMEOUT
 from ...media.rtsp_tunnel import GET_RESPONSE, Base64Decoder, session_cookie, tunnel_role
 from ..http_responses import http_error_response
 from .connection import RtspConnection
@@ -35,6 +36,10 @@ log = logging.getLogger("hub.api.rtsp.tunnel")
 
 #: Bytes a half may carry into the hand-over (the rest stays in the kernel).
 MAX_ALREADY = 256 * 1024
+#: Seconds a GET half waits for its first POST (clients send it as soon as
+#: the GET is answered), as long as a plain RTSP connection's first request
+#: may take; else it is closed. It waited for the session timeout (60 s).
+POST_WITHIN = DEFAULT_REQUEST_TIMEOUT
 NO_SESSION = "no RTSP-over-HTTP session with that cookie"
 
 
@@ -50,9 +55,11 @@ class TunnelTransport:
         self.get = get
         self.posts: set[asyncio.Transport] = set()
         self.paused = False
+        self.paired = False  # a POST half has come
 
     def attach(self, post: asyncio.Transport) -> None:
         self.posts.add(post)
+        self.paired = True
         if self.paused:
             post.pause_reading()
 
@@ -107,6 +114,7 @@ class TunnelSession:
         self.peer_host = peer_host(transport)
         self.rendezvous: Rendezvous | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._post_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         sessions[self.cookie] = self
@@ -117,6 +125,13 @@ class TunnelSession:
             raise ProtocolError(f"x-sessioncookie already in use ({e})") from None
         self.transport.write(GET_RESPONSE)
         self.conn.connection_made(cast(asyncio.Transport, self.halves))
+        self._post_timer = asyncio.get_running_loop().call_later(POST_WITHIN, self._no_post)
+
+    def _no_post(self) -> None:
+        self._post_timer = None
+        if not self.halves.paired and not self.transport.is_closing():
+            log.info("tunnel %s: no POST half within %.0f s; closing its GET", self.cookie, POST_WITHIN)
+            self.transport.close()
 
     def admits(self, post: asyncio.BaseTransport) -> bool:
         """Whether a POST half comes from where the GET did."""
@@ -130,6 +145,9 @@ class TunnelSession:
         task.add_done_callback(self._tasks.discard)
 
     def close(self, exc: Exception | None) -> None:
+        if self._post_timer is not None:
+            self._post_timer.cancel()
+            self._post_timer = None
         if sessions.get(self.cookie) is self:
             del sessions[self.cookie]
         if self.rendezvous is not None:
