@@ -33,7 +33,7 @@ from ..store.backend import FileBackend, StoreBackend, TableSpec
 from ..store.persist import atomic_write_json
 from ..store.recordings import FILE_NAME as RECORD_RULES_FILE, RecordTable, rule_from_obj
 from ..store.routes import RouteTable
-from ..store.sessions import RotationLimit, open_session
+from ..store.sessions import LOGIN_BURST, RotationLimit, open_session
 from ..store.users import UserTable, hash_for, initial_users, validate_name, validate_password
 from ..workers import Workers
 
@@ -112,6 +112,7 @@ class Stores:
         #: 503, beyond that; it does not queue).
         self.hashing = hashing_workers(LOGIN_WORKERS)
         self.rotations = RotationLimit()
+        self.logins = RotationLimit(burst=LOGIN_BURST)
         #: Admins' password changes (users created or updated): apart from
         #: logins, so a login flood does not hold them up.
         self.admin_hashing = hashing_workers(ADMIN_WORKERS, ADMIN_IN_HAND)
@@ -269,6 +270,9 @@ class Stores:
         user = await self.hashing.run(self.users.authenticate, name, password)
         if user is None:
             raise Forbidden(LOGIN_FAILED)
+        # The right password only (a stranger cannot spend a user's logins);
+        # refused before the table is copied.
+        self.logins.take(user.name, time.monotonic())
         tokens = self._tokens()
         # A legacy (plain, MD5) hash becomes scrypt: hashed here, not inside the change.
         hashed = await self.hashing.run(hash_for, user.name, password) if needs_rehash(user.password_hash) else None

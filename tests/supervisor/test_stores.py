@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hub.config import load_config
-from hub.errors import ServiceUnavailable
+from hub.errors import Forbidden, ServiceUnavailable
 from hub.store.users import UserTable
 from hub.supervisor.stores import Stores
 
@@ -150,6 +150,42 @@ def test_a_users_valid_refreshes_are_limited_and_a_refused_one_changes_nothing(
         assert (await stores.refresh({"token": token}))["refresh_token"]
 
     asyncio.run(main())
+
+
+def test_a_users_logins_are_limited_and_a_refused_one_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each login with the right password opens a session: a copy, an
+    fsync'd file and a broadcast of the users table; a user's logins in a
+    loop did that ~30 times a second (the two scrypt workers' pace). Now
+    LOGIN_BURST, then one every ROTATION_EVERY seconds; the refused one
+    (429) writes and sends nothing. Wrong passwords spend nothing of it
+    (a stranger cannot lock a user out), and other users are not limited."""
+    from hub.errors import TooManyRequests
+    from hub.store import sessions
+
+    sent: list[Any] = []
+    stores = _stores(tmp_path, monkeypatch, sent)
+    stores.logins = sessions.RotationLimit(burst=3)  # the bound's wiring; its size below
+    users_file = tmp_path / "users.json"
+
+    async def main() -> None:
+        await stores.users_upsert({"user": {"name": "other", "password": "pw"}})
+        for _ in range(3):
+            with pytest.raises(Forbidden):
+                await stores.login("admin", "wrong")
+            await stores.login("admin", "admin")
+        sent.clear()
+        before = users_file.read_bytes()
+        with pytest.raises(TooManyRequests):
+            await stores.login("admin", "admin")
+        assert sent == [] and users_file.read_bytes() == before
+        assert (await stores.login("other", "pw"))["access_token"]
+        real = time.monotonic
+        monkeypatch.setattr(time, "monotonic", lambda: real() + sessions.ROTATION_EVERY)
+        assert (await stores.login("admin", "admin"))["access_token"]
+
+    asyncio.run(main())
+    assert sessions.LOGIN_BURST >= 16, "scripts logging in before each call must not meet it"
 
 
 def test_the_rotation_limit_refills_and_forgets_only_full_buckets() -> None:

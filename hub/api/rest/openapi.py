@@ -51,7 +51,7 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/runtime": {"get": _op("Runtime figures of the whole process tree",
                                        params=[_q("extra", "integer", "1 adds per-process figures")],
                                        ok="Runtime", errors=(400,))},
-        "/api/v1/login": {"post": _op("Log in", body="Login", ok="TokenPair", errors=(403,))},
+        "/api/v1/login": {"post": _op("Log in", body="Login", ok="TokenPair", errors=(403, 429))},
         "/api/v1/refreshtoken": {"get": _op("Rotate a token pair", params=[_q("token", desc="refresh token")],
                                             ok="TokenPair", errors=(401, 429))},
         "/api/v1/users": {
