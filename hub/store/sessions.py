@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..auth.tokens import new_session_id
 from ..errors import TooManyRequests
+from ..rate import TokenBucket
 
 MAX_SESSIONS = 64
 #: Refreshes per user: a burst of ROTATION_BURST, then one per ROTATION_EVERY
@@ -75,20 +76,19 @@ class RotationLimit:
     def __init__(self, burst: int = ROTATION_BURST, every: float = ROTATION_EVERY) -> None:
         self.burst = burst
         self.every = every
-        self._users: dict[str, tuple[float, float]] = {}  # name -> (tokens, when counted)
-
-    def _level(self, name: str, now: float) -> float:
-        tokens, then = self._users.get(name, (self.burst, now))
-        return min(float(self.burst), tokens + max(0.0, now - then) / self.every)
+        self._users: dict[str, TokenBucket] = {}
 
     def take(self, name: str, now: float) -> None:
-        level = self._level(name, now)
-        if level < 1.0:
-            raise TooManyRequests(f"too many token refreshes for this user; one every {self.every:g} s")
-        if name not in self._users and len(self._users) >= ROTATION_USERS:
-            self._forget_full(now)
-        self._users[name] = (level - 1.0, now)
+        bucket = self._users.get(name)
+        if bucket is None:
+            bucket = TokenBucket(self.burst, 1.0 / self.every, now)
+        if not bucket.take(now):
+            raise TooManyRequests(f"too many logins or token refreshes for this user; one every {self.every:g} s")
+        if name not in self._users:
+            if len(self._users) >= ROTATION_USERS:
+                self._forget_full(now)
+            self._users[name] = bucket
 
     def _forget_full(self, now: float) -> None:
-        for name in [n for n in self._users if self._level(n, now) >= self.burst]:
+        for name in [n for n, b in self._users.items() if b.full(now)]:
             del self._users[name]

@@ -28,6 +28,7 @@ from ...media.rtsp.events import (Announce, Describe, GetParameter, Options, Pau
                                   SetParameter, Setup, Teardown)
 from ...media.rtsp.state import RtspRole, RtspState
 from ...placement import canonical_path
+from ...rate import TokenBucket
 from ...rtsp_glue import Pending, RtspServerProtocol
 from ..play.consumer import cap_send_buffer, peer_address
 from ..play.rtp import RtpPlayer
@@ -80,8 +81,7 @@ class RtspConnection(RtspServerProtocol):
         self.player: RtpPlayer | None = None
         self.user = ""  # whose credentials passed (auth on)
         self.channels = [self._player_frame] * 256
-        self._frame_tokens = float(PLAYER_FRAME_BURST)
-        self._frame_at = self.clock()
+        self._frames = TokenBucket(PLAYER_FRAME_BURST, PLAYER_FRAME_RATE, self.clock())
 
     # -- asyncio.Protocol --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,16 +109,11 @@ class RtspConnection(RtspServerProtocol):
 
     def _player_frame(self, _payload: bytes | bytearray | memoryview) -> None:
         """A `$` frame from the player (dropped): counted against its bucket."""
-        now = self.clock()
-        tokens = min(float(PLAYER_FRAME_BURST), self._frame_tokens + (now - self._frame_at) * PLAYER_FRAME_RATE)
-        self._frame_at = now
-        if tokens < 1.0:
+        if not self._frames.take(self.clock()):
             if not self.closed:
                 self.log.info("closing an RTSP connection: more than %d interleaved frames at %.0f a second",
                               PLAYER_FRAME_BURST, PLAYER_FRAME_RATE)
                 self.close()
-            return
-        self._frame_tokens = tokens - 1.0
 
     def close(self) -> None:
         if self.player is not None:

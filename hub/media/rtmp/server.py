@@ -29,6 +29,7 @@ import os
 from collections import deque
 from typing import Callable, Final
 
+from ...rate import TokenBucket
 from . import command as cmd
 from .chunk import ChunkReader, ChunkWriter
 from .constants import (
@@ -119,8 +120,7 @@ class RtmpServerConnection:
         self.peer_acked = 0
         self.messages = 0
         self.ignored = 0
-        self._tokens = float(MESSAGE_BURST)
-        self._tokens_at = now
+        self._messages = TokenBucket(MESSAGE_BURST, MESSAGE_RATE, now)
 
     # --- input ---------------------------------------------------------------
 
@@ -185,12 +185,8 @@ class RtmpServerConnection:
 
     def _spend_token(self) -> None:
         """One message's token, or RtmpProtocolError past the peer's rate."""
-        elapsed = max(0.0, self._now - self._tokens_at)
-        tokens = min(float(MESSAGE_BURST), self._tokens + elapsed * MESSAGE_RATE)
-        self._tokens_at = max(self._now, self._tokens_at)
-        if tokens < 1.0:
+        if not self._messages.take(self._now):
             raise RtmpProtocolError(f"RTMP: more than {MESSAGE_RATE:.0f} messages a second")
-        self._tokens = tokens - 1.0
 
     # --- time ------------------------------------------------------------------
 

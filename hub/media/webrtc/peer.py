@@ -55,6 +55,7 @@ from typing import Protocol, Union
 
 from hub.errors import ProtocolError
 from hub.media.rtcp import ReceiverReport, ReportBlock, RtcpRaw, SenderReport, parse_compound
+from hub.rate import TokenBucket
 
 from . import rtcp_feedback as fb
 from .dtls import DtlsServer, DtlsState
@@ -209,26 +210,9 @@ class KeyframeRequested:
 PeerEvent = Union[PeerConnected, PeerClosed, RtpReceived, SenderReportReceived, KeyframeRequested]
 
 
-class NackBudget:
-    """A token bucket of retransmissions: ``burst`` packets, refilled at
-    ``rate`` a second."""
-
-    __slots__ = ("burst", "rate", "tokens", "at")
-
-    def __init__(self, burst: int, rate: float, now: float) -> None:
-        self.burst = float(burst)
-        self.rate = rate
-        self.tokens = float(burst)
-        self.at = now
-
-    def available(self, now: float) -> int:
-        """Whole packets that may be resent at ``now``."""
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
-        self.at = now
-        return int(self.tokens)
-
-    def spend(self, packets: int) -> None:
-        self.tokens -= packets
+#: Retransmissions as a token bucket (packets): a peer's own, and one shared
+#: by all the peers of one client address (the glue's).
+NackBudget = TokenBucket
 
 
 @dataclass(slots=True)
@@ -469,10 +453,10 @@ class WebRtcPeer:
         source = self.source
         if source is None:
             return []
-        budget = min(MAX_RESENT_PER_DATAGRAM, self._nacks.available(now))
+        budget = min(MAX_RESENT_PER_DATAGRAM, int(self._nacks.available(now)))
         shared = self.client_nacks
         if shared is not None:
-            budget = min(budget, shared.available(now))
+            budget = min(budget, int(shared.available(now)))
         resent = self._resent
         horizon = now - NACK_HOLDOFF
         while resent:  # oldest first: stop at the first still held off
