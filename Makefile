@@ -34,16 +34,26 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # System programs the tests drive, installed from Debian's packages when
-# missing, with one apt-get run: gcc (the compiled hot path: setup.py),
-# ffmpeg (pushes and plays), chromium (the browser tests), systemd-analyze
-# (the unit file), promtool and prometheus (the deploy configs and the
-# metrics test), redis-server (the cluster tests).
+# missing: gcc (the compiled hot path: setup.py), ffmpeg (pushes and plays),
+# chromium (the browser tests), systemd-analyze (the unit file), promtool and
+# prometheus (the deploy configs and the metrics test), redis-server (the
+# cluster tests); and clients other than FFmpeg's
+# (tests/e2e/test_other_clients.py): GStreamer's elements (element:package)
+# and VLC, without recommends (VLC's would pull in a desktop).
 SYSDEPS := gcc:gcc ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
+GSTDEPS := rtspsrc:gstreamer1.0-plugins-good rtspclientsink:gstreamer1.0-rtsp x264enc:gstreamer1.0-plugins-ugly \
+  rtmp2sink:gstreamer1.0-plugins-bad avdec_h264:gstreamer1.0-libav
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
-	  if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	  bare=""; command -v gst-inspect-1.0 >/dev/null 2>&1 || bare=" gstreamer1.0-tools"; \
+	  for pair in $(GSTDEPS); do el=$${pair%%:*}; pkg=$${pair##*:}; \
+	    gst-inspect-1.0 --exists $$el >/dev/null 2>&1 || bare="$$bare $$pkg"; done; \
+	  command -v cvlc >/dev/null 2>&1 || bare="$$bare vlc-bin vlc-plugin-base"; \
+	  if [ -n "$$missing$$bare" ]; then echo "installing$$missing$$bare (apt-get)"; apt-get update -qq; fi; \
+	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	  if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $$bare >/dev/null; fi
 
 # One worker per CPU (pytest-xdist), each taking a whole test file, so a
 # file's module-wide server is started once.
