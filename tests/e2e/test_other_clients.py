@@ -120,26 +120,32 @@ def _gst_push(pipeline: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-#: 640x360 at 25 fps, H.264 (a keyframe a second) and AAC, live.
-GST_AV = ("videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 "
-          "! x264enc tune=zerolatency speed-preset=veryfast key-int-max=25 bitrate=600 ! h264parse ! {sink} "
-          "audiotestsrc is-live=true ! audio/x-raw,rate=44100,channels=1 ! audioconvert ! voaacenc ! aacparse ! {mux}")
+#: 640x360 at 25 fps, a keyframe a second, live: H.264 + AAC (what most
+#: encoders send) or H.265 + G.711 A-law (what many cameras do; GStreamer's
+#: H.265 payloader is not FFmpeg's).
+GST_VIDEO = ("videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 ! {enc} "
+             "tune=zerolatency speed-preset={speed} key-int-max=25 bitrate=600 ! {parse} ! {sink}")
+GST_AUDIO = {"aac": "audiotestsrc is-live=true ! audio/x-raw,rate=44100,channels=1 ! audioconvert ! voaacenc "
+                    "! aacparse ! {sink}",
+             "pcm_alaw": "audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! alawenc ! {sink}"}
+CODECS = {"h264": ("x264enc", "veryfast", "h264parse", "aac"), "hevc": ("x265enc", "ultrafast", "h265parse", "pcm_alaw")}
 
 
-@pytest.mark.parametrize("how", ["rtsp tcp", "rtsp udp", "rtmp"])
-def test_gstreamer_publishes(hub: HubServer, how: str) -> None:
-    """rtspclientsink (ANNOUNCE/RECORD, TCP or UDP) and rtmp2sink publish
-    H.264 + AAC; FFmpeg's RTSP client (PyAV) then decodes it."""
+@pytest.mark.parametrize("how, video", [("rtsp tcp", "h264"), ("rtsp udp", "h264"), ("rtmp", "h264"),
+                                        ("rtsp tcp", "hevc")])
+def test_gstreamer_publishes(hub: HubServer, how: str, video: str) -> None:
+    """rtspclientsink (ANNOUNCE/RECORD, TCP or UDP) and rtmp2sink publish;
+    FFmpeg's RTSP client (PyAV) then decodes it."""
     _need(GST)
-    path = "/gst/" + how.replace(" ", "_")
-    if how == "rtmp":
-        pipeline = GST_AV.format(sink="m.", mux="m.") + \
-            f" flvmux name=m streamable=true ! rtmp2sink location=rtmp://127.0.0.1:{hub.port}{path}"
-        # flvmux's request pads are linked by name: the element comes last.
+    enc, speed, parse, audio = CODECS[video]
+    path = f"/gst/{how.replace(' ', '_')}_{video}"
+    sink = "m." if how == "rtmp" else "s."
+    pipeline = " ".join((GST_VIDEO.format(enc=enc, speed=speed, parse=parse, sink=sink),
+                         GST_AUDIO[audio].format(sink=sink)))
+    if how == "rtmp":  # flvmux's request pads are linked by name: the element comes last
+        pipeline += f" flvmux name=m streamable=true ! rtmp2sink location=rtmp://127.0.0.1:{hub.port}{path}"
     else:
-        proto = how.split()[1]
-        pipeline = GST_AV.format(sink="s.", mux="s.") + \
-            f" rtspclientsink name=s protocols={proto} location={hub.rtsp_url(path)}"
+        pipeline += f" rtspclientsink name=s protocols={how.split()[1]} location={hub.rtsp_url(path)}"
     proc = _gst_push(pipeline)
     try:
         wait_live(hub, path, timeout=15)
@@ -147,9 +153,9 @@ def test_gstreamer_publishes(hub: HubServer, how: str) -> None:
     finally:
         proc.kill()
         _out, err = proc.communicate()
-    assert r.video_codec == "h264" and r.audio_codec == "aac", (r, err[-2000:])
+    assert r.video_codec == video and r.audio_codec == audio, (r, err[-2000:])
     assert (r.width, r.height) == (640, 360)
-    assert r.video_frames >= 50 and r.advancing()
+    assert r.video_frames >= 50 and r.audio_frames > 0 and r.advancing()
     assert r.decode_errors == 0, r.log[:10]
 
 
@@ -198,6 +204,6 @@ def test_gstreamer_and_vlc_are_real_programs() -> None:
     _need(GST)
     _need(VLC)
     missing = [e for e in ("rtspsrc", "rtspclientsink", "rtmp2src", "rtmp2sink", "flvmux", "flvdemux", "hlsdemux",
-                           "tsdemux", "souphttpsrc", "x264enc", "voaacenc", "avdec_h264", "rtph264depay")
+                           "tsdemux", "souphttpsrc", "x264enc", "x265enc", "voaacenc", "alawenc", "avdec_h264", "rtph264depay")
                if subprocess.run(["gst-inspect-1.0", "--exists", e], timeout=30).returncode != 0]
     assert not missing, missing
