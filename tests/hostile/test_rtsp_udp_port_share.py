@@ -5,9 +5,9 @@ slice of `rtp_ports`, for as long as its connection lives. Before, one
 client opening connections and setting up over UDP took the whole slice
 (here 50 pairs) and then every other client's UDP SETUP failed, answered
 500 with a traceback in the log. Now a client address holds at most
-MAX_UDP_PAIRS_PER_CLIENT pairs in a front; past it (and with the slice
-used up) SETUP is answered 461, on which players set up over TCP, and
-another client still plays over UDP."""
+a share of the front's pairs (an eighth of its slice, at least 32); past
+it (and with the slice used up) SETUP is answered 461, on which players set
+up over TCP, and another client still plays over UDP."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from typing import Callable
 
 import pytest
 
-from hub.api.play.rtp import MAX_UDP_PAIRS_PER_CLIENT
+from hub.api.play.rtp import RtpPorts, udp_pairs_per_client
+from hub.udp_ports import PortPairPool
 from tests.conftest import HubServer
 from tests.e2e.conftest import wait_live
 from tests.e2e.tools import Pusher, make_media
@@ -29,6 +30,7 @@ from .rtsp_peers import RawRtsp, session_of
 pytestmark = pytest.mark.e2e
 
 PAIRS = 50  # the front's slice: half of 200 ports (one shard, one front)
+SHARE = udp_pairs_per_client(PAIRS)  # 32: the floor
 
 
 def setup_udp(conn: RawRtsp, url: str, port: int) -> int:
@@ -55,8 +57,8 @@ def test_one_client_holds_a_share_of_the_udp_ports_and_another_still_plays(
                 conn = RawRtsp(srv.port)
                 conns.append(conn)
                 statuses.append(setup_udp(conn, url, 9000))
-            assert statuses.count(200) == MAX_UDP_PAIRS_PER_CLIENT < PAIRS, statuses
-            assert set(statuses[MAX_UDP_PAIRS_PER_CLIENT:]) == {461}, statuses
+            assert statuses.count(200) == SHARE < PAIRS, statuses
+            assert set(statuses[SHARE:]) == {461}, statuses
             # Another client still gets a pair, and RTP on it.
             victim = RawRtsp(srv.port, source="127.0.0.2")
             conns.append(victim)
@@ -83,3 +85,25 @@ def test_one_client_holds_a_share_of_the_udp_ports_and_another_still_plays(
             victim_udp.close()
             for c in conns:
                 c.close()
+
+
+def test_the_share_grows_with_the_slice() -> None:
+    """An NVR pulling many streams over UDP from one address: with the
+    default range on one shard and one front (1,000 pairs a front) it holds
+    125 pairs (62 streams of video and audio), not 32; the 126th is 461, and
+    another address still gets one."""
+    from hub.errors import UnsupportedTransport
+
+    ports = RtpPorts(PortPairPool(43000, 44999, slice_index=1, slices=2), PortPairPool(45000, 45099), "235.0.0.1", 1)
+    assert len(ports.udp.ports) == 500 and ports.per_client == 62  # this test's own range
+    assert udp_pairs_per_client(1000) == 125 and udp_pairs_per_client(100) == 32
+    held = []
+    try:
+        for _ in range(62):
+            held += ports.udp_pair("127.0.0.1")
+        with pytest.raises(UnsupportedTransport):
+            ports.udp_pair("127.0.0.1")
+        held += ports.udp_pair("127.0.0.2")
+    finally:
+        for s in held:
+            s.close()

@@ -279,9 +279,18 @@ class MulticastOut:
 #: UDP port pairs (one per track set up over UDP) the players of one client
 #: address (IPv6: its /64) may hold in a front: a share of the front's slice
 #: (2,000 pairs over all shards and fronts by default), so one client cannot
-#: take them all. Past it, and with the slice used up, SETUP is answered 461:
-#: clients (FFmpeg, VLC, gortsplib) then set up over TCP.
-MAX_UDP_PAIRS_PER_CLIENT = 32
+#: take them all — an eighth of it, and never fewer than 32 (16 streams of
+#: video and audio). Past it, and with the slice used up, SETUP is answered
+#: 461: clients (FFmpeg, VLC, gortsplib) then set up over TCP. An NVR
+#: pulling more streams than that over UDP from one address needs a wider
+#: `rtp_ports` (its share grows with the slice).
+MIN_UDP_PAIRS_PER_CLIENT = 32
+UDP_SHARE_PER_CLIENT = 8
+
+
+def udp_pairs_per_client(slice_pairs: int) -> int:
+    """How many of a front's `slice_pairs` one client address may hold."""
+    return max(MIN_UDP_PAIRS_PER_CLIENT, slice_pairs // UDP_SHARE_PER_CLIENT)
 
 
 class RtpPorts:
@@ -296,13 +305,14 @@ class RtpPorts:
         self._mc_next = 0
         self._mc_used: set[int] = set()  # multicast pair starts of live blocks
         self._held: Counter[str] = Counter()  # UDP pairs by client key
+        self.per_client = udp_pairs_per_client(len(udp.ports))
 
     def udp_pair(self, client: str, replacing: bool = False) -> tuple[socket.socket, socket.socket]:
         """A port pair for a player at `client` (`replacing`: one it holds
         is given back right after), or 461."""
         key = client_key(client)
-        if self._held[key] - replacing >= MAX_UDP_PAIRS_PER_CLIENT:
-            raise UnsupportedTransport(f"{client} holds {MAX_UDP_PAIRS_PER_CLIENT} RTP port pairs already")
+        if self._held[key] - replacing >= self.per_client:
+            raise UnsupportedTransport(f"{client} holds {self.per_client} RTP port pairs already")
         try:
             # An IPv6 player's pair is IPv6 (an IPv4 socket cannot send to it).
             pair = self.udp.bind_pair("::" if ":" in client else "0.0.0.0")
