@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["client_key"]
+__all__ = ["client_key", "is_ipv6"]
 
 
 def client_key(host: str) -> str:
@@ -27,3 +27,13 @@ def client_key(host: str) -> str:
             return str(addr.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
     return str(addr)
+
+
+def is_ipv6(host: str) -> bool:
+    """Whether a peer is an IPv6 client (an IPv4-mapped address, what a
+    dual-stack socket reports for an IPv4 one, is not)."""
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None

@@ -120,9 +120,10 @@ PORT_TRIES = 3
 
 
 def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-                 ready: bool = True) -> HubServer:
+                 ready: bool = True, listen_host: str = "127.0.0.1") -> HubServer:
+    """`listen_host` "[::]": IPv6 and IPv4 (the tests' URLs stay 127.0.0.1)."""
     for attempt in range(PORT_TRIES):
-        srv = _start_once(tmp_path, *args, env=env)
+        srv = _start_once(tmp_path, *args, env=env, listen_host=listen_host)
         if not ready:
             return srv
         try:
@@ -135,12 +136,13 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     raise AssertionError("unreachable")
 
 
-def _start_once(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> HubServer:
+def _start_once(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                listen_host: str = "127.0.0.1") -> HubServer:
     port = free_port()
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     log_path = tmp_path / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "hub", "--listen", f"127.0.0.1:{port}", "--data", str(data), *args]
+    cmd = [sys.executable, "-m", "hub", "--listen", f"{listen_host}:{port}", "--data", str(data), *args]
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("HUB_ADMIN_PASSWORD", "admin")
     logf = open(log_path, "wb")
@@ -153,8 +155,9 @@ def _start_once(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -
 def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
     started: list[HubServer] = []
 
-    def make(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> HubServer:
-        srv = start_server(tmp_path, *args, env=env, ready=ready)
+    def make(*args: str, env: dict[str, str] | None = None, ready: bool = True,
+             listen_host: str = "127.0.0.1") -> HubServer:
+        srv = start_server(tmp_path, *args, env=env, ready=ready, listen_host=listen_host)
         started.append(srv)
         return srv
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from hub.client_key import client_key
+from hub.client_key import client_key, is_ipv6
 
 
 def test_keys() -> None:
@@ -32,3 +32,9 @@ def test_every_address_of_a_64_shares_its_key(addr: object) -> None:
 @given(st.text(max_size=60))
 def test_any_text_gives_a_key(text: str) -> None:
     assert isinstance(client_key(text), str)
+
+
+def test_is_ipv6() -> None:
+    assert is_ipv6("::1") and is_ipv6("[2001:db8::7]") and is_ipv6("fe80::1%eth0")
+    # A dual-stack socket's IPv4 peer, IPv4 and anything else: not IPv6.
+    assert not any(is_ipv6(h) for h in ("::ffff:10.1.2.3", "10.1.2.3", "", "unix", "host.example"))

@@ -263,6 +263,24 @@ class Sdp:
         return str(self).encode("utf-8")
 
 
+#: The session lines of the SDP players get (`hub.shard.sdp_tracks`): an
+#: origin and a connection with no address of ours, IPv4's by default.
+PLAYER_ORIGIN = "- 0 0 IN IP4 127.0.0.1"
+PLAYER_CONNECTION = "IN IP4 0.0.0.0"
+_PLAYER_LINES_V6 = ((f"o={PLAYER_ORIGIN}\r\n", "o=- 0 0 IN IP6 ::1\r\n"),
+                    (f"c={PLAYER_CONNECTION}\r\n", "c=IN IP6 ::\r\n"))
+
+
+def for_ipv6_player(sdp: str) -> str:
+    """A player SDP as an IPv6 client gets it: the same with `IN IP6`.
+    Clients size their RTP sockets by the connection line's address type
+    (GStreamer's rtspsrc binds IPv4 ones for `IN IP4` and cannot then send
+    its RTCP to an IPv6 server: UDP over IPv6 failed)."""
+    for v4, v6 in _PLAYER_LINES_V6:
+        sdp = sdp.replace(v4, v6, 1)
+    return sdp
+
+
 def _split_attribute(value: str) -> tuple[str, str | None]:
     name, colon, rest = value.partition(":")
     return (name, rest if colon else None)

@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..errors import BadRequest, HubError
 from ..media.aac import AacConfig
-from ..media.sdp import (Sdp, SdpMedia, aac_fmtp, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
+from ..media.sdp import (PLAYER_CONNECTION, PLAYER_ORIGIN, Sdp, SdpMedia, aac_fmtp, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
                          h265_parameter_sets, parse_fmtp)
 from ..media.stream_desc import AUDIO_AAC, TrackDesc
 
@@ -196,8 +196,8 @@ def player_sdp(sdp: Sdp, chosen: list[tuple[AnnouncedTrack, TrackDesc]]) -> str:
     by `trackID=N`, one payload type each, fmtp from the (possibly updated)
     TrackDesc. Session-level control and connection go (they named the
     publisher's side); unknown lines stay."""
-    out = Sdp(version=sdp.version, origin="- 0 0 IN IP4 127.0.0.1", session_name=sdp.session_name or "Stream",
-              connection="IN IP4 0.0.0.0", timing="0 0", bandwidth=list(sdp.bandwidth),
+    out = Sdp(version=sdp.version, origin=PLAYER_ORIGIN, session_name=sdp.session_name or "Stream",
+              connection=PLAYER_CONNECTION, timing="0 0", bandwidth=list(sdp.bandwidth),
               attributes=[(k, v) for k, v in sdp.attributes if k not in ("control", "range")],
               extra=list(sdp.extra))
     for i, (announced, desc) in enumerate(chosen):

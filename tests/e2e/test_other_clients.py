@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -88,17 +89,21 @@ class GstRun:
 DECODE = "h264parse ! avdec_h264 ! fakesink name=out silent=false sync=false"
 
 
-def test_gstreamer_plays_every_transport(hub: HubServer, push: Callable[..., Pusher]) -> None:
-    """rtspsrc over TCP, UDP, the HTTP tunnel (rtsph://) and multicast;
-    RTMP (rtmp2src); HTTP-FLV; HLS (hlsdemux): 50 decoded frames each, all
-    at once on one stream."""
+def test_gstreamer_plays_every_transport(hub_factory: Callable[..., HubServer], media: Callable[[str], Path]) -> None:
+    """rtspsrc over TCP, UDP (IPv4 and IPv6), the HTTP tunnel (rtsph://)
+    and multicast; RTMP (rtmp2src); HTTP-FLV; HLS (hlsdemux): 50 decoded
+    frames each, all at once on one stream of a server listening on both
+    IPv6 and IPv4."""
     _need(GST)
-    push("/live/gst", "h264")
+    hub = hub_factory("--shards", "2", "--fronts", "2", listen_host="[::]")
     host = f"127.0.0.1:{hub.port}"
     depay = "rtph264depay ! " + DECODE
     runs = {
         "rtsp tcp": f"rtspsrc location=rtsp://{host}/live/gst protocols=tcp ! {depay}",
         "rtsp udp": f"rtspsrc location=rtsp://{host}/live/gst protocols=udp ! {depay}",
+        # rtspsrc sizes its UDP sockets by the SDP's connection line: an
+        # IPv6 client must read `IN IP6` (it failed with IPv4 sockets).
+        "rtsp udp ipv6": f"rtspsrc location=rtsp://[::1]:{hub.port}/live/gst protocols=udp ! {depay}",
         "rtsp udp-mcast": f"rtspsrc location=rtsp://{host}/live/gst protocols=udp-mcast ! {depay}",
         "rtsp over http": f"rtspsrc location=rtsph://{host}/live/gst ! {depay}",
         "rtmp": f"rtmp2src location=rtmp://{host}/live/gst ! flvdemux name=d d.video ! {DECODE}",
@@ -106,11 +111,13 @@ def test_gstreamer_plays_every_transport(hub: HubServer, push: Callable[..., Pus
         "hls": f"souphttpsrc location=http://{host}/streams/live/gst.m3u8 ! hlsdemux ! tsdemux name=d d. ! {DECODE}",
     }
     results = {name: GstRun(p) for name, p in runs.items()}
-    threads = [threading.Thread(target=r.run, args=(30.0,)) for r in results.values()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(40)
+    with Pusher(hub.rtsp_url("/live/gst"), media("h264")):
+        wait_live(hub, "/live/gst")
+        threads = [threading.Thread(target=r.run, args=(30.0,)) for r in results.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(40)
     for name, r in results.items():
         r.check(name)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hub.errors import BadRequest, ProtocolError
-from hub.media.sdp import Sdp
+from hub.media.sdp import Sdp, for_ipv6_player
 from hub.media.stream_desc import TrackDesc
 from hub.shard.sdp_tracks import (announced_tracks, player_sdp, track_for_uri, with_h264_params,
                                   with_h265_params)
@@ -85,6 +85,20 @@ def test_player_sdp_exact() -> None:
     assert player_sdp(camera, [(pcmu, pcmu.desc)]) == (
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
         "m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\na=control:trackID=0\r\n")
+
+
+def test_an_ipv6_player_gets_ip6_session_lines() -> None:
+    """Only the origin and connection lines change (GStreamer sizes its RTP
+    sockets by the connection's address type); a second `IN IP4 0.0.0.0`
+    elsewhere (an unknown line kept) is left as it is."""
+    sdp = Sdp.parse(FFMPEG_H264_AAC)
+    ours = player_sdp(sdp, [(t, t.desc) for t in announced_tracks(sdp)])
+    v6 = for_ipv6_player(ours + "x=c=IN IP4 0.0.0.0\r\n")
+    assert v6 == ours.replace("o=- 0 0 IN IP4 127.0.0.1\r\n", "o=- 0 0 IN IP6 ::1\r\n").replace(
+        "c=IN IP4 0.0.0.0\r\n", "c=IN IP6 ::\r\n") + "x=c=IN IP4 0.0.0.0\r\n"
+    parsed = Sdp.parse(v6)
+    assert (parsed.origin, parsed.connection) == ("- 0 0 IN IP6 ::1", "IN IP6 ::")
+    assert [m.control for m in parsed.media] == ["trackID=0", "trackID=1"]
 
 
 def test_track_for_uri() -> None:

@@ -21,12 +21,14 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ...client_key import is_ipv6
 from ...errors import Forbidden, HubError, MethodNotValidInState, NotFound, Unauthorized, UnsupportedTransport
 from ...ipc import messages as M
 from ...ipc.handoff import send_socket
 from ...media.rtsp.events import (Announce, Describe, GetParameter, Options, Pause, Play, RtspRequestEvent,
                                   SetParameter, Setup, Teardown)
 from ...media.rtsp.state import RtspRole, RtspState
+from ...media.sdp import for_ipv6_player
 from ...placement import canonical_path
 from ...rate import TokenBucket
 from ...rtsp_glue import Pending, RtspServerProtocol
@@ -176,8 +178,12 @@ class RtspConnection(RtspServerProtocol):
     async def _describe(self, event: Describe) -> None:
         await self._authorize(event, push=False)
         view = await self.front.views.open(canonical_path(event.path))
+        sdp = view.desc.sdp
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        if peer and is_ipv6(peer[0]):
+            sdp = for_ipv6_player(sdp)
         self.reply(event, headers=[("Content-Base", self._base_url(event) + "/"),
-                                   ("Content-Type", "application/sdp")], body=view.desc.sdp.encode())
+                                   ("Content-Type", "application/sdp")], body=sdp.encode())
 
     async def _setup(self, event: Setup) -> None:
         await self._authorize(event, push=False)
