@@ -291,6 +291,8 @@ class IngestSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.held is not None:
+            self.held.forget()  # its socket is closing: no window for it
         self.channels[:] = [None] * 256
         stream = self.stream
         if stream is not None and not stream.closed:

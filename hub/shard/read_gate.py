@@ -27,7 +27,10 @@ enough to fill `HOLD_LOWAT` within a window is read when it does.
 
 One timer per shard, armed only while a source is held (none when no
 bytes arrive); a source is held at most once, so the list is bounded by
-the shard's connections.
+the shard's connections. A source that ends leaves the gate (`forget`);
+one whose socket closed anyway is skipped when the gate opens (a closed
+socket once raised there and left every source after it in that window
+held for good, at `HOLD_LOWAT`).
 """
 
 from __future__ import annotations
@@ -64,10 +67,15 @@ class HeldSocket:
         if self.held:
             self.gate.release(self)
 
+    def forget(self) -> None:
+        """The source ended: out of the gate, its socket left alone."""
+        if self.held:
+            self.gate.forget(self)
+
     def _lowat(self, n: int) -> None:
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n)
-        except OSError:  # closed meanwhile: nothing to hold or release
+        except (OSError, ValueError):  # closed meanwhile (uvloop's stand-in: ValueError)
             pass
 
 
@@ -125,14 +133,20 @@ class ReadGate:
 
     def release(self, source: HeldSocket) -> None:
         """Let one held source read now; the timer stays only for the others."""
+        if self.forget(source):
+            source._lowat(1)
+
+    def forget(self, source: HeldSocket) -> bool:
+        """`source` is held no more (True if it was); the timer stays only
+        for the others."""
         if not source.held:
-            return
+            return False
         source.held = False
         self._held.remove(source)
-        source._lowat(1)
         if not self._held and self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        return True
 
     def open(self) -> None:
         """Release every source held: the timer's call, and on close."""

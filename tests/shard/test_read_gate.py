@@ -112,6 +112,50 @@ def test_releasing_a_closed_socket_is_harmless() -> None:
     uvloop.run(main())
 
 
+def test_a_source_closed_while_held_leaves_the_others_held_in_its_window_unharmed() -> None:
+    """A publisher that hangs up while held (its socket closed: uvloop's
+    stand-in raises ValueError on setsockopt) neither raises in the timer
+    nor leaves the sources held after it in that window at HOLD_LOWAT: they
+    were stuck there for good (read only every 256 KiB, never held again,
+    and a first player's release raised)."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[object] = []
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx.get("exception") or ctx))
+        gate = ReadGate(30)
+        a, pa = await _pair(loop)
+        b, pb = await _pair(loop)
+        assert a.transport is not None and b.transport is not None
+        a.held, b.held = gate.socket_of(a.transport), gate.socket_of(b.transport)
+        pa.sendall(b"a")
+        await _wait(lambda: len(a.reads) == 1)
+        pb.sendall(b"b")
+        await _wait(lambda: len(b.reads) == 1)
+        assert gate.held == 2
+        a.transport.abort()  # the publisher went, held
+        pa.close()
+        await _wait(lambda: not gate.armed)
+        assert errors == [] and gate.held == 0
+        assert _lowat(b.transport) == 1 and b.held is not None and not b.held.held
+        pb.sendall(b"again")  # read at once, held again, released by a reader
+        await _wait(lambda: len(b.reads) == 2)
+        assert gate.held == 1
+        b.held.release()
+        assert gate.held == 0 and _lowat(b.transport) == 1 and errors == []
+        # A source that ends tells the gate: nothing of it stays held.
+        pb.sendall(b"last")
+        await _wait(lambda: len(b.reads) == 3)
+        assert gate.held == 1
+        b.held.forget()
+        b.transport.abort()
+        assert gate.held == 0 and not gate.armed
+        pb.close()
+        await asyncio.sleep(0.05)
+        assert errors == []
+
+    uvloop.run(main())
+
+
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ReadGate(0)
@@ -180,6 +224,8 @@ def test_an_unwatched_stream_is_held_and_a_watched_one_is_not() -> None:
         assert watched.readers
         other.count(100)  # ingest_window: held though read
         assert always.held == 1 and _lowat(b.transport) == HOLD_LOWAT
+        other.close()  # the source ended: the gate holds nothing of it
+        assert always.held == 0 and not always.armed
         for g in (gate, always):
             g.close()
         for t, p in ((a.transport, pa), (b.transport, pb)):
