@@ -120,6 +120,10 @@ def test_split_listen() -> None:
     assert split_listen("[::1]:80") == ("::1", 80)
     with pytest.raises(ConfigError):
         split_listen("host.example:80")
+    # No host: every address, IPv6's too, as Go's ":1554" (ipchub's) is.
+    assert Config(listen=":1554").listen_hosts == ("0.0.0.0", "::")
+    assert Config(listen="0.0.0.0:1554").listen_hosts == ("0.0.0.0",)
+    assert Config(listen="[::]:80").listen_hosts == ("::",) and Config(listen="[::1]:80").listen_hosts == ("::1",)
 
 
 def test_round_trip_through_child_env() -> None:

@@ -11,6 +11,7 @@ and one to each shard (streams, wake-ups, socket hand-offs).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -33,14 +34,42 @@ from .sniff import SniffProtocol
 log = logging.getLogger("hub.api.process")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_sockets(hosts: tuple[str, ...], port: int) -> list[socket.socket]:
+    """The sockets a front listens on: one per host of `listen_hosts` —
+    for `:1554`, IPv4's 0.0.0.0 and IPv6's `::` (v6 only, so IPv4 peers keep
+    their own addresses, not `::ffff:a.b.c.d`); IPv6's is left out where
+    the kernel has none."""
+    socks: list[socket.socket] = []
+    try:
+        for host in hosts:
+            wildcard_v6 = host == "::" and len(hosts) > 1
+            try:
+                socks.append(_listening_socket(host, port, v6only=wildcard_v6))
+            except OSError as e:
+                if not (wildcard_v6 and e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)):
+                    raise
+                log.info("no IPv6 on this machine: listening on IPv4 only (%s)", e.strerror)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def _listening_socket(host: str, port: int, v6only: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if v6only:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -109,21 +138,21 @@ class FrontServer(uvicorn.Server):
     its connections to end."""
 
     def __init__(self, config: uvicorn.Config, front: FrontContext,
-                 rtmp_sock: socket.socket | None = None) -> None:
+                 rtmp_socks: list[socket.socket] | None = None) -> None:
         self._exit = asyncio.Event()
         self._should_exit = False
         super().__init__(config)
         self.server_state = LazyDateState()
         self.front = front
-        self.rtmp_sock = rtmp_sock
-        self.rtmp: asyncio.Server | None = None
+        self.rtmp_socks = rtmp_socks or []
+        self.rtmp: list[asyncio.Server] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         front = self.front
-        if self.rtmp_sock is not None:  # RTMP's own port: the protocol the sniffer switches to
-            self.rtmp = await asyncio.get_running_loop().create_server(
-                lambda: RtmpFrontProtocol(front), sock=self.rtmp_sock)
+        for sock in self.rtmp_socks:  # RTMP's own port: the protocol the sniffer switches to
+            self.rtmp.append(await asyncio.get_running_loop().create_server(
+                lambda: RtmpFrontProtocol(front), sock=sock))
         front.stop_listening = self._stop_listening
         if front.draining:  # the drain came while we were starting
             self._stop_listening()
@@ -158,8 +187,8 @@ class FrontServer(uvicorn.Server):
         self.front.listening = False
 
     def close_rtmp(self) -> None:
-        if self.rtmp is not None:
-            self.rtmp.close()
+        for server in self.rtmp:
+            server.close()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for view in list(self.front.views.by_id.values()):
@@ -180,10 +209,10 @@ async def run_front(args: ChildArgs) -> None:
     config = uvicorn_config(app)
     config.load()
     await selftest(config)
-    sock = listening_socket(args.config.host, args.config.port)
+    socks = listening_sockets(args.config.listen_hosts, args.config.port)
     front.webrtc.start()  # this front's WebRTC UDP port
-    rtmp_sock = listening_socket(args.config.host, args.config.rtmp_port) if args.config.rtmp_port else None
-    server = FrontServer(config, front, rtmp_sock)
+    rtmp_socks = listening_sockets(args.config.listen_hosts, args.config.rtmp_port) if args.config.rtmp_port else []
+    server = FrontServer(config, front, rtmp_socks)
 
     async def stop_on_link_loss() -> None:
         await stop.wait()
@@ -191,7 +220,7 @@ async def run_front(args: ChildArgs) -> None:
 
     watcher = asyncio.create_task(stop_on_link_loss())
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=socks)
     finally:
         stop.set()
         server.close_rtmp()
@@ -204,6 +233,5 @@ async def run_front(args: ChildArgs) -> None:
         front.shards.close()
         if front.supervisor is not None:
             front.supervisor.close()
-        sock.close()
-        if rtmp_sock is not None:
-            rtmp_sock.close()
+        for sock in (*socks, *rtmp_socks):
+            sock.close()

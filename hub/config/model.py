@@ -130,6 +130,10 @@ class Config:
         return split_listen(self.listen)[1]
 
     @property
+    def listen_hosts(self) -> tuple[str, ...]:
+        return listen_hosts(self.listen)
+
+    @property
     def shard_count(self) -> int:
         return self.shards or default_processes()
 
@@ -218,7 +222,21 @@ def restart_needed(old: Config, new: Config) -> set[str]:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """`":1554"`, `"127.0.0.1:1554"`, `"[::1]:1554"` -> (host, port)."""
+    """`":1554"`, `"127.0.0.1:1554"`, `"[::1]:1554"` -> (host, port); no
+    host is "0.0.0.0" here (IPv4's sockets: WebRTC's), and every address,
+    IPv6's too, for the listening sockets (`listen_hosts`)."""
+    host, port = _split_listen(listen)
+    return host or "0.0.0.0", port
+
+
+def listen_hosts(listen: str) -> tuple[str, ...]:
+    """The hosts the fronts listen on: the one `listen` names, or with none
+    (`:1554`) IPv4's and IPv6's wildcards, as Go's `:1554` (ipchub's) is."""
+    host, _port = _split_listen(listen)
+    return (host,) if host else ("0.0.0.0", "::")
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
     text = listen.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -239,4 +257,4 @@ def split_listen(listen: str) -> tuple[str, int]:
         except ValueError:
             if host != "localhost":
                 raise ConfigError(f"listen: bad host {host!r}") from None
-    return host or "0.0.0.0", port
+    return host, port

@@ -81,19 +81,35 @@ def remove_stale(shm_dir: str = "/dev/shm", tmp_dir: str | None = None,
     return removed
 
 
-def check_address_free(host: str, port: int) -> None:
-    """Fail early (and clearly) when the listen address is taken."""
+def check_address_free(hosts: tuple[str, ...], port: int) -> None:
+    """Fail early (and clearly) when the listen address is taken (for
+    `:PORT`: IPv4's and, where the machine has IPv6, IPv6's)."""
+    if len(hosts) > 1:
+        for host in hosts:
+            _check_free(host, port, f":{port}", v6only=":" in host)
+        return
+    _check_free(hosts[0], port, f"{hosts[0]}:{port}")
+
+
+def _check_free(host: str, port: int, shown: str, v6only: bool = False) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:  # no IPv6 here: the fronts listen on IPv4 alone
+        return
     # SO_REUSEADDR: connections of a just-stopped instance in TIME_WAIT do not
     # block the port, a live listener (without our SO_REUSEPORT) still does.
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if v6only:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((host, port))
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise SystemExit(f"ipchub: {host}:{port} is already in use") from None
-        raise SystemExit(f"ipchub: cannot bind {host}:{port}: {e.strerror}") from None
+            raise SystemExit(f"ipchub: {shown} is already in use") from None
+        if v6only and e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            return
+        raise SystemExit(f"ipchub: cannot bind {shown}: {e.strerror}") from None
     finally:
         s.close()
 
@@ -220,9 +236,9 @@ def run(config: Config, load_config: Callable[[], Config] | None = None) -> int:
     if removed:
         log.info("removed %d leftovers of dead instances", len(removed))
     try:
-        check_address_free(config.host, config.port)
+        check_address_free(config.listen_hosts, config.port)
         if config.rtmp_port:
-            check_address_free(config.host, config.rtmp_port)
+            check_address_free(config.listen_hosts, config.rtmp_port)
     except SystemExit as e:  # logged, so a JSON log stays all JSON
         log.critical("%s", e.code)
         return 1
