@@ -10,7 +10,8 @@ they do. Each check decodes what came through: frame sizes, codecs and
 timestamps that advance.
 
 Debian's VLC is built without live555, so it has no RTSP client at all;
-it is checked on HTTP-FLV, HLS and RTMP.
+it is checked on HTTP-FLV, HLS and RTMP. GStreamer's RTSP server
+(`gst_camera.py`) is a camera for the route pulls.
 """
 
 from __future__ import annotations
@@ -166,6 +167,36 @@ def test_gstreamer_publishes(hub: HubServer, how: str, video: str) -> None:
     assert r.decode_errors == 0, r.log[:10]
 
 
+#: Debian's python3, whose gi bindings run GStreamer's RTSP server.
+SYSTEM_PYTHON = "/usr/bin/python3"
+CAMERA = Path(__file__).with_name("gst_camera.py")
+
+
+@pytest.mark.parametrize("video, audio, user", [("h264", "aac", "cam"), ("hevc", "pcm_alaw", "")])
+def test_route_pulls_a_gstreamer_camera(hub: HubServer, video: str, audio: str, user: str) -> None:
+    """A route to GStreamer's RTSP server (its own SDP, RTP-Info, session
+    timeout, Digest challenge; H.265 from its own payloader): the first
+    player starts the pull, FLV and RTSP players decode it."""
+    cam = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA), "h265" if video == "hevc" else "h264", user,
+                            "secret" if user else ""], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert cam.stdout is not None
+        line = cam.stdout.readline().strip()
+        assert line.isdigit(), (line, cam.stderr.read() if cam.poll() is not None and cam.stderr else "")
+        creds = f"{user}:secret@" if user else ""
+        assert hub.post_json("/api/v1/routes", {"pattern": "/cam/door",
+                                                "url": f"rtsp://{creds}127.0.0.1:{line}/stream1"}) == 200
+        for url in (f"{hub.base}/streams/cam/door.flv", hub.rtsp_url("/cam/door")):
+            r = play(url, frames=50, timeout=20)
+            assert r.video_codec == video and r.audio_codec == audio, (url, r)
+            assert (r.width, r.height) == (640, 360)
+            assert r.video_frames >= 50 and r.advancing() and r.decode_errors == 0, (url, r.log[:10])
+    finally:
+        cam.kill()
+        cam.communicate()
+
+
 def _vlc_argv(url: str, seconds: int) -> list[str]:
     argv = [VLC, "-q", "-I", "dummy", "--no-media-library", "--run-time", str(seconds), "--play-and-exit",
             url, "--sout", "#std{access=file,mux=ts,dst=-}"]
@@ -214,3 +245,6 @@ def test_gstreamer_and_vlc_are_real_programs() -> None:
                            "tsdemux", "souphttpsrc", "x264enc", "x265enc", "voaacenc", "alawenc", "avdec_h264", "rtph264depay")
                if subprocess.run(["gst-inspect-1.0", "--exists", e], timeout=30).returncode != 0]
     assert not missing, missing
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.returncode == 0, probe.stderr
