@@ -83,7 +83,7 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
+        except (OSError, ValueError):  # closed meanwhile (uvloop's stand-in: ValueError)
             pass
 
 

@@ -178,7 +178,7 @@ def cap_send_buffer(transport: asyncio.BaseTransport, size: int = SNDBUF) -> Non
         return
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-    except OSError:
+    except (OSError, ValueError):  # closed meanwhile (uvloop's stand-in: ValueError)
         pass
 
 
