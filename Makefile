@@ -39,20 +39,22 @@ node_modules/.installed: package.json package-lock.json
 # prometheus (the deploy configs and the metrics test), redis-server (the
 # cluster tests); and clients other than FFmpeg's
 # (tests/e2e/test_other_clients.py): GStreamer's elements (element:package),
-# its RTSP server for Debian's python3 (a camera) and VLC, without
+# its RTSP server and webrtcbin for Debian's python3 (a camera, a WHEP
+# player) and VLC, without
 # recommends (VLC's would pull in a desktop).
 SYSDEPS := gcc:gcc ffmpeg:ffmpeg chromium:chromium systemd-analyze:systemd promtool:prometheus redis-server:redis-server
 GSTDEPS := rtspsrc:gstreamer1.0-plugins-good rtspclientsink:gstreamer1.0-rtsp x264enc:gstreamer1.0-plugins-ugly \
-  rtmp2sink:gstreamer1.0-plugins-bad avdec_h264:gstreamer1.0-libav
+  rtmp2sink:gstreamer1.0-plugins-bad avdec_h264:gstreamer1.0-libav nicesrc:gstreamer1.0-nice
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	  bare=""; command -v gst-inspect-1.0 >/dev/null 2>&1 || bare=" gstreamer1.0-tools"; \
 	  for pair in $(GSTDEPS); do el=$${pair%%:*}; pkg=$${pair##*:}; \
-	    gst-inspect-1.0 --exists $$el >/dev/null 2>&1 || bare="$$bare $$pkg"; done; \
+	    gst-inspect-1.0 $$el >/dev/null 2>&1 || bare="$$bare $$pkg"; done; \
 	  command -v cvlc >/dev/null 2>&1 || bare="$$bare vlc-bin vlc-plugin-base"; \
-	  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 || \
-	    bare="$$bare python3-gi gir1.2-gst-rtsp-server-1.0"; \
+	  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); \
+	    gi.require_version('GstWebRTC', '1.0')" >/dev/null 2>&1 || \
+	    bare="$$bare python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-bad-1.0"; \
 	  if [ -n "$$missing$$bare" ]; then echo "installing$$missing$$bare (apt-get)"; apt-get update -qq; fi; \
 	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	  if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -11,7 +11,8 @@ timestamps that advance.
 
 Debian's VLC is built without live555, so it has no RTSP client at all;
 it is checked on HTTP-FLV, HLS and RTMP. GStreamer's RTSP server
-(`gst_camera.py`) is a camera for the route pulls.
+(`gst_camera.py`) is a camera for the route pulls, its webrtcbin
+(`gst_whep.py`) a WHEP player.
 """
 
 from __future__ import annotations
@@ -197,6 +198,16 @@ def test_route_pulls_a_gstreamer_camera(hub: HubServer, video: str, audio: str, 
         cam.communicate()
 
 
+def test_gstreamer_webrtc_plays_over_whep(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """GStreamer's webrtcbin (libnice, its own DTLS and SRTP) as a WHEP
+    player: 50 frames of 640x360 decoded (`gst_whep.py`)."""
+    push("/live/whep", "h264")
+    run = subprocess.run([SYSTEM_PYTHON, str(Path(__file__).with_name("gst_whep.py")),
+                          f"{hub.base}/streams/live/whep/whep", "50"], capture_output=True, text=True, timeout=60)
+    last = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
+    assert last == f"50 {I420_640x360}", (last, run.stdout[-2000:], run.stderr[-2000:])
+
+
 def _vlc_argv(url: str, seconds: int) -> list[str]:
     argv = [VLC, "-q", "-I", "dummy", "--no-media-library", "--run-time", str(seconds), "--play-and-exit",
             url, "--sout", "#std{access=file,mux=ts,dst=-}"]
@@ -242,9 +253,10 @@ def test_gstreamer_and_vlc_are_real_programs() -> None:
     _need(GST)
     _need(VLC)
     missing = [e for e in ("rtspsrc", "rtspclientsink", "rtmp2src", "rtmp2sink", "flvmux", "flvdemux", "hlsdemux",
-                           "tsdemux", "souphttpsrc", "x264enc", "x265enc", "voaacenc", "alawenc", "avdec_h264", "rtph264depay")
-               if subprocess.run(["gst-inspect-1.0", "--exists", e], timeout=30).returncode != 0]
+                           "tsdemux", "souphttpsrc", "x264enc", "x265enc", "voaacenc", "alawenc", "webrtcbin", "nicesrc", "avdec_h264", "rtph264depay")
+               if subprocess.run(["gst-inspect-1.0", e], capture_output=True, timeout=30).returncode != 0]
     assert not missing, missing
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "gi.require_version('GstWebRTC', '1.0')"],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode == 0, probe.stderr
