@@ -16,11 +16,17 @@ import ipaddress
 __all__ = ["client_key", "is_ipv6"]
 
 
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def client_key(host: str) -> str:
     """`host` as a per-client limit's key: IPv4 itself, IPv6 its /64."""
-    try:
-        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
+    addr = _address(host)
+    if addr is None:
         return host
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
@@ -32,8 +38,5 @@ def client_key(host: str) -> str:
 def is_ipv6(host: str) -> bool:
     """Whether a peer is an IPv6 client (an IPv4-mapped address, what a
     dual-stack socket reports for an IPv4 one, is not)."""
-    try:
-        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
+    addr = _address(host)
     return isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None
