@@ -36,7 +36,7 @@ from .media.webrtc.peer import Addr, Datagram, PeerEvent, WebRtcPeer
 
 log = logging.getLogger("hub.webrtc_udp")
 
-__all__ = ["WebRtcSocket", "bind_udp", "candidates_for", "DRAIN_LIMIT", "MAX_DATAGRAM", "SOCKET_BUFFER"]
+__all__ = ["WebRtcSocket", "bind_for_listen", "bind_udp", "candidates_for", "DRAIN_LIMIT", "MAX_DATAGRAM", "SOCKET_BUFFER"]
 
 #: Datagrams read per wake-up, so a flood cannot starve the loop.
 DRAIN_LIMIT = 64
@@ -53,8 +53,9 @@ GSO_MAX_BYTES = 65000
 _GSO_SIZE = struct.Struct("=H")
 
 
-def bind_udp(host: str, port: int) -> socket.socket:
-    """A non-blocking UDP socket on `host:port` (port 0: any free one)."""
+def bind_udp(host: str, port: int, dual: bool = False) -> socket.socket:
+    """A non-blocking UDP socket on `host:port` (port 0: any free one);
+    `dual`: an IPv6 one that IPv4 peers reach too (as `::ffff:a.b.c.d`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -63,12 +64,35 @@ def bind_udp(host: str, port: int) -> socket.socket:
                 sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
             except OSError:
                 pass
+        if dual:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def bind_for_listen(hosts: tuple[str, ...], port: int) -> socket.socket:
+    """The WebRTC port for `listen_hosts` (`Config.listen_hosts`): the one
+    host's, or for every address (`:1554`) one dual-stack IPv6 socket, so a
+    player that reached us over IPv6 gets a candidate it can use as well as
+    one over IPv4; IPv4's alone where the kernel has no IPv6."""
+    if len(hosts) == 1:
+        return bind_udp(hosts[0], port)
+    try:
+        return bind_udp("::", port, dual=True)
+    except OSError as e:
+        if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            raise
+        return bind_udp("0.0.0.0", port)
+
+
+def _v4_of(addr: tuple[str, int] | tuple[str, int, int, int]) -> Addr:
+    """A dual-stack socket's IPv4 peer as the engine knows it: its own
+    address, not `::ffff:a.b.c.d` (the STUN answers, the per-client keys)."""
+    return (addr[0][7:], addr[1])
 
 
 class WebRtcSocket:
@@ -84,6 +108,9 @@ class WebRtcSocket:
         self.loop = asyncio.get_running_loop()
         self.port = int(sock.getsockname()[1])
         self.family = sock.family
+        #: An IPv6 socket that IPv4 peers reach too (`bind_for_listen`).
+        self.dual = sock.family == socket.AF_INET6 and not sock.getsockopt(socket.IPPROTO_IPV6,
+                                                                            socket.IPV6_V6ONLY)
         self.gso = hasattr(sock, "sendmsg")
         self.sent = 0
         self.dropped = 0  # datagrams the kernel did not take
@@ -108,6 +135,8 @@ class WebRtcSocket:
             except OSError:  # an ICMP error reported on the socket
                 break
             self.received += 1
+            if self.dual and addr[0].startswith("::ffff:"):
+                addr = _v4_of(addr)
             out = mux.receive(bytes(view[:n]), addr, now)
             if out:
                 self.send(out)
@@ -157,11 +186,16 @@ class WebRtcSocket:
             self._schedule(due)
 
     # -- sending ----------------------------------------------------------------------
+    def _to(self, addr: Addr) -> Addr:
+        """Where the socket sends to `addr` (an IPv4 peer of a dual-stack
+        socket: its mapped address)."""
+        return ("::ffff:" + addr[0], addr[1]) if self.dual and ":" not in addr[0] else addr
+
     def send(self, datagrams: list[Datagram]) -> None:
         sendto = self.sock.sendto
         for data, addr in datagrams:
             try:
-                sendto(data, addr)
+                sendto(data, self._to(addr))
                 self.sent += 1
             except OSError:
                 self.dropped += 1
@@ -172,6 +206,7 @@ class WebRtcSocket:
         out in one GSO `sendmsg` each."""
         if not packets:
             return True
+        addr = self._to(addr)
         if not self.gso or len(packets) == 1:
             return self._send_each(packets, addr)
         ok = True
@@ -242,10 +277,10 @@ def candidates_for(config: Config, port: WebRtcSocket, request_host: str) -> tup
     addresses of the socket's family, else the address the HTTP request
     came in on (what the client reached us at)."""
     v6 = port.family == socket.AF_INET6
-    hosts = [a for a in config.webrtc.public_addresses if (":" in a) == v6]
+    hosts = [a for a in config.webrtc.public_addresses if port.dual or (":" in a) == v6]
     if not hosts and request_host:
-        host = request_host.removeprefix("::ffff:") if not v6 else request_host
-        if (":" in host) == v6:
+        host = request_host.removeprefix("::ffff:") if port.dual or not v6 else request_host
+        if port.dual or (":" in host) == v6:
             hosts = [host]
     if not hosts:
         raise ServiceUnavailable("WebRTC: no address of the UDP port's family to announce "

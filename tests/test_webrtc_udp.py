@@ -4,6 +4,7 @@ GSO runs (the kernel cuts them back into the same datagrams) or one by one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 
 import pytest
@@ -59,3 +60,53 @@ def test_datagrams_from_nobody_known_are_counted_and_dropped() -> None:
 
     stats = asyncio.run(run()).stats
     assert (stats.datagrams, stats.bad_stun, stats.unknown_address) == (3, 1, 2)
+
+
+class _EchoMux(WebRtcMux):
+    """Answers every datagram to where it came from, and notes who that was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[object] = []
+
+    def receive(self, data: bytes, addr, now: float):  # type: ignore[no-untyped-def, override]
+        self.seen.append(addr)
+        return [(b"re:" + data, addr)]
+
+
+@pytest.mark.parametrize("client", ["127.0.0.1", "::1"])
+def test_one_dual_stack_port_serves_ipv4_and_ipv6_peers(client: str) -> None:
+    """`listen` without a host: one IPv6 socket that IPv4 peers reach too.
+    The engine sees an IPv4 peer as its own address (not ::ffff:...), and
+    what it sends that peer gets there; its answer's candidates are of the
+    family the request came in on."""
+    from hub.config import Config
+    from hub.webrtc_udp import bind_for_listen, candidates_for
+
+    async def run() -> None:
+        mux = _EchoMux()
+        port = WebRtcSocket(bind_for_listen(("0.0.0.0", "::"), 0), mux, lambda events: None)
+        family = socket.AF_INET6 if ":" in client else socket.AF_INET
+        tx = socket.socket(family, socket.SOCK_DGRAM)
+        tx.bind((client, 0))
+        tx.setblocking(False)
+        try:
+            assert port.dual and port.family == socket.AF_INET6
+            tx.sendto(b"ping", (client, port.port))
+            loop = asyncio.get_running_loop()
+            reply = await asyncio.wait_for(loop.sock_recv(tx, 2048), 2)
+            assert reply == b"re:ping"
+            assert [a[:2] for a in mux.seen] == [(client, tx.getsockname()[1])]  # type: ignore[index]
+            assert port.send_packets([b"one", b"two"], mux.seen[0])  # type: ignore[arg-type]
+            assert [await asyncio.wait_for(loop.sock_recv(tx, 2048), 2) for _ in range(2)] == [b"one", b"two"]
+            config = Config()
+            for host, want in (("127.0.0.1", "127.0.0.1"), ("::ffff:10.0.0.5", "10.0.0.5"), ("::1", "::1")):
+                assert [c.host for c in candidates_for(config, port, host)] == [want]
+            config = dataclasses.replace(config, webrtc=dataclasses.replace(
+                config.webrtc, public_addresses=("203.0.113.7", "2001:db8::7")))
+            assert [c.host for c in candidates_for(config, port, "::1")] == ["203.0.113.7", "2001:db8::7"]
+        finally:
+            tx.close()
+            port.close()
+
+    asyncio.run(run())

@@ -42,7 +42,7 @@ from ..media.webrtc.peer import (PeerClosed, PeerConnected, PeerEvent, RecvTrack
 from ..media.webrtc.reception import ReceptionStats
 from ..media.webrtc.trickle import answer_session_op
 from ..placement import canonical_path
-from ..webrtc_udp import WebRtcSocket, bind_udp, candidates_for
+from ..webrtc_udp import WebRtcSocket, bind_for_listen, candidates_for
 from .ingest import IngestSession, PacketSink
 from .streams import StreamTable
 
@@ -176,13 +176,13 @@ class WhipHost:
         base = c.webrtc.udp_port
         port = base + c.front_count + self.index if base else 0
         try:
-            sock = bind_udp(c.host, port)
+            sock = bind_for_listen(c.listen_hosts, port)
         except OSError as e:
             self.failure = f"WebRTC UDP port {c.host}:{port} unavailable: {e.strerror}"
             log.error("%s; WHIP is off in this shard", self.failure)
             return
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
-        log.info("WHIP on UDP %s:%d", c.host, self.port.port)
+        log.info("WHIP on UDP %s:%d", sock.getsockname()[0], self.port.port)
 
     def close(self) -> None:
         for s in list(self.sessions.values()):

@@ -55,3 +55,42 @@ def test_a_taken_ipv6_port_is_refused_at_start() -> None:
     finally:
         taken.close()
     check_address_free(("0.0.0.0", "::"), port)
+
+
+def test_whep_over_ipv6_and_ipv4_on_the_default_listen(hub_factory: Callable[..., HubServer],
+                                                       media: Callable[[str], Path]) -> None:
+    """With both families served, a player whose HTTP request came over
+    IPv6 must get an IPv6 candidate on a socket that answers it: the WebRTC
+    port is one dual-stack socket (an IPv4-only one answered 503 "no
+    address of the UDP port's family" to IPv6 players, and a browser that
+    had reached the port over IPv6 never fell back to IPv4)."""
+    import asyncio
+
+    from tests.e2e.webrtc_peers import whep, whip
+
+    hub = hub_factory("--shards", "1", "--fronts", "1", listen_host="")
+    with Pusher(hub.rtsp_url("/dual/rtc"), media("h264")):
+        wait_live(hub, "/dual/rtc")
+
+        async def run() -> None:
+            for base in (f"http://[::1]:{hub.port}", hub.base):
+                p = await whep(base, "/dual/rtc", audio=False)
+                try:
+                    assert p.reply.status == 201, (base, p.reply.text)
+                    host = "::1" if "[" in base else "127.0.0.1"
+                    assert f" {host} " in p.reply.text, p.reply.text  # the candidate's address
+                    frames = await p.video_frames(20)
+                    assert {(f.width, f.height) for f in frames} == {(640, 360)}, base
+                finally:
+                    await p.close()
+            # A WHIP publisher over IPv6: the shard's port is dual-stack too.
+            pub = await whip(f"http://[::1]:{hub.port}", "/dual/whip")
+            try:
+                assert pub.reply.status == 201, pub.reply.text
+                await asyncio.to_thread(wait_live, hub, "/dual/whip", 15.0)
+                r = await asyncio.to_thread(play, f"{hub.base}/streams/dual/whip.flv", 20, 20)
+                assert r.video_codec == "h264" and r.video_frames >= 20 and r.advancing(), r.log[:5]
+            finally:
+                await pub.close()
+
+        asyncio.run(asyncio.wait_for(run(), 90))

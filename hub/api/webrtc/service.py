@@ -36,7 +36,7 @@ from ...media.webrtc.offer import WebRtcOffer
 from ...media.webrtc.peer import (CLIENT_NACK_BURST, CLIENT_NACK_RATE, KeyframeRequested, NackBudget, PeerClosed,
                                   PeerConnected, PeerEvent, WebRtcPeer)
 from ...media.webrtc.trickle import answer_session_op
-from ...webrtc_udp import WebRtcSocket, bind_udp, candidates_for
+from ...webrtc_udp import WebRtcSocket, bind_for_listen, candidates_for
 from ..play.consumer import Consumer
 from .whep import WhepFanout, WhepSession, has_bframes
 
@@ -83,15 +83,14 @@ class WebRtcFront:
         c = self.config
         base = c.webrtc.udp_port
         port = base + self.index if base else 0
-        host = c.host
         try:
-            sock = bind_udp(host, port)
+            sock = bind_for_listen(c.listen_hosts, port)
         except OSError as e:
-            self.failure = f"WebRTC UDP port {host}:{port} unavailable: {e.strerror}"
+            self.failure = f"WebRTC UDP port {c.host}:{port} unavailable: {e.strerror}"
             log.error("%s; WHEP is off in this front", self.failure)
             return
         self.port = WebRtcSocket(sock, self.mux, self._on_events)
-        log.info("WebRTC on UDP %s:%d", host, self.port.port)
+        log.info("WebRTC on UDP %s:%d", sock.getsockname()[0], self.port.port)
 
     def close(self) -> None:
         for s in list(self.sessions.values()):
