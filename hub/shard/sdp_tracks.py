@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..errors import BadRequest, HubError
 from ..media.aac import AacConfig
+from ..media.rtsp import control_after_query
 from ..media.sdp import (PLAYER_CONNECTION, PLAYER_ORIGIN, Sdp, SdpMedia, aac_fmtp, aac_params, format_fmtp, h264_parameter_sets, h265_fmtp,
                          h265_parameter_sets, parse_fmtp)
 from ..media.stream_desc import AUDIO_AAC, TrackDesc
@@ -174,18 +175,22 @@ def track_for_uri(tracks: list[AnnouncedTrack], uri: str) -> AnnouncedTrack:
 
     Publishers resolve our copy of their control against the request URL
     (`rtsp://h/live/x/streamid=0`), or send it absolute; some send the bare
-    stream URL when there is a single track. BadRequest when nothing fits.
+    stream URL when there is a single track; FFmpeg appends it to a URL's
+    query (`rtsp://h/live/x?k=v/streamid=0`). BadRequest when nothing fits.
     """
-    target = uri.split("?", 1)[0].rstrip("/")
-    for t in tracks:
-        control = t.control.rstrip("/")
-        if not control or control == "*":
+    path, _, query = uri.partition("?")
+    for target in (path.rstrip("/"), control_after_query(path, query)):
+        if target is None:
             continue
-        if "://" in control[:16]:
-            if control.split("?", 1)[0] == target:
+        for t in tracks:
+            control = t.control.rstrip("/")
+            if not control or control == "*":
+                continue
+            if "://" in control[:16]:
+                if control.split("?", 1)[0] == target:
+                    return t
+            elif target == control or target.endswith("/" + control.lstrip("/")):
                 return t
-        elif target == control or target.endswith("/" + control.lstrip("/")):
-            return t
     if len(tracks) == 1:
         return tracks[0]
     raise BadRequest(f"SETUP for a track the ANNOUNCE did not describe: {uri[:120]!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -128,3 +129,25 @@ def test_players_get_rtcp_sender_reports(hub: HubServer, push: Callable[..., Pus
     sr = reports[0]
     assert sr.ssrc in ssrc_rtp and sr.packet_count > 0 and sr.octet_count > 0
     assert abs((sr.ntp >> 32) - 2208988800 - time.time()) < 60
+
+
+def test_a_url_with_a_query_publishes_and_plays(hub: HubServer, media: Callable[[str], Path]) -> None:
+    """Camera-style URLs carry a query (`?channel=1&subtype=0`, a token).
+    FFmpeg publishing to one sends its SETUPs as the whole URL, query
+    included, then the control (`...?channel=1&subtype=0/streamid=0`): they
+    were refused (400: "a track the ANNOUNCE did not describe"), so such a
+    publish failed. Players that do the same with our control get their
+    track too; the stream is the path without the query."""
+    from tests.e2e.conftest import wait_live
+
+    url = hub.rtsp_url("/live/query")
+    for transport in ("tcp", "udp"):
+        with Pusher(url + "?channel=1&subtype=0", media("h264"), transport):
+            wait_live(hub, "/live/query")
+            r = play(url + "?channel=1", frames=25, timeout=15, options={"rtsp_transport": "tcp"})
+            assert (r.video_codec, r.audio_codec) == ("h264", "aac") and r.video_frames >= 25 and r.advancing()
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=3) as s:
+                s.sendall(f"SETUP {url}?channel=1/trackID=1 RTSP/1.0\r\nCSeq: 1\r\n"
+                          "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n".encode())
+                assert s.recv(4096).startswith(b"RTSP/1.0 200")
+        time.sleep(0.5)  # the path is free again for the next publisher

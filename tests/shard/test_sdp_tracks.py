@@ -113,6 +113,11 @@ def test_track_for_uri() -> None:
         "v=0\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
         "a=control:rtsp://10.0.0.9/ch1/v\r\nm=audio 0 RTP/AVP 8\r\na=control:rtsp://10.0.0.9/ch1/a\r\n"))
     assert track_for_uri(absolute, "rtsp://10.0.0.9/ch1/a") is absolute[1]
+    # FFmpeg publishing to a URL with a query appends the control after it.
+    assert track_for_uri(tracks, "rtsp://127.0.0.1:1554/live/x?channel=1&subtype=0/streamid=1") is tracks[1]
+    assert track_for_uri(tracks, "rtsp://127.0.0.1:1554/live/x?channel=1/streamid=0") is tracks[0]
+    with pytest.raises(BadRequest):
+        track_for_uri(tracks, "rtsp://127.0.0.1:1554/live/x?next=/a/b")
     # One track: the bare stream URL (or any) names it.
     (single,) = announced_tracks(Sdp.parse(FFMPEG_H265))
     assert track_for_uri([single], "rtsp://127.0.0.1/live/x") is single
@@ -164,3 +169,13 @@ def test_any_sdp_gives_tracks_or_protocol_error(text: str) -> None:
         player_sdp(sdp, [(t, t.desc) for t in tracks])
     except ProtocolError:
         pass
+
+
+def test_control_after_query() -> None:
+    from hub.media.rtsp import control_after_query
+
+    assert control_after_query("/live/x", "channel=1&subtype=0/streamid=1") == "/live/x/streamid=1"
+    assert control_after_query("/live/x/", "k=v/trackID=0") == "/live/x/trackID=0"
+    assert control_after_query("/live/x", "channel=1") is None
+    assert control_after_query("/live/x", "") is None
+    assert control_after_query("/live/x", "k=v/") is None

@@ -26,7 +26,7 @@ from ...errors import Forbidden, HubError, MethodNotValidInState, NotFound, Unau
 from ...ipc import messages as M
 from ...ipc.handoff import send_socket
 from ...media.rtsp.events import (Announce, Describe, GetParameter, Options, Pause, Play, RtspRequestEvent,
-                                  SetParameter, Setup, Teardown)
+                                  SetParameter, Setup, Teardown, control_after_query)
 from ...media.rtsp.state import RtspRole, RtspState
 from ...media.sdp import for_ipv6_player
 from ...placement import canonical_path
@@ -188,6 +188,11 @@ class RtspConnection(RtspServerProtocol):
     async def _setup(self, event: Setup) -> None:
         await self._authorize(event, push=False)
         path, track = split_control(canonical_path(event.path))
+        moved = control_after_query(event.path, event.query) if track is None else None
+        if moved is not None:  # `rtsp://h/live/a?k=v/trackID=0`: the URL's query, then our control
+            moved_path, moved_track = split_control(canonical_path(moved))
+            if moved_track is not None:
+                path, track = moved_path, moved_track
         view = self.view
         if view is None:
             view = await self.front.views.open(path)

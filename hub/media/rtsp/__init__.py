@@ -15,7 +15,7 @@ from .auth import (
 )
 from .events import (
     Announce, Describe, GetParameter, Options, Pause, Play, Record, RequestTimeout, RtspRequestEvent,
-    SessionExpired, SetParameter, Setup, Teardown,
+    SessionExpired, SetParameter, Setup, Teardown, control_after_query,
 )
 from .general import ContentBase, CSeq, Public
 from .headers import Headers
@@ -35,7 +35,7 @@ __all__ = [
     "Record", "RequestTimeout", "RtpInfo", "RtpInfoEntry", "RtspMethod", "RtspReader", "RtspRequest",
     "RtspRequestEvent", "RtspResponse", "RtspRole", "RtspServerConnection", "RtspServerSession",
     "RtspState", "SessionExpired", "SessionHeader", "SetParameter", "Setup", "Teardown", "Transport",
-    "TransportSpec", "authorization_for", "check_digest", "digest_ha1", "digest_uri_matches",
+    "TransportSpec", "authorization_for", "check_digest", "control_after_query", "digest_ha1", "digest_uri_matches",
     "frame_header", "new_session_id", "next_state", "parse_authorization", "parse_challenge",
     "parse_message", "pick_challenge", "verify_digest",
 ]

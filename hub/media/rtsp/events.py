@@ -95,6 +95,15 @@ class SetParameter(RtspRequestEvent):
     method = M.SET_PARAMETER
 
 
+def control_after_query(path: str, query: str) -> str | None:
+    """FFmpeg (publishing) and some NVRs put a track's control after the
+    whole URL, query included: `rtsp://h/live/a?x=1/streamid=0`. The path
+    that names that track (`/live/a/streamid=0`), or None when the query
+    ends in no such part. For a SETUP no track matched otherwise."""
+    tail = query.rpartition("/")[2] if "/" in query else ""
+    return f"{path.rstrip('/')}/{tail}" if tail else None
+
+
 def split_uri(uri: str) -> tuple[str, str, str]:
     """`rtsp://user@h:554/live/a?x=1` -> ("h:554", "/live/a", "x=1");
     a relative URI or `*` has no host. Never raises."""
