@@ -102,33 +102,59 @@ def test_bad_requests(hub: HubServer, push: Callable[..., Pusher]) -> None:
 
 
 def test_players_get_rtcp_sender_reports(hub: HubServer, push: Callable[..., Pusher]) -> None:
+    """Every track's SR names its SSRC and counts, and maps RTP time to wall
+    time as its packets arrive: players (FFmpeg, live555, NVRs) re-base and
+    lip-sync each track on these pairs, so a mapping off by seconds on one
+    track puts audio and video seconds apart, or steps a track's clock."""
     from hub.media.rtcp import SenderReport, parse_compound
     from hub.media.rtp import RtpPacket
     from hub.media.rtsp import InterleavedFrame, RtspReader, RtspResponse
 
-    push("/live/sr", "h264")
+    push("/live/sr", "h264")  # H.264 (90 kHz) + AAC (44.1 kHz)
     url = hub.rtsp_url("/live/sr")
+    rates = (90000, 44100)
     reader = RtspReader()
-    ssrc_rtp, reports = set(), []
+    ssrc_rtp: dict[int, set[int]] = {0: set(), 1: set()}
+    packets: dict[int, list[tuple[int, float]]] = {0: [], 1: []}  # (RTP timestamp, arrival)
+    reports: dict[int, list[tuple[SenderReport, float]]] = {0: [], 1: []}
     with socket.create_connection(("127.0.0.1", hub.port), timeout=5) as s:
         s.sendall(f"SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n"
                   f"Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n".encode())
         session = None
-        deadline = time.monotonic() + 12
-        while time.monotonic() < deadline and not reports:
+        answers = 0
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (reports[0] and reports[1] and time.time() > max(
+                at for r in reports.values() for _sr, at in r) + 1.0):
             reader.feed(s.recv(65536))
+            now = time.time()
             for ev in reader.events():
-                if isinstance(ev, RtspResponse) and session is None:
-                    session = ev.headers["Session"].split(";")[0]
-                    s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n".encode())
-                elif isinstance(ev, InterleavedFrame) and ev.channel == 0:
-                    ssrc_rtp.add(RtpPacket.parse(bytes(ev.payload)).ssrc)
-                elif isinstance(ev, InterleavedFrame) and ev.channel == 1:
-                    reports += [r for r in parse_compound(bytes(ev.payload)) if isinstance(r, SenderReport)]
-    assert reports, "no RTCP sender report within 12 s"
-    sr = reports[0]
-    assert sr.ssrc in ssrc_rtp and sr.packet_count > 0 and sr.octet_count > 0
-    assert abs((sr.ntp >> 32) - 2208988800 - time.time()) < 60
+                if isinstance(ev, RtspResponse):
+                    answers += 1
+                    if answers == 1:
+                        session = ev.headers["Session"].split(";")[0]
+                        s.sendall(f"SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n"
+                                  f"Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n".encode())
+                    elif answers == 2:
+                        s.sendall(f"PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n".encode())
+                elif isinstance(ev, InterleavedFrame) and ev.channel in (0, 2):
+                    pkt = RtpPacket.parse(bytes(ev.payload))
+                    ssrc_rtp[ev.channel // 2].add(pkt.ssrc)
+                    packets[ev.channel // 2].append((pkt.timestamp, now))
+                elif isinstance(ev, InterleavedFrame) and ev.channel in (1, 3):
+                    reports[ev.channel // 2] += [(r, now) for r in parse_compound(bytes(ev.payload))
+                                                 if isinstance(r, SenderReport)]
+    for track in (0, 1):
+        assert reports[track], f"no RTCP sender report for track {track} within 15 s"
+        sr, _at = reports[track][0]
+        assert sr.ssrc in ssrc_rtp[track] and sr.packet_count > 0 and sr.octet_count > 0
+        sr_wall = (sr.ntp >> 32) - 2208988800 + (sr.ntp & 0xFFFFFFFF) / 2**32
+        assert abs(sr_wall - time.time()) < 60
+        # The packets that arrived within a second of the report: their RTP
+        # time, by the report's mapping, is when they arrived (loopback,
+        # real time; AAC comes in small bunches).
+        errors = [((ts - sr.rtp_timestamp + 2**31) % 2**32 - 2**31) / rates[track] - (at - sr_wall)
+                  for ts, at in packets[track] if abs(at - sr_wall) < 1.0]
+        assert errors and max(abs(e) for e in errors) < 0.3, (track, min(errors), max(errors))
 
 
 def test_a_url_with_a_query_publishes_and_plays(hub: HubServer, media: Callable[[str], Path]) -> None:
