@@ -162,5 +162,6 @@ async def keep_shard_link(front: FrontContext, index: int, stop: asyncio.Event) 
             delay = min(SHARD_RETRY_MAX, delay * 2)
             continue
         shards.attach(index, ch)
+        ch.tell(M.FRONT_HELLO({"index": front.args.index}))
         delay = SHARD_RETRY_MIN
         await link.closed.wait()

@@ -150,6 +150,13 @@ REQUEST_KEYFRAME: Final = Note("request_keyframe", StreamIdArgs, "shard")  # a W
 HLS_TOUCH: Final = Note("hls_touch", HlsPathArgs, "shard")        # LL players still ask
 
 
+class FrontArgs(TypedDict):
+    index: int
+
+
+FRONT_HELLO: Final = Note("front_hello", FrontArgs, "shard")  # which front this link is (WHEP session routing)
+
+
 # -- shard -> front: what its streams do ----------------------------------------------
 class WakeArgs(TypedDict):
     s: dict[int, int]  # stream id -> write sequence, coalesced per loop pass
@@ -189,6 +196,7 @@ class SessionOpArgs(TypedDict):
     op: str                # "delete" | "patch"
     if_match: str | None
     ufrag: NotRequired[str | None]  # a PATCH's ICE restart
+    front: NotRequired[int]  # a WHEP session's: the front its id names (the shard asks that one only)
 
 
 class WhipAnswer(TypedDict):

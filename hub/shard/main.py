@@ -67,6 +67,8 @@ class Shard:
         self.streams.on_stream_opened.append(self.recorders.stream_opened)
         self.streams.on_stream_closed.append(self.recorders.stream_closed)
         self.fronts: set[IpcChannel] = set()
+        #: Which front each link is (its hello); a WHEP session's id names its front.
+        self.front_index: dict[IpcChannel, int] = {}
         self.stop = asyncio.Event()
         # -- route pulls (hub.shard.pull) --------------------------------------
         # A copy of the supervisor's route table: the file at start, then the
@@ -228,8 +230,15 @@ class Shard:
 
     async def on_webrtc_session(self, ch: IpcChannel, a: M.SessionOpArgs) -> str | None:
         # A WHEP session's DELETE/PATCH reached a front that does not hold
-        # it: ask the other fronts (the holder acts, the rest say None).
+        # it: ask the front its id names (without one, the other fronts:
+        # the holder acts, the rest say None).
         others = [f for f in self.fronts if f is not ch]
+        if "front" in a:
+            owner = next((f for f in others if self.front_index.get(f) == a["front"]), None)
+            if owner is not None:
+                others = [owner]
+            elif all(f in self.front_index for f in others):
+                others = []  # no such front among those linked: nobody holds it
         replies = await asyncio.gather(*(f.call(M.WEBRTC_SESSION(a), timeout=2.0) for f in others),
                                        return_exceptions=True)
         return next((r for r in replies if isinstance(r, str)), None)
@@ -242,6 +251,10 @@ class Shard:
 
     def on_release_stream(self, ch: IpcChannel, a: M.StreamIdArgs) -> None:
         self.streams.release(int(a["stream_id"]), ch)
+
+    def on_front_hello(self, ch: IpcChannel, a: M.FrontArgs) -> None:
+        if ch in self.fronts:
+            self.front_index[ch] = int(a["index"])
 
     def on_request_keyframe(self, ch: IpcChannel, a: M.StreamIdArgs) -> None:
         """A WebRTC player's PLI, for a source that can ask (WHIP)."""
@@ -281,6 +294,7 @@ SHARD.request(M.DESCRIBE, Shard.on_describe)
 SHARD.notice(M.RELEASE_STREAM, Shard.on_release_stream)
 SHARD.notice(M.REQUEST_KEYFRAME, Shard.on_request_keyframe)
 SHARD.notice(M.HLS_TOUCH, Shard.on_hls_touch)
+SHARD.notice(M.FRONT_HELLO, Shard.on_front_hello)
 SHARD.handoff(M.HANDOFF_RTSP, Shard.on_handoff_rtsp)
 SHARD.handoff(M.HANDOFF_RTMP, Shard.on_handoff_rtmp)
 
@@ -305,6 +319,7 @@ class _Link:
             self.shard.stop.set()
         else:
             self.shard.fronts.discard(ch)
+            self.shard.front_index.pop(ch, None)
             self.shard.streams.drop_reader(ch)
             self.shard.hls.drop_reader(ch)
 

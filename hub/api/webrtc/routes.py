@@ -11,8 +11,9 @@ The token is the pull or push right's (`Authorization: Bearer` or
 `?token=`) when `auth` is on; a session's URL is its own capability (128
 random bits), so DELETE and PATCH need no token. WHEP sessions live in the
 front that answered; one that another front holds is found through the
-stream's shard, which asks every front. WHIP sessions live in the owning
-shard and are asked there. Only GET and HEAD on `/streams/...` are media
+stream's shard, which asks the front the session's id names (an id of
+this front, or one we never made, is answered here: 404). WHIP sessions
+live in the owning shard and are asked there. Only GET and HEAD on `/streams/...` are media
 requests; these methods reach this app (`hub.api.sniff`).
 """
 
@@ -33,6 +34,7 @@ from ...placement import canonical_path
 from ..access import check_pull_token, token_from, user_for_token
 from ..http_responses import CORS
 from ..rest.body import read_body
+from .service import front_of
 
 if TYPE_CHECKING:
     from ..context import FrontContext
@@ -158,8 +160,10 @@ async def whep_session(request: Request) -> Response:
         return _options(front, "PATCH, DELETE, OPTIONS", {"Accept-Patch": SDPFRAG})
     args = await _session_args(request)
     result = front.webrtc.session_op(args)
-    if result is None:
-        # Held by another front, maybe: the stream's shard asks them all.
+    owner = front_of(str(args["id"]))
+    if result is None and owner is not None and owner != front.webrtc.index and owner < front.config.front_count:
+        # Held by the front its id names: the stream's shard asks that one.
+        args["front"] = owner
         result = await front.shard_request(str(args["path"]), M.WEBRTC_SESSION(args), timeout=3.0)
     return _answer(result, request.method)
 

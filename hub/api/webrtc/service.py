@@ -5,7 +5,8 @@ with several fronts on one address, SO_REUSEPORT would spread a session's
 datagrams by address hash over fronts that do not know it, so each front
 has a port of its own and its answers name it. A WHEP session lives in the
 front that answered its offer; a DELETE or PATCH that reaches another front
-is passed on (`hub.api.webrtc.routes`: the owning shard asks every front).
+is passed on (`hub.api.webrtc.routes`: the stream's shard asks the front
+the session's id names, `session_id`).
 
 Bounds: `MAX_SESSIONS` per front (the mux's `max_peers`), and
 `MAX_PENDING_PER_CLIENT` sessions answered but not yet connected per client
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.webrtc")
 
-__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT"]
+__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT", "front_of", "session_id"]
 
 #: WHEP sessions per front.
 MAX_SESSIONS = 10000
@@ -60,6 +61,21 @@ class Counts(Protocol):
 
     webrtc_total: int
     webrtc_active: int
+
+
+def session_id(front: int) -> str:
+    """A WHEP session's id: the front that holds it, then 128 random bits
+    (the URL is the session's capability): `3-Xq...`. A DELETE or PATCH that
+    reaches another front is passed to that front alone (`front_of`)."""
+    return f"{front}-{secrets.token_urlsafe(16)}"
+
+
+def front_of(sid: str) -> int | None:
+    """The front a session id names, or None for an id we never made."""
+    head, sep, rest = sid.partition("-")
+    if not sep or not rest or not head.isdigit() or len(head) > 4:
+        return None
+    return int(head)
 
 
 class WebRtcFront:
@@ -131,7 +147,7 @@ class WebRtcFront:
             # players of the same browser then need no rewrite.
             for t in answer.send_tracks:
                 fanout.out.set_payload_type(t.track, t.payload_type)
-        sid = secrets.token_urlsafe(16)
+        sid = session_id(self.index)
         host = client_key(client[0])
         budget, users = self.nack_budgets.get(host) or (NackBudget(CLIENT_NACK_BURST, CLIENT_NACK_RATE, time.monotonic()), 0)
         peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
