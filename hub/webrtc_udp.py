@@ -28,7 +28,7 @@ import struct
 import time
 from typing import Callable
 
-from .config import Config
+from .config import NO_IPV6_ERRNOS, Config
 from .errors import ServiceUnavailable
 from .media.webrtc.answer import IceCandidate
 from .media.webrtc.mux import WebRtcMux
@@ -84,7 +84,7 @@ def bind_for_listen(hosts: tuple[str, ...], port: int) -> socket.socket:
     try:
         return bind_udp("::", port, dual=True)
     except OSError as e:
-        if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+        if e.errno not in NO_IPV6_ERRNOS:
             raise
         return bind_udp("0.0.0.0", port)
 

@@ -11,7 +11,6 @@ and one to each shard (streams, wake-ups, socket hand-offs).
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 import time
@@ -22,6 +21,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from ..child import ChildArgs
+from ..config import NO_IPV6_ERRNOS
 from ..ipc import messages as M
 from ..ipc.channel import IpcChannel
 from .context import FrontContext
@@ -46,7 +46,7 @@ def listening_sockets(hosts: tuple[str, ...], port: int) -> list[socket.socket]:
             try:
                 socks.append(_listening_socket(host, port, v6only=wildcard_v6))
             except OSError as e:
-                if not (wildcard_v6 and e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)):
+                if not (wildcard_v6 and e.errno in NO_IPV6_ERRNOS):
                     raise
                 log.info("no IPv6 on this machine: listening on IPv4 only (%s)", e.strerror)
     except BaseException:

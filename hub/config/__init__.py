@@ -9,13 +9,13 @@ reads and checks the sources, `values` checks one value, `webrtc` is the
 from __future__ import annotations
 
 from .load import build_parser, config_from_args, load_config
-from .model import (DEFAULT_PORT, HLS_VARIANTS, MASK, RELOADABLE_KEYS, SECRET_KEYS, Config, HlsConfig, LimitsConfig,
+from .model import (DEFAULT_PORT, HLS_VARIANTS, MASK, NO_IPV6_ERRNOS, RELOADABLE_KEYS, SECRET_KEYS, Config, HlsConfig, LimitsConfig,
                     LogConfig, MetricsConfig, TlsConfig, changed_keys, restart_needed, split_listen)
 from .values import ConfigError, default_processes
 from .webrtc import WebRtcConfig
 
 __all__ = [
-    "DEFAULT_PORT", "HLS_VARIANTS", "MASK", "RELOADABLE_KEYS", "SECRET_KEYS", "Config", "ConfigError", "HlsConfig",
+    "DEFAULT_PORT", "HLS_VARIANTS", "MASK", "NO_IPV6_ERRNOS", "RELOADABLE_KEYS", "SECRET_KEYS", "Config", "ConfigError", "HlsConfig",
     "LimitsConfig", "LogConfig", "MetricsConfig", "TlsConfig", "WebRtcConfig", "build_parser", "changed_keys",
     "config_from_args", "default_processes", "load_config", "restart_needed", "split_listen",
 ]

@@ -6,6 +6,7 @@ the sources is `hub.config.load`'s job."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,11 @@ def split_listen(listen: str) -> tuple[str, int]:
     IPv6's too, for the listening sockets (`listen_hosts`)."""
     host, port = _split_listen(listen)
     return host or "0.0.0.0", port
+
+
+#: What binding the IPv6 wildcard of `listen_hosts` raises where the kernel
+#: has no IPv6: the listeners and the WebRTC ports then take IPv4's alone.
+NO_IPV6_ERRNOS = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
 
 
 def listen_hosts(listen: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import socket
 import tempfile
 from typing import TYPE_CHECKING, Callable
 
-from ..config import Config
+from ..config import NO_IPV6_ERRNOS, Config
 from ..ipc import messages as M
 from ..hls_files import HLS_DIR_PREFIX, hls_root
 from ..logs import set_process_title, setup_logging
@@ -107,7 +107,7 @@ def _check_free(host: str, port: int, shown: str, v6only: bool = False) -> None:
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise SystemExit(f"ipchub: {shown} is already in use") from None
-        if v6only and e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+        if v6only and e.errno in NO_IPV6_ERRNOS:
             return
         raise SystemExit(f"ipchub: cannot bind {shown}: {e.strerror}") from None
     finally:
