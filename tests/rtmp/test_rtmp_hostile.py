@@ -102,8 +102,24 @@ def attack_truncated(port: int) -> socket.socket:
     return sock
 
 
+def attack_amf_flood(port: int) -> socket.socket:
+    """connect, then commands of the largest size (64 KiB of one-byte AMF0
+    nulls, ~30 ms each to decode) back to back: one such connection held a
+    front's core. Closed once past its AMF budget."""
+    sock, client = _connected(port)
+    head = b"\x02\x00\x08_checkbw\x00" + bytes(8)
+    body = head + b"\x05" * ((64 << 10) - len(head))
+    flood = client.writer.write(3, 20, 0, 0, body) * 8
+    sock.sendall(client.connect("live"))
+    try:
+        sock.sendall(flood)
+    except OSError:
+        pass  # closed while we were sending: what the test looks for
+    return sock
+
+
 ATTACKS = [attack_garbage, attack_version, attack_bad_amf, attack_huge_command, attack_bad_chunk_header,
-           attack_truncated]
+           attack_truncated, attack_amf_flood]
 
 
 def test_bad_input_closes_only_its_connection(rtmp_hub: RtmpHub, media: Callable[[str], Path]) -> None:
@@ -133,7 +149,7 @@ def test_bad_input_closes_only_its_connection(rtmp_hub: RtmpHub, media: Callable
         log = srv.log()
         assert "Traceback" not in log
         for what in ("handshake", "AMF0: unsupported marker", "message of type 20", "first chunk of chunk stream",
-                     "no progress in state connected"):
+                     "no progress in state connected", "bytes of commands and data a second"):
             assert what in log, f"no closing reason with {what!r} logged"
     finally:
         flv.stop()

@@ -62,6 +62,15 @@ DEFAULT_SETUP_TIMEOUT: Final = 10.0
 #: encoder pushing a file without -re, 4096 is 15-40 times real time.
 MESSAGE_BURST: Final = 4096
 MESSAGE_RATE: Final = 4096.0
+#: AMF0 bytes (commands and data messages) a peer may send at once, then per
+#: second. Decoding AMF0 costs ~0.4 us a byte at worst (a 64 KiB command of
+#: one-byte nulls took 30 ms): with only the message bound, one connection
+#: sending such commands back to back held a core. Clients send a few KiB
+#: of commands when they start and metadata once; captions or cue points
+#: (onTextData, onCuePoint) a few hundred bytes a frame. The burst takes two
+#: commands of the largest size at once.
+AMF_BURST: Final = 2 * MAX_COMMAND_LEN
+AMF_RATE: Final = 16384.0
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
 
 
@@ -121,6 +130,7 @@ class RtmpServerConnection:
         self.messages = 0
         self.ignored = 0
         self._messages = TokenBucket(MESSAGE_BURST, MESSAGE_RATE, now)
+        self._amf = TokenBucket(AMF_BURST, AMF_RATE, now)
 
     # --- input ---------------------------------------------------------------
 
@@ -187,6 +197,13 @@ class RtmpServerConnection:
         """One message's token, or RtmpProtocolError past the peer's rate."""
         if not self._messages.take(self._now):
             raise RtmpProtocolError(f"RTMP: more than {MESSAGE_RATE:.0f} messages a second")
+
+    def _spend_amf(self, size: int) -> None:
+        """``size`` bytes of AMF0 to decode, or RtmpProtocolError past the
+        peer's AMF budget (the bucket is left as it was)."""
+        if self._amf.available(self._now) < size:
+            raise RtmpProtocolError(f"RTMP: more than {AMF_RATE:.0f} bytes of commands and data a second")
+        self._amf.spend(size)
 
     # --- time ------------------------------------------------------------------
 
@@ -322,8 +339,10 @@ class RtmpServerConnection:
         if t in (MSG_AUDIO, MSG_VIDEO):
             return self._on_media(t, msg.timestamp, msg.body)
         if t in (MSG_COMMAND_AMF0, MSG_COMMAND_AMF3):
+            self._spend_amf(len(msg.body))
             return self._on_command(msg, cmd.Command.parse(msg.body, t == MSG_COMMAND_AMF3))
         if t in (MSG_DATA_AMF0, MSG_DATA_AMF3):
+            self._spend_amf(len(msg.body))
             return self._on_data(cmd.DataMessage.parse(msg.body, t == MSG_DATA_AMF3))
         if t == MSG_AGGREGATE:
             return self._on_aggregate(msg)
@@ -400,6 +419,7 @@ class RtmpServerConnection:
                 data_bytes += size
                 if data_bytes > MAX_COMMAND_LEN:
                     raise RtmpProtocolError("RTMP: aggregate data parts over the data message limit")
+                self._spend_amf(size)
                 event = self._on_data(cmd.DataMessage.parse(bytes(part)))
             if event is not None:
                 self._events.append(event)

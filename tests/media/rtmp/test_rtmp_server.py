@@ -17,7 +17,7 @@ from hub.media.rtmp.constants import MAX_COMMAND_LEN, MSG_AGGREGATE
 from hub.media.rtmp.handshake import CLIENT_VERSION, check_server_answer
 from hub.media.rtmp.message import UserControl, WindowAckSize
 from hub.media.rtmp.chunk import chunk_header
-from hub.media.rtmp.server import MAX_RECEIVE_BUFFER, MESSAGE_BURST, MESSAGE_RATE
+from hub.media.rtmp.server import AMF_BURST, AMF_RATE, MAX_RECEIVE_BUFFER, MESSAGE_BURST, MESSAGE_RATE
 from rtmp_testkit import Client, Counter, commands_in, drain, feed, handshake, read_messages
 
 AVCC = bytes.fromhex("0164000affe1000467640000" "01000468ee3cb0")
@@ -390,6 +390,41 @@ def test_messages_a_second_are_bounded() -> None:
     with pytest.raises(RtmpProtocolError, match="messages a second"):
         feed(conn, first + tiny * 131072, now=0.0)
     assert conn.messages <= MESSAGE_BURST + 1
+
+
+def test_amf_bytes_a_second_are_bounded() -> None:
+    """Decoding AMF0 costs ~0.4 us a byte at worst: a 64 KiB command of
+    one-byte nulls took 30 ms, and with only the message bound one
+    connection sending them back to back held a core. AMF_BURST bytes of
+    commands and data at once, then AMF_RATE a second; captions at a
+    frame's rate stay well under it."""
+    def nulls(n: int) -> bytes:  # the dearest body to decode: n one-byte values
+        head = amf0.encode("_checkbw", 0.0)
+        return client.writer.write(3, 20, 0, 0, head + b"\x05" * (n - len(head)))
+
+    conn, client = _connected()
+    spent = AMF_BURST - conn._amf.tokens  # the connect command
+    big = nulls(MAX_COMMAND_LEN)
+    feed(conn, big, now=0.0)
+    with pytest.raises(RtmpProtocolError, match="bytes of commands and data a second"):
+        feed(conn, big, now=0.0)  # the burst less the connect: not room for a second one
+    assert spent > 0
+    conn, client = _connected()
+    feed(conn, nulls(MAX_COMMAND_LEN - 1024), now=0.0)
+    feed(conn, nulls(MAX_COMMAND_LEN - 1024), now=0.0)
+    wait = MAX_COMMAND_LEN / AMF_RATE
+    feed(conn, nulls(MAX_COMMAND_LEN), now=wait + 0.1)  # refilled: one more
+    with pytest.raises(RtmpProtocolError, match="bytes of commands and data a second"):
+        feed(conn, nulls(MAX_COMMAND_LEN), now=wait + 0.2)
+
+    # A publisher's captions: a 300-byte onTextData at 30 frames a second, a minute.
+    conn, client = _connected()
+    feed(conn, client.publish_setup())
+    conn.accept_publish()
+    text = "x" * (300 - 30)
+    for frame in range(30 * 60):
+        feed(conn, client.data("onTextData", {"text": text}), now=frame / 30)
+    assert conn.state is RtmpState.PUBLISHING
 
 
 def test_a_player_is_held_to_a_players_bounds() -> None:
