@@ -247,7 +247,8 @@ class RtspPublisher(RtspServerProtocol):
                 if sum(1 for i, s in self.setups.items() if s.udp is not None and i != track.desc.index) \
                         >= MAX_UDP_TRACKS:
                     raise ServiceUnavailable(f"at most {MAX_UDP_TRACKS} tracks over UDP per publisher")
-                udp = self._bind_udp(spec.client_port)
+                old = self.setups.get(track.desc.index)
+                udp = self._bind_udp(spec.client_port, replacing=old is not None and old.udp is not None)
                 answer = TransportSpec(protocol=spec.protocol, delivery="unicast",
                                        client_port=spec.client_port, server_port=udp.ports, mode="RECORD")
                 return _Setup(track, answer, udp=udp)
@@ -260,17 +261,20 @@ class RtspPublisher(RtspServerProtocol):
                 return a, a + 1
         raise UnsupportedTransport("no free interleaved channels")
 
-    def _bind_udp(self, client_ports: tuple[int, int]) -> UdpPairReceiver:
+    def _bind_udp(self, client_ports: tuple[int, int], replacing: bool) -> UdpPairReceiver:
         assert self.transport is not None
         local = self.transport.get_extra_info("sockname")
         bind_host = local[0] if local else "0.0.0.0"
         pool = self.host.ports
+        peer = self.peer_host
         try:
-            rtp, rtcp = pool.bind_pair(bind_host)
+            # 461 past the client's share of the shard's slice (hub.udp_ports)
+            # or with the slice used up: publishers then set up over TCP.
+            rtp, rtcp = pool.bind_for(peer, bind_host, replacing)
         except OSError as exc:
-            raise ServiceUnavailable(str(exc)) from None
-        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, self.peer_host, client_ports, self.ingest.count,
-                               pool.release)
+            raise UnsupportedTransport(str(exc)) from None
+        return UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, peer, client_ports, self.ingest.count,
+                               lambda port: pool.release_for(peer, port))
 
     # -- going live -----------------------------------------------------------
     def _go_live(self) -> None:

@@ -19,8 +19,9 @@ from typing import Callable
 
 import pytest
 
-from hub.api.play.rtp import RtpPorts, udp_pairs_per_client
+from hub.api.play.rtp import RtpPorts
 from hub.udp_ports import PortPairPool
+from hub.udp_ports import pairs_per_client as udp_pairs_per_client
 from tests.conftest import HubServer
 from tests.e2e.conftest import wait_live
 from tests.e2e.tools import Pusher, make_media
@@ -95,7 +96,7 @@ def test_the_share_grows_with_the_slice() -> None:
     from hub.errors import UnsupportedTransport
 
     ports = RtpPorts(PortPairPool(43000, 44999, slice_index=1, slices=2), PortPairPool(45000, 45099), "235.0.0.1", 1)
-    assert len(ports.udp.ports) == 500 and ports.per_client == 62  # this test's own range
+    assert len(ports.udp.ports) == 500 and ports.udp.per_client == 62  # this test's own range
     assert udp_pairs_per_client(1000) == 125 and udp_pairs_per_client(100) == 32
     held = []
     try:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.media.stream_desc import FLAG_MARKER, FLAG_RTP_PAYLOAD
+from hub.shard.publish import PublishHost, RtspPublisher
 from hub.shard.rtp_in import TrackIngest
 
 from .publish_session_helpers import (
@@ -30,6 +31,7 @@ from .publish_session_helpers import (
     SID,
     SPS,
     URL,
+    FakeTransport,
     announce,
     connect,
     fixed_random,
@@ -412,5 +414,46 @@ def test_one_publisher_sets_up_at_most_max_udp_tracks_over_udp() -> None:
         assert len(host.ports._used) == cap
         session.close()
         assert not host.ports._used
+
+    run(main)
+
+
+def test_one_client_holds_a_share_of_the_shards_udp_ports() -> None:
+    """Every track a publisher sets up over UDP holds a pair of the shard's
+    slice until its connection ends, and the slice was shared by all: one
+    client announcing path after path over UDP took it, and every other
+    publisher's UDP SETUP was answered 503. Now a client address holds at
+    most its share (an eighth of the slice, at least 32; `hub.udp_ports`),
+    past it 461 (FFmpeg then publishes over TCP), and another client still
+    gets a pair; a pair given back is the client's to take again."""
+    def publisher(host: PublishHost, path: str, peer: str) -> tuple[RtspPublisher, FakeTransport]:
+        session = RtspPublisher(host, path, peer)
+        transport = FakeTransport()
+        transport.protocol = session
+        session.connection_made(transport)
+        url = f"rtsp://127.0.0.1:1554{path}"
+        session.data_received(request("ANNOUNCE", 2, uri=url, body=SDP_PCMA) + request(
+            "SETUP", 3, "Transport: RTP/AVP;unicast;client_port=5000-5001;mode=record", uri=f"{url}/trackID=0"))
+        return session, transport
+
+    def answer(t: FakeTransport) -> bytes:
+        return t.take().split(b"RTSP/1.0 ")[-1].split(b" ", 1)[0]
+
+    async def main() -> None:
+        host = make_host(random_bytes=fixed_random, clock=lambda: 0.0, rtp_ports=(31400, 31599))
+        assert len(host.ports.ports) == 50 and host.ports.per_client == 32  # 100 pairs, 2 slices
+        mine = [publisher(host, f"/live/a{i}", f"127.0.0.1:{40000 + i}") for i in range(40)]
+        statuses = [answer(t) for _, t in mine]
+        assert statuses == [b"200"] * 32 + [b"461"] * 8, statuses
+        other, t = publisher(host, "/live/b", "127.0.0.2:40000")
+        assert answer(t) == b"200"
+        mine[0][0].close()
+        again, t = publisher(host, "/live/a0", "127.0.0.1:41000")
+        assert answer(t) == b"200"
+        for s, _ in mine[1:]:
+            s.close()
+        other.close()
+        again.close()
+        assert not host.ports._used and not host.ports._held
 
     run(main)

@@ -15,10 +15,8 @@ import random
 import socket
 import struct
 import time
-from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ...client_key import client_key
 from ...errors import UnsupportedTransport
 from ...media.rtcp import SenderReport, unix_to_ntp
 from ...media.rtsp import frame_header
@@ -276,23 +274,6 @@ class MulticastOut:
             self._on_close(self.ports)
 
 
-#: UDP port pairs (one per track set up over UDP) the players of one client
-#: address (IPv6: its /64) may hold in a front: a share of the front's slice
-#: (2,000 pairs over all shards and fronts by default), so one client cannot
-#: take them all — an eighth of it, and never fewer than 32 (16 streams of
-#: video and audio). Past it, and with the slice used up, SETUP is answered
-#: 461: clients (FFmpeg, VLC, gortsplib) then set up over TCP. An NVR
-#: pulling more streams than that over UDP from one address needs a wider
-#: `rtp_ports` (its share grows with the slice).
-MIN_UDP_PAIRS_PER_CLIENT = 32
-UDP_SHARE_PER_CLIENT = 8
-
-
-def udp_pairs_per_client(slice_pairs: int) -> int:
-    """How many of a front's `slice_pairs` one client address may hold."""
-    return max(MIN_UDP_PAIRS_PER_CLIENT, slice_pairs // UDP_SHARE_PER_CLIENT)
-
-
 class RtpPorts:
     """Where this front's RTSP players send from: its slice of the RTP/UDP
     port range, and its blocks of multicast group ports (2 ports a track)."""
@@ -304,29 +285,19 @@ class RtpPorts:
         self.ttl = ttl
         self._mc_next = 0
         self._mc_used: set[int] = set()  # multicast pair starts of live blocks
-        self._held: Counter[str] = Counter()  # UDP pairs by client key
-        self.per_client = udp_pairs_per_client(len(udp.ports))
 
     def udp_pair(self, client: str, replacing: bool = False) -> tuple[socket.socket, socket.socket]:
         """A port pair for a player at `client` (`replacing`: one it holds
-        is given back right after), or 461."""
-        key = client_key(client)
-        if self._held[key] - replacing >= self.per_client:
-            raise UnsupportedTransport(f"{client} holds {self.per_client} RTP port pairs already")
+        is given back right after), or 461 past the client's share of the
+        front's slice (`hub.udp_ports`) or with the slice used up."""
         try:
             # An IPv6 player's pair is IPv6 (an IPv4 socket cannot send to it).
-            pair = self.udp.bind_pair("::" if ":" in client else "0.0.0.0")
-        except OSError:
-            raise UnsupportedTransport("no free RTP port pair") from None
-        self._held[key] += 1
-        return pair
+            return self.udp.bind_for(client, "::" if ":" in client else "0.0.0.0", replacing)
+        except OSError as exc:
+            raise UnsupportedTransport(str(exc)) from None
 
     def release_udp(self, client: str, port: int) -> None:
-        key = client_key(client)
-        self.udp.release(port)
-        self._held[key] -= 1
-        if self._held[key] <= 0:
-            del self._held[key]
+        self.udp.release_for(client, port)
 
     def multicast_out(self, tracks: int) -> MulticastOut:
         """A free block of group ports (a pair a track, inside this front's
