@@ -32,7 +32,7 @@ from .play.rtp import RtpPorts
 from .play.views import StreamViews
 from .rtsp.challenge import RtspChallenger
 from .shards import ShardLinks
-from .webrtc.service import WebRtcFront
+from .webrtc.service import ID_KEY_LABEL, WebRtcFront
 
 log = logging.getLogger("hub.api.context")
 
@@ -205,6 +205,7 @@ class FrontContext:
             self.routes = RouteTable.from_wire(msg["routes"])
         if "key" in msg:
             self.tokens = TokenService(bytes(msg["key"]))
+            self.webrtc.id_key = self.tokens.derive(ID_KEY_LABEL)
 
     def local_consumers(self, paths: set[str] | None = None,
                         detail: bool = True) -> dict[str, list[dict[str, Any]]]:

@@ -1,7 +1,9 @@
 """A WHEP session's DELETE or PATCH that reaches a front not holding it
 goes through the stream's shard to the front the session's id names, and
 to that one only: the shard asked every front for any id, so one request
-with a made-up id cost a call to each of them (N fronts, 2 s timeouts)."""
+with a made-up id cost a call to each of them (N fronts, 2 s timeouts).
+Ids carry a tag keyed with what every front holds, so a made-up id naming
+another front (`1-...`) is answered where it arrives, costing no call."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from hub.api.webrtc.service import front_of, session_id
+from hub.api.webrtc.service import ID_KEY_LABEL, front_of, session_id
+from hub.auth.tokens import TokenService
 from hub.shard.main import Shard
 
 
@@ -28,12 +31,27 @@ def _ask(shard: Any, asker: FakeFront, sid: str, **extra: Any) -> str | None:
     return asyncio.run(Shard.on_webrtc_session(shard, asker, args))  # type: ignore[arg-type]
 
 
+KEY = TokenService(b"k" * 32).derive(ID_KEY_LABEL)
+
+
 def test_ids_name_their_front() -> None:
-    sid = session_id(3)
-    assert sid.startswith("3-") and len(sid) >= 24 and front_of(sid) == 3
-    assert session_id(3) != sid  # 128 random bits each
+    sid = session_id(3, KEY)
+    assert sid.startswith("3-") and len(sid) >= 24 and front_of(sid, KEY) == 3
+    assert session_id(3, KEY) != sid  # 128 random bits each
     for made_up in ("", "abc", "-x", "3-", "x-abc", "12345-abc"):
-        assert front_of(made_up) is None, made_up
+        assert front_of(made_up, KEY) is None, made_up
+
+
+def test_an_id_no_front_made_names_none() -> None:
+    """Made up, moved to another front, or tagged with another key: None,
+    so the front it reaches answers 404 without asking anyone."""
+    sid = session_id(3, KEY)
+    nonce, tag = sid[2:].rsplit(".", 1)
+    other = TokenService(b"o" * 32).derive(ID_KEY_LABEL)
+    for forged in ("1-" + "A" * 22, "3-" + nonce, "2-" + sid[2:], f"3-{nonce}x.{tag}", f"3-{nonce}.{tag[:-1]}",
+                   f"3-{nonce}.{tag[:-1]}é", session_id(3, other), "3-." + tag):
+        assert front_of(forged, KEY) is None, forged
+    assert front_of(sid, other) is None
 
 
 def test_the_shard_asks_the_named_front_only() -> None:

@@ -160,7 +160,7 @@ async def whep_session(request: Request) -> Response:
         return _options(front, "PATCH, DELETE, OPTIONS", {"Accept-Patch": SDPFRAG})
     args = await _session_args(request)
     result = front.webrtc.session_op(args)
-    owner = front_of(str(args["id"]))
+    owner = front_of(str(args["id"]), front.webrtc.id_key)
     if result is None and owner is not None and owner != front.webrtc.index and owner < front.config.front_count:
         # Held by the front its id names: the stream's shard asks that one.
         args["front"] = owner

@@ -19,6 +19,9 @@ checks or stops refreshing consent ends after `webrtc.consent_timeout`
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.api.webrtc")
 
-__all__ = ["WebRtcFront", "Counts", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT", "front_of", "session_id"]
+__all__ = ["WebRtcFront", "Counts", "ID_KEY_LABEL", "MAX_SESSIONS", "MAX_PENDING_PER_CLIENT", "front_of", "session_id"]
 
 #: WHEP sessions per front.
 MAX_SESSIONS = 10000
@@ -63,17 +66,34 @@ class Counts(Protocol):
     webrtc_active: int
 
 
-def session_id(front: int) -> str:
-    """A WHEP session's id: the front that holds it, then 128 random bits
-    (the URL is the session's capability): `3-Xq...`. A DELETE or PATCH that
-    reaches another front is passed to that front alone (`front_of`)."""
-    return f"{front}-{secrets.token_urlsafe(16)}"
+#: What the id's tag is keyed with (`TokenService.derive`).
+ID_KEY_LABEL = b"whep session id"
+_TAG_BYTES = 12
 
 
-def front_of(sid: str) -> int | None:
-    """The front a session id names, or None for an id we never made."""
+def _tag(key: bytes, front: str, nonce: str) -> str:
+    mac = hmac.new(key, f"{front}-{nonce}".encode(), hashlib.sha256).digest()[:_TAG_BYTES]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
+def session_id(front: int, key: bytes) -> str:
+    """A WHEP session's id: the front that holds it, 128 random bits (the
+    URL is the session's capability) and a tag over both keyed with what
+    every front holds (`ID_KEY_LABEL`): `3-Xq...`. A DELETE or PATCH that
+    reaches another front is passed to the front the id names, and only
+    when the tag is ours (`front_of`)."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{front}-{nonce}.{_tag(key, str(front), nonce)}"
+
+
+def front_of(sid: str, key: bytes) -> int | None:
+    """The front a session id names, or None for an id no front made: a
+    made-up id is answered where it arrives, costing no other front a call."""
     head, sep, rest = sid.partition("-")
-    if not sep or not rest or not head.isdigit() or len(head) > 4:
+    if not sep or not head.isdigit() or len(head) > 4:
+        return None
+    nonce, dot, tag = rest.rpartition(".")
+    if not dot or not nonce or not hmac.compare_digest(tag.encode(), _tag(key, head, nonce).encode()):
         return None
     return int(head)
 
@@ -92,6 +112,10 @@ class WebRtcFront:
         #: Each client address's NACK budget, and how many sessions share it.
         self.nack_budgets: dict[str, tuple[NackBudget, int]] = {}
         self.counts = counts
+        #: What session ids are tagged with: the fronts' shared key
+        #: (`FrontContext.apply_store`, before the front serves); a key of
+        #: its own until then.
+        self.id_key = secrets.token_bytes(32)
 
     # -- life ---------------------------------------------------------------------
     def start(self) -> None:
@@ -147,7 +171,7 @@ class WebRtcFront:
             # players of the same browser then need no rewrite.
             for t in answer.send_tracks:
                 fanout.out.set_payload_type(t.track, t.payload_type)
-        sid = session_id(self.index)
+        sid = session_id(self.index, self.id_key)
         host = client_key(client[0])
         budget, users = self.nack_budgets.get(host) or (NackBudget(CLIENT_NACK_BURST, CLIENT_NACK_RATE, time.monotonic()), 0)
         peer = WebRtcPeer(sid, local_ufrag=ufrag, local_pwd=local.ice_pwd, remote_ufrag=offer.ice_ufrag,
