@@ -22,6 +22,7 @@ from ...media.rtcp import SenderReport, unix_to_ntp
 from ...media.rtsp import frame_header
 from ...media.rtsp.transport import TransportSpec
 from ...media.stream_desc import AUDIO_AAC, FLAG_MARKER, FLAG_RTP_PAYLOAD, StreamDesc, TrackDesc
+from ...rate import TokenBucket
 from ...ring import RingEntry
 from ...udp_ports import PortPairPool
 from .consumer import Consumer, cap_send_buffer
@@ -322,6 +323,16 @@ class RtpPorts:
 
 #: RTCP datagrams read from a UDP player per wake-up (the rest wait).
 MAX_FEEDBACK_READS = 8
+#: RTCP datagrams read from a UDP player's track at once, then a second (a
+#: token bucket); past them its RTCP port is left unread for
+#: `FEEDBACK_PAUSE` seconds and the kernel drops what comes meanwhile.
+#: Players send a receiver report every few seconds; a flood of its port
+#: (the player's own, or anyone's) was read 8 datagrams a wake-up for as
+#: long as it lasted: 94% of the front's core at 185,000 datagrams a second
+#: (`bench/udp_flood.py`); now ~0.
+FEEDBACK_BURST = 32
+FEEDBACK_RATE = 8.0
+FEEDBACK_PAUSE = 1.0
 
 
 class RtpPlayer:
@@ -348,6 +359,7 @@ class RtpPlayer:
         self._tcp_rtcp: dict[int, int] = {}  # the RTCP channel each track's SETUP declared
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
         self._rtcp_dest: dict[int, tuple[str, int]] = {}  # the declared RTCP address per UDP track
+        self._feedback_paused: dict[int, asyncio.TimerHandle] = {}  # RTCP fds past their budget: resume timers
         self._multicast: set[int] = set()
         self._gop: Batch = []
         self._joined = False  # the cached GOP went out (one burst per session)
@@ -390,7 +402,8 @@ class RtpPlayer:
         self._rtcp_dest[track] = (self.peer_host, spec.client_port[1])
         if self.on_feedback is not None:
             sources = {(self.peer_host, port) for port in spec.client_port}
-            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp, sources)
+            budget = TokenBucket(FEEDBACK_BURST, FEEDBACK_RATE, time.monotonic())
+            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp, sources, budget)
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
         return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
@@ -461,8 +474,9 @@ class RtpPlayer:
                 except OSError:
                     pass
 
-    def _read_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]]) -> None:
+    def _read_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
         heard = False
+        now = time.monotonic()
         for _ in range(MAX_FEEDBACK_READS):
             try:
                 _data, addr = rtcp.recvfrom(2048)
@@ -471,11 +485,28 @@ class RtpPlayer:
             except OSError:
                 break
             heard = heard or (addr[0], addr[1]) in sources
+            if not budget.take(now):
+                self._pause_feedback(rtcp, sources, budget)
+                break
         if heard and self.on_feedback is not None:
             self.on_feedback()
 
+    def _pause_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
+        loop = asyncio.get_running_loop()
+        fd = rtcp.fileno()
+        loop.remove_reader(fd)
+        self._feedback_paused[fd] = loop.call_later(FEEDBACK_PAUSE, self._resume_feedback, rtcp, sources, budget)
+
+    def _resume_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
+        fd = rtcp.fileno()
+        if self._feedback_paused.pop(fd, None) is not None:
+            asyncio.get_running_loop().add_reader(fd, self._read_feedback, rtcp, sources, budget)
+
     def _release(self, rtp: socket.socket, rtcp: socket.socket, _dest: object) -> None:
         if self.on_feedback is not None:
+            paused = self._feedback_paused.pop(rtcp.fileno(), None)
+            if paused is not None:
+                paused.cancel()
             asyncio.get_running_loop().remove_reader(rtcp.fileno())
         self.ports.release_udp(self.peer_host, rtp.getsockname()[1])
         rtp.close()
