@@ -1,6 +1,6 @@
 """UDP flood: what a stranger's (or a player's own) datagram flood costs the server.
 
-    python bench/udp_flood.py [--seconds 10] [--target publisher|player|both]
+    python bench/udp_flood.py [--seconds 10] [--target publisher|player|webrtc|all]
 
 An RTSP session over UDP holds a port pair of the server's. Anyone can
 send datagrams to those ports; what matters is what reading them costs the
@@ -14,6 +14,8 @@ process shares its loop. On one server (1 shard + 1 front):
 - `player`: a player over UDP of that stream (DESCRIBE, SETUP with
   `client_port`, PLAY); the flooder sends from the player's own declared
   RTCP port (a player flooding its own session) to the front's RTCP port.
+- `webrtc`: the front's WebRTC UDP port, which every WHEP session shares
+  and anyone can find (`webrtc.udp_port`), flooded by a stranger.
 
 Printed per target: the datagrams the flooder sent a second, and the CPU
 (% of one core) of the process that owns the port (shard or front) over
@@ -118,7 +120,7 @@ def measure(name: str, owner: psutil.Process, source: tuple[str, int], dest: tup
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--target", choices=("publisher", "player", "both"), default="both")
+    ap.add_argument("--target", choices=("publisher", "player", "webrtc", "all"), default="all")
     args = ap.parse_args()
     print(machine_note(), flush=True)
     procs = Procs()
@@ -154,9 +156,9 @@ def main() -> None:
 
             threading.Thread(target=send_media, daemon=True).start()
             time.sleep(1.0)
-            if args.target in ("publisher", "both"):
+            if args.target in ("publisher", "all"):
                 measure("publisher", kids["shard-0"], (HOST, 0), (HOST, pub_rtp), args.seconds)
-            if args.target in ("player", "both"):
+            if args.target in ("player", "all"):
                 p_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 p_rtp.bind((HOST, 0))
                 p_rtcp_port = p_rtp.getsockname()[1] + 1
@@ -169,6 +171,12 @@ def main() -> None:
                 measure("player", kids["front-0"], (HOST, p_rtcp_port), (HOST, srv_rtcp), args.seconds)
                 play.close()
                 p_rtp.close()
+            if args.target in ("webrtc", "all"):
+                front = kids["front-0"]
+                udp = [c.laddr.port for c in front.net_connections(kind="udp4") if not c.raddr]
+                if not udp:
+                    raise SystemExit("the front has no WebRTC UDP port")
+                measure("webrtc", front, (HOST, 0), (HOST, udp[0]), args.seconds)
             ctl.close()
         finally:
             stop.set()
