@@ -70,6 +70,23 @@ def rtsp(sock: socket.socket, method: str, url: str, cseq: int, *headers: str, b
     return out
 
 
+def free_udp_port() -> int:
+    """An even UDP port free now, whose next is free too (the front's; the shard's is the next)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+            a.bind((HOST, 0))
+            port = int(a.getsockname()[1]) & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind((HOST, port))
+                b.bind((HOST, port + 1))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("no free UDP port pair")
+
+
 def server_ports(transport: str) -> tuple[int, int]:
     for part in transport.split(";"):
         if part.startswith("server_port="):
@@ -125,7 +142,8 @@ def main() -> None:
     print(machine_note(), flush=True)
     procs = Procs()
     with tempfile.TemporaryDirectory(prefix="udp-flood-") as tmp:
-        tree = procs.add(HubTree(Path(tmp), shards=1, fronts=1))
+        webrtc_port = free_udp_port()
+        tree = procs.add(HubTree(Path(tmp), shards=1, fronts=1, extra=("--webrtc-udp-port", str(webrtc_port))))
         stop = threading.Event()
         try:
             tree.wait_ready()
@@ -172,11 +190,7 @@ def main() -> None:
                 play.close()
                 p_rtp.close()
             if args.target in ("webrtc", "all"):
-                front = kids["front-0"]
-                udp = [c.laddr.port for c in front.net_connections(kind="udp4") if not c.raddr]
-                if not udp:
-                    raise SystemExit("the front has no WebRTC UDP port")
-                measure("webrtc", front, (HOST, 0), (HOST, udp[0]), args.seconds)
+                measure("webrtc", kids["front-0"], (HOST, 0), (HOST, webrtc_port), args.seconds)  # front i: port + i
             ctl.close()
         finally:
             stop.set()
