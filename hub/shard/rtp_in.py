@@ -18,6 +18,14 @@ plus how long after the stream's start that first packet arrived (in the
 track's clock), so the tracks of a stream share one time line without
 waiting for RTCP.
 
+A source whose time line jumps (back by more than `MAX_STEP_BACK`, or ahead
+by more than `MAX_LEAP`: a camera's encoder restarted, GStreamer's RTSP
+server restarting a shared media's time line when another client plays it)
+is followed without the jump: the track's time line is moved so the unit
+after it lands where it arrived (and never before the unit before it), as
+the first unit did. Before, the jump went through: a pulled camera's
+players saw audio go back ~6.5 s and video frozen at one DTS for as long.
+
 Nothing a publisher sends is raised from here: a packet that does not parse
 is dropped and counted (`stats`).
 """
@@ -59,6 +67,14 @@ __all__ = ["IngestStats", "PARAMS_MIN_GAP", "TrackIngest", "make_depacketizer"]
 #: message) did that thousands of times a second. A change within the gap
 #: is taken up by the track's first packet (or unit) after it.
 PARAMS_MIN_GAP = 1.0
+#: Seconds a track's timestamps may go back (B-frames reorder by a few
+#: frames) or leap ahead (lost frames, a source that paused) from one unit
+#: to the next; beyond, the source's time line jumped (module docstring).
+MAX_STEP_BACK = 1.0
+MAX_LEAP = 10.0
+#: Where the unit after a jump lands at the earliest: this long after the
+#: one before it.
+JUMP_STEP = 0.01
 
 
 @dataclass(slots=True)
@@ -71,6 +87,7 @@ class IngestStats:
     bad_rtcp: int = 0  # RTCP that did not parse: dropped
     param_updates: int = 0  # in-band parameter sets that changed the track
     units_in: int = 0  # access units pushed whole (push_au)
+    jumps: int = 0  # the source's time line jumped: followed without the jump
 
     def add(self, other: IngestStats) -> None:
         for f in dataclasses.fields(self):
@@ -112,7 +129,7 @@ class TrackIngest:
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started",
                  "_nal_depack", "_is_video", "_dts", "_dts_of", "_unit_sink", "_described_at",
-                 "_pending_asc")
+                 "_pending_asc", "_last_pts", "_step_back", "_leap")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -131,6 +148,9 @@ class TrackIngest:
             self._depack = None
         self._unwrap = TimestampUnwrapper()
         self._base: int | None = None  # extended ts that maps to pts 0
+        self._last_pts: int | None = None  # the last unit's, for jumps of the time line
+        self._step_back = round(MAX_STEP_BACK * desc.clock_rate)
+        self._leap = round(MAX_LEAP * desc.clock_rate)
         # Audio of an audio-only stream: every frame is a start point.
         self._key_all = audio_only and desc.kind != "video"
         self._is_video = desc.kind == "video"
@@ -221,6 +241,10 @@ class TrackIngest:
         base = self._base
         assert base is not None
         pts -= base
+        last = self._last_pts
+        if last is not None and (pts < last - self._step_back or pts > last + self._leap):
+            pts = self._jumped(pts, last)
+        self._last_pts = pts
         # RTP has no DTS: derive one for video (B-frames), audio is in order.
         dts_of = self._dts_of
         dts = dts_of(pts) if dts_of is not None else pts
@@ -239,10 +263,30 @@ class TrackIngest:
         offset = max(0.0, self._clock() - self._started)
         self._base = first_ts - round(offset * self.desc.clock_rate)
 
+    def _jumped(self, pts: int, last: int) -> int:
+        """The source's time line jumped between the last unit (at `last`)
+        and this one (at `pts`): move the track's time line so this unit
+        lands where it arrived, never before `last` (+ JUMP_STEP); its new
+        timestamp. Later units follow from it (`_base` moved with it)."""
+        rate = self.desc.clock_rate
+        arrived = round(max(0.0, self._clock() - self._started) * rate)
+        moved = max(arrived, last + max(1, round(JUMP_STEP * rate)))
+        self.stats.jumps += 1
+        if self.stats.jumps == 1:
+            log.info("%s: track %d: the source's time line jumped by %+.3f s; followed without the jump",
+                     self.stream.path, self.index, (pts - last) / rate)
+        assert self._base is not None
+        self._base += pts - moved
+        return moved
+
     def _pass_through(self, ts: int, marker: bool, payload: memoryview) -> None:
         base = self._base
         assert base is not None
         pts = self._unwrap.extend(ts) - base
+        last = self._last_pts
+        if last is not None and (pts < last - self._step_back or pts > last + self._leap):
+            pts = self._jumped(pts, last)
+        self._last_pts = pts
         flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if marker else FLAG_RTP_PAYLOAD
         self.stream.write(self.index, payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
@@ -315,10 +359,17 @@ class TrackIngest:
         pts -= base
         if dts is not None:
             dts -= base
-        elif self._dts is not None:
-            dts = self._dts.dts(pts)
-        else:
-            dts = pts
+        last = self._last_pts
+        at = pts if dts is None else dts  # in decode order: what must not jump
+        if last is not None and (at < last - self._step_back or at > last + self._leap):
+            moved = self._jumped(at, last) - at
+            pts += moved
+            if dts is not None:
+                dts += moved
+            at += moved
+        self._last_pts = at
+        if dts is None:
+            dts = self._dts.dts(pts) if self._dts is not None else pts
         if isinstance(data, bytearray):
             data = memoryview(data)
         self.stream.write(self.index, data, pts, dts, keyframe, flags)

@@ -198,6 +198,69 @@ def test_route_pulls_a_gstreamer_camera(hub: HubServer, video: str, audio: str, 
         cam.communicate()
 
 
+def _camera(codec: str = "h264", user: str = "") -> tuple[subprocess.Popen[str], str]:
+    """gst_camera.py started; it and its port."""
+    cam = subprocess.Popen([SYSTEM_PYTHON, str(CAMERA), codec, user, "secret" if user else ""],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert cam.stdout is not None
+    line = cam.stdout.readline().strip()
+    if not line.isdigit():
+        cam.kill()
+        _, err = cam.communicate()
+        raise AssertionError(f"the camera did not start: {line!r} {err[-2000:]}")
+    return cam, line
+
+
+def _packet_times(url: str, seconds: int, out: dict[str, list[tuple[int, int]]]) -> None:
+    """ffprobe's (stream index, DTS) of every packet of `url` for `seconds`."""
+    argv = ["timeout", str(seconds), "ffprobe", "-v", "error", "-i", url,
+            "-show_entries", "packet=stream_index,dts", "-of", "csv=p=0"]
+    if url.startswith("rtsp:"):
+        argv[5:5] = ["-rtsp_transport", "tcp"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 10)
+    for line in run.stdout.splitlines():
+        index, _, dts = line.partition(",")
+        if index.isdigit() and dts.lstrip("-").isdigit():
+            out.setdefault(url, []).append((int(index), int(dts)))
+
+
+def test_a_camera_that_restarts_its_time_line_is_followed(hub: HubServer) -> None:
+    """GStreamer's RTSP server restarts a shared media's time line when
+    another client plays it: every client's RTP timestamps go back to where
+    they started. Two routes to one camera: when the second one's first
+    player started its pull, the first route's players saw their audio go
+    back ~6.5 s and their video frozen at one DTS for as long. Now the
+    first route's FLV and RTSP players see every track's DTS rise with no
+    step over a second."""
+    cam, port = _camera()
+    try:
+        for name in ("one", "two"):
+            assert hub.post_json("/api/v1/routes", {"pattern": f"/cam/{name}",
+                                                    "url": f"rtsp://127.0.0.1:{port}/stream1"}) == 200
+        got: dict[str, list[tuple[int, int]]] = {}
+        urls = [f"{hub.base}/streams/cam/one.flv", hub.rtsp_url("/cam/one")]
+        players = [threading.Thread(target=_packet_times, args=(u, 14, got)) for u in urls]
+        for t in players:
+            t.start()
+        wait_live(hub, "/cam/one")
+        threading.Event().wait(5.0)
+        r = play(hub.rtsp_url("/cam/two"), frames=25, timeout=20)  # the camera's second client
+        assert r.video_frames >= 25, r.log[:10]
+        for t in players:
+            t.join(30)
+        for url in urls:
+            for index in (0, 1):
+                times = [d for i, d in got.get(url, []) if i == index]
+                assert len(times) > 100, (url, index, len(times))
+                steps = [b - a for a, b in zip(times, times[1:])]
+                assert min(steps) > 0, (url, index, [s for s in steps if s <= 0][:5])
+                rate = 1000 if url.endswith(".flv") else (90000 if index == 0 else 44100)
+                assert max(steps) < rate, (url, index, max(steps))
+    finally:
+        cam.kill()
+        cam.communicate()
+
+
 def test_gstreamer_webrtc_plays_over_whep(hub: HubServer, push: Callable[..., Pusher]) -> None:
     """GStreamer's webrtcbin (libnice, its own DTLS and SRTP) as a WHEP
     player: 50 frames of 640x360 decoded (`gst_whep.py`)."""
