@@ -286,7 +286,11 @@ class RtspPullSession(asyncio.Protocol):
         if not setups:
             raise NotFound("upstream accepted none of its tracks over TCP")
         self._go_live(sdp, setups)
-        await self._expect_ok("PLAY", resolve_control(base, sdp.control), [("Range", "npt=0.000-")])
+        # No Range: for a live source it is optional (RFC 2326 12.29, ONVIF's
+        # streaming spec), and `npt=0.000-` asks for the start: GStreamer's
+        # RTSP server then restarts a shared media, so every other client of
+        # the camera (an NVR, another route) saw its timestamps go back.
+        await self._expect_ok("PLAY", resolve_control(base, sdp.control))
         if self.closed:  # the upstream hung up right after answering
             raise ConnectionResetError("upstream closed the connection after PLAY")
         self._last_keepalive = self.clock()

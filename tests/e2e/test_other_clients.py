@@ -218,25 +218,26 @@ def _packet_times(url: str, seconds: int, out: dict[str, list[tuple[int, int]]])
     if url.startswith("rtsp:"):
         argv[5:5] = ["-rtsp_transport", "tcp"]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 10)
-    for line in run.stdout.splitlines():
-        index, _, dts = line.partition(",")
+    for line in run.stdout.splitlines():  # "index,dts" (a trailing "," when a packet has side data)
+        index, _, rest = line.partition(",")
+        dts = rest.partition(",")[0]
         if index.isdigit() and dts.lstrip("-").isdigit():
             out.setdefault(url, []).append((int(index), int(dts)))
 
 
 def test_a_camera_that_restarts_its_time_line_is_followed(hub: HubServer) -> None:
     """GStreamer's RTSP server restarts a shared media's time line when
-    another client plays it: every client's RTP timestamps go back to where
-    they started. Two routes to one camera: when the second one's first
-    player started its pull, the first route's players saw their audio go
-    back ~6.5 s and their video frozen at one DTS for as long. Now the
-    first route's FLV and RTSP players see every track's DTS rise with no
-    step over a second."""
+    another client plays it from the start (`Range: npt=0.000-`, what FFmpeg
+    and VLC send): every client's RTP timestamps go back to where they
+    started. A route pulling such a camera passed the jump on: when an NVR
+    (here ffprobe) started watching the camera directly, the route's players
+    saw their audio go back ~6.5 s and their video frozen at one DTS for as
+    long. Now the route's FLV and RTSP players see every track's DTS rise
+    with no step over a second."""
     cam, port = _camera()
     try:
-        for name in ("one", "two"):
-            assert hub.post_json("/api/v1/routes", {"pattern": f"/cam/{name}",
-                                                    "url": f"rtsp://127.0.0.1:{port}/stream1"}) == 200
+        direct = f"rtsp://127.0.0.1:{port}/stream1"
+        assert hub.post_json("/api/v1/routes", {"pattern": "/cam/one", "url": direct}) == 200
         got: dict[str, list[tuple[int, int]]] = {}
         urls = [f"{hub.base}/streams/cam/one.flv", hub.rtsp_url("/cam/one")]
         players = [threading.Thread(target=_packet_times, args=(u, 14, got)) for u in urls]
@@ -244,7 +245,7 @@ def test_a_camera_that_restarts_its_time_line_is_followed(hub: HubServer) -> Non
             t.start()
         wait_live(hub, "/cam/one")
         threading.Event().wait(5.0)
-        r = play(hub.rtsp_url("/cam/two"), frames=25, timeout=20)  # the camera's second client
+        r = play(direct, frames=25, timeout=20)  # another client of the camera: it restarts
         assert r.video_frames >= 25, r.log[:10]
         for t in players:
             t.join(30)
@@ -256,6 +257,33 @@ def test_a_camera_that_restarts_its_time_line_is_followed(hub: HubServer) -> Non
                 assert min(steps) > 0, (url, index, [s for s in steps if s <= 0][:5])
                 rate = 1000 if url.endswith(".flv") else (90000 if index == 0 else 44100)
                 assert max(steps) < rate, (url, index, max(steps))
+    finally:
+        cam.kill()
+        cam.communicate()
+
+
+def test_our_pull_leaves_a_cameras_other_viewers_alone(hub: HubServer) -> None:
+    """A camera watched directly (an NVR, FFmpeg) when a route starts
+    pulling it: our PLAY asked for `Range: npt=0.000-`, on which GStreamer's
+    RTSP server restarts a shared media, so the camera's other viewer saw
+    its timestamps go back to the start. Now our PLAY has no Range (a live
+    source needs none): the other viewer's DTS keeps rising."""
+    cam, port = _camera()
+    try:
+        direct = f"rtsp://127.0.0.1:{port}/stream1"
+        assert hub.post_json("/api/v1/routes", {"pattern": "/cam/nvr", "url": direct}) == 200
+        got: dict[str, list[tuple[int, int]]] = {}
+        viewer = threading.Thread(target=_packet_times, args=(direct, 10, got))
+        viewer.start()
+        threading.Event().wait(3.0)
+        r = play(hub.rtsp_url("/cam/nvr"), frames=25, timeout=20)  # our pull starts
+        assert r.video_frames >= 25, r.log[:10]
+        viewer.join(30)
+        for index in (0, 1):
+            times = [d for i, d in got.get(direct, []) if i == index]
+            assert len(times) > 100, (index, len(times))
+            steps = [b - a for a, b in zip(times, times[1:])]
+            assert min(steps) > 0, (index, [s for s in steps if s <= 0][:5])
     finally:
         cam.kill()
         cam.communicate()

@@ -1,12 +1,12 @@
 """A source whose time line jumps is followed without the jump.
 
 GStreamer's RTSP server (the firmware of many cameras) restarts a shared
-media's time line when another client plays it: every client's RTP
-timestamps go back to where they started. A route pulling such a camera
-passed the jump on: when a second route to the same camera started, the
-first one's players saw its audio go back ~6.5 s and its video frozen at
-one DTS for as long (found with two routes to `tests/e2e/gst_camera.py`;
-the end-to-end check is in tests/e2e/test_other_clients.py). Now a step
+media's time line when another client plays it from the start: every
+client's RTP timestamps go back to where they started. A route pulling
+such a camera passed the jump on: when another client started, the
+route's players saw its audio go back ~6.5 s and its video frozen at one
+DTS for as long (found with two routes to `tests/e2e/gst_camera.py`; the
+end-to-end check is in tests/e2e/test_other_clients.py). Now a step
 back of more than MAX_STEP_BACK, or ahead of more than MAX_LEAP, moves the
 track's time line so the next unit lands where it arrived (never before
 the unit before it), as the first one did; B-frames and a source that

@@ -251,7 +251,9 @@ def test_pull_conversation_and_ring_entries() -> None:
             assert r[2].headers.get("Transport") == "RTP/AVP/TCP;unicast;interleaved=0-1"
             assert r[3].headers.get("Transport") == "RTP/AVP/TCP;unicast;interleaved=2-3"
             assert r[2].headers.get("Session") is None and r[3].headers.get("Session") == "F00D"
-            assert r[4].headers.get("Session") == "F00D" and r[4].headers.get("Range") == "npt=0.000-"
+            # No Range (npt=0.000- made GStreamer's RTSP server restart a shared
+            # media: test_other_clients.test_our_pull_leaves_a_cameras_other_viewers_alone).
+            assert r[4].headers.get("Session") == "F00D" and r[4].headers.get("Range") is None
             assert [q.headers.get("CSeq") for q in r] == ["1", "2", "3", "4", "5"]
             assert stream.size >= len(FRAMES)  # PLAY's answer and the frames
         finally:
