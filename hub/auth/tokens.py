@@ -12,9 +12,9 @@ two counters every process holds in its copy of the users table:
 
 from __future__ import annotations
 
-import os
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
