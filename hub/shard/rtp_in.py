@@ -70,8 +70,11 @@ PARAMS_MIN_GAP = 1.0
 #: Seconds a track's timestamps may go back (B-frames reorder by a few
 #: frames) or leap ahead (lost frames, a source that paused) from one unit
 #: to the next; beyond, the source's time line jumped (module docstring).
+#: Video may go back by up to REORDER_SPAN frames, however long they are
+#: (B-frames at a low frame rate).
 MAX_STEP_BACK = 1.0
 MAX_LEAP = 10.0
+REORDER_SPAN = 16
 #: Where the unit after a jump lands at the earliest: this long after the
 #: one before it.
 JUMP_STEP = 0.01
@@ -267,7 +270,12 @@ class TrackIngest:
         """The source's time line jumped between the last unit (at `last`)
         and this one (at `pts`): move the track's time line so this unit
         lands where it arrived, never before `last` (+ JUMP_STEP); its new
-        timestamp. Later units follow from it (`_base` moved with it)."""
+        timestamp. Later units follow from it (`_base` moved with it). A
+        video step back within REORDER_SPAN frames is no jump: `pts` as is."""
+        dts = self._dts
+        if pts < last and dts is not None and dts.frame_ticks is not None \
+                and last - pts <= REORDER_SPAN * dts.frame_ticks:
+            return pts  # B-frames at a low frame rate
         rate = self.desc.clock_rate
         arrived = round(max(0.0, self._clock() - self._started) * rate)
         moved = max(arrived, last + max(1, round(JUMP_STEP * rate)))

@@ -151,22 +151,25 @@ def test_units_whose_decode_times_jump_are_followed_too() -> None:
 
 
 def test_b_frames_are_not_a_jump() -> None:
-    """PTS going back by a few frames (decode order I P B B) is reordering."""
+    """PTS going back by a few frames (decode order I P B B) is reordering,
+    at 25 fps as at 1 fps (where two frames back are 2 s)."""
     async def main(streams: StreamTable) -> None:
-        clock = Clock()
-        ingest, _ = session(streams, "/cam/b", clock=clock)
-        ring = go_live(ingest, tracks()[:1])
-        video = H264Packetizer(96, 1, mtu=1200)
-        sink = ingest.rtp_sinks(0)[0]
-        order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8]
-        for n, k in enumerate(order * 3):
-            clock.now = n * 0.04
-            base = (n // len(order)) * 10
-            unit = idr(n) if n % len(order) == 0 else p_slice(n)
-            for p in video.packetize(unit, (V_TS0 + (base + k) * FRAME) & 0xFFFFFFFF):
-                sink(p)
-        pts = [p for p, _ in entries(ring, 0)]
-        assert pts == [(base + k) * FRAME for base in (0, 10, 20) for k in order][:len(pts)]
-        assert ingest.ingests[0].stats.jumps == 0
+        for path, fps in (("/cam/b25", 25), ("/cam/b1", 1)):
+            frame = 90000 // fps
+            clock = Clock()
+            ingest, _ = session(streams, path, clock=clock)
+            ring = go_live(ingest, tracks()[:1])
+            video = H264Packetizer(96, 1, mtu=1200)
+            sink = ingest.rtp_sinks(0)[0]
+            order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8]
+            for n, k in enumerate(order * 3):
+                clock.now = n / fps
+                base = (n // len(order)) * 10
+                unit = idr(n) if n % len(order) == 0 else p_slice(n)
+                for p in video.packetize(unit, (V_TS0 + (base + k) * frame) & 0xFFFFFFFF):
+                    sink(p)
+            pts = [p for p, _ in entries(ring, 0)]
+            assert pts == [(base + k) * frame for base in (0, 10, 20) for k in order][:len(pts)], path
+            assert len(pts) >= 29 and ingest.ingests[0].stats.jumps == 0, path
 
     run(main)
