@@ -15,6 +15,8 @@ pauses keep their timestamps.
 
 from __future__ import annotations
 
+import struct
+
 from hub.media.access_unit import avcc_join
 from hub.media.rtp_aac import AacPacketizer
 from hub.media.rtp_h264 import H264Packetizer
@@ -28,6 +30,7 @@ FRAME = 3600  # 25 fps at 90 kHz
 AAC_FRAME = 1024  # at 48 kHz
 V_TS0 = 2266819133  # where GStreamer's camera started, and went back to
 A_TS0 = 1096810883
+G_TS0 = 4000000000
 
 
 def idr(k: int) -> bytes:
@@ -42,16 +45,18 @@ class Source:
     """A camera sending H.264 at 25 fps and AAC at ~47 fps in real time
     (both RTP), its time line moved by `shift` seconds from `jump_at` on."""
 
-    def __init__(self, ingest: IngestSession, clock: Clock) -> None:
+    def __init__(self, ingest: IngestSession, clock: Clock, g711: bool = False) -> None:
         self.clock = clock
         self.video = H264Packetizer(96, 1, mtu=1200)
         self.audio = AacPacketizer(97, 2)
-        self.sinks = [ingest.rtp_sinks(i)[0] for i in range(2)]
+        self.sinks = [ingest.rtp_sinks(i)[0] for i in range(3 if g711 else 2)]
 
     def run(self, seconds: float, jump_at: float | None = None, shift: float = 0.0,
             pause: tuple[float, float] | None = None) -> None:
         events = [(k * 0.04, 0, k) for k in range(int(seconds / 0.04))]
         events += [(k * AAC_FRAME / 48000, 1, k) for k in range(int(seconds * 48000 / AAC_FRAME))]
+        if len(self.sinks) > 2:  # G.711, passed through: 20 ms packets
+            events += [(k * 0.02, 2, k) for k in range(int(seconds / 0.02))]
         for at, track, k in sorted(events):
             if pause is not None and pause[0] <= at < pause[0] + pause[1]:
                 continue  # the source sends nothing: its timestamps go on counting
@@ -62,10 +67,13 @@ class Source:
                 unit = idr(k) if k % 25 == 0 else p_slice(k)
                 for p in self.video.packetize(unit, ts & 0xFFFFFFFF):
                     self.sinks[0](p)
-            else:
+            elif track == 1:
                 ts = A_TS0 + k * AAC_FRAME + round(moved * 48000)
                 for p in self.audio.packetize(bytes((0x21, k & 0xFF)) + bytes(50), ts & 0xFFFFFFFF):
                     self.sinks[1](p)
+            else:
+                ts = (G_TS0 + k * 160 + round(moved * 8000)) & 0xFFFFFFFF
+                self.sinks[2](struct.pack(">BBHII", 0x80, 0x88, k & 0xFFFF, ts, 7) + bytes(160))
 
 
 def entries(ring: Ring, track: int) -> list[tuple[int, int]]:
@@ -73,11 +81,11 @@ def entries(ring: Ring, track: int) -> list[tuple[int, int]]:
     return [(e[3], e[4]) for e in ring.entries() if e[0] == track]
 
 
-def live(streams: StreamTable, path: str) -> tuple[IngestSession, Ring, Source]:
+def live(streams: StreamTable, path: str, g711: bool = False) -> tuple[IngestSession, Ring, Source]:
     clock = Clock()
     ingest, _ = session(streams, path, clock=clock)
-    ring = go_live(ingest, tracks()[:2])
-    return ingest, ring, Source(ingest, clock)
+    ring = go_live(ingest, tracks()[:3 if g711 else 2])
+    return ingest, ring, Source(ingest, clock, g711)
 
 
 def assert_continuous(times: list[int], step: int, rate: int, slack: float = 0.02) -> None:
@@ -89,17 +97,19 @@ def assert_continuous(times: list[int], step: int, rate: int, slack: float = 0.0
 
 def test_a_time_line_that_goes_back_is_followed_without_the_jump() -> None:
     async def main(streams: StreamTable) -> None:
-        ingest, ring, src = live(streams, "/cam/back")
+        ingest, ring, src = live(streams, "/cam/back", g711=True)
         src.run(10.0, jump_at=7.0, shift=-7.0)  # back to where it started, 7 s in
-        video, audio = entries(ring, 0), entries(ring, 1)
-        assert len(video) == 250 and len(audio) == 468
+        video, audio, g711 = entries(ring, 0), entries(ring, 1), entries(ring, 2)
+        assert len(video) == 250 and len(audio) == 468 and len(g711) == 500
         assert_continuous([d for _, d in video], FRAME, 90000)
         assert_continuous([p for p, _ in audio], AAC_FRAME, 48000)
+        assert_continuous([p for p, _ in g711], 160, 8000)  # passed through, not depacketised
         assert all(p == d for p, d in video)  # no false B-frames
-        # Both tracks still share one time line: the last frames arrived together.
+        # The tracks still share one time line: the last frames arrived together.
         assert abs(video[-1][0] / 90000 - 249 * 0.04) < 0.02
         assert abs(audio[-1][0] / 48000 - 467 * AAC_FRAME / 48000) < 0.02
-        assert [t.stats.jumps for t in ingest.ingests] == [1, 1]
+        assert abs(g711[-1][0] / 8000 - 499 * 0.02) < 0.02
+        assert [t.stats.jumps for t in ingest.ingests] == [1, 1, 1]
 
     run(main)
 
