@@ -8,7 +8,9 @@ held 94% of the front's core for as long as the flood lasted
 player of the front shares that loop. Now a track's RTCP port is read FEEDBACK_BURST datagrams at once,
 then FEEDBACK_RATE a second; past that it is left unread for a while and
 the kernel keeps or drops the rest. Receiver reports every few seconds
-stay far below it: the player still plays and its reports still keep it."""
+stay far below it: the player still plays and its reports still keep it.
+And once a report came from the player's declared RTCP port, the port is
+connected to it: a stranger's datagrams never reach the front."""
 
 from __future__ import annotations
 
@@ -77,4 +79,39 @@ def test_a_flood_of_a_players_rtcp_port_is_left_unread(hub_factory: Callable[...
         finally:
             rtp.close()
             rtcp.close()
+            player.close()
+
+
+def test_once_a_player_reported_a_strangers_flood_never_reaches_its_rtcp_port(
+        hub_factory: Callable[..., HubServer], tmp_path: Path) -> None:
+    """A stranger flooding a player's RTCP port spent the track's budget, so
+    the player's own reports were left unread and its session could time
+    out. Once the player's RTCP came from a port it declared, the socket is
+    connected to that source: the kernel drops the stranger's datagrams
+    before the front reads them, and the player's reports keep it."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"rtsp_session_timeout": TIMEOUT}))
+    srv = hub_factory("--shards", "1", "--fronts", "1", "--config", str(config))
+    url = srv.rtsp_url("/live/rtcpstranger")
+    rtp, rtcp, stranger = udp_socket(), udp_socket(), udp_socket()
+    with Pusher(url, make_media(tmp_path, "h264")):
+        wait_live(srv, "/live/rtcpstranger")
+        player, server_rtcp = start(srv, url, rtp, rtcp)
+        try:
+            rtcp.sendto(RR, ("127.0.0.1", server_rtcp))  # the player's first report
+            deadline = time.monotonic() + TIMEOUT + 2.0
+            sent = 0
+            while time.monotonic() < deadline:
+                for _ in range(100):  # ~500 a second from a port the player never declared
+                    stranger.sendto(RR, ("127.0.0.1", server_rtcp))
+                sent += 100
+                if sent % 500 == 0:
+                    rtcp.sendto(RR, ("127.0.0.1", server_rtcp))
+                time.sleep(0.2)
+            assert player.closed_at is None, "the player's reports no longer kept it"
+            assert queued_and_dropped(server_rtcp) == (0, 0), "the stranger's datagrams reached the socket"
+            assert "Traceback" not in srv.log()
+        finally:
+            for s in (rtp, rtcp, stranger):
+                s.close()
             player.close()

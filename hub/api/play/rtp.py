@@ -333,6 +333,90 @@ MAX_FEEDBACK_READS = 8
 FEEDBACK_BURST = 32
 FEEDBACK_RATE = 8.0
 FEEDBACK_PAUSE = 1.0
+#: Datagrams read and dropped at most when a track's RTCP port is locked to
+#: the player's source (what the socket's buffer held from before).
+STALE_FEEDBACK_READS = 1024
+
+
+class FeedbackPort:
+    """The RTCP port of one UDP track of a player, as its reports reach us.
+
+    Only RTCP from a port the player declared (`client_port` on its host:
+    RTCP's, or RTP's for clients that send both from one socket) counts:
+    `on_heard()` is called for a wake-up that read some. Reads are held to
+    a budget (FEEDBACK_BURST, then FEEDBACK_RATE a second); past it the port
+    is left unread for FEEDBACK_PAUSE and the kernel keeps or drops the rest.
+    Once a report came from the declared RTCP port the socket is connected
+    to it (`lock`): the kernel then drops anything else before we read it,
+    so a stranger's flood can neither cost the front nor spend the budget
+    the player's reports need. Not on the RTP port's source: a client may
+    punch its NAT from there and report from its RTCP port."""
+
+    __slots__ = ("sock", "sources", "rtcp_source", "budget", "on_heard", "locked", "paused")
+
+    def __init__(self, sock: socket.socket, host: str, declared: tuple[int, int], on_heard: Callable[[], None]) -> None:
+        self.sock = sock
+        self.sources = {(host, port) for port in declared}
+        self.rtcp_source = (host, declared[1])
+        self.budget = TokenBucket(FEEDBACK_BURST, FEEDBACK_RATE, time.monotonic())
+        self.on_heard = on_heard
+        self.locked = False
+        self.paused: asyncio.TimerHandle | None = None
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        sock, sources = self.sock, self.sources
+        heard = False
+        now = time.monotonic()
+        for _ in range(MAX_FEEDBACK_READS):
+            try:
+                _data, addr = sock.recvfrom(2048)
+            except OSError:  # BlockingIOError: nothing queued; an ICMP error
+                break
+            source = (addr[0], addr[1])
+            if source in sources:
+                heard = True
+                if not self.locked and source == self.rtcp_source and self._lock(addr):
+                    break
+            if not self.budget.take(now):
+                self._pause()
+                break
+        if heard:
+            self.on_heard()
+
+    def _lock(self, addr: Any) -> bool:
+        """Connect to the player's RTCP source; what was queued before is read
+        and dropped once (at most what the socket's buffer holds), so its
+        next report is not stuck behind a stranger's datagrams. Sends to the
+        player go on (a connected UDP socket still sends where it is told)."""
+        try:
+            self.sock.connect(addr)
+        except OSError:
+            return False  # left unconnected: the source check still holds
+        self.locked = True
+        self.sources = {self.rtcp_source}
+        for _ in range(STALE_FEEDBACK_READS):
+            try:
+                self.sock.recv(2048)
+            except OSError:
+                break
+        return True
+
+    def _pause(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.sock.fileno())
+        self.paused = loop.call_later(FEEDBACK_PAUSE, self._resume)
+
+    def _resume(self) -> None:
+        self.paused = None
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        """Stop reading (the socket is the player's to close)."""
+        if self.paused is not None:
+            self.paused.cancel()
+            self.paused = None
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
 
 
 class RtpPlayer:
@@ -359,7 +443,7 @@ class RtpPlayer:
         self._tcp_rtcp: dict[int, int] = {}  # the RTCP channel each track's SETUP declared
         self._udp: dict[int, tuple[socket.socket, socket.socket, tuple[str, int]]] = {}
         self._rtcp_dest: dict[int, tuple[str, int]] = {}  # the declared RTCP address per UDP track
-        self._feedback_paused: dict[int, asyncio.TimerHandle] = {}  # RTCP fds past their budget: resume timers
+        self._feedback: dict[int, FeedbackPort] = {}  # by the RTCP socket's fd, while on_feedback is set
         self._multicast: set[int] = set()
         self._gop: Batch = []
         self._joined = False  # the cached GOP went out (one burst per session)
@@ -401,9 +485,7 @@ class RtpPlayer:
         self._udp[track] = (rtp, rtcp, (self.peer_host, spec.client_port[0]))
         self._rtcp_dest[track] = (self.peer_host, spec.client_port[1])
         if self.on_feedback is not None:
-            sources = {(self.peer_host, port) for port in spec.client_port}
-            budget = TokenBucket(FEEDBACK_BURST, FEEDBACK_RATE, time.monotonic())
-            asyncio.get_running_loop().add_reader(rtcp.fileno(), self._read_feedback, rtcp, sources, budget)
+            self._feedback[rtcp.fileno()] = FeedbackPort(rtcp, self.peer_host, spec.client_port, self.on_feedback)
         self.consumer.extra = "net=rtsp-udp"
         port = rtp.getsockname()[1]
         return TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=spec.client_port,
@@ -474,40 +556,10 @@ class RtpPlayer:
                 except OSError:
                     pass
 
-    def _read_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
-        heard = False
-        now = time.monotonic()
-        for _ in range(MAX_FEEDBACK_READS):
-            try:
-                _data, addr = rtcp.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
-            heard = heard or (addr[0], addr[1]) in sources
-            if not budget.take(now):
-                self._pause_feedback(rtcp, sources, budget)
-                break
-        if heard and self.on_feedback is not None:
-            self.on_feedback()
-
-    def _pause_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
-        loop = asyncio.get_running_loop()
-        fd = rtcp.fileno()
-        loop.remove_reader(fd)
-        self._feedback_paused[fd] = loop.call_later(FEEDBACK_PAUSE, self._resume_feedback, rtcp, sources, budget)
-
-    def _resume_feedback(self, rtcp: socket.socket, sources: set[tuple[str, int]], budget: TokenBucket) -> None:
-        fd = rtcp.fileno()
-        if self._feedback_paused.pop(fd, None) is not None:
-            asyncio.get_running_loop().add_reader(fd, self._read_feedback, rtcp, sources, budget)
-
     def _release(self, rtp: socket.socket, rtcp: socket.socket, _dest: object) -> None:
-        if self.on_feedback is not None:
-            paused = self._feedback_paused.pop(rtcp.fileno(), None)
-            if paused is not None:
-                paused.cancel()
-            asyncio.get_running_loop().remove_reader(rtcp.fileno())
+        port = self._feedback.pop(rtcp.fileno(), None)
+        if port is not None:
+            port.close()
         self.ports.release_udp(self.peer_host, rtp.getsockname()[1])
         rtp.close()
         rtcp.close()
