@@ -77,7 +77,7 @@ class Shard:
         cfg = args.config
         self.pulls = PullManager(self.streams, self._route_for, PullSettings(
             idle_timeout=float(cfg.route_idle_timeout), session_timeout=float(cfg.rtsp_session_timeout),
-            read_gate=self.gate))
+            read_gate=self.gate, udp_ports=lambda: self.publishers.ports))
         # a cluster's directory hooks and relays (hub.shard.cluster)
         self.cluster = ShardCluster(self.streams, self.pulls, lambda: self.supervisor) if cfg.cluster else None
 

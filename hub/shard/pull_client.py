@@ -3,7 +3,12 @@
 OPTIONS, DESCRIBE (answering a 401 with Digest or Basic from the URL's
 credentials), SETUP of every track over TCP interleaved channels 2i-(2i+1),
 PLAY; then `$` frames go to the tracks of its `IngestSession`, exactly as a
-publisher's do. It sends a keep-alive (GET_PARAMETER when the upstream's
+publisher's do. An upstream that answers 461 to TCP (VLC's RTSP server,
+cameras that only send UDP) gets the SETUPs again over UDP, as FFmpeg and
+MediaMTX fall back: a port pair of the shard's slice per track, each
+socket connected to the upstream's `server_port` (what the shard's UDP
+publishers use, `udp_in.UdpPairReceiver`), RTSP staying on the TCP
+connection for keep-alives and the TEARDOWN. It sends a keep-alive (GET_PARAMETER when the upstream's
 Public lists it, else OPTIONS) every `keepalive_interval`, or every half of
 the upstream's session timeout when that is shorter, and a TEARDOWN when it
 ends. Reconnecting is its owner's business (`hub.shard.pull.RoutePull`).
@@ -25,8 +30,10 @@ from ..media.rtsp import (Headers, Public, RtspReader, RtspRequest, RtspResponse
 from ..media.rtsp.auth import Challenge
 from ..media.sdp import Sdp, resolve_control
 from ..store.routes import mask_password
+from ..udp_ports import PortPairPool
 from .ingest import IngestSession
 from .read_gate import ReadGate
+from .udp_in import UdpPairReceiver
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks
 from .stream import Stream
 from .streams import StreamTable
@@ -94,6 +101,9 @@ class PullSettings:
     backoff_max: float = BACKOFF_MAX
     #: Reading in windows (`ingest_window`, `unwatched_ingest_window`): the shard's gate, shared with its publishers.
     read_gate: ReadGate | None = None
+    #: The shard's RTP port pairs (its publishers' slice), for upstreams that
+    #: only send over UDP; None: TCP only.
+    udp_ports: Callable[[], PortPairPool] | None = None
 
 
 class PullOwner(Protocol):
@@ -141,6 +151,7 @@ class RtspPullSession(asyncio.Protocol):
         self._challenge: Challenge | None = None
         self._nc = 0
         self._last_keepalive = 0.0
+        self._udp: list[UdpPairReceiver] = []  # the tracks set up over UDP, if the upstream wanted that
 
     @property
     def stream(self) -> Stream | None:
@@ -259,22 +270,25 @@ class RtspPullSession(asyncio.Protocol):
         desc = await self._expect_ok("DESCRIBE", url, [("Accept", "application/sdp")])
         sdp = Sdp.parse(desc.body)
         base = (desc.headers.get("Content-Base") or desc.headers.get("Content-Location") or url).strip()
-        setups: list[tuple[AnnouncedTrack, tuple[int, int]]] = []
+        setups: list[tuple[AnnouncedTrack, tuple[int, int] | UdpPairReceiver]] = []
+        over_udp = False
         for track in announced_tracks(sdp):
-            ch = 2 * len(setups)
-            offer = TransportSpec(protocol="RTP/AVP/TCP", delivery="unicast", interleaved=(ch, ch + 1))
-            resp = await self.request("SETUP", resolve_control(base, track.control or None),
-                                      [("Transport", str(offer))])
+            uri = resolve_control(base, track.control or None)
+            if not over_udp:
+                ch = 2 * len(setups)
+                offer = TransportSpec(protocol="RTP/AVP/TCP", delivery="unicast", interleaved=(ch, ch + 1))
+                resp = await self.request("SETUP", uri, [("Transport", str(offer))])
+                over_udp = resp.status == 461 and not setups and self.settings.udp_ports is not None
+            if over_udp:
+                udp = await self._setup_udp(uri)
+                if udp is not None:
+                    setups.append((track, udp))
+                continue
             if resp.status != 200:
                 log.info("%s: upstream refused track %d (%s): %d", self.owner.path, track.desc.index,
                          track.desc.codec, resp.status)
                 continue
-            session = resp.headers.get("Session")
-            if session is not None and self.session_id is None:
-                header = SessionHeader.parse(session)
-                self.session_id = header.id
-                if header.timeout:
-                    self.keepalive_every = min(self.settings.keepalive_interval, header.timeout * 0.5)
+            self._session_from(resp)
             pair = offer.interleaved
             answer = resp.headers.get("Transport")
             if answer:
@@ -284,7 +298,7 @@ class RtspPullSession(asyncio.Protocol):
             assert pair is not None
             setups.append((track, pair))
         if not setups:
-            raise NotFound("upstream accepted none of its tracks over TCP")
+            raise NotFound(f"upstream accepted none of its tracks over {'UDP' if over_udp else 'TCP'}")
         self._go_live(sdp, setups)
         # No Range: for a live source it is optional (RFC 2326 12.29, ONVIF's
         # streaming spec), and `npt=0.000-` asks for the start: GStreamer's
@@ -298,13 +312,60 @@ class RtspPullSession(asyncio.Protocol):
         assert self.stream is not None
         return self.stream
 
-    def _go_live(self, sdp: Sdp, setups: list[tuple[AnnouncedTrack, tuple[int, int]]]) -> None:
+    async def _setup_udp(self, uri: str) -> UdpPairReceiver | None:
+        """SETUP one track over UDP: a pair of the shard's slice, its sockets
+        connected to the upstream's `server_port`; None if it refused."""
+        assert self.settings.udp_ports is not None
+        pool = self.settings.udp_ports()
+        try:
+            # An upstream we were told to pull is not a stranger: no per-client share.
+            rtp, rtcp = pool.bind_pair("::" if ":" in self.up.host else "0.0.0.0")
+        except OSError as exc:
+            raise NotFound(f"no UDP port pair for the upstream: {exc}") from None
+        port = int(rtp.getsockname()[1])
+        try:
+            offer = TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=(port, port + 1))
+            resp = await self.request("SETUP", uri, [("Transport", str(offer))])
+            answer = TransportSpec.parse((resp.headers.get("Transport") or "").split(",", 1)[0]) \
+                if resp.status == 200 else None
+        except BaseException:
+            rtp.close()
+            rtcp.close()
+            pool.release(port)
+            raise
+        if answer is None or answer.server_port is None:
+            rtp.close()
+            rtcp.close()
+            pool.release(port)
+            log.info("%s: upstream refused a track over UDP: %d", self.owner.path, resp.status)
+            return None
+        self._session_from(resp)
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        host = str(peer[0]) if peer else self.up.host
+        udp = UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, host, answer.server_port,
+                              self.ingest.count, pool.release)
+        self._udp.append(udp)
+        return udp
+
+    def _session_from(self, resp: RtspResponse) -> None:
+        """The upstream's session id (and timeout) from its first SETUP answer."""
+        session = resp.headers.get("Session")
+        if session is not None and self.session_id is None:
+            header = SessionHeader.parse(session)
+            self.session_id = header.id
+            if header.timeout:
+                self.keepalive_every = min(self.settings.keepalive_interval, header.timeout * 0.5)
+
+    def _go_live(self, sdp: Sdp, setups: list[tuple[AnnouncedTrack, tuple[int, int] | UdpPairReceiver]]) -> None:
         """Publish before PLAY so frames that follow the PLAY answer in the
         same read already have their ingest."""
         ingest = self.ingest
         ingest.go_live(*published_tracks(sdp, [t for t, _ in setups]))
-        for i, (_, pair) in enumerate(setups):
-            ingest.bind_interleaved(i, pair)
+        for i, (_, how) in enumerate(setups):
+            if isinstance(how, UdpPairReceiver):
+                how.rtp_sink, how.rtcp_sink = ingest.rtp_sinks(i)
+            else:
+                ingest.bind_interleaved(i, how)
 
     # -- liveness: the ingest's tick --------------------------------------------------
     def _timed_out(self) -> None:
@@ -337,6 +398,9 @@ class RtspPullSession(asyncio.Protocol):
         self._pending.clear()
         stream = self.ingest.stream
         self.ingest.close()
+        for udp in self._udp:
+            udp.close()
+        self._udp.clear()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             if teardown and self.session_id is not None:

@@ -21,7 +21,9 @@ import io
 import os
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +307,51 @@ def _vlc_argv(url: str, seconds: int) -> list[str]:
     if os.geteuid() == 0:  # VLC refuses to run as root
         argv = ["runuser", "-u", "nobody", "--", "env", "HOME=/nonexistent", *argv]
     return argv
+
+
+def test_route_pulls_a_server_that_only_sends_udp(hub: HubServer, media: Callable[[str], Path]) -> None:
+    """VLC's RTSP server (as some cameras) answers 461 to RTP over TCP: the
+    pull set up over TCP only, so such an upstream could not be pulled at
+    all. Now it sets up over UDP after the 461 (as FFmpeg and MediaMTX
+    fall back), and FLV and RTSP players decode what it sends."""
+    _need(VLC)
+    folder = Path(tempfile.mkdtemp(prefix="vlc-src-"))
+    try:
+        folder.chmod(0o755)  # VLC runs as nobody (it refuses root)
+        src = folder / "src.mp4"
+        shutil.copy(media("h264"), src)
+        src.chmod(0o644)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        argv = [VLC, "-q", "-I", "dummy", "--no-media-library", str(src), "--loop",
+                "--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{port}/cam}}"]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "nobody", "--", "env", "HOME=/nonexistent", *argv]
+        vlc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert hub.post_json("/api/v1/routes", {"pattern": "/cam/vlc",
+                                                    "url": f"rtsp://127.0.0.1:{port}/cam"}) == 200
+            for _ in range(100):  # until VLC's RTSP server listens
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    threading.Event().wait(0.1)
+            for url in (f"{hub.base}/streams/cam/vlc.flv", hub.rtsp_url("/cam/vlc")):
+                r = play(url, frames=50, timeout=20)
+                assert r.video_codec == "h264" and r.audio_codec == "aac", (url, r.log[:10])
+                assert (r.width, r.height) == (640, 360)
+                assert r.video_frames >= 50 and r.advancing() and r.decode_errors == 0, (url, r.log[:10])
+        finally:
+            vlc.terminate()
+            try:
+                vlc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                vlc.kill()
+                vlc.communicate()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_vlc_plays_flv_hls_rtmp(hub: HubServer, push: Callable[..., Pusher]) -> None:
