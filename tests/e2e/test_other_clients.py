@@ -33,7 +33,7 @@ import pytest
 
 from tests.conftest import HubServer
 from tests.e2e.conftest import wait_live
-from tests.e2e.tools import Pusher, play
+from tests.e2e.tools import Pusher, make_media, play
 
 pytestmark = pytest.mark.e2e
 
@@ -309,7 +309,7 @@ def _vlc_argv(url: str, seconds: int) -> list[str]:
     return argv
 
 
-def test_route_pulls_a_server_that_only_sends_udp(hub: HubServer, media: Callable[[str], Path]) -> None:
+def test_route_pulls_a_server_that_only_sends_udp(hub: HubServer) -> None:
     """VLC's RTSP server (as some cameras) answers 461 to RTP over TCP: the
     pull set up over TCP only, so such an upstream could not be pulled at
     all. Now it sets up over UDP after the 461 (as FFmpeg and MediaMTX
@@ -318,13 +318,14 @@ def test_route_pulls_a_server_that_only_sends_udp(hub: HubServer, media: Callabl
     folder = Path(tempfile.mkdtemp(prefix="vlc-src-"))
     try:
         folder.chmod(0o755)  # VLC runs as nobody (it refuses root)
-        src = folder / "src.mp4"
-        shutil.copy(media("h264"), src)
+        # Long enough for both players: VLC ends its RTSP sessions when a
+        # looped input starts over.
+        src = make_media(folder, "h264", seconds=40)
         src.chmod(0o644)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        argv = [VLC, "-q", "-I", "dummy", "--no-media-library", str(src), "--loop",
+        argv = [VLC, "-q", "-I", "dummy", "--no-media-library", str(src),
                 "--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{port}/cam}}"]
         if os.geteuid() == 0:
             argv = ["runuser", "-u", "nobody", "--", "env", "HOME=/nonexistent", *argv]
