@@ -317,9 +317,11 @@ class RtspPullSession(asyncio.Protocol):
         connected to the upstream's `server_port`; None if it refused."""
         assert self.settings.udp_ports is not None
         pool = self.settings.udp_ports()
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        host = str(peer[0]) if peer else self.up.host  # where the media comes from: the upstream's address
         try:
             # An upstream we were told to pull is not a stranger: no per-client share.
-            rtp, rtcp = pool.bind_pair("::" if ":" in self.up.host else "0.0.0.0")
+            rtp, rtcp = pool.bind_pair("::" if ":" in host else "0.0.0.0")
         except OSError as exc:
             raise NotFound(f"no UDP port pair for the upstream: {exc}") from None
         port = int(rtp.getsockname()[1])
@@ -340,8 +342,6 @@ class RtspPullSession(asyncio.Protocol):
             log.info("%s: upstream refused a track over UDP: %d", self.owner.path, resp.status)
             return None
         self._session_from(resp)
-        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
-        host = str(peer[0]) if peer else self.up.host
         udp = UdpPairReceiver(asyncio.get_running_loop(), rtp, rtcp, host, answer.server_port,
                               self.ingest.count, pool.release)
         self._udp.append(udp)
