@@ -8,10 +8,12 @@ cameras that only send UDP) gets the SETUPs again over UDP, as FFmpeg and
 MediaMTX fall back: a port pair of the shard's slice per track, each
 socket connected to the upstream's `server_port` (what the shard's UDP
 publishers use, `udp_in.UdpPairReceiver`), RTSP staying on the TCP
-connection for keep-alives and the TEARDOWN. It sends a keep-alive (GET_PARAMETER when the upstream's
-Public lists it, else OPTIONS) every `keepalive_interval`, or every half of
-the upstream's session timeout when that is shorter, and a TEARDOWN when it
-ends. Reconnecting is its owner's business (`hub.shard.pull.RoutePull`).
+connection for keep-alives and the TEARDOWN.
+
+It sends a keep-alive (GET_PARAMETER when the upstream's Public lists it,
+else OPTIONS) every `keepalive_interval`, or every half of the upstream's
+session timeout when that is shorter, and a TEARDOWN when it ends.
+Reconnecting is its owner's business (`hub.shard.pull.RoutePull`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from ..store.routes import mask_password
 from ..udp_ports import PortPairPool
 from .ingest import IngestSession
 from .read_gate import ReadGate
-from .udp_in import UdpPairReceiver
 from .sdp_tracks import AnnouncedTrack, announced_tracks, published_tracks
 from .stream import Stream
 from .streams import StreamTable
+from .udp_in import UdpPairReceiver
 
 log = logging.getLogger("hub.shard.pull")
 
