@@ -329,7 +329,7 @@ def test_route_pulls_a_server_that_only_sends_udp(hub: HubServer) -> None:
                 "--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{port}/cam}}"]
         if os.geteuid() == 0:
             argv = ["runuser", "-u", "nobody", "--", "env", "HOME=/nonexistent", *argv]
-        vlc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        vlc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert hub.post_json("/api/v1/routes", {"pattern": "/cam/vlc",
                                                     "url": f"rtsp://127.0.0.1:{port}/cam"}) == 200
