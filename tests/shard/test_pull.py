@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -24,6 +25,7 @@ from hub.media.rtsp import RtspReader, RtspRequest, RtspResponse, Headers, NEED_
 from hub.ring import RingReader
 from hub.shard.pull import PullManager, PullSettings, UpstreamUrl
 from hub.shard.streams import StreamTable
+from hub.udp_ports import PortPairPool
 
 TEST_TIMEOUT = 10.0
 REALM = "upstream"
@@ -53,6 +55,9 @@ IDR = bytes.fromhex("65888400ff")
 P_SLICE = bytes.fromhex("419a0011")
 RTP_IDR = bytes.fromhex("80e00001" "000003e8" "11223344") + IDR
 RTP_P = bytes.fromhex("80e00002" "000011f8" "11223344") + P_SLICE
+# Two more of track 0 (seq 3 at ts 8200, seq 4 at ts 11800), for the UDP test.
+RTP_P3 = bytes.fromhex("80e00003" "00002008" "11223344") + P_SLICE
+RTP_P4 = bytes.fromhex("80e00004" "00002e18" "11223344") + P_SLICE
 # ...and one AAC packet of track 1: PT=97, M=1, seq 7, ts 0, AU-headers-length
 # 16 bits, one AU header (size 3 << 3 = 0x0018), the 3-byte frame.
 AAC_FRAME = bytes.fromhex("210049")
@@ -85,8 +90,14 @@ class Upstream:
 
     def __init__(self, *, auth: str | None = None, frames: bytes = b"", drop_after_play: bool = False,
                  public: str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER",
-                 silent: bool = False, session: str = "F00D;timeout=60") -> None:
+                 silent: bool = False, session: str = "F00D;timeout=60", udp_only: bool = False) -> None:
         self.auth = auth
+        #: Answer 461 to RTP over TCP; over UDP, send `udp_packets` (track, RTP)
+        #: from the server ports after PLAY (as VLC's RTSP server does).
+        self.udp_only = udp_only
+        self.udp_packets: list[tuple[int, bytes]] = []
+        self.udp_socks: list[tuple[socket.socket, socket.socket]] = []
+        self.client_ports: list[tuple[int, int]] = []
         self.session = session  # the Session header SETUP answers with
         self.frames = frames
         self.drop_after_play = drop_after_play
@@ -114,6 +125,13 @@ class Upstream:
             w.close()
         if self.server is not None:
             self.server.close()
+        for pair in self.udp_socks:
+            for sock in pair:
+                sock.close()
+
+    def _send_udp(self) -> None:
+        for track, packet in self.udp_packets:
+            self.udp_socks[track][0].sendto(packet, ("127.0.0.1", self.client_ports[track][0]))
 
     def _authorized(self, req: RtspRequest) -> bool:
         value = req.headers.get("Authorization")
@@ -144,6 +162,8 @@ class Upstream:
                     w.write(bytes(self._answer(req)))
                     if req.method == "PLAY" and self._authorized(req):
                         w.write(self.frames)
+                        if self.udp_only:
+                            self._send_udp()
                         if self.drop_after_play:
                             await w.drain()
                             w.close()
@@ -167,6 +187,19 @@ class Upstream:
             h.add("Content-Base", f"rtsp://127.0.0.1:{self.port}/live/cam/")
             h.add("Content-Type", "application/sdp")
             return RtspResponse(200, headers=h, body=SDP.encode())
+        elif m == "SETUP" and self.udp_only:
+            offer = req.headers.get("Transport") or ""
+            if "/TCP" in offer:
+                return RtspResponse(461, headers=h)
+            ports = offer.split("client_port=")[1].split(";")[0].split("-")
+            self.client_ports.append((int(ports[0]), int(ports[1])))
+            pair = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            for sock in pair:
+                sock.bind(("127.0.0.1", 0))
+            self.udp_socks.append(pair)
+            h.add("Session", self.session)
+            h.add("Transport", f"RTP/AVP;unicast;client_port={ports[0]}-{ports[1]};"
+                               f"server_port={pair[0].getsockname()[1]}-{pair[1].getsockname()[1]}")
         elif m == "SETUP":
             h.add("Session", self.session)
             h.add("Transport", (req.headers.get("Transport") or "") + ";ssrc=11223344")
@@ -178,12 +211,12 @@ class Upstream:
 class Env:
     """A shard's stream table and pull manager in this test's loop."""
 
-    def __init__(self, routes: dict[str, tuple[str, bool]], **settings: float) -> None:
+    def __init__(self, routes: dict[str, tuple[str, bool]], **settings: Any) -> None:
         args = ChildArgs("shard", 0, -1, f"pulltest{os.getpid()}", "/tmp", Config())
         self.wakes: list[Any] = []
         self.streams = StreamTable(args, lambda reader, s: self.wakes.append(s))
         self.routes = routes
-        base = dict(connect_timeout=1.0, backoff_min=0.05, backoff_max=0.2, idle_timeout=30.0,
+        base: dict[str, Any] = dict(connect_timeout=1.0, backoff_min=0.05, backoff_max=0.2, idle_timeout=30.0,
                     session_timeout=30.0)
         base.update(settings)
         self.pulls = PullManager(self.streams, routes.get, PullSettings(**base))
@@ -220,6 +253,54 @@ def test_upstream_url_strips_and_masks_credentials() -> None:
 
 
 # -- the conversation -------------------------------------------------------------
+def test_an_upstream_that_only_sends_udp_is_set_up_over_udp() -> None:
+    """VLC's RTSP server (and cameras that only send UDP) answer 461 to RTP
+    over TCP: the pull then sets every track up again over UDP, a pair of
+    the shard's slice each, and takes RTP from the upstream's server port
+    only (the sockets are connected to it: a datagram from anywhere else
+    never reaches the ingest)."""
+    async def main() -> None:
+        up = await Upstream(udp_only=True).start()
+        pool = PortPairPool(31600, 31699)
+        env = Env({"/relay/udp": (up.url(), False)}, udp_ports=lambda: pool)
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.bind(("127.0.0.1", 0))
+        try:
+            up.udp_packets = [(0, RTP_IDR), (0, RTP_P), (1, RTP_AAC)]
+            stream = await env.pulls.ensure("/relay/udp")
+            assert [t.codec for t in stream.tracks] == ["H264", "MPEG4-GENERIC"]
+            r = up.requests
+            assert up.methods() == ["OPTIONS", "DESCRIBE", "SETUP", "SETUP", "SETUP", "PLAY"]
+            assert r[2].headers.get("Transport") == "RTP/AVP/TCP;unicast;interleaved=0-1"
+            ports = [q.headers.get("Transport") for q in r[3:5]]
+            assert ports == [f"RTP/AVP;unicast;client_port={a}-{a + 1}" for a, _ in up.client_ports]
+            assert len(pool._used) == 2 and all(a in pool.ports for a, _ in up.client_ports)
+            ring = RingReader.attach(stream.ring.name)
+            entries: list[Any] = []
+            await until(lambda: video_count(ring, entries) >= 2 and len(entries) >= 3)
+            # A stranger's datagram, then the upstream's next frame on the same port:
+            # once that frame is in, the stranger's was dealt with before it.
+            stranger.sendto(RTP_P3, ("127.0.0.1", up.client_ports[0][0]))
+            up.udp_socks[0][0].sendto(RTP_P4, ("127.0.0.1", up.client_ports[0][0]))
+            await until(lambda: video_count(ring, entries) >= 3)
+            ring.close()
+            video = [e for e in entries if e.track == 0]
+            assert [(e.data, e.keyframe) for e in video][:2] == [(b"\x00\x00\x00\x05" + IDR, True),
+                                                                 (b"\x00\x00\x00\x04" + P_SLICE, False)]
+            assert [e.pts - video[0].pts for e in video] == [0, 3600, 10800]  # seq 4's frame: not the stranger's
+            assert [e.data for e in entries if e.track == 1] == [AAC_FRAME]
+            session = env.pulls.pulls["/relay/udp"].session
+            assert session is not None and len(session._udp) == 2
+            assert session._udp[0].rejected == 0  # the stranger's never got past the kernel
+        finally:
+            stranger.close()
+            await env.close()
+            await up.close()
+        assert not pool._used  # the pairs went back with the session
+
+    run(main)
+
+
 def test_pull_conversation_and_ring_entries() -> None:
     async def main() -> None:
         up = await Upstream(frames=FRAMES).start()
