@@ -22,9 +22,14 @@ A source whose time line jumps (back by more than `MAX_STEP_BACK`, or ahead
 by more than `MAX_LEAP`: a camera's encoder restarted, GStreamer's RTSP
 server restarting a shared media's time line when another client plays it)
 is followed without the jump: the track's time line is moved so the unit
-after it lands where it arrived (and never before the unit before it), as
-the first unit did. Before, the jump went through: a pulled camera's
-players saw audio go back ~6.5 s and video frozen at one DTS for as long.
+after it lands one step after the unit before it (the track's last step
+between units), or as long after it as the clock says passed between
+them, whichever is more. The track keeps its place against the clock, so
+the other tracks' and the sender reports' too (landing it where it
+arrived moved it by however far it ran ahead of its arrival: an RTSP
+player re-synced on the next report and saw a 19 ms step back). Before,
+the jump went through: a pulled camera's players saw audio go back ~6.9 s
+and video frozen at one DTS for as long.
 
 Nothing a publisher sends is raised from here: a packet that does not parse
 is dropped and counted (`stats`).
@@ -75,9 +80,6 @@ PARAMS_MIN_GAP = 1.0
 MAX_STEP_BACK = 1.0
 MAX_LEAP = 10.0
 REORDER_SPAN = 16
-#: Where the unit after a jump lands at the earliest: this long after the
-#: one before it.
-JUMP_STEP = 0.01
 
 
 @dataclass(slots=True)
@@ -132,7 +134,7 @@ class TrackIngest:
     __slots__ = ("stream", "index", "desc", "pt", "stats", "last_sr", "last_sr_at", "_depack",
                  "_unwrap", "_base", "_key_all", "_on_params", "_clock", "_started",
                  "_nal_depack", "_is_video", "_dts", "_dts_of", "_unit_sink", "_described_at",
-                 "_pending_asc", "_last_pts", "_step_back", "_leap")
+                 "_pending_asc", "_last_pts", "_last_at", "_last_step", "_step_back", "_leap")
 
     def __init__(self, stream: Stream, index: int, desc: TrackDesc, *, audio_only: bool,
                  on_params: Callable[[int, TrackDesc], None] | None = None,
@@ -151,7 +153,9 @@ class TrackIngest:
             self._depack = None
         self._unwrap = TimestampUnwrapper()
         self._base: int | None = None  # extended ts that maps to pts 0
-        self._last_pts: int | None = None  # the last unit's, for jumps of the time line
+        self._last_pts: int | None = None  # the last unit's time, for jumps of the time line
+        self._last_at = 0.0  # when it came (clock)
+        self._last_step = 0  # the last step forward between two units
         self._step_back = round(MAX_STEP_BACK * desc.clock_rate)
         self._leap = round(MAX_LEAP * desc.clock_rate)
         # Audio of an audio-only stream: every frame is a start point.
@@ -243,11 +247,7 @@ class TrackIngest:
         """A unit the depacketiser finished: into the ring (its one copy)."""
         base = self._base
         assert base is not None
-        pts -= base
-        last = self._last_pts
-        if last is not None and (pts < last - self._step_back or pts > last + self._leap):
-            pts = self._jumped(pts, last)
-        self._last_pts = pts
+        pts = self._follow(pts - base)
         # RTP has no DTS: derive one for video (B-frames), audio is in order.
         dts_of = self._dts_of
         dts = dts_of(pts) if dts_of is not None else pts
@@ -266,19 +266,34 @@ class TrackIngest:
         offset = max(0.0, self._clock() - self._started)
         self._base = first_ts - round(offset * self.desc.clock_rate)
 
-    def _jumped(self, pts: int, last: int) -> int:
+    def _follow(self, t: int) -> int:
+        """This unit's time (in decode order) on the track's time line: as
+        is, or moved past a jump of the source's (`_jumped`)."""
+        now = self._clock()
+        last = self._last_pts
+        if last is not None:
+            if t < last - self._step_back or t > last + self._leap:
+                t = self._jumped(t, last, now)
+            elif t > last:
+                self._last_step = t - last
+        self._last_pts = t
+        self._last_at = now
+        return t
+
+    def _jumped(self, pts: int, last: int, now: float) -> int:
         """The source's time line jumped between the last unit (at `last`)
         and this one (at `pts`): move the track's time line so this unit
-        lands where it arrived, never before `last` (+ JUMP_STEP); its new
-        timestamp. Later units follow from it (`_base` moved with it). A
-        video step back within REORDER_SPAN frames is no jump: `pts` as is."""
+        lands one step after `last`, or as long after it as the clock says
+        passed, whichever is more; its new timestamp. Later units follow
+        from it (`_base` moved with it). A video step back within
+        REORDER_SPAN frames is no jump: `pts` as is."""
         dts = self._dts
         if pts < last and dts is not None and dts.frame_ticks is not None \
                 and last - pts <= REORDER_SPAN * dts.frame_ticks:
             return pts  # B-frames at a low frame rate
         rate = self.desc.clock_rate
-        arrived = round(max(0.0, self._clock() - self._started) * rate)
-        moved = max(arrived, last + max(1, round(JUMP_STEP * rate)))
+        passed = round(max(0.0, now - self._last_at) * rate)
+        moved = last + max(1, self._last_step, passed)
         self.stats.jumps += 1
         if self.stats.jumps == 1:
             log.info("%s: track %d: the source's time line jumped by %+.3f s; followed without the jump",
@@ -290,11 +305,7 @@ class TrackIngest:
     def _pass_through(self, ts: int, marker: bool, payload: memoryview) -> None:
         base = self._base
         assert base is not None
-        pts = self._unwrap.extend(ts) - base
-        last = self._last_pts
-        if last is not None and (pts < last - self._step_back or pts > last + self._leap):
-            pts = self._jumped(pts, last)
-        self._last_pts = pts
+        pts = self._follow(self._unwrap.extend(ts) - base)
         flags = FLAG_RTP_PAYLOAD | FLAG_MARKER if marker else FLAG_RTP_PAYLOAD
         self.stream.write(self.index, payload, pts, pts, self._key_all, flags)
         self.stats.entries += 1
@@ -367,15 +378,12 @@ class TrackIngest:
         pts -= base
         if dts is not None:
             dts -= base
-        last = self._last_pts
         at = pts if dts is None else dts  # in decode order: what must not jump
-        if last is not None and (at < last - self._step_back or at > last + self._leap):
-            moved = self._jumped(at, last) - at
+        moved = self._follow(at) - at
+        if moved:
             pts += moved
             if dts is not None:
                 dts += moved
-            at += moved
-        self._last_pts = at
         if dts is None:
             dts = self._dts.dts(pts) if self._dts is not None else pts
         if isinstance(data, bytearray):
