@@ -109,7 +109,10 @@ def attack_amf_flood(port: int) -> socket.socket:
     sock, client = _connected(port)
     head = b"\x02\x00\x08_checkbw\x00" + bytes(8)
     body = head + b"\x05" * ((64 << 10) - len(head))
-    flood = client.writer.write(3, 20, 0, 0, body) * 8
+    # Three: past the budget (128 KiB at once) at the second, and under the
+    # 256 KiB a connection may send before publish or play (MAX_TRANSCRIPT),
+    # which would otherwise close it first when a read takes them all at once.
+    flood = client.writer.write(3, 20, 0, 0, body) * 3
     sock.sendall(client.connect("live"))
     try:
         sock.sendall(flood)
