@@ -327,20 +327,18 @@ class RtspPullSession(asyncio.Protocol):
         except OSError as exc:
             raise NotFound(f"no UDP port pair for the upstream: {exc}") from None
         port = int(rtp.getsockname()[1])
+        answer: TransportSpec | None = None
         try:
             offer = TransportSpec(protocol="RTP/AVP", delivery="unicast", client_port=(port, port + 1))
             resp = await self.request("SETUP", uri, [("Transport", str(offer))])
-            answer = TransportSpec.parse((resp.headers.get("Transport") or "").split(",", 1)[0]) \
-                if resp.status == 200 else None
-        except BaseException:
-            rtp.close()
-            rtcp.close()
-            pool.release(port)
-            raise
+            if resp.status == 200:
+                answer = TransportSpec.parse((resp.headers.get("Transport") or "").split(",", 1)[0])
+        finally:
+            if answer is None or answer.server_port is None:  # refused, or the request failed
+                rtp.close()
+                rtcp.close()
+                pool.release(port)
         if answer is None or answer.server_port is None:
-            rtp.close()
-            rtcp.close()
-            pool.release(port)
             log.info("%s: upstream refused a track over UDP: %d", self.owner.path, resp.status)
             return None
         self._session_from(resp)
