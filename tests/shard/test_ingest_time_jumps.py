@@ -8,9 +8,10 @@ route's players saw its audio go back ~6.5 s and its video frozen at one
 DTS for as long (found with two routes to `tests/e2e/gst_camera.py`; the
 end-to-end check is in tests/e2e/test_other_clients.py). Now a step
 back of more than MAX_STEP_BACK, or ahead of more than MAX_LEAP, moves the
-track's time line so the next unit lands where it arrived (never before
-the unit before it), as the first one did; B-frames and a source that
-pauses keep their timestamps.
+track's time line so the next unit lands one step after the unit before
+it, or as long after it as the clock says passed (the track keeps its
+place against the clock); B-frames and a source that pauses keep their
+timestamps.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def test_a_time_line_that_leaps_ahead_is_followed_without_the_leap() -> None:
 
 def test_a_source_that_pauses_keeps_its_timestamps() -> None:
     """A pause shorter than MAX_LEAP is the source's: its gap stays as sent.
-    A longer one counts as a leap, and lands where it arrived: the same."""
+    A longer one counts as a leap, and lands as long after the unit before
+    it as the clock says passed: the same."""
     async def main(streams: StreamTable) -> None:
         for path, pause, jumps in (("/cam/pause", 5.0, 0), ("/cam/long", MAX_LEAP + 2.0, 1)):
             ingest, ring, src = live(streams, path)
